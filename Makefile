@@ -1,0 +1,42 @@
+# ase-au20 — every target is self-sufficient on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+AU20_DATA ?= $(abspath ../shared/data/au20)
+export AU20_DATA
+OUT    ?= runs
+
+.PHONY: demo test bench reproduce lint venv clean
+
+# The venv is refreshed whenever pyproject.toml changes; torch is pinned to the CPU wheel.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	mkdir -p $(OUT)
+	$(BIN)/au20-workflow sensitivity --out $(OUT)/demo-sensitivity
+
+test: venv
+	$(BIN)/ruff check ase_au20 tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py --db $(OUT)/au20.db
+
+reproduce: venv
+	mkdir -p $(OUT)
+	$(BIN)/au20-workflow db build $(AU20_DATA)/xyz -o $(OUT)/au20-seed.db --split seed --seed-splits $(AU20_DATA)/splits_seed
+	$(BIN)/python -m ase_au20.models.reproduce --db $(OUT)/au20-seed.db --out ase_au20/models/pretrained
+
+lint: venv
+	$(BIN)/ruff check ase_au20 tests benchmarks
+	$(BIN)/ruff format --check ase_au20 tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

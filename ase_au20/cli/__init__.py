@@ -1,0 +1,31 @@
+"""The ``au20-workflow`` command: a thin click group over the library.
+
+Each verb lives in a module of this package that exposes click commands; heavy imports
+stay inside the command functions so ``--help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from ase_au20._version import __version__
+
+# (module, attribute) of every top-level command or sub-group, in --help order.
+COMMANDS: list[tuple[str, str]] = [
+    ("ase_au20.cli.db", "db"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="au20-workflow")
+def main() -> None:
+    """Machine-learned Au20 cluster models: database, training, calculators and workflows.
+
+    Energies are in eV, lengths in Å. Run `au20-workflow VERB --help` for each verb.
+    """
+
+
+for _module, _attr in COMMANDS:
+    main.add_command(getattr(importlib.import_module(_module), _attr))
