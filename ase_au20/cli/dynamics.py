@@ -1,0 +1,127 @@
+"""CLI verbs that move atoms: ``relax`` (local optimisation) and ``md`` (molecular dynamics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
+
+
+def _load(file: Path, calc_spec: str, device: str):
+    """Read and validate the structure, then build the calculator; errors become click errors."""
+    from ase_au20.workflows.calculators import make_calculator
+    from ase_au20.workflows.inputs import read_cluster
+
+    try:
+        atoms = read_cluster(file)
+        calc = make_calculator(calc_spec, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    return atoms, calc
+
+
+@click.command("relax")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
+@click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
+@click.option("--steps", default=500, show_default=True, type=int, help="maximum optimizer steps")
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
+)
+def relax_cmd(
+    file: Path, calc_spec: str, fmax: float, optimizer: str, steps: int, device: str, out_dir: Path
+) -> None:
+    """Relax the cluster in FILE: relaxed xyz, .traj, HDF5 history and a PNG in --out."""
+    from ase_au20.workflows.relax import run_relax
+
+    atoms, calc = _load(file, calc_spec, device)
+    try:
+        result, files = run_relax(
+            atoms,
+            calc,
+            out_dir,
+            name=file.stem,
+            fmax=fmax,
+            optimizer=optimizer,
+            steps=steps,
+            parameters={"input": str(file), "calc": calc_spec},
+            progress=True,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{'steps':<12}{result.steps}")
+    click.echo(f"{'converged':<12}{result.converged}")
+    click.echo(f"{'E start':<12}{result.energies[0]:.5f} eV")
+    click.echo(f"{'E final':<12}{result.energies[-1]:.5f} eV")
+    click.echo(f"{'fmax final':<12}{result.fmax[-1]:.4f} eV/Å")
+    for kind, path in files.items():
+        click.echo(f"{kind:<12}{path}")
+    if not result.converged:
+        raise click.ClickException(f"not converged to fmax={fmax} eV/Å within {steps} steps")
+
+
+@click.command("md")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@click.option(
+    "--ensemble", type=click.Choice(["nve", "langevin"]), default="nve", show_default=True
+)
+@click.option("--temperature", default=300.0, show_default=True, type=float, help="K")
+@click.option("--steps", default=1000, show_default=True, type=int)
+@click.option("--timestep", default=2.0, show_default=True, type=float, help="fs")
+@click.option("--friction", default=0.01, show_default=True, type=float, help="Langevin, 1/fs")
+@click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
+@click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
+)
+def md_cmd(
+    file: Path,
+    calc_spec: str,
+    ensemble: str,
+    temperature: float,
+    steps: int,
+    timestep: float,
+    friction: float,
+    interval: int,
+    seed: int,
+    device: str,
+    out_dir: Path,
+) -> None:
+    """Run MD of the cluster in FILE: .traj, HDF5 energy/temperature series and a PNG."""
+    from ase_au20.workflows.md import run_md_files
+
+    atoms, calc = _load(file, calc_spec, device)
+    try:
+        result, files = run_md_files(
+            atoms,
+            calc,
+            out_dir,
+            name=file.stem,
+            parameters={"input": str(file), "calc": calc_spec},
+            progress=True,
+            ensemble=ensemble,
+            temperature=temperature,
+            steps=steps,
+            timestep=timestep,
+            friction=friction,
+            seed=seed,
+            interval=interval,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{'time':<22}{result.time[-1] / 1000:.3f} ps ({steps} steps of {timestep} fs)")
+    click.echo(f"{'mean temperature':<22}{result.temperature.mean():.1f} K")
+    click.echo(f"{'mean potential E':<22}{result.potential.mean():.5f} eV")
+    if result.drift:
+        slope = result.drift["slope_meV_per_atom_per_ps"]
+        dev = result.drift["max_deviation_meV_per_atom"]
+        click.echo(f"{'drift slope':<22}{slope:.4g} meV/atom/ps")
+        click.echo(f"{'drift max deviation':<22}{dev:.4g} meV/atom")
+    for kind, path in files.items():
+        click.echo(f"{kind:<22}{path}")

@@ -1,0 +1,83 @@
+"""Relaxation workflow: converges with EMT, writes consistent files, rejects bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.io import read, write
+from click.testing import CliRunner
+
+from ase_au20.cli.dynamics import relax_cmd
+from ase_au20.structures import au20_ground_state
+from ase_au20.workflows.relax import relax, run_relax
+from ase_au20.workflows.results import read_results
+
+
+def _rattled(seed: int = 1):
+    atoms = au20_ground_state()
+    atoms.rattle(0.15, seed=seed)
+    return atoms
+
+
+@pytest.mark.parametrize("optimizer", ["bfgs", "fire"])
+def test_relax_converges_below_fmax(optimizer):
+    result = relax(_rattled(), EMT(), fmax=0.05, optimizer=optimizer, steps=400)
+    assert result.converged
+    atoms = result.atoms
+    atoms.calc = EMT()
+    assert np.linalg.norm(atoms.get_forces(), axis=1).max() < 0.05
+    assert result.fmax[-1] < 0.05 < result.fmax[0]
+    assert result.energies[-1] < result.energies[0]
+    assert len(result.energies) == result.steps + 1
+
+
+def test_run_relax_files_agree(tmp_path):
+    result, files = run_relax(_rattled(), EMT(), tmp_path, name="t", fmax=0.05, steps=400)
+    arrays, attrs = read_results(files["h5"])
+    np.testing.assert_allclose(arrays["history/energy"], result.energies)
+    np.testing.assert_allclose(arrays["history/fmax"], result.fmax)
+    assert attrs["parameters"]["optimizer"] == "bfgs"
+    assert attrs["model_card"]["calculator"] == "EMT"
+    relaxed = read(files["xyz"])
+    np.testing.assert_allclose(relaxed.get_positions(), result.atoms.get_positions(), atol=1e-6)
+    traj = read(files["traj"], index=":")
+    assert len(traj) == result.steps + 1
+    assert traj[-1].get_potential_energy() == pytest.approx(result.energies[-1])
+    assert files["png"].stat().st_size > 10_000
+
+
+def test_relax_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        relax(_rattled(), EMT(), optimizer="lbfgsx")
+    with pytest.raises(ValueError, match="fmax must be positive"):
+        relax(_rattled(), EMT(), fmax=0)
+
+
+def test_cli_relax(tmp_path):
+    src = tmp_path / "guess.xyz"
+    write(src, _rattled())
+    out = tmp_path / "out"
+    res = CliRunner().invoke(relax_cmd, [str(src), "--calc", "emt", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "converged   True" in res.output
+    assert (out / "guess-relaxed.xyz").is_file() and (out / "guess-relax.h5").is_file()
+
+
+def test_cli_relax_clear_errors(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(relax_cmd, [str(tmp_path / "missing.xyz"), "--calc", "emt"])
+    assert res.exit_code != 0 and "no such file" in res.output
+    garbage = tmp_path / "garbage.xyz"
+    garbage.write_text("twenty\nnot a structure\n")
+    res = runner.invoke(relax_cmd, [str(garbage), "--calc", "emt"])
+    assert res.exit_code != 0 and "cannot read a structure" in res.output
+    squeezed = au20_ground_state()
+    squeezed.positions[1] = squeezed.positions[0] + [0.5, 0, 0]
+    write(tmp_path / "bad.xyz", squeezed)
+    res = runner.invoke(relax_cmd, [str(tmp_path / "bad.xyz"), "--calc", "emt"])
+    assert res.exit_code != 0 and "unphysical geometry" in res.output
+    write(tmp_path / "cu.xyz", Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]]))
+    res = runner.invoke(relax_cmd, [str(tmp_path / "cu.xyz"), "--calc", "emt"])
+    assert res.exit_code != 0 and "only Au atoms" in res.output
