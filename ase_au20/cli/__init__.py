@@ -15,6 +15,8 @@ from ase_au20._version import __version__
 # (module, attribute) of every top-level command or sub-group, in --help order.
 COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.db", "db"),
+    ("ase_au20.cli.dynamics", "relax_cmd"),
+    ("ase_au20.cli.dynamics", "md_cmd"),
 ]
 
 
