@@ -1,0 +1,9 @@
+"""The isomer database: xyz files in, ASE db rows with energies, groups and splits out."""
+
+from __future__ import annotations
+
+from ase_au20.database.build import BuildReport, build_database
+from ase_au20.database.rows import IsomerSet, load_rows
+from ase_au20.database.store import connect
+
+__all__ = ["BuildReport", "IsomerSet", "build_database", "connect", "load_rows"]

@@ -1,0 +1,98 @@
+"""`au20-workflow db`: build, inspect and extend the isomer database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _print_summary(db_path: str) -> None:
+    """Print the summary table of a database."""
+    from ase_au20.database import connect, load_rows
+    from ase_au20.database.summary import format_summary, summarize
+
+    db = connect(db_path)
+    click.echo(format_summary(summarize(load_rows(db)), dict(db.metadata)))
+
+
+@click.group()
+def db() -> None:
+    """Build, inspect and extend the Au20 isomer database (ASE db, eV and Å)."""
+
+
+@db.command()
+@click.argument("xyz_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    default="au20.db",
+    show_default=True,
+    help="Database file (SQLite by extension) or server URL.",
+)
+@click.option(
+    "--split",
+    "split",
+    type=click.Choice(["group", "seed"]),
+    default="group",
+    show_default=True,
+    help="group: group-aware random split; seed: the prototype's fixed split.",
+)
+@click.option(
+    "--seed-splits",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the fixed split [default: XYZ_DIR/../splits_seed].",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the split.")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Near-duplicate tolerance on sorted pair distances (Å).",
+)
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
+def build(
+    xyz_dir: Path,
+    output: str,
+    split: str,
+    seed_splits: Path | None,
+    seed: int,
+    tolerance: float,
+    strict: bool,
+) -> None:
+    """Build the database from a folder of <id>.xyz files (replaces OUTPUT atomically)."""
+    from ase_au20.database import build_database
+
+    try:
+        report = build_database(
+            xyz_dir,
+            output,
+            split=split,
+            seed_splits=seed_splits,
+            seed=seed,
+            strict=strict,
+            tolerance=tolerance,
+            progress=True,
+        )
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    for bad in report.bad_files:
+        click.echo(f"warning: {bad}", err=True)
+    for note in report.notes:
+        click.echo(f"warning: {note}", err=True)
+    click.echo(f"wrote {report.n_rows} rows to {output}")
+    _print_summary(output)
+    if report.n_warnings:
+        click.echo(f"{report.n_warnings} warning(s)", err=True)
+
+
+@db.command()
+@click.argument("database")
+def info(database: str) -> None:
+    """Print the count, energy range, bucket and split sizes and duplicate groups."""
+    try:
+        _print_summary(database)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None

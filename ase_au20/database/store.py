@@ -1,0 +1,110 @@
+"""Writing isomer rows with ase.db: connection, row layout, dataset hash and atomic replace.
+
+SQLite files are built under a temporary name in the target folder and moved into place
+with ``os.replace``, so a failed build leaves the previous database untouched. Server
+URLs (PostgreSQL, MySQL) are rewritten inside one transaction instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.db import connect as ase_connect
+from ase.db.core import Database
+
+SERVER_PREFIXES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+KEYS = ("cluster_id", "delta_e", "bucket", "dup_group", "is_outlier", "split", "fold", "source")
+
+
+def connect(url: str | os.PathLike[str]) -> Database:
+    """Open an ASE database by file name or server URL (anything ``ase.db.connect`` takes)."""
+    return ase_connect(str(url))
+
+
+def is_server_url(url: str | os.PathLike[str]) -> bool:
+    """True for database server URLs, False for file paths."""
+    return str(url).startswith(SERVER_PREFIXES)
+
+
+def row_key_value_pairs(
+    cluster_id: int,
+    delta_e: float,
+    bucket: str,
+    dup_group: int,
+    is_outlier: bool,
+    split: str,
+    fold: int,
+    source: str,
+) -> dict[str, Any]:
+    """Key-value pairs of one isomer row, as plain Python scalars ase.db accepts."""
+    return {
+        "cluster_id": int(cluster_id),
+        "delta_e": float(delta_e),
+        "bucket": str(bucket),
+        "dup_group": int(dup_group),
+        "is_outlier": bool(is_outlier),
+        "split": str(split),
+        "fold": int(fold),
+        "source": str(source),
+    }
+
+
+def dataset_hash(ids: Sequence[int], energies: Sequence[float], atoms: Sequence[Atoms]) -> str:
+    """SHA-256 of ids, energies and positions in id order (1e-6 precision): the data identity."""
+    digest = hashlib.sha256()
+    for index in np.argsort(np.asarray(ids), kind="stable"):
+        positions = " ".join(f"{x:.6f}" for x in atoms[index].get_positions().ravel())
+        digest.update(f"{int(ids[index])} {float(energies[index]):.6f} {positions}\n".encode())
+    return digest.hexdigest()
+
+
+def write_rows(db: Database, atoms: Sequence[Atoms], kvps: Sequence[dict[str, Any]]) -> None:
+    """Write Atoms (with their SinglePointCalculator) and key-value pairs, in order."""
+    for structure, kvp in zip(atoms, kvps, strict=True):
+        db.write(structure, key_value_pairs=kvp)
+
+
+def _writable_temp(path: Path) -> Path:
+    """Reserve a temporary name beside ``path``; ValueError if the folder is unwritable."""
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write database {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ValueError(f"cannot write database {path}: it is a directory")
+    try:
+        handle, name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
+        )
+    except OSError as err:
+        raise ValueError(f"cannot write database {path}: {err.strerror or err}") from None
+    os.close(handle)
+    Path(name).unlink()  # writability is proven; ase.db creates the file in its own format
+    return Path(name)
+
+
+@contextlib.contextmanager
+def fresh_database(url: str | os.PathLike[str]) -> Iterator[Database]:
+    """An empty database that replaces ``url`` only if the block finishes without error."""
+    if is_server_url(url):
+        db = connect(url)
+        with db:
+            db.delete([row.id for row in db.select(include_data=False)])
+            yield db
+        return
+    path = Path(url).expanduser().absolute()
+    if not path.suffix:
+        raise ValueError(f"database file {path} needs an extension, e.g. .db")
+    tmp = _writable_temp(path)
+    try:
+        db = ase_connect(str(tmp), use_lock_file=False)
+        yield db
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,112 @@
+"""Shared fixtures: the real Au20 dataset (when present) and a small synthetic EMT dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.optimize import BFGS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_COUNT = 40  # random relaxed clusters; 4 near-duplicate copies are added on top
+
+
+def _dataset_dir() -> Path:
+    """``$AU20_DATA`` or ``../shared/data/au20`` beside the repository."""
+    default = REPO_ROOT.parent / "shared" / "data" / "au20"
+    return Path(os.environ.get("AU20_DATA", default)).expanduser().resolve()
+
+
+@pytest.fixture(scope="session")
+def au20_data_dir() -> Path:
+    """The real dataset folder; skipped when missing, a failure when CI=true."""
+    path = _dataset_dir()
+    if not (path / "xyz").is_dir():
+        reason = f"Au20 dataset not found at {path} (set AU20_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def write_isomer_xyz(path: Path, atoms: Atoms, energy: float) -> None:
+    """Write one isomer in the dataset's format: count, bare energy, ``Au x y z`` lines."""
+    lines = [str(len(atoms)), f"{energy:.6f}"]
+    lines += [f"Au {x:14.8f} {y:14.8f} {z:14.8f}" for x, y, z in atoms.get_positions()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def random_compact_au20(rng: np.random.Generator, radius: float = 4.3, dmin: float = 2.5) -> Atoms:
+    """Twenty Au atoms placed at random in a sphere, no pair closer than ``dmin`` Å."""
+    positions: list[np.ndarray] = []
+    while len(positions) < 20:
+        point = rng.uniform(-radius, radius, 3)
+        if np.linalg.norm(point) > radius:
+            continue
+        if positions and np.linalg.norm(np.array(positions) - point, axis=1).min() < dmin:
+            continue
+        positions.append(point)
+    return Atoms("Au20", positions=positions)
+
+
+@pytest.fixture(scope="session")
+def synthetic_xyz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 random Au20 clusters after 3 EMT BFGS steps, plus near-duplicate copies.
+
+    Files 0..39 are distinct; 40 and 41 copy 0 (a group of three), 42 copies 1 and 43
+    copies 2 (groups of two), each with 1e-4 Å noise and energy shifted by <= 1e-4 eV.
+    """
+    folder = tmp_path_factory.mktemp("synthetic_xyz")
+    rng = np.random.default_rng(20)
+    structures, energies = [], []
+    for index in range(SYNTHETIC_COUNT):
+        atoms = random_compact_au20(rng)
+        atoms.calc = EMT()
+        BFGS(atoms, logfile=None).run(fmax=0.05, steps=3)
+        energy = float(atoms.get_potential_energy())
+        atoms.calc = None
+        structures.append(atoms)
+        energies.append(energy)
+        write_isomer_xyz(folder / f"{index}.xyz", atoms, energy)
+    for copy_id, original in zip(range(40, 44), (0, 0, 1, 2), strict=True):
+        atoms = structures[original].copy()
+        atoms.positions += rng.uniform(-1e-4, 1e-4, atoms.positions.shape)
+        energy = energies[original] + rng.uniform(-1e-4, 1e-4)
+        write_isomer_xyz(folder / f"{copy_id}.xyz", atoms, energy)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_db(synthetic_xyz_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SQLite db of the synthetic set with the default group split (every split non-empty)."""
+    from ase_au20.database import build_database
+
+    path = tmp_path_factory.mktemp("synthetic_db") / "synthetic.db"
+    build_database(synthetic_xyz_dir, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_db(au20_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 899-isomer db with the prototype's seed split (fixed test ids and folds)."""
+    from ase_au20.database import build_database
+
+    path = tmp_path_factory.mktemp("real_db") / "au20-seed.db"
+    build_database(
+        au20_data_dir / "xyz", path, split="seed", seed_splits=au20_data_dir / "splits_seed"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_db_group(au20_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 899-isomer db with the default group-aware split (seed 0)."""
+    from ase_au20.database import build_database
+
+    path = tmp_path_factory.mktemp("real_db_group") / "au20-group.db"
+    build_database(au20_data_dir / "xyz", path)
+    return path
