@@ -1,0 +1,63 @@
+"""ASE plugin registration and lazy imports: listing our calculators costs no torch/dscribe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ase._4.plugins import PluginCollection
+
+HEAVY = ("torch", "dscribe")
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level module names imported by ``code`` in a fresh interpreter."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_import_package_does_not_load_torch_or_dscribe() -> None:
+    loaded = _modules_after("import ase_au20")
+    assert "ase_au20" in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_calculator_classes_import_without_torch() -> None:
+    loaded = _modules_after("from ase_au20 import SchNetAu20, KRRAu20")
+    assert "ase_au20.calculators.schnet" in loaded
+    assert "ase_au20.calculators.krr" in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_plugin_collection_lists_both_calculators() -> None:
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.calculators.schnet import SchNetAu20
+
+    calculators = PluginCollection.from_entry_points().calculators
+    ours = {p.name: p for p in calculators if p.package == "ase_au20"}
+    assert set(ours) == {"schnet_au20", "krr_au20"}
+    assert ours["schnet_au20"].implementation is SchNetAu20
+    assert ours["krr_au20"].implementation is KRRAu20
+    assert ours["krr_au20"].module.__name__ == "ase_au20.calculators.plugin"
+
+
+def test_collecting_plugins_does_not_load_torch() -> None:
+    loaded = _modules_after("from ase._4.plugins import plugins; plugins.calculators")
+    assert "ase_au20.calculators.plugin" in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_ase_info_plugins_shows_package() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ase", "info", "--plugins"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    section = out[out.index("ase_au20 ") :]
+    assert "CalculatorPlugin" in section
+    assert "schnet_au20" in section and "krr_au20" in section
