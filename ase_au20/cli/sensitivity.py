@@ -1,0 +1,148 @@
+"""``au20-workflow sensitivity``: energy response of one cluster to random perturbations."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ase_au20.cli.workflow_options import (
+    build_calculator,
+    check_writable,
+    parse_floats,
+    parse_ints,
+)
+
+CALC_HELP = "schnet, krr, emt or a trained model directory"
+
+
+def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
+    """The Atoms to study and a description; ``None`` means the built-in ground state."""
+    from ase_au20.workflows.inputs import read_cluster
+
+    if structure is not None and (db is not None or cluster_id is not None):
+        raise click.UsageError("give either STRUCTURE or --db/--cluster-id, not both")
+    if (db is None) != (cluster_id is None):
+        raise click.UsageError("--db and --cluster-id go together")
+    try:
+        if structure is not None:
+            return read_cluster(structure), str(structure)
+        if db is not None:
+            from ase_au20.database import load_rows
+
+            rows = load_rows(db)
+            hits = [i for i, cid in enumerate(rows.ids) if cid == cluster_id]
+            if not hits:
+                raise ValueError(
+                    f"cluster_id {cluster_id} is not in {db} "
+                    f"({len(rows)} isomers, ids {rows.ids.min()}..{rows.ids.max()})"
+                )
+            atoms = rows.atoms[hits[0]].copy()
+            atoms.calc = None
+            return atoms, f"{db} cluster_id={cluster_id}"
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return None, "built-in Td ground state"
+
+
+@click.command("sensitivity")
+@click.argument("structure", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="isomer database")
+@click.option("--cluster-id", type=int, help="cluster_id of the isomer in --db")
+@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option(
+    "--sigmas",
+    default="0.01,0.02,0.03,0.05,0.08",
+    show_default=True,
+    help="comma-separated displacement widths σ, Å",
+)
+@click.option(
+    "--ks", default="1,2,4,8", show_default=True, help="comma-separated numbers of moved atoms"
+)
+@click.option(
+    "--repeats",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="perturbations per (σ, k) and per site",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--relax/--no-relax",
+    default=None,
+    help="BFGS-relax the structure first [default: only the built-in one]",
+)
+@click.option("--fmax", default=0.01, show_default=True, type=float, help="relaxation, eV/Å")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="output folder",
+)
+def sensitivity_cmd(
+    structure: Path | None,
+    db: Path | None,
+    cluster_id: int | None,
+    calc_spec: str,
+    device: str,
+    sigmas: str,
+    ks: str,
+    repeats: int,
+    seed: int,
+    relax: bool | None,
+    fmax: float,
+    out_dir: Path,
+) -> None:
+    """Perturb a cluster at random and measure |ΔE|; per-site stiffness; HDF5, PNG, PDB, VMD.
+
+    STRUCTURE is any ASE-readable file; or pick an isomer with --db and --cluster-id; with
+    neither, the built-in tetrahedral Au20 ground state, relaxed with --calc.
+    """
+    start = time.perf_counter()
+    from ase_au20.structures import au20_ground_state
+    from ase_au20.workflows.calculators import model_card_of
+    from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
+    from ase_au20.workflows.sensitivity import relax as relax_structure
+    from ase_au20.workflows.sensitivity_report import format_report, write_outputs
+
+    check_writable(out_dir)
+    try:
+        config = SensitivityConfig(
+            sigmas=parse_floats(sigmas, "--sigmas"),
+            ks=parse_ints(ks, "--ks"),
+            repeats=repeats,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    atoms, source = _structure(structure, db, cluster_id)
+    calc = build_calculator(calc_spec, device)
+    if atoms is None:
+        atoms = au20_ground_state()
+        relax = True if relax is None else relax
+    if relax:
+        atoms, converged = relax_structure(atoms, calc, fmax=fmax)
+        click.echo(f"relaxed {source} with {calc_spec} (fmax {fmax} eV/Å, converged: {converged})")
+    try:
+        t0 = time.perf_counter()
+        result = run_sensitivity(atoms, calc, config, progress=True)
+        seconds = time.perf_counter() - t0
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    parameters = {
+        "structure": source,
+        "calc": calc_spec,
+        "relaxed": bool(relax),
+        "fmax": fmax,
+        **config.as_dict(),
+    }
+    paths = write_outputs(result, out_dir, parameters, model_card_of(calc))
+    click.echo(format_report(result))
+    n_eval = len(result.samples) + len(result.site_samples)
+    click.echo(f"{n_eval} perturbed structures + Hessian blocks in {seconds:.1f} s")
+    for kind, path in paths.items():
+        click.echo(f"{kind:<16}{path}")
+    click.echo(f"wall time {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,52 @@
+"""Shared pieces of the analyze and sensitivity verbs: list options, calculator, output folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+
+def parse_floats(text: str, name: str) -> tuple[float, ...]:
+    """``"0.01,0.02"`` -> (0.01, 0.02); ``ValueError`` naming the option otherwise."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} is empty")
+    return values
+
+
+def parse_ints(text: str, name: str) -> tuple[int, ...]:
+    """``"1,2,4"`` -> (1, 2, 4); ``ValueError`` naming the option otherwise."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} is empty")
+    return values
+
+
+def build_calculator(spec: str, device: str):
+    """``make_calculator`` with load failures (e.g. no shipped model) turned into click errors."""
+    from ase_au20.workflows.calculators import make_calculator
+
+    try:
+        return make_calculator(spec, device=device)
+    except (ValueError, OSError, RuntimeError, ImportError, KeyError) as exc:
+        raise click.ClickException(f"cannot load calculator {spec!r}: {exc}") from exc
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and prove a file can be written there, before any long work."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise click.ClickException(f"--out {out_dir} is not writable: {exc}") from exc

@@ -1,0 +1,190 @@
+"""Everything a sensitivity run leaves in its output folder, and its stdout table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase.io import write
+
+from ase_au20.workflows.results import Results, write_results
+from ase_au20.workflows.sensitivity import SensitivityResult
+from ase_au20.workflows.sensitivity_plots import (
+    plot_abs_de_by_sigma,
+    plot_abs_de_vs_rmsd,
+    plot_site_stiffness,
+)
+from ase_au20.workflows.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
+
+N_EXTREME_SITES = 5
+
+
+def to_results(
+    result: SensitivityResult, parameters: dict[str, Any], model_card: dict[str, Any]
+) -> Results:
+    """The HDF5 layout: samples/, site_samples/, summary/, sites/, global/, fit/, structure/."""
+    res = Results(parameters=parameters, model_card=model_card)
+    units = {
+        "sigma": "Å",
+        "rmsd": "Å",
+        "energy_base": "eV",
+        "energy": "eV",
+        "delta_e": "eV",
+        "abs_delta_e": "eV",
+        "uncertainty": "eV",
+        "k": "",
+        "repeat": "",
+        "site": "",
+    }
+    for group, table in (("samples", result.samples), ("site_samples", result.site_samples)):
+        for column in table.columns:
+            if column != "indices":
+                res.add(f"{group}/{column}", table[column].to_numpy(), units[column])
+    padded = np.full((len(result.samples), max(result.config.ks)), -1, dtype=int)
+    for row, chosen in enumerate(result.samples["indices"]):
+        padded[row, : len(chosen)] = chosen
+    res.add("samples/indices", padded, "", "perturbed atom indices, padded with -1")
+    summary_units = {
+        "sigma": "Å",
+        "k": "",
+        "mean_abs_de": "eV",
+        "rmse_de": "eV",
+        "mean_rmsd": "Å",
+        "std_abs_de": "eV",
+        "n": "",
+    }
+    for column, unit in summary_units.items():
+        res.add(f"summary/{column}", result.summary[column].to_numpy(), unit)
+    res.add(
+        "summary/share_resolvable",
+        result.summary["share_resolvable"].to_numpy(),
+        "",
+        "share of samples with |ΔE| > the calculator's uncertainty (NaN: none given)",
+    )
+    site_units = {
+        "site": "",
+        "K": "eV",
+        "K_std": "eV",
+        "n": "",
+        "harmonic_stiffness": "eV/Å^2",
+        "harmonic_expected_de": "eV",
+    }
+    for column, unit in site_units.items():
+        res.add(f"sites/{column}", result.sites[column].to_numpy(), unit)
+    res.add(
+        "sites/hessian_blocks",
+        result.hessian_blocks,
+        "eV/Å^2",
+        "diagonal 3x3 Hessian blocks by central differences of forces",
+    )
+    res.add("global/K", result.global_k, "eV", "mean |ΔE| over all k at the smallest sigma")
+    res.add("global/K_sigma", result.config.sigmas[0], "Å")
+    res.add("fit/slope", result.slope, "", "slope of log10|ΔE| vs log10 RMSD")
+    res.add("fit/slope_stderr", result.slope_stderr, "")
+    res.add("fit/intercept", result.intercept, "log10(eV)", "log10|ΔE| at RMSD = 1 Å")
+    res.add("structure/positions", result.structure.get_positions(), "Å")
+    res.add("structure/numbers", result.structure.get_atomic_numbers(), "")
+    res.add("structure/energy", result.base_energy, "eV")
+    res.add("structure/energy_uncertainty", result.base_uncertainty, "eV")
+    res.add("structure/fmax", result.base_fmax, "eV/Å", "largest force on the base structure")
+    return res
+
+
+def _site_value_units(values_ev: np.ndarray) -> tuple[float, str]:
+    """The finest of µeV/meV/eV in which ``values_ev`` fit the PDB B-factor column."""
+    peak = float(np.abs(values_ev).max())
+    for scale, unit in ((1e6, "µeV"), (1e3, "meV"), (1.0, "eV")):
+        if peak * scale < 999.0:
+            return scale, unit
+    raise ValueError(f"site values up to {peak:.3g} eV do not fit a PDB B-factor column")
+
+
+def extreme_sites(result: SensitivityResult, n: int = N_EXTREME_SITES) -> pd.DataFrame:
+    """The n stiffest and n softest sites by K_i, stiffest first."""
+    ranked = result.sites.sort_values("K", ascending=False).reset_index(drop=True)
+    n = min(n, len(ranked) // 2) or 1
+    top = ranked.head(n).assign(rank=np.arange(1, n + 1), group="top")
+    bottom = ranked.tail(n).assign(
+        rank=np.arange(len(ranked) - n + 1, len(ranked) + 1), group="bottom"
+    )
+    columns = ["group", "rank", "site", "K", "K_std", "harmonic_stiffness", "harmonic_expected_de"]
+    return pd.concat([top, bottom])[columns]
+
+
+def write_outputs(
+    result: SensitivityResult,
+    out_dir: str | os.PathLike,
+    parameters: dict[str, Any],
+    model_card: dict[str, Any],
+) -> dict[str, Path]:
+    """Write the HDF5 file, PNGs, PDB + VMD script, CSV and structure; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    k_values = result.sites["K"].to_numpy()
+    scale, unit = _site_value_units(k_values)
+    label = f"K_i (mean |ΔE|, {unit}) at σ = {result.config.site_sigma:g} Å"
+    paths = {
+        "structure": out / "structure.xyz",
+        "abs_de_by_sigma": plot_abs_de_by_sigma(result, out / "abs_de_by_sigma.png"),
+        "abs_de_vs_rmsd": plot_abs_de_vs_rmsd(result, out / "abs_de_vs_rmsd.png"),
+        "site_stiffness": plot_site_stiffness(result, out / "site_stiffness.png"),
+        "site_k_3d": plot_site_values_3d(
+            result.structure,
+            scale * k_values,
+            out / "site_K_3d.png",
+            "Per-site sensitivity K_i",
+            label,
+        ),
+        "pdb": write_bfactor_pdb(result.structure, scale * k_values, out / "site_K.pdb"),
+    }
+    paths["vmd"] = write_vmd_script(paths["pdb"], out / "site_K.tcl", label)
+    paths["csv"] = out / "site_extremes.csv"
+    extreme_sites(result).to_csv(paths["csv"], index=False, float_format="%.6g")
+    structure = result.structure.copy()
+    structure.info["energy"] = result.base_energy
+    write(paths["structure"], structure, format="extxyz")
+    paths["hdf5"] = write_results(
+        out / "sensitivity.h5", to_results(result, parameters, model_card)
+    )
+    return paths
+
+
+def format_report(result: SensitivityResult) -> str:
+    """Short plain-text summary: the (σ, k) table, K, the slope and the extreme sites."""
+    table = result.summary.copy()
+    for column in ("mean_abs_de", "rmse_de", "std_abs_de"):
+        table[column] = 1e3 * table[column]
+    table = table.rename(
+        columns={
+            "sigma": "σ/Å",
+            "mean_abs_de": "mean|ΔE|/meV",
+            "rmse_de": "RMSE/meV",
+            "mean_rmsd": "RMSD/Å",
+            "std_abs_de": "std|ΔE|/meV",
+            "share_resolvable": "resolvable",
+        }
+    )
+    extremes = extreme_sites(result)
+    lines = [
+        f"base energy {result.base_energy:.4f} eV"
+        + (f" ± {result.base_uncertainty:.3f}" if np.isfinite(result.base_uncertainty) else "")
+        + f", largest force {result.base_fmax:.4f} eV/Å",
+        table.to_string(index=False, float_format=lambda v: f"{v:.4g}"),
+        f"global K (mean |ΔE| at σ = {result.config.sigmas[0]:g} Å): "
+        f"{1e3 * result.global_k:.4g} meV",
+        f"log-log slope of |ΔE| vs RMSD: {result.slope:.3f} ± {result.slope_stderr:.3f}"
+        " (2 = harmonic minimum)",
+        "stiffest sites (K_i/meV): "
+        + ", ".join(
+            f"{int(r.site)}:{1e3 * r.K:.3g}" for r in extremes[extremes.group == "top"].itertuples()
+        ),
+        "softest sites (K_i/meV): "
+        + ", ".join(
+            f"{int(r.site)}:{1e3 * r.K:.3g}"
+            for r in extremes[extremes.group == "bottom"].itertuples()
+        ),
+    ]
+    return "\n".join(lines)
