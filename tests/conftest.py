@@ -110,3 +110,49 @@ def real_db_group(au20_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     path = tmp_path_factory.mktemp("real_db_group") / "au20-group.db"
     build_database(au20_data_dir / "xyz", path)
     return path
+
+
+_GOOD_LINES = ["20", "-1550.123456"] + [
+    f"Au {i * 2.8:.4f} {(i % 3) * 0.1:.4f} 0.0" for i in range(20)
+]
+
+
+def _lines(*parts: str) -> bytes:
+    return "\n".join(parts).encode()
+
+
+# Every malformed-file case of the database builder: name -> (bytes, expected reason fragment)
+BAD_XYZ_CASES: dict[str, tuple[bytes, str]] = {
+    "100.xyz": (b"", "empty file"),
+    "101.xyz": (_lines(*_GOOD_LINES[:12]), "truncated: 10 atom lines, line 1 declares 20"),
+    "102.xyz": (_lines("19", *_GOOD_LINES[1:]), "wrong atom count on line 1: 19"),
+    "103.xyz": (_lines("twenty", *_GOOD_LINES[1:]), "line 1 must be the atom count"),
+    "104.xyz": (_lines("20", "", *_GOOD_LINES[2:]), "missing energy on line 2"),
+    "105.xyz": (_lines("20", "abc", *_GOOD_LINES[2:]), "energy on line 2 is not a number"),
+    "106.xyz": (_lines("20", "E=-1550.1", *_GOOD_LINES[2:]), "not a number: 'E=-1550.1'"),
+    "107.xyz": (_lines(*_GOOD_LINES[:5], "Ag 0 0 30", *_GOOD_LINES[6:]), "'Ag' is not Au"),
+    "108.xyz": (_lines(*_GOOD_LINES[:5], "Au nan 0 30", *_GOOD_LINES[6:]), "not finite"),
+    "109.xyz": (_lines(*_GOOD_LINES[:5], "Au 0 inf 30", *_GOOD_LINES[6:]), "not finite"),
+    "110.xyz": (_lines(*_GOOD_LINES).replace(b"Au", b"A\xff", 1), "not UTF-8 text"),
+    "111.xyz": (_lines(*_GOOD_LINES[:3], "Au 0.5 0 0", *_GOOD_LINES[4:]), "closer than 1.0"),
+    "112.xyz": (_lines(*_GOOD_LINES, "Au 60 0 0"), "21 atom lines, line 1 declares 20"),
+    "113.xyz": (_lines(*_GOOD_LINES[:4], "Au 1.0 2.0", *_GOOD_LINES[5:]), "line 5: expected"),
+    "notanid.xyz": (_lines(*_GOOD_LINES), "stem 'notanid' is not an integer"),
+}
+
+
+@pytest.fixture
+def bad_xyz_dir(tmp_path: Path, synthetic_xyz_dir: Path) -> tuple[Path, list[str], dict[str, str]]:
+    """Folder with 5 good synthetic files, every malformed case and a non-xyz file.
+
+    Returns (folder, good file names, {bad file name: expected reason fragment}).
+    """
+    folder = tmp_path / "bad_input"
+    folder.mkdir()
+    good = [f"{i}.xyz" for i in range(5)]
+    for name in good:
+        (folder / name).write_bytes((synthetic_xyz_dir / name).read_bytes())
+    for name, (content, _) in BAD_XYZ_CASES.items():
+        (folder / name).write_bytes(content)
+    (folder / "README.txt").write_text("not an xyz file, ignored\n")
+    return folder, good, {name: reason for name, (_, reason) in BAD_XYZ_CASES.items()}

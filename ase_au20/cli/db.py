@@ -12,8 +12,8 @@ def _print_summary(db_path: str) -> None:
     from ase_au20.database import connect, load_rows
     from ase_au20.database.summary import format_summary, summarize
 
-    db = connect(db_path)
-    click.echo(format_summary(summarize(load_rows(db)), dict(db.metadata)))
+    rows = load_rows(db_path)  # first: it refuses a missing file instead of creating one
+    click.echo(format_summary(summarize(rows), dict(connect(db_path).metadata)))
 
 
 @click.group()
@@ -96,3 +96,34 @@ def info(database: str) -> None:
         _print_summary(database)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+
+
+@db.command()
+@click.argument("xyz_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--db", "database", required=True, help="Existing database file or server URL.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
+def add(xyz_dir: Path, database: str, strict: bool) -> None:
+    """Add newly labelled <id>.xyz files; existing rows are never changed.
+
+    New rows get split "new" (fold -1), ΔE/bucket/outlier labels from the stored
+    metadata, and the duplicate group of any existing near-duplicate.
+    """
+    from ase_au20.database.add import add_to_database
+
+    try:
+        report = add_to_database(xyz_dir, database, strict=strict, progress=True)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    for bad in report.bad_files:
+        click.echo(f"warning: {bad}", err=True)
+    for note in report.notes:
+        click.echo(f"warning: {note}", err=True)
+    if report.already_present:
+        click.echo(f"{len(report.already_present)} file(s) already in the database, left as is")
+    click.echo(
+        f"added {report.n_added} rows to {database} "
+        f"({report.n_matching_existing} join an existing duplicate group)"
+    )
+    _print_summary(database)
+    if report.n_warnings:
+        click.echo(f"{report.n_warnings} warning(s)", err=True)

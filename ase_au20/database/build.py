@@ -26,7 +26,14 @@ from ase_au20.database.splits import (
     group_split,
     seed_split,
 )
-from ase_au20.database.store import dataset_hash, fresh_database, row_key_value_pairs, write_rows
+from ase_au20.database.store import (
+    dataset_hash,
+    fresh_database,
+    is_server_url,
+    row_key_value_pairs,
+    temp_path_beside,
+    write_rows,
+)
 from ase_au20.database.xyz import N_ATOMS, BadFile, read_isomers, xyz_files
 
 SPLIT_SCHEMES = ("group", "seed")
@@ -69,6 +76,8 @@ def build_database(
         raise ValueError(f"unknown split scheme {split!r}: use one of {', '.join(SPLIT_SCHEMES)}")
     if tolerance <= 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
+    if not is_server_url(db_path):
+        temp_path_beside(db_path)  # fail before the slow part if the output is unwritable
     xyz_dir = Path(xyz_dir)
     files = xyz_files(xyz_dir)
     if split == "seed":
@@ -135,8 +144,7 @@ def build_database(
         "ase_au20_version": __version__,
     }
     with fresh_database(db_path) as db:
-        with db:
-            write_rows(db, atoms, kvps)
+        write_rows(db, atoms, kvps)
         db.metadata = metadata
     sizes = group_sizes(groups)
     return BuildReport(

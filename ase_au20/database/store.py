@@ -72,12 +72,15 @@ def write_rows(db: Database, atoms: Sequence[Atoms], kvps: Sequence[dict[str, An
         db.write(structure, key_value_pairs=kvp)
 
 
-def _writable_temp(path: Path) -> Path:
-    """Reserve a temporary name beside ``path``; ValueError if the folder is unwritable."""
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot write database {path}: folder {path.parent} does not exist")
+def temp_path_beside(url: str | os.PathLike[str]) -> Path:
+    """A fresh temporary name beside the database file; ValueError if it cannot be written."""
+    path = Path(url).expanduser().absolute()
     if path.is_dir():
         raise ValueError(f"cannot write database {path}: it is a directory")
+    if not path.suffix:
+        raise ValueError(f"database file {path} needs an extension, e.g. .db")
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write database {path}: folder {path.parent} does not exist")
     try:
         handle, name = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
@@ -91,20 +94,18 @@ def _writable_temp(path: Path) -> Path:
 
 @contextlib.contextmanager
 def fresh_database(url: str | os.PathLike[str]) -> Iterator[Database]:
-    """An empty database that replaces ``url`` only if the block finishes without error."""
+    """An empty database, in an open transaction, that replaces ``url`` only on success."""
     if is_server_url(url):
         db = connect(url)
         with db:
             db.delete([row.id for row in db.select(include_data=False)])
             yield db
         return
-    path = Path(url).expanduser().absolute()
-    if not path.suffix:
-        raise ValueError(f"database file {path} needs an extension, e.g. .db")
-    tmp = _writable_temp(path)
+    tmp = temp_path_beside(url)
     try:
         db = ase_connect(str(tmp), use_lock_file=False)
-        yield db
-        os.replace(tmp, path)
+        with db:
+            yield db
+        os.replace(tmp, Path(url).expanduser().absolute())
     finally:
         tmp.unlink(missing_ok=True)

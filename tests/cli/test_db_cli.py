@@ -1,0 +1,97 @@
+"""`au20-workflow db build|info|add` through click: exit codes, warnings, summary table."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ase_au20.cli import main
+from ase_au20.database import load_rows
+
+BadDir = tuple[Path, list[str], dict[str, str]]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_build_bad_input_folder_reports_each_file(
+    runner: CliRunner, bad_xyz_dir: BadDir, tmp_path: Path
+) -> None:
+    folder, good, expected = bad_xyz_dir
+    out = tmp_path / "bad.db"
+    result = runner.invoke(main, ["db", "build", str(folder), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == len(expected)
+    for name, fragment in expected.items():
+        assert any(
+            line.startswith(f"warning: skipped {name}: ") and fragment in line for line in warnings
+        ), name
+    assert f"{len(expected)} warning(s)" in result.stderr
+    assert f"wrote {len(good)} rows" in result.stdout
+    assert re.search(rf"^isomers +{len(good)}$", result.stdout, re.M)
+    assert sorted(f"{i}.xyz" for i in load_rows(out).ids) == sorted(good)
+
+
+def test_build_strict_exits_one_and_writes_nothing(
+    runner: CliRunner, bad_xyz_dir: BadDir, tmp_path: Path
+) -> None:
+    folder, _, expected = bad_xyz_dir
+    out = tmp_path / "strict.db"
+    result = runner.invoke(main, ["db", "build", str(folder), "-o", str(out), "--strict"])
+    assert result.exit_code == 1
+    assert f"{len(expected)} malformed file(s)" in result.stderr
+    assert not out.exists()
+
+
+def test_build_errors_exit_nonzero(
+    runner: CliRunner, tmp_path: Path, synthetic_xyz_dir: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(
+        main, ["db", "build", str(tmp_path / "empty"), "-o", str(tmp_path / "e.db")]
+    )
+    assert result.exit_code == 1 and "no valid Au20 xyz file" in result.stderr
+    result = runner.invoke(
+        main, ["db", "build", str(synthetic_xyz_dir), "-o", str(tmp_path / "no" / "x.db")]
+    )
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    result = runner.invoke(main, ["db", "build", str(tmp_path / "absent")])
+    assert result.exit_code == 2
+
+
+def test_info_and_add(
+    runner: CliRunner, synthetic_xyz_dir: Path, synthetic_db: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(main, ["db", "info", str(synthetic_db)])
+    assert result.exit_code == 0
+    for pattern in (
+        r"^isomers +44$",
+        r"^duplicate groups +40$",
+        r"^split test +\d+$",
+        r"^buckets low/mid/high +\d+/\d+/\d+$",
+        r"^energy range \(eV\) +",
+    ):
+        assert re.search(pattern, result.stdout, re.M), pattern
+    db = tmp_path / "copy.db"
+    shutil.copy(synthetic_db, db)
+    new = tmp_path / "new"
+    new.mkdir()
+    shutil.copy(synthetic_xyz_dir / "0.xyz", new / "900.xyz")
+    shutil.copy(synthetic_xyz_dir / "5.xyz", new)
+    result = runner.invoke(main, ["db", "add", str(new), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "added 1 rows" in result.stdout and "(1 join an existing duplicate group)" in result.stdout
+    )
+    assert "1 file(s) already in the database" in result.stdout
+    assert re.search(r"^split new +1$", result.stdout, re.M)
+    result = runner.invoke(main, ["db", "info", str(tmp_path / "missing.db")])
+    assert result.exit_code == 1 and "database not found" in result.stderr
+    assert not (tmp_path / "missing.db").exists()
