@@ -58,6 +58,14 @@ def mean_radial_distribution(
     return curves[0][0], np.mean([g for _, g in curves], axis=0)
 
 
+def smooth_rdf(r: np.ndarray, g: np.ndarray, width: float = 0.05) -> np.ndarray:
+    """g(r) convolved with a Gaussian of standard deviation ``width`` Å (its sum is kept)."""
+    step = float(r[1] - r[0])
+    return gaussian_filter1d(
+        np.asarray(g, dtype=float), sigma=max(width / step, 1e-9), mode="nearest"
+    )
+
+
 def first_minimum_cutoff(r: np.ndarray, g: np.ndarray, smooth: float = 0.05) -> float:
     """The first minimum of g(r) after its first peak, after Gaussian smoothing (``smooth`` Å).
 
@@ -68,7 +76,7 @@ def first_minimum_cutoff(r: np.ndarray, g: np.ndarray, smooth: float = 0.05) -> 
     g = np.asarray(g, dtype=float)
     if r.shape != g.shape or r.ndim != 1 or len(r) < 5:
         raise ValueError("r and g must be 1-D arrays of the same length (at least 5 bins)")
-    smoothed = gaussian_filter1d(g, sigma=max(smooth / (r[1] - r[0]), 1e-9), mode="nearest")
+    smoothed = smooth_rdf(r, g, smooth)
     peaks = argrelextrema(smoothed, np.greater)[0]
     if len(peaks) == 0:
         raise ValueError("g(r) has no peak: cannot choose a cutoff")

@@ -1,0 +1,68 @@
+"""``au20-workflow analyze``: stability analysis of the isomer database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ase_au20.cli.workflow_options import check_writable
+
+
+@click.command("analyze")
+@click.option(
+    "--db",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="isomer database (from `au20-workflow db build`)",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="output folder",
+)
+@click.option(
+    "--n-lowest",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="distinct low-energy isomers in the structural table",
+)
+@click.option(
+    "--symmetry-tol", default=0.1, show_default=True, type=float, help="point-group tolerance, Å"
+)
+def analyze_cmd(db: Path, out_dir: Path, n_lowest: int, symmetry_tol: float) -> None:
+    """ΔE statistics, the lowest distinct isomers, g(r) and a structural table.
+
+    Writes analysis.h5, energy_distribution.png, rdf.png, ground_state.xyz and
+    lowest_isomers.csv to --out. Deterministic: there is nothing random to seed.
+    """
+    start = time.perf_counter()
+    from ase_au20.database import connect, load_rows
+    from ase_au20.workflows.analysis import run_analysis
+    from ase_au20.workflows.analysis_report import format_report, write_outputs
+
+    check_writable(out_dir)
+    try:
+        isomers = load_rows(db)
+        if len(isomers) < 2:
+            raise ValueError(f"{db} holds {len(isomers)} isomer(s); the analysis needs two")
+        result = run_analysis(isomers, n_lowest=n_lowest, symmetry_tol=symmetry_tol)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    metadata = connect(db).metadata
+    parameters = {
+        "db": str(db),
+        "n_lowest": n_lowest,
+        "symmetry_tol": symmetry_tol,
+        "dataset_hash": metadata.get("dataset_hash"),
+        "energy_reference": metadata.get("energy_reference"),
+    }
+    paths = write_outputs(result, out_dir, parameters)
+    click.echo(format_report(result))
+    for kind, path in paths.items():
+        click.echo(f"{kind:<20}{path}")
+    click.echo(f"wall time {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,119 @@
+"""Task 2: stability analysis of the isomer set — ΔE statistics, lowest isomers, g(r), structure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from scipy import stats
+from tqdm.auto import tqdm
+
+from ase_au20.workflows.rdf import (
+    default_r_max,
+    first_minimum_cutoff,
+    mean_radial_distribution,
+    radial_distribution,
+)
+from ase_au20.workflows.structure_metrics import structure_metrics
+
+STAT_NAMES = (
+    "count",
+    "n_distinct",
+    "mean",
+    "std",
+    "min",
+    "q25",
+    "median",
+    "q75",
+    "max",
+    "skewness",
+    "kurtosis",
+)
+
+
+@dataclass
+class AnalysisResult:
+    """Everything the analysis computed; energies in eV, lengths in Å."""
+
+    ids: np.ndarray  # every isomer, cluster_id order
+    delta_e: np.ndarray
+    statistics: dict[str, float]  # over all isomers (see delta_e_statistics)
+    lowest: pd.DataFrame  # n lowest distinct isomers with the structural table
+    lowest_atoms: list[Atoms]
+    r: np.ndarray
+    g_ground_state: np.ndarray
+    g_mean_lowest: np.ndarray
+    cutoff: float  # first minimum of the mean g(r) after its first peak
+
+
+def delta_e_statistics(delta_e: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Count, distinct geometries, mean, std, min, quartiles, max, skewness, excess kurtosis."""
+    delta_e = np.asarray(delta_e, dtype=float)
+    if len(delta_e) < 2:
+        raise ValueError(f"need at least two isomers for statistics, got {len(delta_e)}")
+    q25, median, q75 = np.percentile(delta_e, [25, 50, 75])
+    return {
+        "count": float(len(delta_e)),
+        "n_distinct": float(len(np.unique(groups))),
+        "mean": float(delta_e.mean()),
+        "std": float(delta_e.std(ddof=1)),
+        "min": float(delta_e.min()),
+        "q25": float(q25),
+        "median": float(median),
+        "q75": float(q75),
+        "max": float(delta_e.max()),
+        "skewness": float(stats.skew(delta_e)),
+        "kurtosis": float(stats.kurtosis(delta_e)),
+    }
+
+
+def lowest_distinct(energies: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` lowest-energy isomers, one per duplicate group (its lowest copy)."""
+    order = np.argsort(energies, kind="stable")
+    _, first = np.unique(groups[order], return_index=True)
+    return order[np.sort(first)][:n]
+
+
+def run_analysis(
+    isomers, n_lowest: int = 10, symmetry_tol: float = 0.1, progress: bool = True
+) -> AnalysisResult:
+    """Analyse an ``IsomerSet`` (see ``ase_au20.database.load_rows``)."""
+    if n_lowest < 1:
+        raise ValueError(f"n_lowest must be >= 1, got {n_lowest}")
+    statistics = delta_e_statistics(isomers.delta_e, isomers.groups)
+    picked = lowest_distinct(np.asarray(isomers.energies), np.asarray(isomers.groups), n_lowest)
+    atoms = [isomers.atoms[i].copy() for i in picked]
+    for a in atoms:
+        a.calc = None
+    r_max = default_r_max(atoms)
+    r, g_mean = mean_radial_distribution(atoms, r_max)
+    _, g_ground = radial_distribution(atoms[0], r_max)
+    cutoff = first_minimum_cutoff(r, g_mean)
+    rows = []
+    for index, structure in zip(
+        picked, tqdm(atoms, desc="structures", unit="isomer", disable=not progress), strict=True
+    ):
+        group = isomers.groups[index]
+        rows.append(
+            {
+                "cluster_id": int(isomers.ids[index]),
+                "energy": float(isomers.energies[index]),
+                "delta_e": float(isomers.delta_e[index]),
+                "dup_group": int(group),
+                "n_copies": int(np.count_nonzero(isomers.groups == group)),
+                **structure_metrics(structure, cutoff, symmetry_tol).as_dict(),
+            }
+        )
+    return AnalysisResult(
+        ids=np.asarray(isomers.ids),
+        delta_e=np.asarray(isomers.delta_e, dtype=float),
+        statistics=statistics,
+        lowest=pd.DataFrame(rows),
+        lowest_atoms=atoms,
+        r=r,
+        g_ground_state=g_ground,
+        g_mean_lowest=g_mean,
+        cutoff=cutoff,
+    )
