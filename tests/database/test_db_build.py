@@ -129,9 +129,9 @@ def test_bad_arguments(synthetic_xyz_dir: Path, tmp_path: Path) -> None:
 
 
 def _ase_db(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "ase", "db", *args], capture_output=True, text=True, check=True
-    )
+    script = Path(sys.executable).parent / "ase"  # the venv's console script
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "ase"]
+    result = subprocess.run([*command, "db", *args], capture_output=True, text=True, check=True)
     return result.stdout
 
 
