@@ -62,7 +62,12 @@ def build(
     tolerance: float,
     strict: bool,
 ) -> None:
-    """Build the database from a folder of <id>.xyz files (replaces OUTPUT atomically)."""
+    """Build the database from a folder of <id>.xyz files.
+
+    OUTPUT is replaced atomically. Malformed files are reported one per line and skipped
+    (exit 0 with a warning count; --strict exits 1). Splits: test, calib (fold -1) and
+    five group-aware folds, of which fold 0 is "val" and folds 1-4 are "train".
+    """
     from ase_au20.database import build_database
 
     try:
@@ -91,7 +96,7 @@ def build(
 @db.command()
 @click.argument("database")
 def info(database: str) -> None:
-    """Print the count, energy range, bucket and split sizes and duplicate groups."""
+    """Print counts, energy range, buckets, splits and duplicate groups."""
     try:
         _print_summary(database)
     except ValueError as err:
