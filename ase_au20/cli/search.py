@@ -1,0 +1,136 @@
+"""CLI verbs that explore and prioritise structures: ``search``, ``select`` and ``energy-map``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
+OUT_PATH = click.Path(file_okay=False, path_type=Path)
+
+
+def _calculator(spec: str, device: str = "auto"):
+    """make_calculator with its ValueError turned into a click error."""
+    from ase_au20.workflows.calculators import make_calculator
+
+    try:
+        return make_calculator(spec, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("search")
+@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@click.option("--method", type=click.Choice(["basin", "ga"]), default="basin", show_default=True)
+@click.option("--runs", default=4, show_default=True, type=int, help="independent runs")
+@click.option("--steps", default=50, show_default=True, type=int, help="hops / offspring per run")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--db", "db_url", default=None, help="ASE db: match known isomers, store candidates")
+@click.option(
+    "--kappa", default=0.0, show_default=True, type=float, help="rank by E − κ·uncertainty"
+)
+@click.option("--fmax", default=0.05, show_default=True, type=float, help="local relaxation, eV/Å")
+@click.option("--temperature", default=0.1, show_default=True, type=float, help="basin kT, eV")
+@click.option("--step-size", default=0.5, show_default=True, type=float, help="basin move, Å")
+@click.option("--population", default=10, show_default=True, type=int, help="GA population")
+@click.option(
+    "--bond-cutoff",
+    default=None,
+    type=float,
+    help="connectivity cutoff, Å [default: first g(r) minimum of the db isomers, else 3.3]",
+)
+@click.option(
+    "--match-tol",
+    default=0.1,
+    show_default=True,
+    type=float,
+    help="max fingerprint difference to count as a known isomer, Å",
+)
+@click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
+@click.option("--no-store", is_flag=True, help="do not write candidates into --db")
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option("--out", "out_dir", type=OUT_PATH, default=Path("search"), show_default=True)
+def search_cmd(
+    calc_spec: str,
+    method: str,
+    runs: int,
+    steps: int,
+    seed: int,
+    db_url: str | None,
+    kappa: float,
+    fmax: float,
+    temperature: float,
+    step_size: float,
+    population: int,
+    bond_cutoff: float | None,
+    match_tol: float,
+    shape_match: bool,
+    no_store: bool,
+    device: str,
+    out_dir: Path,
+) -> None:
+    """Global-minimum search from random compact starts; ranked candidates in --out (and --db)."""
+    from ase_au20.workflows.search import SearchSettings
+    from ase_au20.workflows.search_run import run_search
+
+    calc = _calculator(calc_spec, device)
+    settings = SearchSettings(
+        method=method,
+        runs=runs,
+        steps=steps,
+        seed=seed,
+        fmax=fmax,
+        temperature=temperature,
+        step_size=step_size,
+        population=population,
+    )
+    try:
+        report = run_search(
+            calc,
+            settings,
+            out_dir,
+            db_url=db_url,
+            kappa=kappa,
+            bond_cutoff=bond_cutoff,
+            match_tol=match_tol,
+            scale_invariant=shape_match,
+            calc_name=calc_spec,
+            store=not no_store,
+            progress=True,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print_search_report(report)
+
+
+def print_search_report(report, top: int = 10) -> None:
+    """Summary lines plus a table of the best candidates."""
+    n_valid = int(report.valid.sum())
+    click.echo(
+        f"minima {len(report.minima)}  valid {n_valid}  distinct {len(report.candidates)}"
+        f"  bond cutoff {report.bond_cutoff:.2f} Å  wall {report.wall_time:.1f} s"
+    )
+    click.echo(
+        f"{'rank':>4} {'E (eV)':>12} {'±u (eV)':>8} {'LCB (eV)':>12} {'run':>3} {'known id':>8}"
+    )
+    for rank, c in enumerate(report.candidates[:top]):
+        known = str(c.matches_cluster_id) if c.matches_cluster_id >= 0 else "new"
+        click.echo(
+            f"{rank:>4} {c.energy:>12.4f} {c.uncertainty:>8.3f} {c.lcb:>12.4f} "
+            f"{c.run:>3} {known:>8}"
+        )
+    if report.ground_state_id >= 0:
+        state = (
+            f"found at rank {report.ground_state_rank}"
+            if report.found_ground_state
+            else "not found"
+        )
+        click.echo(
+            f"ground state (isomer {report.ground_state_id}): {state}; closest "
+            f"fingerprint distance {report.ground_state_distance:.3f} Å"
+        )
+    if report.rows_written or report.rows_skipped:
+        click.echo(f"db rows written {report.rows_written}, already present {report.rows_skipped}")
+    for kind, path in report.files.items():
+        click.echo(f"{kind:<4} {path}")

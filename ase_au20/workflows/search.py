@@ -1,0 +1,254 @@
+"""Global-minimum search for Au clusters with ASE's machinery and any ASE calculator.
+
+Two methods, each run ``runs`` times from reproducible random compact starts:
+
+- ``basin``: ASE's :class:`~ase.optimize.basin.BasinHopping` (Wales & Doye); every hop
+  ends in a local relaxation, and ASE writes each local minimum to a trajectory that we
+  read back. ASE draws its moves from ``numpy.random``, so each run seeds it and restores
+  the previous global state afterwards.
+- ``ga``: the cut-and-splice genetic algorithm of the ``ase-ga`` package (formerly
+  ``ase.ga``): Deaven–Ho crossover plus rattle and mirror mutations, a population kept
+  diverse by an interatomic-distance comparator, bookkeeping in a GA database.
+
+Every local minimum found is returned, with the best-so-far trace of each run; validity
+checks, de-duplication and ranking happen in :mod:`ase_au20.workflows.candidates`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read
+from ase.optimize.basin import BasinHopping
+from tqdm import tqdm
+
+from ase_au20.workflows.random_cluster import random_cluster
+from ase_au20.workflows.relax import OPTIMIZERS, relax
+
+METHODS = ("basin", "ga")
+
+
+@dataclass
+class Minimum:
+    """One local minimum: which run and step produced it, its energy (eV) and structure."""
+
+    run: int
+    step: int
+    energy: float
+    atoms: Atoms
+
+
+@dataclass
+class SearchSettings:
+    """Knobs of one search; the defaults are the documented budget of ``make bench``."""
+
+    method: str = "basin"
+    runs: int = 4
+    steps: int = 50
+    seed: int = 0
+    fmax: float = 0.05
+    relax_steps: int = 1000
+    optimizer: str = "fire"
+    temperature: float = 0.1  # eV, basin-hopping acceptance kT
+    step_size: float = 0.5  # Å, basin-hopping max displacement per coordinate
+    population: int = 10  # GA population size (also the number of random starts)
+    mutation_probability: float = 0.3  # GA
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown search method {self.method!r}: use {', '.join(METHODS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: use {', '.join(OPTIMIZERS)}")
+        for name in ("runs", "steps", "relax_steps", "population"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("fmax", "temperature", "step_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.mutation_probability <= 1:
+            raise ValueError(
+                f"mutation_probability must be in [0, 1], got {self.mutation_probability}"
+            )
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(seed: int) -> Iterator[None]:
+    """Seed ``numpy.random`` (which ASE's BasinHopping uses) and restore its state afterwards."""
+    state = np.random.get_state()  # noqa: NPY002 - ASE draws from the global state
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+class _StepCounter:
+    """A write-only "log file" for BasinHopping that calls back once per logged hop."""
+
+    def __init__(self, callback: Callable[[], None] | None) -> None:
+        self.callback = callback
+
+    def write(self, text: str) -> None:
+        if self.callback is not None and text.startswith("BasinHopping:"):
+            self.callback()
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
+def _with_energy(atoms: Atoms, energy: float) -> Atoms:
+    """A copy of ``atoms`` carrying only a SinglePointCalculator energy."""
+    atoms = atoms.copy()
+    atoms.calc = SinglePointCalculator(atoms, energy=float(energy))
+    return atoms
+
+
+def basin_hopping_run(
+    start: Atoms,
+    calc: Calculator,
+    settings: SearchSettings,
+    seed: int,
+    workdir: Path,
+    on_minimum: Callable[[], None] | None = None,
+) -> list[Minimum]:
+    """One ASE basin-hopping run from ``start``; every local minimum it visits, in order."""
+    atoms = start.copy()
+    atoms.calc = calc
+    minima_path = workdir / f"minima-{seed}.traj"
+    bh = BasinHopping(
+        atoms,
+        temperature=settings.temperature,
+        optimizer=OPTIMIZERS[settings.optimizer],
+        fmax=settings.fmax,
+        dr=settings.step_size,
+        logfile=_StepCounter(on_minimum),
+        trajectory=str(workdir / f"lowest-{seed}.traj"),
+        optimizer_logfile=None,
+        local_minima_trajectory=str(minima_path),
+    )
+    with _seeded_global_numpy(seed), bh:
+        bh.run(settings.steps)
+    frames = read(minima_path, index=":")
+    minima = []
+    for step, frame in enumerate(frames):
+        energy = float(frame.get_potential_energy())
+        minima.append(Minimum(-1, step, energy, _with_energy(frame, energy)))
+    return minima
+
+
+def ga_run(
+    calc: Calculator,
+    settings: SearchSettings,
+    seed: int,
+    workdir: Path,
+    n_atoms: int = 20,
+    progress: Callable[[], None] | None = None,
+) -> list[Minimum]:
+    """One cut-and-splice GA run (``ase-ga``): random population, then ``steps`` offspring."""
+    try:
+        from ase_ga import set_raw_score
+        from ase_ga.data import DataConnection, PrepareDB
+        from ase_ga.offspring_creator import OperationSelector
+        from ase_ga.particle_crossovers import CutSpliceCrossover
+        from ase_ga.population import Population
+        from ase_ga.standard_comparators import InteratomicDistanceComparator
+        from ase_ga.standardmutations import MirrorMutation, RattleMutation
+        from ase_ga.utilities import closest_distances_generator
+    except ImportError as exc:
+        raise ValueError(
+            "--method ga needs the ase-ga package (ase.ga moved there): pip install ase-ga"
+        ) from exc
+    rng = np.random.RandomState(seed)  # ase-ga calls the legacy API (randint, rand)
+    start_rng = np.random.default_rng(seed)
+    blmin = closest_distances_generator([79], ratio_of_covalent_radii=0.7)
+    db_file = workdir / f"ga-{seed}.db"
+    prepare = PrepareDB(str(db_file), simulation_cell=Atoms(), stoichiometry=[79] * n_atoms)
+    for _ in range(settings.population):
+        prepare.add_unrelaxed_candidate(random_cluster(start_rng, n_atoms))
+    data = DataConnection(str(db_file))
+    minima: list[Minimum] = []
+
+    def relax_candidate(candidate: Atoms) -> None:
+        result = relax(candidate, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+        candidate.set_positions(result.atoms.get_positions())
+        energy = float(result.energies[-1])
+        candidate.calc = SinglePointCalculator(candidate, energy=energy)
+        set_raw_score(candidate, -energy)
+        data.add_relaxed_step(candidate)
+        minima.append(Minimum(-1, len(minima), energy, _with_energy(candidate, energy)))
+        if progress is not None:
+            progress()
+
+    while data.get_number_of_unrelaxed_candidates() > 0:
+        relax_candidate(data.get_an_unrelaxed_candidate())
+    comparator = InteratomicDistanceComparator(
+        n_top=n_atoms, pair_cor_cum_diff=0.015, pair_cor_max=0.7, dE=0.02, mic=False
+    )
+    population = Population(data, settings.population, comparator, rng=rng)
+    pairing = CutSpliceCrossover(blmin, keep_composition=True, rng=rng)
+    mutations = OperationSelector(
+        [1.0, 1.0],
+        [RattleMutation(blmin, n_atoms, rng=rng), MirrorMutation(blmin, n_atoms, rng=rng)],
+        rng=rng,
+    )
+    made = 0
+    while made < settings.steps:
+        parents = population.get_two_candidates()
+        child, description = pairing.get_new_individual(parents)
+        if child is None:
+            continue
+        data.add_unrelaxed_candidate(child, description=description)
+        if rng.random() < settings.mutation_probability:
+            mutant, description = mutations.get_new_individual([child])
+            if mutant is not None:
+                data.add_unrelaxed_step(mutant, description)
+                child = mutant
+        relax_candidate(child)
+        population.update()
+        made += 1
+    return minima
+
+
+def global_search(
+    calc: Calculator, settings: SearchSettings, n_atoms: int = 20, progress: bool = False
+) -> list[Minimum]:
+    """All local minima of ``settings.runs`` independent runs (run index set on each)."""
+    settings.validate()
+    per_run = (
+        settings.steps + 1 if settings.method == "basin" else settings.population + settings.steps
+    )
+    bar = tqdm(
+        total=settings.runs * per_run,
+        desc=f"search {settings.method}",
+        unit="min",
+        disable=not progress,
+    )
+    minima: list[Minimum] = []
+    with tempfile.TemporaryDirectory(prefix="au20-search-") as tmp:
+        for run in range(settings.runs):
+            seed = settings.seed * 1000 + run
+            if settings.method == "basin":
+                start = random_cluster(np.random.default_rng(seed), n_atoms)
+                found = basin_hopping_run(start, calc, settings, seed, Path(tmp), bar.update)
+            else:
+                found = ga_run(calc, settings, seed, Path(tmp), n_atoms, bar.update)
+            for minimum in found:
+                minimum.run = run
+            minima.extend(found)
+    bar.close()
+    return minima
+
+
+def best_so_far(minima: list[Minimum], run: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step index and lowest energy found so far (eV) of one run, for convergence plots."""
+    energies = np.array([m.energy for m in minima if m.run == run])
+    return np.arange(len(energies)), np.minimum.accumulate(energies)

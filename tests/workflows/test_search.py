@@ -1,0 +1,188 @@
+"""Global search: valid, distinct, ranked candidates; db rows; matching; LCB; reproducibility."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.db import connect
+from click.testing import CliRunner
+
+from ase_au20.cli.search import search_cmd
+from ase_au20.database.fingerprint import fingerprint_matrix, max_deviation
+from ase_au20.structures import au20_ground_state
+from ase_au20.validation import min_pair_distance
+from ase_au20.workflows import candidates as cands
+from ase_au20.workflows.random_cluster import random_cluster
+from ase_au20.workflows.relax import relax
+from ase_au20.workflows.results import read_results
+from ase_au20.workflows.search import SearchSettings, global_search
+from ase_au20.workflows.search_run import run_search
+from ase_au20.workflows.structure_metrics import connected
+
+
+class EMTWithUncertainty(EMT):
+    """EMT plus a batched ``predict`` whose uncertainty is the radius of gyration (eV)."""
+
+    def predict(self, structures, properties=("energy",)):
+        energies, spreads = [], []
+        for atoms in structures:
+            atoms = atoms.copy()
+            atoms.calc = EMT()
+            energies.append(atoms.get_potential_energy())
+            centred = atoms.positions - atoms.positions.mean(axis=0)
+            spreads.append(np.sqrt((centred**2).sum(axis=1).mean()))
+        return {"energy": np.array(energies), "energy_uncertainty": np.array(spreads)}
+
+
+@pytest.fixture
+def db_copy(synthetic_db, tmp_path):
+    path = tmp_path / "au20.db"
+    shutil.copy(synthetic_db, path)
+    return path
+
+
+def test_random_cluster_reproducible_and_separated():
+    a = random_cluster(np.random.default_rng(5))
+    b = random_cluster(np.random.default_rng(5))
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert len(a) == 20 and min_pair_distance(a.positions) >= 2.5
+    assert np.linalg.norm(a.positions, axis=1).max() < 2 * 1.85 * np.cbrt(20)
+    with pytest.raises(ValueError, match="could not place"):
+        random_cluster(np.random.default_rng(0), 20, min_distance=2.5, radius=2.0, max_tries=500)
+
+
+def test_basin_search_reproducible():
+    settings = SearchSettings(runs=1, steps=2, seed=7)
+    first = global_search(EMT(), settings)
+    second = global_search(EMT(), settings)
+    assert len(first) == 3  # the relaxed start + one minimum per hop
+    np.testing.assert_array_equal([m.energy for m in first], [m.energy for m in second])
+
+
+def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
+    settings = SearchSettings(runs=2, steps=2, seed=0)
+    report = run_search(EMT(), settings, tmp_path / "out", db_url=db_copy, calc_name="emt")
+    cs = report.candidates
+    assert len(report.minima) == 6 and 0 < len(cs) <= report.valid.sum()
+    assert 2.9 < report.bond_cutoff < 3.6  # first g(r) minimum of the synthetic isomers
+    for c in cs:
+        assert min_pair_distance(c.atoms.positions) >= cands.MIN_PAIR_DISTANCE
+        assert connected(c.atoms, report.bond_cutoff)
+        check = c.atoms.copy()
+        check.calc = EMT()
+        assert check.get_potential_energy() == pytest.approx(c.energy)
+    energies = [c.energy for c in cs]
+    assert energies == sorted(energies)
+    assert min(energies) == pytest.approx(
+        min(m.energy for m, ok in zip(report.minima, report.valid, strict=True) if ok)
+    )
+    dist = max_deviation(
+        fingerprint_matrix([c.atoms for c in cs]), fingerprint_matrix([c.atoms for c in cs])
+    )
+    assert dist[np.triu_indices(len(cs), 1)].min() >= cands.DEDUP_TOLERANCE
+    rows = list(connect(db_copy).select(source="search"))
+    assert len(rows) == len(cs) == report.rows_written
+    assert sorted(r.energy for r in rows) == pytest.approx(energies)
+    assert all(r.matches_cluster_id == -1 and r.search_calc == "emt" for r in rows)
+    assert all("cluster_id" not in r for r in rows)  # never mistaken for labelled isomers
+    assert report.ground_state_id >= 0 and not report.found_ground_state
+    row_ids, skipped = cands.store_candidates(connect(db_copy), cs, {})
+    assert skipped == len(cs) and not any(row_ids)  # a re-run adds no duplicate rows
+    arrays, attrs = read_results(report.files["h5"])
+    np.testing.assert_allclose(arrays["candidates/energy"], energies)
+    assert arrays["minima/energy"].shape == (6,)
+    assert arrays["traces/run_1/best_energy"].shape == (3,)
+    assert np.all(np.diff(arrays["traces/run_0/best_energy"]) <= 0)
+    assert attrs["parameters"]["method"] == "basin"
+
+
+def test_match_known_finds_a_rotated_permuted_copy():
+    relaxed = relax(au20_ground_state(), EMT()).atoms
+    copy = relaxed.copy()
+    copy.rotate(37, "z", center="COM")
+    copy = copy[np.random.default_rng(0).permutation(20)]
+    other = relax(random_cluster(np.random.default_rng(1)), EMT(), optimizer="fire").atoms
+    ids, dist = cands.match_known([copy, other], [other, relaxed], [11, 350], tol=0.01)
+    assert ids.tolist() == [350, 11]
+    assert dist.max() < 1e-6
+    expanded = relaxed.copy()
+    expanded.positions *= 1.04
+    assert cands.match_known([expanded], [relaxed], [350], tol=0.05)[0][0] == -1
+    shape, _ = cands.match_known([expanded], [relaxed], [350], tol=0.05, scale_invariant=True)
+    assert shape[0] == 350
+
+
+def test_unique_indices_keeps_lowest_energy_copy():
+    a = au20_ground_state()
+    b = a.copy()
+    b.rotate(90, "x")
+    c = random_cluster(np.random.default_rng(3))
+    assert cands.unique_indices([a, b, c], [1.0, 0.5, 2.0], tol=0.01) == [1, 2]
+
+
+def test_invalid_reason():
+    td = au20_ground_state()
+    assert cands.invalid_reason(td, 3.3) == ""
+    squeezed = td.copy()
+    bond = squeezed.positions[0] - squeezed.positions[1]
+    squeezed.positions[0] = squeezed.positions[1] + 2.0 * bond / np.linalg.norm(bond)
+    assert cands.invalid_reason(squeezed, 3.3) == "pair at 2.00 Å < 2.3 Å"
+    fragment = td.copy()
+    fragment.positions[0] += [20.0, 0, 0]
+    assert "fragmented" in cands.invalid_reason(fragment, 3.3)
+
+
+def test_lcb_ranking_uses_uncertainty(tmp_path):
+    settings = SearchSettings(runs=1, steps=2, seed=2)
+    kappa = 5.0
+    lcb = run_search(EMTWithUncertainty(), settings, tmp_path, kappa=kappa)
+    for c in lcb.candidates:
+        assert c.lcb == pytest.approx(c.energy - kappa * c.uncertainty)
+    assert [c.lcb for c in lcb.candidates] == sorted(c.lcb for c in lcb.candidates)
+    assert len(lcb.candidates) > 1
+    assert (
+        np.isnan(cands.lower_confidence_bound(np.array([1.0]), np.array([np.nan]), 2.0)).sum() == 0
+    )
+    with pytest.raises(ValueError, match="kappa"):
+        cands.lower_confidence_bound(np.array([1.0]), np.array([0.1]), -1.0)
+
+
+def test_ga_search_runs():
+    pytest.importorskip("ase_ga")
+    settings = SearchSettings(method="ga", runs=1, steps=2, population=3, seed=1)
+    minima = global_search(EMT(), settings)
+    assert len(minima) == 5
+    assert all(np.isfinite(m.energy) for m in minima)
+
+
+def test_search_settings_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown search method"):
+        SearchSettings(method="anneal").validate()
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        SearchSettings(runs=0).validate()
+    with pytest.raises(ValueError, match="database not found"):
+        run_search(EMT(), SearchSettings(runs=1, steps=1), tmp_path, db_url=tmp_path / "no.db")
+
+
+def test_cli_search(db_copy, tmp_path):
+    res = CliRunner().invoke(
+        search_cmd,
+        [
+            "--calc",
+            "emt",
+            "--runs",
+            "1",
+            "--steps",
+            "2",
+            "--db",
+            str(db_copy),
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "ground state (isomer" in res.output and "db rows written" in res.output
+    assert (tmp_path / "s" / "candidates.xyz").stat().st_size > 0
