@@ -95,3 +95,23 @@ def test_info_and_add(
     result = runner.invoke(main, ["db", "info", str(tmp_path / "missing.db")])
     assert result.exit_code == 1 and "database not found" in result.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.data
+def test_build_seed_split_on_real_data(
+    runner: CliRunner, au20_data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "au20.db"
+    result = runner.invoke(
+        main, ["db", "build", str(au20_data_dir / "xyz"), "-o", str(out), "--split", "seed"]
+    )
+    assert result.exit_code == 0, result.output
+    for pattern in (
+        r"^isomers +899$",
+        r"^split test +155$",
+        r"^duplicate groups +745$",
+        r"^groups with 2\+ members +88 \(largest 7\)$",
+        r"^split scheme +seed$",
+    ):
+        assert re.search(pattern, result.stdout, re.M), pattern
+    assert "warning" not in result.stderr
