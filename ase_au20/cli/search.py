@@ -134,3 +134,55 @@ def print_search_report(report, top: int = 10) -> None:
         click.echo(f"db rows written {report.rows_written}, already present {report.rows_skipped}")
     for kind, path in report.files.items():
         click.echo(f"{kind:<4} {path}")
+
+
+@click.command("select")
+@click.option("--db", "db_url", required=True, help="ASE db holding unlabelled (search) rows")
+@click.option(
+    "--n", "n_select", default=20, show_default=True, type=int, help="structures to export"
+)
+@click.option(
+    "--calcs",
+    default="schnet,krr",
+    show_default=True,
+    help="comma-separated calculators whose disagreement is scored",
+)
+@click.option(
+    "--energy-window",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="eV above the lowest mean prediction; negative: no window",
+)
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option("--out", "out_dir", type=OUT_PATH, default=Path("select"), show_default=True)
+def select_cmd(
+    db_url: str, n_select: int, calcs: str, energy_window: float, device: str, out_dir: Path
+) -> None:
+    """Export the --n unlabelled structures most worth a DFT calculation, with a CSV of scores."""
+    from ase_au20.workflows.select import select_from_db
+
+    names = [name.strip() for name in calcs.split(",") if name.strip()]
+    if not names:
+        raise click.ClickException("--calcs needs at least one calculator")
+    calculators = {name: _calculator(name, device) for name in names}
+    window = None if energy_window < 0 else energy_window
+    try:
+        selection, files = select_from_db(db_url, calculators, n_select, out_dir, window)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"pool {selection.pool_size}  within window {len(selection)}  "
+        f"exported {min(n_select, len(selection))}"
+    )
+    click.echo(
+        f"{'rank':>4} {'row':>6} {'score':>8} {'disagree':>9} {'ens.std':>8} "
+        f"{'±u':>7} {'ΔE':>7}  (eV)"
+    )
+    for rank in range(min(n_select, len(selection), 10)):
+        click.echo(
+            f"{rank:>4} {selection.row_ids[rank]:>6} {selection.score[rank]:>8.3f} "
+            f"{selection.disagreement[rank]:>9.3f} {selection.ensemble_std[rank]:>8.3f} "
+            f"{selection.conformal_half_width[rank]:>7.3f} {selection.relative_energy[rank]:>7.3f}"
+        )
+    click.echo(f"csv  {files['csv']}")

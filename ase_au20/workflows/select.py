@@ -1,0 +1,194 @@
+"""Which unlabelled structures are most worth a DFT calculation?
+
+Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates are such
+rows). Every calculator predicts each structure; the acquisition score, in eV, is
+
+    score = sqrt(disagreement² + ensemble_std²) + conformal half-width
+
+where *disagreement* is the standard deviation of the calculators' energies (e.g. KRR vs
+SchNet), *ensemble_std* the largest ensemble spread a calculator reports through an
+``energy_std`` property, and the half-width the mean ``energy_uncertainty`` (missing
+values count as 0). Only structures within ``energy_window`` eV of the lowest mean
+prediction are eligible: the aim is to pin down the low-energy isomers.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.db.core import Database
+from ase.io import write
+
+from ase_au20.database import connect
+from ase_au20.workflows.calculators import predict_batch
+
+DEFAULT_ENERGY_WINDOW = 1.0  # eV above the lowest mean prediction
+
+
+@dataclass
+class Selection:
+    """Scores of every eligible structure (rows sorted by decreasing score)."""
+
+    row_ids: np.ndarray
+    atoms: list[Atoms]
+    energies: dict[str, np.ndarray]  # per calculator name, eV
+    mean_energy: np.ndarray  # eV
+    relative_energy: np.ndarray  # eV above the lowest mean prediction in the pool
+    disagreement: np.ndarray  # eV
+    ensemble_std: np.ndarray  # eV (NaN: no calculator reports one)
+    conformal_half_width: np.ndarray  # eV (NaN: no calculator reports one)
+    score: np.ndarray  # eV
+    pool_size: int
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+
+def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms]]:
+    """Row ids and structures of rows without a DFT label (no ``cluster_id`` key)."""
+    ids, structures = [], []
+    for row in db.select(include_data=False):
+        if "cluster_id" not in row:
+            ids.append(row.id)
+            structures.append(row.toatoms())
+    return np.array(ids, dtype=int), structures
+
+
+def _nanmean_rows(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """Row-wise mean ignoring NaN, NaN where every value is missing (no warning)."""
+    if not columns:
+        return np.full(n, np.nan)
+    stack = np.vstack(columns)
+    count = np.isfinite(stack).sum(axis=0)
+    total = np.nansum(stack, axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def score_candidates(
+    structures: list[Atoms],
+    row_ids: np.ndarray,
+    calcs: Mapping[str, Calculator],
+    energy_window: float | None = DEFAULT_ENERGY_WINDOW,
+) -> Selection:
+    """Predict every structure with every calculator and score the low-energy ones."""
+    if not calcs:
+        raise ValueError("select needs at least one calculator")
+    if energy_window is not None and energy_window < 0:
+        raise ValueError(f"energy_window must be >= 0, got {energy_window}")
+    if not structures:
+        raise ValueError(
+            "no unlabelled structures to select from (run `au20-workflow search --db`)"
+        )
+    n = len(structures)
+    energies, half_widths, spreads = {}, [], []
+    for name, calc in calcs.items():
+        props = (
+            ("energy", "energy_std")
+            if "energy_std" in getattr(calc, "implemented_properties", ())
+            else ("energy",)
+        )
+        out = predict_batch(calc, structures, props)
+        energies[name] = np.asarray(out["energy"], dtype=float)
+        half_widths.append(np.asarray(out["energy_uncertainty"], dtype=float))
+        if "energy_std" in out:
+            spreads.append(np.asarray(out["energy_std"], dtype=float))
+    stack = np.vstack(list(energies.values()))
+    mean = stack.mean(axis=0)
+    disagreement = stack.std(axis=0)
+    ensemble = np.nanmax(np.vstack(spreads), axis=0) if spreads else np.full(n, np.nan)
+    half_width = _nanmean_rows(half_widths, n)
+    score = np.hypot(disagreement, np.nan_to_num(ensemble)) + np.nan_to_num(half_width)
+    relative = mean - mean.min()
+    eligible = np.ones(n, bool) if energy_window is None else relative <= energy_window
+    order = [i for i in np.argsort(-score, kind="stable") if eligible[i]]
+    return Selection(
+        row_ids=np.asarray(row_ids)[order],
+        atoms=[structures[i] for i in order],
+        energies={k: v[order] for k, v in energies.items()},
+        mean_energy=mean[order],
+        relative_energy=relative[order],
+        disagreement=disagreement[order],
+        ensemble_std=ensemble[order],
+        conformal_half_width=half_width[order],
+        score=score[order],
+        pool_size=n,
+    )
+
+
+def export_selection(selection: Selection, n: int, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write the top ``n`` as ``select_<rank>_row<id>.xyz`` and all scores to ``scores.csv``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    names = list(selection.energies)
+    header = [
+        "rank",
+        "row_id",
+        "selected",
+        "file",
+        "score_eV",
+        "disagreement_eV",
+        "ensemble_std_eV",
+        "conformal_half_width_eV",
+        "mean_energy_eV",
+        "relative_energy_eV",
+        *[f"energy_{k}_eV" for k in names],
+    ]
+    tmp = out / ".scores.csv.tmp"
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for rank in range(len(selection)):
+            row_id = int(selection.row_ids[rank])
+            name = ""
+            if rank < n:
+                path = out / f"select_{rank:03d}_row{row_id}.xyz"
+                atoms = selection.atoms[rank].copy()
+                atoms.calc = None
+                atoms.info.update(
+                    row_id=row_id,
+                    score_eV=float(selection.score[rank]),
+                    mean_energy_eV=float(selection.mean_energy[rank]),
+                )
+                write(path, atoms, format="extxyz")
+                files[f"xyz_{rank}"] = path
+                name = path.name
+            values = [
+                selection.score,
+                selection.disagreement,
+                selection.ensemble_std,
+                selection.conformal_half_width,
+                selection.mean_energy,
+                selection.relative_energy,
+                *[selection.energies[k] for k in names],
+            ]
+            writer.writerow(
+                [rank, row_id, int(rank < n), name, *[f"{float(v[rank]):.6f}" for v in values]]
+            )
+    files["csv"] = out / "scores.csv"
+    os.replace(tmp, files["csv"])
+    return files
+
+
+def select_from_db(
+    db_url: str | os.PathLike,
+    calcs: Mapping[str, Calculator],
+    n: int = 20,
+    out_dir: str | os.PathLike = "select",
+    energy_window: float | None = DEFAULT_ENERGY_WINDOW,
+) -> tuple[Selection, dict[str, Path]]:
+    """Score the unlabelled rows of ``db_url`` and export the ``n`` most informative."""
+    if "://" not in str(db_url) and not Path(db_url).is_file():
+        raise ValueError(f"database not found: {db_url}")
+    row_ids, structures = unlabelled_rows(connect(db_url))
+    selection = score_candidates(structures, row_ids, calcs, energy_window)
+    return selection, export_selection(selection, n, out_dir)

@@ -1,0 +1,132 @@
+"""Selection for DFT: unlabelled rows scored by calculator disagreement and interval width."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+from ase.io import read
+from click.testing import CliRunner
+
+from ase_au20.cli.search import select_cmd
+from ase_au20.workflows.random_cluster import random_cluster
+from ase_au20.workflows.select import score_candidates, select_from_db, unlabelled_rows
+
+N_CANDIDATES = 8
+
+
+def gold_lj() -> LennardJones:
+    """Lennard-Jones with gold-like parameters (Heinz et al. 2008): a cheap second opinion."""
+    return LennardJones(sigma=2.63, epsilon=0.23, rc=6.5, smooth=True)
+
+
+@pytest.fixture
+def candidate_db(synthetic_db, tmp_path):
+    """The synthetic db plus unlabelled rows, as a search would leave them."""
+    path = tmp_path / "au20.db"
+    shutil.copy(synthetic_db, path)
+    db = connect(path)
+    rng = np.random.default_rng(11)
+    for _ in range(N_CANDIDATES):
+        atoms = random_cluster(rng)
+        atoms.calc = SinglePointCalculator(atoms, energy=0.0)
+        db.write(atoms, source="search", predicted_energy=0.0)
+    return path
+
+
+def test_pool_is_the_unlabelled_rows(candidate_db):
+    ids, structures = unlabelled_rows(connect(candidate_db))
+    assert len(ids) == len(structures) == N_CANDIDATES
+    assert all(connect(candidate_db).get(id=int(i)).source == "search" for i in ids)
+
+
+def test_select_exports_n_and_sorted_scores(candidate_db, tmp_path):
+    calcs = {"emt": EMT(), "lj": gold_lj()}
+    selection, files = select_from_db(
+        candidate_db, calcs, n=3, out_dir=tmp_path / "sel", energy_window=None
+    )
+    assert len(selection) == N_CANDIDATES
+    xyz = sorted((tmp_path / "sel").glob("select_*.xyz"))
+    assert len(xyz) == 3
+    with files["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    scores = [float(r["score_eV"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
+    assert [int(r["selected"]) for r in rows] == [1, 1, 1] + [0] * (N_CANDIDATES - 3)
+    for r in rows:
+        e = np.array([float(r["energy_emt_eV"]), float(r["energy_lj_eV"])])
+        assert float(r["disagreement_eV"]) == pytest.approx(e.std(), abs=1e-5)
+        assert float(r["score_eV"]) == pytest.approx(e.std(), abs=1e-5)  # no uncertainties
+    top = read(xyz[0])
+    assert top.info["row_id"] == int(rows[0]["row_id"])
+    np.testing.assert_allclose(top.positions, selection.atoms[0].positions)
+
+
+def test_energy_window_keeps_low_energies_only(candidate_db):
+    ids, structures = unlabelled_rows(connect(candidate_db))
+    full = score_candidates(structures, ids, {"emt": EMT(), "lj": gold_lj()}, energy_window=None)
+    window = float(np.median(full.relative_energy))
+    low = score_candidates(structures, ids, {"emt": EMT(), "lj": gold_lj()}, window)
+    assert 0 < len(low) < len(full)
+    assert np.all(low.relative_energy <= window)
+    assert set(low.row_ids) == set(full.row_ids[full.relative_energy <= window])
+
+
+def test_select_errors(synthetic_db, tmp_path):
+    with pytest.raises(ValueError, match="no unlabelled structures"):
+        select_from_db(synthetic_db, {"emt": EMT()}, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="database not found"):
+        select_from_db(tmp_path / "missing.db", {"emt": EMT()}, out_dir=tmp_path)
+
+
+def test_cli_select(candidate_db, tmp_path):
+    res = CliRunner().invoke(
+        select_cmd,
+        [
+            "--db",
+            str(candidate_db),
+            "--n",
+            "2",
+            "--calcs",
+            "emt",
+            "--energy-window",
+            "100",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "s").glob("select_*.xyz"))) == 2
+    assert "score" in res.output
+
+
+class EnsembleEMT(EMT):
+    """EMT posing as an ensemble model: fixed spread 0.2 eV and half-width 0.5 eV."""
+
+    implemented_properties = [*EMT.implemented_properties, "energy_std"]
+
+    def predict(self, structures, properties=("energy",)):
+        energies = []
+        for atoms in structures:
+            atoms = atoms.copy()
+            atoms.calc = EMT()
+            energies.append(atoms.get_potential_energy())
+        n = len(structures)
+        out = {"energy": np.array(energies), "energy_uncertainty": np.full(n, 0.5)}
+        if "energy_std" in properties:
+            out["energy_std"] = np.full(n, 0.2)
+        return out
+
+
+def test_score_combines_disagreement_spread_and_interval(candidate_db):
+    ids, structures = unlabelled_rows(connect(candidate_db))
+    sel = score_candidates(structures, ids, {"ens": EnsembleEMT(), "lj": gold_lj()}, None)
+    np.testing.assert_allclose(sel.ensemble_std, 0.2)
+    np.testing.assert_allclose(sel.conformal_half_width, 0.5)  # LJ has none: mean of the rest
+    np.testing.assert_allclose(sel.score, np.hypot(sel.disagreement, 0.2) + 0.5)
