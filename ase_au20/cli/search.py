@@ -186,3 +186,35 @@ def select_cmd(
             f"{selection.conformal_half_width[rank]:>7.3f} {selection.relative_energy[rank]:>7.3f}"
         )
     click.echo(f"csv  {files['csv']}")
+
+
+@click.command("energy-map")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@click.option("--out", "out_dir", type=OUT_PATH, default=Path("."), show_default=True)
+def energy_map_cmd(file: Path, calc_spec: str, device: str, out_dir: Path) -> None:
+    """Per-atom energy map of FILE: PDB (B-factor), VMD script, 3D PNG and HDF5 in --out."""
+    import numpy as np
+
+    from ase_au20.workflows.energy_maps import write_energy_map
+    from ase_au20.workflows.inputs import read_cluster
+
+    try:
+        atoms = read_cluster(file)
+        emap, files = write_energy_map(
+            atoms,
+            _calculator(calc_spec, device),
+            out_dir,
+            file.stem,
+            {"input": str(file), "calc": calc_spec},
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    order = np.argsort(emap.energies)
+    click.echo(f"total {emap.total:.4f} eV; per-atom spread {np.ptp(emap.energies) * 1000:.1f} meV")
+    click.echo(f"{'atom':>4} {'E_i (eV)':>12} {'E_i − min (meV)':>16}")
+    for i in [*order[:3], *order[-3:]]:
+        click.echo(f"{i:>4} {emap.energies[i]:>12.4f} {emap.relative[i] * 1000:>16.1f}")
+    for kind, path in files.items():
+        click.echo(f"{kind:<4} {path}")
