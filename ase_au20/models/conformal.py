@@ -1,0 +1,176 @@
+"""Split-conformal energy intervals, global and Mondrian by predicted-ΔE bucket.
+
+Fitted on a calibration split that the model never trained on. Scores are absolute
+residuals |E_true − E_pred|, or residuals divided by an ensemble spread (normalised
+conformal; the interval then scales with the spread). For each confidence level c of a
+fixed grid the stored quantile is the k-th smallest score with k = ceil((n+1)·c): the
+finite-sample-corrected split-conformal quantile, which guarantees coverage ≥ c for
+exchangeable data. Where k > n the level cannot be guaranteed and is stored as null
+(an infinite half-width).
+
+Mondrian: the calibration rows are grouped by the bucket of their *predicted* ΔE
+(E_pred − energy_reference against the db's bucket_edges; the true bucket is unknown at
+prediction time) and quantiles are taken per bucket. A bucket whose sample is too small
+for a level falls back to the global quantile at that level (listed under ``fallback``).
+
+Asking for a confidence that is not on the grid uses the nearest grid level above it
+(conservative); a confidence above the largest grid level is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+DEFAULT_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
+BUCKETS = ("low", "mid", "high")
+
+
+def conformal_quantile(scores: np.ndarray, confidence: float) -> float | None:
+    """The ceil((n+1)c)-th smallest score, or None when that exceeds n (level unattainable)."""
+    scores = np.sort(np.asarray(scores, dtype=float))
+    k = math.ceil((len(scores) + 1) * confidence - 1e-12)
+    if k > len(scores) or len(scores) == 0:
+        return None
+    return float(scores[max(k, 1) - 1])
+
+
+def bucket_of(delta_e: np.ndarray, bucket_edges: Sequence[float]) -> np.ndarray:
+    """Bucket names low (< q25), mid, high (> q75) of ΔE values."""
+    delta_e = np.asarray(delta_e, dtype=float)
+    lo, hi = float(bucket_edges[0]), float(bucket_edges[1])
+    return np.where(delta_e < lo, "low", np.where(delta_e > hi, "high", "mid"))
+
+
+def _key(level: float) -> str:
+    """JSON key of a confidence level."""
+    return f"{level:g}"
+
+
+class ConformalCalibrator:
+    """Stores conformal quantiles for a grid of confidence levels; see module docstring."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @classmethod
+    def fit(
+        cls,
+        pred_energy: np.ndarray,
+        true_energy: np.ndarray,
+        energy_reference: float,
+        bucket_edges: Sequence[float],
+        spread: np.ndarray | None = None,
+        levels: Sequence[float] = DEFAULT_LEVELS,
+    ) -> ConformalCalibrator:
+        """Quantiles of calibration scores, globally and per predicted-ΔE bucket."""
+        pred = np.asarray(pred_energy, dtype=float)
+        true = np.asarray(true_energy, dtype=float)
+        if pred.shape != true.shape or pred.ndim != 1 or len(pred) == 0:
+            raise ValueError(f"pred_energy {pred.shape} and true_energy {true.shape} must match")
+        if not (np.all(np.isfinite(pred)) and np.all(np.isfinite(true))):
+            raise ValueError("calibration energies must be finite")
+        if any(not 0.0 < c < 1.0 for c in levels):
+            raise ValueError(f"confidence levels must lie in (0, 1): {list(levels)}")
+        scores = np.abs(true - pred)
+        if spread is not None:
+            scores = scores / _check_spread(spread, len(pred))
+        buckets = bucket_of(pred - energy_reference, bucket_edges)
+        levels = sorted(float(c) for c in levels)
+        global_q = {_key(c): conformal_quantile(scores, c) for c in levels}
+        mondrian: dict[str, Any] = {}
+        for name in BUCKETS:
+            member = scores[buckets == name]
+            quantiles, fallback = {}, []
+            for c in levels:
+                q = conformal_quantile(member, c)
+                if q is None:
+                    q = global_q[_key(c)]
+                    fallback.append(_key(c))
+                quantiles[_key(c)] = q
+            mondrian[name] = {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
+        return cls(
+            {
+                "method": "split-conformal, absolute residual"
+                + (" / ensemble spread" if spread is not None else ""),
+                "normalised": spread is not None,
+                "levels": levels,
+                "n_calib": int(len(pred)),
+                "energy_reference": float(energy_reference),
+                "bucket_edges": [float(e) for e in bucket_edges],
+                "global": global_q,
+                "mondrian": mondrian,
+            }
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict for the model card's ``conformal`` entry."""
+        return self._data
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConformalCalibrator:
+        """Rebuild from a card's ``conformal`` entry; malformed entries are a ValueError."""
+        try:
+            levels = [float(c) for c in d["levels"]]
+            for c in levels:
+                _ = d["global"][_key(c)]
+                for name in BUCKETS:
+                    _ = d["mondrian"][name]["quantiles"][_key(c)]
+            float(d["energy_reference"])
+            if len(d["bucket_edges"]) != 2:
+                raise ValueError("bucket_edges must have two entries")
+            bool(d["normalised"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed conformal entry in model card: {err!r}") from None
+        return cls(d)
+
+    @property
+    def normalised(self) -> bool:
+        """Whether scores were divided by an ensemble spread."""
+        return bool(self._data["normalised"])
+
+    def level_for(self, confidence: float) -> float:
+        """The smallest grid level ≥ confidence."""
+        levels = self._data["levels"]
+        above = [c for c in levels if c >= confidence - 1e-12]
+        if not 0.0 < confidence < 1.0 or not above:
+            raise ValueError(f"confidence {confidence} outside (0, {max(levels)}] of the grid")
+        return min(above)
+
+    def half_width(
+        self,
+        pred_energy: np.ndarray,
+        confidence: float,
+        mondrian: bool = True,
+        spread: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Half-widths (eV) of the intervals pred ± w at ``confidence`` (inf if unattainable)."""
+        pred = np.atleast_1d(np.asarray(pred_energy, dtype=float))
+        key = _key(self.level_for(confidence))
+        if mondrian:
+            buckets = bucket_of(pred - self._data["energy_reference"], self._data["bucket_edges"])
+            table = {n: self._data["mondrian"][n]["quantiles"][key] for n in BUCKETS}
+            q = np.array([_finite(table[b]) for b in buckets])
+        else:
+            q = np.full(len(pred), _finite(self._data["global"][key]))
+        if self.normalised:
+            if spread is None:
+                raise ValueError("this calibrator is normalised by ensemble spread: pass spread")
+            q = q * _check_spread(spread, len(pred))
+        return q
+
+
+def _finite(q: float | None) -> float:
+    """None (unattainable level) as +inf."""
+    return math.inf if q is None else float(q)
+
+
+def _check_spread(spread: np.ndarray, n: int) -> np.ndarray:
+    """Spread as a positive (n,) array."""
+    spread = np.atleast_1d(np.asarray(spread, dtype=float))
+    if spread.shape != (n,) or not np.all(np.isfinite(spread)) or np.any(spread <= 0):
+        raise ValueError(f"spread must be {n} positive finite values")
+    return spread

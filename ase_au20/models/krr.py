@@ -1,0 +1,279 @@
+"""SOAP kernel ridge regression with per-atom energies and exact forces.
+
+Target: the energy per atom minus a reference e0 (the weighted training mean of E/N), so
+that E(A) = N_A · (e0 + Σ_m α_m K(A, B_m)); with the average kernel the sum splits
+exactly into per-atom contributions e_i = e0 + Σ_m α_m mean_{j∈B_m} (p̂_i·p̂_j)^ζ, which is
+extensive and defined for clusters of any size. With the RBF kernel on pooled descriptors
+the energy is split equally over the atoms (e_i = E/N): there is no natural local term.
+
+Weights file (``weights.npz``, no pickle), by kernel:
+  average, ζ = 2 : ``quadratic`` W = Σ_m α_m mean_j p̂_j p̂_jᵀ (F×F), e_i = e0 + p̂_iᵀ W p̂_i
+  average, ζ ≠ 2 : ``environments`` (T×F float32, all training atoms) and ``env_coef``
+                   (α_m / N_m per atom), e_i = e0 + Σ_t c_t (p̂_i·q_t)^ζ (computed in float64)
+  rbf            : ``pooled`` (M×F) training descriptors and ``alpha`` (M)
+plus ``e0``. Forces are −dE/dr through the kernel, the normalisation and dscribe's
+analytical SOAP derivatives.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from scipy.linalg import cho_factor, cho_solve
+
+from ase_au20.models.card import check_files, file_sha256, read_card, write_card
+from ase_au20.models.kernels import KERNELS, average_gram, check_zeta, pooled, rbf_gram
+from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+
+WEIGHTS_NAME = "weights.npz"
+
+
+def n_soap_features(settings: SoapSettings) -> int:
+    """Per-atom SOAP length for one species: n_max(n_max+1)/2 · (l_max+1)."""
+    return settings.n_max * (settings.n_max + 1) // 2 * (settings.l_max + 1)
+
+
+def solve_weighted_ridge(
+    gram: np.ndarray, target: np.ndarray, lam: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Coefficients of min Σ w_m (y_m − f_m)² + λ‖f‖²_K: (K + λ W⁻¹) α = y, by Cholesky."""
+    if lam <= 0:
+        raise ValueError(f"lambda must be positive, got {lam}")
+    w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=float)
+    if np.any(w <= 0):
+        raise ValueError("sample weights must be positive")
+    factor = cho_factor(gram + lam * np.diag(1.0 / w), lower=True)
+    return cho_solve(factor, np.asarray(target, dtype=float))
+
+
+class KRRModel:
+    """A fitted SOAP+KRR energy model; see the module docstring for the energy form."""
+
+    def __init__(
+        self,
+        settings: SoapSettings,
+        hyperparameters: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        card: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hyperparameters = dict(hyperparameters)
+        self.kernel = _check_hyperparameters(self.hyperparameters)
+        self.arrays = _check_arrays(self.kernel, self.hyperparameters, arrays, settings)
+        self.card: dict[str, Any] = dict(card or {})
+        self._featurizer: SoapFeaturizer | None = None
+        self._env64: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(
+        cls,
+        units: Sequence[np.ndarray],
+        energies: np.ndarray,
+        settings: SoapSettings,
+        kernel: str = "average",
+        zeta: int = 2,
+        gamma: float = 1.0,
+        lam: float = 1e-4,
+        sample_weight: np.ndarray | None = None,
+    ) -> KRRModel:
+        """Fit on normalised per-atom SOAP ``units`` (one (N, F) array per structure)."""
+        energies = np.asarray(energies, dtype=float)
+        if len(units) != len(energies) or len(units) == 0:
+            raise ValueError(f"{len(units)} structures for {len(energies)} energies")
+        sizes = np.array([len(u) for u in units], dtype=float)
+        weights = np.ones(len(units)) if sample_weight is None else np.asarray(sample_weight)
+        per_atom = energies / sizes
+        e0 = float(np.average(per_atom, weights=weights))
+        hyper: dict[str, Any] = {"kernel": kernel, "lambda": float(lam)}
+        if kernel == "average":
+            hyper["zeta"] = check_zeta(zeta)
+            gram = average_gram(units, zetas=[hyper["zeta"]])[hyper["zeta"]]
+        elif kernel == "rbf":
+            hyper["gamma"] = float(gamma)
+            descriptors = pooled(units)
+            gram = rbf_gram(descriptors, descriptors, gamma)
+        else:
+            raise ValueError(f"unknown kernel {kernel!r}: use {', '.join(KERNELS)}")
+        alpha = solve_weighted_ridge(gram, per_atom - e0, lam, weights)
+        arrays: dict[str, np.ndarray] = {"e0": np.array(e0)}
+        if kernel == "rbf":
+            arrays.update(pooled=descriptors, alpha=alpha)
+        elif hyper["zeta"] == 2:
+            arrays["quadratic"] = sum(
+                (a / len(u)) * (u.T @ u) for a, u in zip(alpha, units, strict=True)
+            )
+        else:
+            arrays["environments"] = np.concatenate(units).astype(np.float32)
+            arrays["env_coef"] = np.concatenate(
+                [np.full(len(u), a / len(u)) for a, u in zip(alpha, units, strict=True)]
+            )
+        return cls(settings, hyper, arrays)
+
+    # --------------------------------------------------------------- prediction
+    @property
+    def featurizer(self) -> SoapFeaturizer:
+        """The SOAP featurizer (built on first use: dscribe import is slow)."""
+        if self._featurizer is None:
+            self._featurizer = SoapFeaturizer(self.settings)
+        return self._featurizer
+
+    def local_terms(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-atom energies e_i (N,) and dE/dp̂_i (N, F) from normalised SOAP (N, F)."""
+        e0 = float(self.arrays["e0"])
+        n = len(unit)
+        if self.kernel == "rbf":
+            gamma = self.hyperparameters["gamma"]
+            diff = unit.mean(axis=0)[None, :] - self.arrays["pooled"]
+            k = np.exp(-gamma * (diff**2).sum(axis=1)) * self.arrays["alpha"]
+            energy = n * (e0 + k.sum())
+            grad = -2.0 * gamma * (k @ diff)  # dE/dp̂_i = N · df/dp̄ · (1/N)
+            return np.full(n, energy / n), np.tile(grad, (n, 1))
+        zeta = self.hyperparameters["zeta"]
+        if "quadratic" in self.arrays:
+            wp = unit @ self.arrays["quadratic"]
+            return e0 + (unit * wp).sum(axis=1), 2.0 * wp
+        if self._env64 is None:
+            self._env64 = self.arrays["environments"].astype(float)
+        coef = self.arrays["env_coef"]
+        dots = unit @ self._env64.T
+        energies = e0 + dots**zeta @ coef
+        grad = (zeta * dots ** (zeta - 1) * coef) @ self._env64
+        return energies, grad
+
+    def predict(self, structures: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
+        """Energies (n,) in eV on the DFT scale, per-atom ``energies`` and optional ``forces``.
+
+        ``energies`` (n, N) and ``forces`` (n, N, 3) are arrays when every structure has
+        the same size, otherwise lists of per-structure arrays.
+        """
+        if isinstance(structures, Atoms):
+            raise ValueError("predict takes a list of Atoms; wrap a single structure in a list")
+        total, per_atom, all_forces = [], [], []
+        for atoms in structures:
+            if len(atoms) == 0:
+                raise ValueError("empty Atoms: a gold cluster needs at least one atom")
+            if forces:
+                unit, jac = self.featurizer.normalised_with_jacobian(atoms)
+                energies, grad = self.local_terms(unit)
+                all_forces.append(-np.einsum("if,iaxf->ax", grad, jac))
+            else:
+                energies, _ = self.local_terms(self.featurizer.normalised(atoms))
+            per_atom.append(energies)
+            total.append(energies.sum())
+        out: dict[str, Any] = {"energy": np.array(total), "energies": _stack_same(per_atom)}
+        if forces:
+            out["forces"] = _stack_same(all_forces)
+        return out
+
+    # ----------------------------------------------------------------- storage
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``weights.npz`` and ``card.json`` (the card records the weights' SHA-256)."""
+        if not self.card:
+            raise ValueError("model.card is empty: build it with models.card.new_card first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / WEIGHTS_NAME
+        tmp = directory / ".weights-tmp.npz"
+        np.savez(tmp, **self.arrays)
+        os.replace(tmp, path)
+        self.card.update(
+            model_type="krr",
+            architecture=self.architecture,
+            hyperparameters=self.hyperparameters,
+            features={**self.settings.to_dict(), "n_features": n_soap_features(self.settings)},
+            files={WEIGHTS_NAME: file_sha256(path)},
+        )
+        write_card(directory, self.card)
+        return directory
+
+    @property
+    def architecture(self) -> str:
+        """One-line description of the energy form."""
+        if self.kernel == "rbf":
+            return "SOAP(GTO) + KRR, RBF kernel on pooled descriptors (energy split equally)"
+        return (
+            f"SOAP(GTO) + KRR, average local-environment kernel zeta={self.hyperparameters['zeta']}"
+            " (per-atom energies)"
+        )
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> KRRModel:
+        """Load a model directory; a mismatched, truncated or foreign file is a ValueError."""
+        directory = Path(directory)
+        card = read_card(directory)
+        if card["model_type"] != "krr":
+            raise ValueError(f"{directory}: model_type is {card['model_type']!r}, not 'krr'")
+        check_files(directory, card)
+        path = directory / WEIGHTS_NAME
+        if not path.is_file():
+            raise ValueError(f"{path}: missing")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: np.asarray(data[k]) for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: unreadable weights file ({err})") from None
+        settings = SoapSettings.from_dict(card["features"])
+        expected = card["features"].get("n_features")
+        if expected is not None and expected != n_soap_features(settings):
+            raise ValueError(
+                f"{directory}: card n_features {expected} contradicts its SOAP settings"
+            )
+        try:
+            return cls(settings, card["hyperparameters"], arrays, card)
+        except ValueError as err:
+            raise ValueError(f"{directory}: weights do not match the card: {err}") from None
+
+
+def _stack_same(items: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One array when all items share a shape, else the list itself."""
+    if items and all(i.shape == items[0].shape for i in items):
+        return np.stack(items)
+    return items
+
+
+def _check_hyperparameters(hyper: dict[str, Any]) -> str:
+    """The kernel name after checking its parameters."""
+    kernel = hyper.get("kernel")
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}: use {', '.join(KERNELS)}")
+    if kernel == "average":
+        check_zeta(hyper.get("zeta", 0))
+    elif not isinstance(hyper.get("gamma"), int | float) or hyper["gamma"] <= 0:
+        raise ValueError(f"rbf kernel needs a positive gamma, got {hyper.get('gamma')!r}")
+    return kernel
+
+
+def _check_arrays(
+    kernel: str, hyper: dict[str, Any], arrays: dict[str, np.ndarray], settings: SoapSettings
+) -> dict[str, np.ndarray]:
+    """Arrays required by the kernel, with shapes that fit the SOAP length and each other."""
+    n_feat = n_soap_features(settings)
+    if kernel == "rbf":
+        needed = {"e0": (), "pooled": (None, n_feat), "alpha": (None,)}
+    elif hyper["zeta"] == 2 and "quadratic" in arrays:
+        needed = {"e0": (), "quadratic": (n_feat, n_feat)}
+    else:
+        needed = {"e0": (), "environments": (None, n_feat), "env_coef": (None,)}
+    out = {}
+    for name, shape in needed.items():
+        if name not in arrays:
+            raise ValueError(f"array {name!r} missing")
+        value = np.asarray(arrays[name])
+        if value.ndim != len(shape) or any(
+            s not in (None, v) for s, v in zip(shape, value.shape, strict=True)
+        ):
+            raise ValueError(f"array {name!r} has shape {value.shape}, expected {shape}")
+        if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+            raise ValueError(f"array {name!r} is not finite floating point")
+        out[name] = value
+    rows = {"rbf": ("pooled", "alpha"), "average": ("environments", "env_coef")}[kernel]
+    if rows[0] in out and len(out[rows[0]]) != len(out[rows[1]]):
+        raise ValueError(f"{rows[0]} and {rows[1]} have different lengths")
+    return out

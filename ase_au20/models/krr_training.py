@@ -1,0 +1,249 @@
+"""Choosing KRR hyper-parameters by group-aware cross-validation and training the final model.
+
+CV uses the database's ``fold`` column (folds never split a duplicate group) on the train
+and val rows only; the calib and test rows are never seen. The winner (lowest CV MAE) is
+refitted on all train+val rows, calibrated on ``calib`` and scored on ``test``.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ase_au20.database import IsomerSet, connect, load_rows
+from ase_au20.models.card import new_card
+from ase_au20.models.conformal import ConformalCalibrator
+from ase_au20.models.kernels import average_gram, median_sq_distance, pooled, rbf_gram
+from ase_au20.models.krr import KRRModel, solve_weighted_ridge
+from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
+from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+
+CV_TABLE_NAME = "cv_table.csv"
+TRAIN_SPLITS = ("train", "val")
+REPORT_CONFIDENCES = (0.8, 0.9)
+
+
+@dataclass
+class KRRSearch:
+    """The hyper-parameter grid; γ of the RBF kernel is gamma_scale / median |p̄_A − p̄_B|²."""
+
+    r_cut: Sequence[float] = (7.0,)
+    n_max: Sequence[int] = (6,)
+    l_max: Sequence[int] = (4,)
+    sigma: Sequence[float] = (0.3, 0.5)
+    kernel: str = "average"
+    zeta: Sequence[int] = (2,)
+    gamma_scale: Sequence[float] = (0.3, 1.0, 3.0)
+    lam: Sequence[float] = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
+    outlier_weight: Sequence[float] = (1.0,)
+
+    def soap_grid(self) -> list[SoapSettings]:
+        """Every SOAP setting of the grid."""
+        return [
+            SoapSettings(float(r), int(n), int(lm), float(s))
+            for r, n, lm, s in itertools.product(self.r_cut, self.n_max, self.l_max, self.sigma)
+        ]
+
+    def size(self) -> int:
+        """Number of CV evaluations (settings × kernel parameters × λ × outlier weights)."""
+        per_kernel = len(self.zeta) if self.kernel == "average" else len(self.gamma_scale)
+        return len(self.soap_grid()) * per_kernel * len(self.lam) * len(self.outlier_weight)
+
+
+@dataclass
+class TrainResult:
+    """What ``train_krr`` produced: the model (saved), its CV table and its metrics."""
+
+    model: KRRModel
+    cv_table: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _kernel_grams(
+    units: list[np.ndarray], search: KRRSearch
+) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(kernel parameters, Gram matrix) for every kernel parameter of the grid."""
+    if search.kernel == "average":
+        grams = average_gram(units, zetas=search.zeta)
+        return [({"zeta": int(z)}, grams[int(z)]) for z in search.zeta]
+    if search.kernel == "rbf":
+        desc = pooled(units)
+        scale = median_sq_distance(desc)
+        return [({"gamma": s / scale}, rbf_gram(desc, desc, s / scale)) for s in search.gamma_scale]
+    raise ValueError(f"unknown kernel {search.kernel!r}")
+
+
+def cross_validate(
+    isomers: IsomerSet, search: KRRSearch, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Group-aware k-fold CV over the grid; one row per setting with MAE/RMSE (eV)."""
+    folds = isomers.folds
+    fold_ids = sorted(set(folds[folds >= 0].tolist()))
+    if len(fold_ids) < 2:
+        raise ValueError("cross-validation needs at least two folds among the train/val rows")
+    sizes = np.array([len(a) for a in isomers.atoms], dtype=float)
+    per_atom = isomers.energies / sizes
+    table: list[dict[str, Any]] = []
+    bar = tqdm(total=search.size(), desc="KRR CV", unit="fit", disable=not progress)
+    for settings in search.soap_grid():
+        units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
+        for params, gram in _kernel_grams(units, search):
+            for lam, ow in itertools.product(search.lam, search.outlier_weight):
+                weights = np.where(isomers.is_outlier, float(ow), 1.0)
+                pred = np.full(len(isomers), np.nan)
+                for f in fold_ids:
+                    tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+                    e0 = np.average(per_atom[tr], weights=weights[tr])
+                    alpha = solve_weighted_ridge(
+                        gram[np.ix_(tr, tr)], per_atom[tr] - e0, float(lam), weights[tr]
+                    )
+                    pred[te] = sizes[te] * (e0 + gram[np.ix_(te, tr)] @ alpha)
+                scored = folds >= 0
+                err = pred[scored] - isomers.energies[scored]
+                fold_mae = [
+                    float(np.abs(pred[folds == f] - isomers.energies[folds == f]).mean())
+                    for f in fold_ids
+                ]
+                table.append(
+                    {
+                        **settings.to_dict(),
+                        "kernel": search.kernel,
+                        **params,
+                        "lambda": float(lam),
+                        "outlier_weight": float(ow),
+                        "cv_mae": float(np.abs(err).mean()),
+                        "cv_rmse": float(np.sqrt((err**2).mean())),
+                        "cv_fold_mae_std": float(np.std(fold_mae)),
+                    }
+                )
+                bar.update()
+    bar.close()
+    return table
+
+
+def best_row(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CV row with the lowest MAE."""
+    if not table:
+        raise ValueError("empty CV table")
+    return min(table, key=lambda r: r["cv_mae"])
+
+
+def fit_row(isomers: IsomerSet, row: dict[str, Any]) -> KRRModel:
+    """Fit the model that a CV-table row describes on ``isomers``."""
+    settings = SoapSettings.from_dict(row)
+    units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
+    weights = np.where(isomers.is_outlier, float(row["outlier_weight"]), 1.0)
+    model = KRRModel.fit(
+        units,
+        isomers.energies,
+        settings,
+        kernel=row["kernel"],
+        zeta=int(row.get("zeta") or 2),
+        gamma=float(row.get("gamma") or 1.0),
+        lam=float(row["lambda"]),
+        sample_weight=weights,
+    )
+    model.hyperparameters["outlier_weight"] = float(row["outlier_weight"])
+    return model
+
+
+def write_cv_table(path: str | os.PathLike[str], table: list[dict[str, Any]]) -> None:
+    """The CV table as CSV, best row first."""
+    rows = sorted(table, key=lambda r: r["cv_mae"])
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (";".join(v) if isinstance(v, list) else v) for k, v in r.items()})
+
+
+def calibrate_and_score(
+    model: Any,
+    db: Any,
+    energy_reference: float,
+    bucket_edges: Sequence[float],
+) -> tuple[ConformalCalibrator, dict[str, Any]]:
+    """Conformal calibration on ``calib`` and metrics on ``calib``/``test`` of any model.
+
+    ``model`` needs ``predict(list_of_atoms) -> {"energy": ...}`` (KRR or SchNet alike).
+    """
+    calib = load_rows(db, "calib")
+    if len(calib) == 0:
+        raise ValueError("the database has no calib rows: cannot calibrate")
+    pred_calib = np.asarray(model.predict(calib.atoms)["energy"])
+    calibrator = ConformalCalibrator.fit(pred_calib, calib.energies, energy_reference, bucket_edges)
+    metrics: dict[str, Any] = {"calib": regression_metrics(pred_calib, calib.energies)}
+    test = load_rows(db, "test")
+    if len(test):
+        pred = np.asarray(model.predict(test.atoms)["energy"])
+        metrics["test"] = {
+            **regression_metrics(pred, test.energies),
+            "by_bucket": metrics_by_bucket(pred, test.energies, test.buckets),
+            "intervals": {
+                f"{c:g}": {
+                    kind: interval_metrics(
+                        test.energies,
+                        pred,
+                        calibrator.half_width(pred, c, mondrian=kind == "mondrian"),
+                    )
+                    for kind in ("global", "mondrian")
+                }
+                for c in REPORT_CONFIDENCES
+            },
+        }
+    return calibrator, metrics
+
+
+def train_krr(
+    db_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    search: KRRSearch,
+    progress: bool = True,
+) -> TrainResult:
+    """CV on train+val, refit the best, calibrate on calib, score on test, save to ``out``."""
+    db = connect(os.fspath(db_path))
+    meta = db.metadata
+    for key in ("energy_reference", "bucket_edges", "split_scheme"):
+        if key not in meta:
+            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    trainval = load_rows(db, TRAIN_SPLITS)
+    if len(trainval) == 0:
+        raise ValueError(f"{db_path}: no train/val rows")
+    table = cross_validate(trainval, search, progress=progress)
+    best = best_row(table)
+    model = fit_row(trainval, best)
+    calibrator, metrics = calibrate_and_score(
+        model, db, meta["energy_reference"], meta["bucket_edges"]
+    )
+    metrics["cv"] = {
+        "mae": best["cv_mae"],
+        "rmse": best["cv_rmse"],
+        "n": int(len(trainval)),
+        "folds": "database fold column (group-aware)",
+    }
+    model.card = new_card(
+        "krr",
+        model.architecture,
+        model.hyperparameters,
+        best,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        trainval.ids,
+        meta["split_scheme"],
+        metrics=metrics,
+        conformal=calibrator.to_dict(),
+    )
+    model.card["dataset_hash"] = meta.get("dataset_hash", "")
+    out = Path(out)
+    model.save(out)
+    write_cv_table(out / CV_TABLE_NAME, table)
+    return TrainResult(model, table, metrics)

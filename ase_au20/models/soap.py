@@ -1,0 +1,115 @@
+"""Per-atom SOAP descriptors of gold clusters (dscribe, GTO basis) and their exact derivatives.
+
+The KRR model works on L2-normalised per-atom vectors; this module returns the raw
+vectors, the normalised ones and, for forces, the Jacobian of the normalised vectors with
+respect to every atomic position (dscribe's analytical derivatives, ``attach=True`` so that
+each centre moves with its atom, chained through the normalisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+
+@dataclass(frozen=True)
+class SoapSettings:
+    """SOAP hyper-parameters: cutoff (Å), radial/angular basis sizes, Gaussian width (Å)."""
+
+    r_cut: float = 7.0
+    n_max: int = 6
+    l_max: int = 4
+    sigma: float = 0.4
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card's ``features`` entry: settings plus the fixed choices."""
+        return {
+            "descriptor": "soap",
+            "rbf": "gto",
+            "species": ["Au"],
+            "periodic": False,
+            "normalisation": "l2 per atom",
+            **asdict(self),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SoapSettings:
+        """Settings from a card's ``features`` entry (unknown fixed choices are refused)."""
+        if d.get("descriptor", "soap") != "soap" or d.get("rbf", "gto") != "gto":
+            raise ValueError(f"unsupported descriptor in card features: {d}")
+        try:
+            return cls(
+                r_cut=float(d["r_cut"]),
+                n_max=int(d["n_max"]),
+                l_max=int(d["l_max"]),
+                sigma=float(d["sigma"]),
+            )
+        except KeyError as err:
+            raise ValueError(f"card features lack SOAP setting {err}") from None
+
+
+class SoapFeaturizer:
+    """dscribe SOAP for Au, non-periodic, dense output; per-atom vectors."""
+
+    def __init__(self, settings: SoapSettings) -> None:
+        from dscribe.descriptors import SOAP
+
+        self.settings = settings
+        self._soap = SOAP(
+            species=["Au"],
+            r_cut=settings.r_cut,
+            n_max=settings.n_max,
+            l_max=settings.l_max,
+            sigma=settings.sigma,
+            rbf="gto",
+            periodic=False,
+            sparse=False,
+        )
+
+    @property
+    def n_features(self) -> int:
+        """Length of one per-atom vector."""
+        return int(self._soap.get_number_of_features())
+
+    def raw(self, atoms: Atoms) -> np.ndarray:
+        """Unnormalised per-atom SOAP, shape (N, F)."""
+        return np.asarray(self._soap.create(_isolated(atoms)), dtype=float).reshape(len(atoms), -1)
+
+    def normalised(self, atoms: Atoms) -> np.ndarray:
+        """L2-normalised per-atom SOAP, shape (N, F)."""
+        return normalise(self.raw(atoms))[0]
+
+    def normalised_many(self, structures: Sequence[Atoms]) -> list[np.ndarray]:
+        """Normalised per-atom SOAP of each structure."""
+        return [self.normalised(atoms) for atoms in structures]
+
+    def normalised_with_jacobian(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised vectors (N, F) and d p̂_i / d r_a of shape (N, N, 3, F) [i, a, xyz, f]."""
+        deriv, raw = self._soap.derivatives(
+            _isolated(atoms), method="analytical", return_descriptor=True, attach=True
+        )
+        n = len(atoms)
+        raw = np.asarray(raw, dtype=float).reshape(n, -1)
+        deriv = np.asarray(deriv, dtype=float).reshape(n, n, 3, -1)
+        unit, norms = normalise(raw)
+        # d(p/|p|) = (I - p̂ p̂ᵀ) dp / |p|
+        along = np.einsum("iaxf,if->iax", deriv, unit)
+        jac = (deriv - along[..., None] * unit[:, None, None, :]) / norms[:, None, None, None]
+        return unit, jac
+
+
+def normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise L2 normalisation; returns (unit vectors, norms). Zero rows are an error."""
+    norms = np.linalg.norm(raw, axis=-1)
+    if np.any(norms <= 0.0):
+        raise ValueError("a SOAP vector is zero: cannot normalise (is the structure empty?)")
+    return raw / norms[..., None], norms
+
+
+def _isolated(atoms: Atoms) -> Atoms:
+    """A copy without cell or periodicity: clusters are always scored as isolated."""
+    return Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
