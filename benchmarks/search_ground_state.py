@@ -1,0 +1,153 @@
+"""Does the global search find the Au20 ground state, and how long does it take?
+
+Success criterion (issue 6): among the candidates of ``au20-workflow search`` one has the
+fingerprint of the lowest-energy isomer in the data (350.xyz, the Td pyramid): sorted
+pair distances within ``--match-tol`` Å (0.1 Å by default; the candidate is relaxed with
+the learned potential, not with DFT, so 0.01 Å — the duplicate tolerance — is too strict).
+``--shape-match`` compares fingerprints rescaled to the same mean pair distance: needed for
+EMT, whose gold bonds are shorter than DFT's.
+
+Budget (default): basin hopping, 4 runs × 50 hops from random compact starts, FIRE to
+fmax 0.05 eV/Å after each hop (204 local relaxations). The calculator defaults to the
+shipped SchNet model; without one it falls back to EMT and says so. EMT's Au20 global
+minimum is not the Td pyramid, so on EMT the criterion is expected to fail: the report
+states what EMT found instead.
+
+Run: ``python benchmarks/search_ground_state.py --db runs/au20.db`` (the db is built
+from ``$AU20_DATA`` when missing; candidates go into a copy, never into --db itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ase_au20.paths import PRETRAINED_DIR, data_dir
+from ase_au20.workflows.calculators import make_calculator
+from ase_au20.workflows.search import SearchSettings
+from ase_au20.workflows.search_run import run_search
+
+
+def default_calculator() -> str:
+    """``schnet`` when the shipped model exists, else ``emt``."""
+    return "schnet" if (PRETRAINED_DIR / "schnet" / "card.json").is_file() else "emt"
+
+
+def ensure_db(path: Path) -> Path:
+    """Build the isomer database from ``$AU20_DATA`` if ``path`` does not exist yet."""
+    if not path.is_file():
+        from ase_au20.database import build_database
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"building {path} from {data_dir() / 'xyz'}")
+        build_database(data_dir() / "xyz", path)
+    return path
+
+
+def reference_check(calc, db_path: Path, report, shape_match: bool) -> None:
+    """Relax the known ground state with ``calc``: is it a minimum, and is it the lowest?"""
+    from ase_au20.database import connect
+    from ase_au20.workflows.candidates import match_known
+    from ase_au20.workflows.relax import relax
+
+    row = connect(db_path).get(cluster_id=report.ground_state_id)
+    dft = row.toatoms()
+    relaxed = relax(dft, calc, fmax=0.05, optimizer="fire", steps=2000)
+    _, dist = match_known([relaxed.atoms], [dft], [row.cluster_id], 0.0, shape_match)
+    energy = relaxed.energies[-1]
+    gap = energy - report.candidates[0].energy if report.candidates else np.nan
+    print(
+        f"reference     isomer {row.cluster_id} relaxed with this calculator: {energy:.4f} eV, "
+        f"{dist[0]:.3f} Å from its DFT geometry; {gap:+.4f} eV vs the best candidate"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the search benchmark and print budget, wall time and the success criterion."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=Path("runs/au20.db"))
+    parser.add_argument("--calc", default=None, help="default: schnet if shipped, else emt")
+    parser.add_argument("--method", choices=["basin", "ga"], default="basin")
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kappa", type=float, default=0.0)
+    parser.add_argument("--match-tol", type=float, default=0.1)
+    parser.add_argument("--shape-match", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-search"))
+    args = parser.parse_args(argv)
+
+    calc_name = args.calc or default_calculator()
+    shape_match = args.shape_match or calc_name == "emt"
+    args.out.mkdir(parents=True, exist_ok=True)
+    work_db = args.out / "au20-search.db"
+    shutil.copy(ensure_db(args.db), work_db)
+    settings = SearchSettings(method=args.method, runs=args.runs, steps=args.steps, seed=args.seed)
+    per_run = (
+        settings.steps + 1 if settings.method == "basin" else settings.population + settings.steps
+    )
+    calc = make_calculator(calc_name)
+    if calc_name == "emt" and args.calc is None:
+        print("no shipped SchNet model found: falling back to EMT (Td is not EMT's minimum)")
+    start = time.perf_counter()
+    report = run_search(
+        calc,
+        settings,
+        args.out,
+        db_url=work_db,
+        kappa=args.kappa,
+        match_tol=args.match_tol,
+        scale_invariant=shape_match,
+        calc_name=calc_name,
+    )
+    wall = time.perf_counter() - start
+
+    print(f"\nsearch benchmark — calculator {calc_name}, method {settings.method}")
+    print(
+        f"budget        {settings.runs} runs × {per_run} local minima = "
+        f"{settings.runs * per_run} relaxations (fmax {settings.fmax} eV/Å, seed {settings.seed})"
+    )
+    print(f"wall time     {wall:.1f} s")
+    print(
+        f"minima        {len(report.minima)} (valid {int(report.valid.sum())}), "
+        f"distinct candidates {len(report.candidates)}"
+    )
+    match = f"{'shape' if shape_match else 'absolute'} fingerprint within {args.match_tol} Å"
+    verdict = (
+        f"FOUND at candidate rank {report.ground_state_rank}"
+        if report.found_ground_state
+        else "NOT found"
+    )
+    print(
+        f"ground state  isomer {report.ground_state_id} ({match}): {verdict}; "
+        f"closest candidate {report.ground_state_distance:.3f} Å"
+    )
+    if report.candidates:
+        best = report.candidates[0]
+        known = best.matches_cluster_id if best.matches_cluster_id >= 0 else "new"
+        print(
+            f"lowest        {best.energy:.4f} eV (known isomer: {known}, "
+            f"closest known {best.match_distance:.3f} Å)"
+        )
+    if report.ground_state_id >= 0:
+        reference_check(calc, work_db, report, shape_match)
+    new = [(rank, c) for rank, c in enumerate(report.candidates) if c.matches_cluster_id < 0]
+    print("\nlowest candidates not in the data:")
+    print(f"{'rank':>4} {'E (eV)':>12} {'E−E_best':>9} {'±u (eV)':>8} {'closest known (Å)':>18}")
+    e_best = report.candidates[0].energy if report.candidates else np.nan
+    for rank, c in new[:5]:
+        print(
+            f"{rank:>4} {c.energy:>12.4f} {c.energy - e_best:>9.4f} {c.uncertainty:>8.3f} "
+            f"{c.match_distance:>18.3f}"
+        )
+    print(f"\nfiles: {report.files['h5']}, {report.files['xyz']}, {report.files['png']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
