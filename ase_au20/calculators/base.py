@@ -1,0 +1,261 @@
+"""Shared ASE calculator logic: validation, conformal uncertainty, caching and batching.
+
+Subclasses only turn a list of Atoms into raw model predictions (``_model_predict``);
+everything an ASE user sees — which results exist, their units, the error bar, the
+warnings for unusual input — lives here so both calculators behave identically.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from ase_au20.validation import check_cluster
+
+TRAINING_SIZE = 20
+PROPERTIES = (
+    "energy",
+    "free_energy",
+    "forces",
+    "energies",
+    "energy_uncertainty",
+    "energy_interval",
+)
+
+
+class OutsideDomainWarning(UserWarning):
+    """Input the model accepts but was not trained on (periodic cell, size other than 20)."""
+
+
+class Au20Calculator(Calculator):
+    """ASE calculator for a trained Au20 model with a calibrated energy error bar.
+
+    Parameters ``confidence`` (coverage of ``energy_interval``, 0 < c < 1) and
+    ``mondrian`` (per predicted-ΔE-bucket calibration) can be changed with ``calc.set``.
+    """
+
+    implemented_properties = list(PROPERTIES)
+    default_parameters = {"confidence": 0.9, "mondrian": True}
+
+    def __init__(
+        self,
+        model: Any,
+        card: dict[str, Any],
+        confidence: float = 0.9,
+        mondrian: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Wrap a loaded model and its card; ``model.predict`` does the physics."""
+        from ase_au20.models.conformal import ConformalCalibrator
+
+        super().__init__(**kwargs)
+        self.model = model
+        self.card = card
+        conformal = card.get("conformal")
+        self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
+        self._warned: set[str] = set()
+        self.set(confidence=confidence, mondrian=mondrian)
+
+    @property
+    def confidence(self) -> float:
+        """Target coverage of ``energy_interval``."""
+        return float(self.parameters["confidence"])
+
+    @property
+    def mondrian(self) -> bool:
+        """Whether the interval is calibrated per predicted-ΔE bucket."""
+        return bool(self.parameters["mondrian"])
+
+    def set(self, **kwargs: Any) -> dict[str, Any]:
+        """Change ``confidence``/``mondrian``; cached results are dropped when they change."""
+        if "confidence" in kwargs:
+            c = float(kwargs["confidence"])
+            if not 0.0 < c < 1.0:
+                raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {c}")
+            if getattr(self, "calibrator", None) is not None:
+                self.calibrator.level_for(c)  # ValueError above the calibrated grid
+            kwargs["confidence"] = c
+        if "mondrian" in kwargs:
+            kwargs["mondrian"] = bool(kwargs["mondrian"])
+        changed = super().set(**kwargs)
+        if changed:
+            self.reset()
+        return changed
+
+    # -- what subclasses provide -------------------------------------------------------
+
+    def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
+        """Raw predictions: ``energy`` (n,), ``energies`` and, if asked, ``forces`` per
+        structure, and ``spread`` (n,) or None."""
+        raise NotImplementedError
+
+    # -- input handling ----------------------------------------------------------------
+
+    def _warn_once(
+        self, key: str, message: str, category: type[Warning] = OutsideDomainWarning
+    ) -> None:
+        """Warn about ``key`` the first time this calculator meets it, then stay quiet."""
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, category, stacklevel=4)
+
+    def _prepare(self, atoms: Atoms, index: int | None = None) -> Atoms:
+        """Validate ``atoms`` and return an isolated (non-periodic) copy for the model."""
+        try:
+            check_cluster(atoms)
+        except ValueError as err:
+            if index is None:
+                raise
+            raise ValueError(f"structure {index}: {err}") from None
+        if atoms.pbc.any():
+            self._warn_once(
+                "pbc",
+                "periodic boundary conditions are ignored: the structure is treated as an "
+                "isolated cluster",
+            )
+        if len(atoms) != TRAINING_SIZE:
+            self._warn_once(
+                "size",
+                f"cluster of {len(atoms)} atoms is outside the training domain "
+                f"(Au{TRAINING_SIZE}): predictions and error bars are extrapolations",
+            )
+        isolated = Atoms(atoms.numbers, positions=atoms.positions, pbc=False)
+        return isolated
+
+    # -- predictions -------------------------------------------------------------------
+
+    def _uncertainty(self, energy: np.ndarray, spread: np.ndarray | None) -> np.ndarray:
+        """Half-width of the conformal interval at ``confidence`` (NaN when uncalibrated)."""
+        if self.calibrator is None:
+            self._warn_once(
+                "uncalibrated",
+                "the model card has no conformal calibration: energy_uncertainty is NaN",
+                UserWarning,
+            )
+            return np.full(len(energy), np.nan)
+        return np.asarray(
+            self.calibrator.half_width(
+                energy, confidence=self.confidence, mondrian=self.mondrian, spread=spread
+            ),
+            dtype=float,
+        ).reshape(len(energy))
+
+    def _evaluate(self, structures: list[Atoms], properties: Sequence[str]) -> dict[str, Any]:
+        """Run the model once on ``structures`` and derive every requested property."""
+        unknown = [p for p in properties if p not in PROPERTIES]
+        if unknown:
+            raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
+        raw = self._model_predict(structures, forces="forces" in properties)
+        energy = np.asarray(raw["energy"], dtype=float).reshape(len(structures))
+        out: dict[str, Any] = {"energy": energy, "free_energy": energy.copy()}
+        out["energies"] = [np.asarray(e, dtype=float) for e in raw["energies"]]
+        if "forces" in properties:
+            out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]
+        half = self._uncertainty(energy, raw.get("spread"))
+        out["energy_uncertainty"] = half
+        out["energy_interval"] = np.stack([energy - half, energy + half], axis=1)
+        return out
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = tuple(all_changes),
+    ) -> None:
+        """ASE entry point: energy, error bar and per-atom energies; forces only if asked."""
+        super().calculate(atoms, properties, system_changes)
+        structure = self._prepare(self.atoms)
+        wanted = ["energy", *(["forces"] if "forces" in properties else [])]
+        out = self._evaluate([structure], wanted)
+        self.results = {
+            "energy": float(out["energy"][0]),
+            "free_energy": float(out["free_energy"][0]),
+            "energies": out["energies"][0],
+            "energy_uncertainty": float(out["energy_uncertainty"][0]),
+            "energy_interval": out["energy_interval"][0],
+        }
+        if "forces" in out:
+            self.results["forces"] = out["forces"][0]
+
+    def predict(
+        self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy",)
+    ) -> dict[str, np.ndarray]:
+        """Evaluate many structures in one batched model call.
+
+        Returns arrays keyed by the requested properties: ``energy``/``free_energy``/
+        ``energy_uncertainty`` (n,), ``energy_interval`` (n, 2), ``energies`` (n, N) and
+        ``forces`` (n, N, 3) (object arrays when cluster sizes differ).
+        """
+        if isinstance(properties, str):
+            properties = (properties,)
+        prepared = [self._prepare(a, index=i) for i, a in enumerate(structures)]
+        if not prepared:
+            return {p: np.empty((0,)) for p in properties}
+        out = self._evaluate(prepared, list(properties))
+        result: dict[str, np.ndarray] = {}
+        for prop in properties:
+            value = out[prop]
+            if isinstance(value, list):
+                same = len({v.shape for v in value}) == 1
+                value = np.stack(value) if same else _object_array(value)
+            result[prop] = value
+        return result
+
+    # -- model card --------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """Print and return a short summary of the model card (what, trained on, how good)."""
+        text = summarise_card(self.card, self.confidence, self.mondrian)
+        print(text)
+        return text
+
+
+def _object_array(items: list[np.ndarray]) -> np.ndarray:
+    arr = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        arr[i] = item
+    return arr
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> str:
+    """Human-readable model card: type, settings, data provenance, test metrics, intervals."""
+    lines = [f"ase-au20 model: {card.get('model_type', '?')}"]
+    for key in ("architecture", "hyperparameters", "features"):
+        section = card.get(key)
+        if isinstance(section, dict) and section:
+            body = ", ".join(f"{k}={_fmt(v)}" for k, v in section.items())
+            lines.append(f"  {key}: {body}")
+    lines.append(f"  energy reference: {_fmt(card.get('energy_reference'))} eV (ΔE = E − ref)")
+    lines.append(f"  split scheme: {_fmt(card.get('split_scheme'))}")
+    lines.append(f"  training ids sha256: {str(card.get('training_ids_sha256', '?'))[:16]}…")
+    metrics = card.get("metrics")
+    if isinstance(metrics, dict):
+        for split, values in metrics.items():
+            if isinstance(values, dict):
+                scalars = {k: v for k, v in values.items() if isinstance(v, int | float)}
+                body = ", ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
+                lines.append(f"  metrics[{split}]: {body}")
+            elif isinstance(values, int | float):
+                lines.append(f"  metrics[{split}]: {_fmt(values)}")
+    lines.append(
+        f"  uncertainty: conformal interval at confidence {confidence:g}"
+        f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
+    )
+    lines.append(
+        f"  package version: {card.get('package_version', '?')}, created {card.get('created', '?')}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""Tiny trained models for calculator tests, and the shipped models when they exist.
+
+The tiny models are fitted in seconds on the synthetic EMT set (tests/conftest.py); their
+conformal quantiles come from every synthetic row, because the synthetic calib split is
+too small for a 0.9 quantile — they test mechanics, not calibration quality, which is
+checked on the shipped models with the real held-out split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from ase_au20.paths import PRETRAINED_DIR
+
+TINY_SOAP = {"r_cut": 5.0, "n_max": 3, "l_max": 2, "sigma": 0.5}
+
+
+def shipped(kind: str) -> Path:
+    """The shipped pretrained model directory, or skip when it has not been built yet."""
+    path = PRETRAINED_DIR / kind
+    if not (path / "card.json").is_file():
+        pytest.skip(f"no shipped {kind} model in {path} (make reproduce)")
+    return path
+
+
+def _card_and_conformal(model_type, architecture, hyper, features, pred, rows, meta, train_ids):
+    from ase_au20.models.card import new_card
+    from ase_au20.models.conformal import ConformalCalibrator
+
+    calibrator = ConformalCalibrator.fit(
+        pred, rows.energies, meta["energy_reference"], meta["bucket_edges"]
+    )
+    return new_card(
+        model_type,
+        architecture,
+        hyper,
+        features,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        train_ids,
+        "group",
+        conformal=calibrator.to_dict(),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small-SOAP KRR (ζ = 2) fitted on the synthetic train split, saved with its card."""
+    from ase_au20.database import connect, load_rows
+    from ase_au20.models.krr import KRRModel
+    from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+
+    meta = connect(synthetic_db).metadata
+    train, every = load_rows(synthetic_db, "train"), load_rows(synthetic_db)
+    settings = SoapSettings(**TINY_SOAP)
+    units = SoapFeaturizer(settings).normalised_many(train.atoms)
+    model = KRRModel.fit(units, train.energies, settings, kernel="average", zeta=2, lam=1e-3)
+    pred = model.predict(every.atoms)["energy"]
+    model.card = _card_and_conformal(
+        "krr",
+        model.architecture,
+        model.hyperparameters,
+        settings.to_dict(),
+        pred,
+        every,
+        meta,
+        train.ids,
+    )
+    return model.save(tmp_path_factory.mktemp("tiny_krr"))
+
+
+@pytest.fixture(scope="session")
+def calculator_factories(tiny_krr_dir: Path) -> dict[str, Callable]:
+    """name -> factory(**kwargs) building that calculator on its tiny model."""
+    from ase_au20.calculators.krr import KRRAu20
+
+    return {"krr": lambda **kw: KRRAu20(model=tiny_krr_dir, **kw)}
+
+
+CALCULATORS = ["krr"]
+
+
+@pytest.fixture(params=CALCULATORS)
+def make_calc(request: pytest.FixtureRequest, calculator_factories: dict) -> Callable:
+    """Each calculator (tiny model) in turn: ``make_calc(**kwargs)``."""
+    return calculator_factories[request.param]
+
+
+@pytest.fixture(params=CALCULATORS)
+def make_calc_fp64(request: pytest.FixtureRequest, calculator_factories: dict) -> Callable:
+    """Each calculator in double precision (SchNet float64; KRR always is)."""
+    factory = calculator_factories[request.param]
+    if request.param == "schnet":
+        return lambda **kw: factory(dtype="float64", **kw)
+    return factory
+
+
+@pytest.fixture
+def rattled_au20() -> Atoms:
+    """The Td pyramid rattled by 0.05 Å (fixed seed)."""
+    from ase_au20.structures import au20_ground_state
+
+    atoms = au20_ground_state()
+    atoms.positions += np.random.default_rng(7).normal(0.0, 0.05, atoms.positions.shape)
+    return atoms
