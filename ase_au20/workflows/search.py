@@ -229,7 +229,7 @@ def global_search(
     bar = tqdm(
         total=settings.runs * per_run,
         desc=f"search {settings.method}",
-        unit="min",
+        unit="minimum",
         disable=not progress,
     )
     minima: list[Minimum] = []
