@@ -64,6 +64,7 @@ class TrainResult:
 
     model: KRRModel
     cv_table: list[dict[str, Any]]
+    directory: Path
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -246,4 +247,4 @@ def train_krr(
     out = Path(out)
     model.save(out)
     write_cv_table(out / CV_TABLE_NAME, table)
-    return TrainResult(model, table, metrics)
+    return TrainResult(model, table, out, metrics)

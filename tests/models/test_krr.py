@@ -1,0 +1,196 @@
+"""SOAP+KRR: exact forces, per-atom energies, the ζ=2 collapse, weighting, save/load errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from ase_au20.database import load_rows
+from ase_au20.models.kernels import average_gram
+from ase_au20.models.krr import KRRModel
+from ase_au20.models.soap import SoapFeaturizer
+from ase_au20.structures import au20_ground_state
+
+
+@pytest.fixture(scope="module")
+def train_set(synthetic_db: Path, tiny_soap):
+    """Synthetic train+val isomers and their normalised tiny-SOAP vectors."""
+    rows = load_rows(synthetic_db, ("train", "val"))
+    return rows, SoapFeaturizer(tiny_soap).normalised_many(rows.atoms), tiny_soap
+
+
+def _fit(train_set, **kwargs) -> KRRModel:
+    rows, units, soap = train_set
+    return KRRModel.fit(units, rows.energies, soap, lam=1e-4, **kwargs)
+
+
+def _rattled(seed: int = 3) -> Atoms:
+    atoms = au20_ground_state()
+    atoms.rattle(0.05, seed=seed)
+    return atoms
+
+
+def _fd_forces(model: KRRModel, atoms: Atoms, h: float = 1e-3) -> np.ndarray:
+    forces = np.zeros((len(atoms), 3))
+    for a in range(len(atoms)):
+        for x in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[a, x] += h
+            minus.positions[a, x] -= h
+            e = model.predict([plus, minus])["energy"]
+            forces[a, x] = -(e[0] - e[1]) / (2 * h)
+    return forces
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel": "average", "zeta": 2},
+        {"kernel": "average", "zeta": 3},
+        {"kernel": "rbf", "gamma": 5.0},
+    ],
+    ids=["average-z2", "average-z3", "rbf"],
+)
+def test_forces_match_central_differences(train_set, kwargs) -> None:
+    model = _fit(train_set, **kwargs)
+    atoms = _rattled()
+    out = model.predict([atoms], forces=True)
+    assert out["forces"].shape == (1, 20, 3)
+    fd = _fd_forces(model, atoms)
+    assert np.abs(fd).max() > 0.05  # a rattled cluster has real forces to compare
+    assert np.abs(out["forces"][0] - fd).max() <= 1e-3
+
+
+@pytest.mark.parametrize("kwargs", [{"zeta": 2}, {"zeta": 4}, {"kernel": "rbf", "gamma": 5.0}])
+def test_per_atom_energies_sum_to_energy_for_any_size(train_set, kwargs) -> None:
+    model = _fit(train_set, **kwargs)
+    small = au20_ground_state()[:7]
+    single = Atoms("Au", positions=[[0.0, 0.0, 0.0]])
+    out = model.predict([_rattled(), small, single], forces=True)
+    assert [len(e) for e in out["energies"]] == [20, 7, 1]
+    for total, parts in zip(out["energy"], out["energies"], strict=True):
+        assert abs(parts.sum() - total) < 1e-6
+    assert np.allclose(out["forces"][2], 0.0, atol=1e-10)  # one atom feels no force
+
+
+def test_zeta2_quadratic_form_equals_explicit_environment_sum(train_set) -> None:
+    """E = mean_i p̂_iᵀ W p̂_i with W = Σ α_m mean_j p̂_j p̂_jᵀ is the average kernel at ζ=2."""
+    rows, units, soap = train_set
+    quad = _fit(train_set, zeta=2)
+    coef = np.linalg.solve(  # recover α from W via the explicit kernel prediction
+        average_gram(units, zetas=[2])[2] + 1e-4 * np.eye(len(units)),
+        rows.energies / 20 - float(quad.arrays["e0"]),
+    )
+    explicit = KRRModel(
+        soap,
+        {"kernel": "average", "zeta": 2, "lambda": 1e-4},
+        {
+            "e0": quad.arrays["e0"],
+            "environments": np.concatenate(units).astype(np.float32),
+            "env_coef": np.repeat(coef / 20, 20),
+        },
+    )
+    test = [_rattled(s) for s in range(3)]
+    a, b = quad.predict(test, forces=True), explicit.predict(test, forces=True)
+    assert np.allclose(a["energy"], b["energy"], atol=1e-4)
+    assert np.allclose(a["forces"], b["forces"], atol=1e-4)
+
+
+def test_fit_reproduces_kernel_ridge_solution(train_set) -> None:
+    rows, units, soap = train_set
+    model = _fit(train_set, zeta=3)
+    gram = average_gram(units, zetas=[3])[3]
+    target = rows.energies / 20 - float(model.arrays["e0"])
+    alpha = np.linalg.solve(gram + 1e-4 * np.eye(len(units)), target)
+    expected = 20 * (float(model.arrays["e0"]) + gram @ alpha)
+    assert np.allclose(model.predict(rows.atoms)["energy"], expected, atol=1e-5)
+
+
+def test_invariant_to_rotation_and_permutation(train_set) -> None:
+    model = _fit(train_set, zeta=2)
+    atoms = _rattled()
+    moved = atoms[np.random.default_rng(0).permutation(20)]
+    moved.rotate(37, "x")
+    moved.rotate(-81, "z")
+    moved.translate([1.0, -2.0, 0.5])
+    e = model.predict([atoms, moved])["energy"]
+    assert abs(e[0] - e[1]) < 1e-8
+
+
+def test_outlier_downweighting_relaxes_the_fit_to_that_row(train_set) -> None:
+    rows, units, soap = train_set
+    weights = np.ones(len(units))
+    weights[0] = 1e-3
+    plain = KRRModel.fit(units, rows.energies, soap, lam=1e-2)
+    weighted = KRRModel.fit(units, rows.energies, soap, lam=1e-2, sample_weight=weights)
+    res = [
+        abs(m.predict([rows.atoms[0]])["energy"][0] - rows.energies[0]) for m in (plain, weighted)
+    ]
+    assert res[1] > res[0]
+
+
+def test_bad_arguments_are_value_errors(train_set) -> None:
+    rows, units, soap = train_set
+    with pytest.raises(ValueError, match="unknown kernel"):
+        KRRModel.fit(units, rows.energies, soap, kernel="linear")
+    with pytest.raises(ValueError, match="zeta must be a positive integer"):
+        KRRModel.fit(units, rows.energies, soap, zeta=1.5)
+    with pytest.raises(ValueError, match="structures for"):
+        KRRModel.fit(units, rows.energies[:-1], soap)
+    with pytest.raises(ValueError, match="empty Atoms"):
+        _fit(train_set).predict([Atoms()])
+
+
+def test_save_load_round_trip(tiny_krr, tmp_path: Path) -> None:
+    loaded = KRRModel.load(tiny_krr.directory)
+    atoms = _rattled()
+    a = tiny_krr.model.predict([atoms], forces=True)
+    b = loaded.predict([atoms], forces=True)
+    assert np.array_equal(a["energy"], b["energy"])
+    assert np.array_equal(a["forces"], b["forces"])
+    assert loaded.card["features"]["n_features"] == 18  # n_max=3, l_max=2: 6 * 3
+    assert loaded.card["hyperparameters"] == tiny_krr.model.hyperparameters
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_truncated_weights_are_a_clear_error(tiny_krr, tmp_path: Path) -> None:
+    bad = _copy(tiny_krr.directory, tmp_path / "m")
+    data = (bad / "weights.npz").read_bytes()
+    (bad / "weights.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="does not match its model card"):
+        KRRModel.load(bad)
+    card = (bad / "card.json").read_text()  # without the hash the parser must still refuse it
+    import json
+
+    parsed = json.loads(card)
+    parsed.pop("files")
+    (bad / "card.json").write_text(json.dumps(parsed))
+    with pytest.raises(ValueError, match="unreadable weights file"):
+        KRRModel.load(bad)
+
+
+def test_card_that_does_not_match_weights_is_a_clear_error(tiny_krr, tmp_path: Path) -> None:
+    import json
+
+    bad = _copy(tiny_krr.directory, tmp_path / "m")
+    card = json.loads((bad / "card.json").read_text())
+    card.pop("files")
+    card["features"].update(n_max=4, n_features=30)  # weights were written for 18 features
+    (bad / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="weights do not match the card"):
+        KRRModel.load(bad)
+    card["model_type"] = "schnet"
+    (bad / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="not 'krr'"):
+        KRRModel.load(bad)
+    (bad / "card.json").unlink()
+    with pytest.raises(ValueError, match="no model card"):
+        KRRModel.load(bad)
