@@ -20,12 +20,18 @@ from ase_au20.paths import PRETRAINED_DIR
 TINY_SOAP = {"r_cut": 5.0, "n_max": 3, "l_max": 2, "sigma": 0.5}
 
 
-def shipped(kind: str) -> Path:
+def _shipped(kind: str) -> Path:
     """The shipped pretrained model directory, or skip when it has not been built yet."""
     path = PRETRAINED_DIR / kind
     if not (path / "card.json").is_file():
         pytest.skip(f"no shipped {kind} model in {path} (make reproduce)")
     return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Callable[[str], Path]:
+    """``shipped_model("krr"|"schnet")``: the pretrained model folder, or skip if absent."""
+    return _shipped
 
 
 def _card_and_conformal(model_type, architecture, hyper, features, pred, rows, meta, train_ids):
