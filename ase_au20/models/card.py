@@ -113,7 +113,7 @@ def write_card(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> Pa
     validate_card(dict(card))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".card-", suffix=".json")
     with os.fdopen(fd, "w") as handle:
-        json.dump(_json_safe(card), handle, indent=2, allow_nan=False)
+        json.dump(json_safe(card), handle, indent=2, allow_nan=False)
         handle.write("\n")
     os.chmod(tmp, 0o644)
     path = directory / CARD_NAME
@@ -121,12 +121,12 @@ def write_card(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> Pa
     return path
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Non-finite floats as null (strict JSON), numpy scalars as Python numbers."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

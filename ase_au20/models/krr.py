@@ -150,11 +150,13 @@ class KRRModel:
     def predict(self, structures: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
         """Energies (n,) in eV on the DFT scale, per-atom ``energies`` and optional ``forces``.
 
-        ``energies`` (n, N) and ``forces`` (n, N, 3) are arrays when every structure has
-        the same size, otherwise lists of per-structure arrays.
+        ``energies`` (n, N) and ``forces`` (n, N, 3) are NaN-padded to the largest N when
+        the structures differ in size (as SchNetModel.predict does).
         """
         if isinstance(structures, Atoms):
             raise ValueError("predict takes a list of Atoms; wrap a single structure in a list")
+        if len(structures) == 0:
+            raise ValueError("predict needs at least one structure")
         total, per_atom, all_forces = [], [], []
         for atoms in structures:
             if len(atoms) == 0:
@@ -167,9 +169,9 @@ class KRRModel:
                 energies, _ = self.local_terms(self.featurizer.normalised(atoms))
             per_atom.append(energies)
             total.append(energies.sum())
-        out: dict[str, Any] = {"energy": np.array(total), "energies": _stack_same(per_atom)}
+        out: dict[str, Any] = {"energy": np.array(total), "energies": _pad(per_atom)}
         if forces:
-            out["forces"] = _stack_same(all_forces)
+            out["forces"] = _pad(all_forces)
         return out
 
     # ----------------------------------------------------------------- storage
@@ -231,11 +233,13 @@ class KRRModel:
             raise ValueError(f"{directory}: weights do not match the card: {err}") from None
 
 
-def _stack_same(items: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    """One array when all items share a shape, else the list itself."""
-    if items and all(i.shape == items[0].shape for i in items):
-        return np.stack(items)
-    return items
+def _pad(items: list[np.ndarray]) -> np.ndarray:
+    """Per-structure arrays stacked along a new first axis, NaN-padded to the largest size."""
+    size = max(len(i) for i in items)
+    out = np.full((len(items), size, *items[0].shape[1:]), np.nan)
+    for k, item in enumerate(items):
+        out[k, : len(item)] = item
+    return out
 
 
 def _check_hyperparameters(hyper: dict[str, Any]) -> str:

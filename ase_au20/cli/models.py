@@ -1,0 +1,190 @@
+"""`au20-workflow train …` and `au20-workflow evaluate`: fit, calibrate and score models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class NumberList(click.ParamType):
+    """Comma-separated numbers, e.g. ``0.3,0.5`` (a grid axis of the CV search)."""
+
+    name = "list"
+
+    def __init__(self, kind: type = float) -> None:
+        self.kind = kind
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        """Parse ``value`` into a tuple of numbers of ``kind``."""
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a comma-separated list of {self.kind.__name__}", param, ctx
+            )
+        if not items:
+            self.fail("empty list", param, ctx)
+        return items
+
+
+FLOATS, INTS = NumberList(float), NumberList(int)
+
+
+@click.group()
+def train() -> None:
+    """Train a model on the train+val rows of a database (eV, Å)."""
+
+
+@train.command("krr")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Isomer database built by `au20-workflow db build`.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model directory to write (card.json, weights.npz, cv_table.csv).",
+)
+@click.option(
+    "--kernel",
+    type=click.Choice(["average", "rbf"]),
+    default="average",
+    show_default=True,
+    help="average: local-environment kernel; rbf: pooled SOAP.",
+)
+@click.option("--r-cut", type=FLOATS, default="7.0", show_default=True, help="SOAP cutoffs (Å).")
+@click.option("--n-max", type=INTS, default="6", show_default=True, help="Radial basis sizes.")
+@click.option("--l-max", type=INTS, default="4", show_default=True, help="Angular basis sizes.")
+@click.option(
+    "--sigma", type=FLOATS, default="0.3,0.5", show_default=True, help="Gaussian widths (Å)."
+)
+@click.option(
+    "--zeta",
+    type=INTS,
+    default="2",
+    show_default=True,
+    help="Average-kernel powers (2 stores a tiny F×F matrix and is fastest).",
+)
+@click.option(
+    "--gamma-scale",
+    type=FLOATS,
+    default="0.3,1,3",
+    show_default=True,
+    help="RBF γ in units of 1/median squared descriptor distance.",
+)
+@click.option(
+    "--lambda",
+    "lam",
+    type=FLOATS,
+    default="1e-4,3e-5,1e-5,3e-6,1e-6",
+    show_default=True,
+    help="Ridge regularisation (per-atom energy scale).",
+)
+@click.option(
+    "--outlier-weight",
+    type=FLOATS,
+    default="1.0",
+    show_default=True,
+    help="Sample weight(s) of rows flagged is_outlier (1 = no down-weighting).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_krr_cmd(
+    db_path: str,
+    out: Path,
+    kernel: str,
+    r_cut: tuple,
+    n_max: tuple,
+    l_max: tuple,
+    sigma: tuple,
+    zeta: tuple,
+    gamma_scale: tuple,
+    lam: tuple,
+    outlier_weight: tuple,
+    quiet: bool,
+) -> None:
+    """SOAP+KRR: group-aware 5-fold CV over the grid, refit, conformal calibration, test score."""
+    from ase_au20.models.krr_training import KRRSearch, train_krr
+
+    search = KRRSearch(
+        r_cut=r_cut,
+        n_max=n_max,
+        l_max=l_max,
+        sigma=sigma,
+        kernel=kernel,
+        zeta=zeta,
+        gamma_scale=gamma_scale,
+        lam=lam,
+        outlier_weight=outlier_weight,
+    )
+    click.echo(f"grid: {search.size()} CV fits")
+    try:
+        result = train_krr(db_path, out, search, progress=not quiet)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(format_cv_table(result.cv_table))
+    metrics = result.metrics
+    click.echo(f"\nbest CV MAE {metrics['cv']['mae']:.3f} eV, RMSE {metrics['cv']['rmse']:.3f} eV")
+    if "test" in metrics:
+        t = metrics["test"]
+        click.echo(
+            f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f}  "
+            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV"
+        )
+    click.echo(f"model written to {out}")
+
+
+def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
+    """The ``top`` best CV rows as a plain-text table."""
+    rows = sorted(table, key=lambda r: r["cv_mae"])[:top]
+    head = f"{'r_cut':>6}{'n':>3}{'l':>3}{'sigma':>7}{'kernel':>8}{'ζ/γ':>9}{'λ':>9}{'w_out':>6}"
+    lines = [head + f"{'MAE':>8}{'RMSE':>8}"]
+    for r in rows:
+        param = r.get("zeta", r.get("gamma"))
+        lines.append(
+            f"{r['r_cut']:>6g}{r['n_max']:>3}{r['l_max']:>3}{r['sigma']:>7g}{r['kernel']:>8}"
+            f"{param:>9.3g}{r['lambda']:>9.0e}{r['outlier_weight']:>6g}"
+            f"{r['cv_mae']:>8.3f}{r['cv_rmse']:>8.3f}"
+        )
+    return "\n".join(lines)
+
+
+@click.command("evaluate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Isomer database with the split to score.",
+)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    type=click.Choice(["train", "val", "calib", "test"]),
+    help="Rows to score.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where metrics.json and the PNGs go [default: MODEL_DIR].",
+)
+def evaluate(model_dir: Path, db_path: str, split: str, out: Path | None) -> None:
+    """Score a trained model: metrics.json, parity.png, residuals_by_bucket.png, intervals.png."""
+    from ase_au20.models.evaluate import evaluate_model, format_table
+
+    try:
+        metrics = evaluate_model(model_dir, db_path, out, split=split)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(format_table(metrics))
+    click.echo(f"wrote metrics.json and plots to {out or model_dir}")

@@ -1,0 +1,103 @@
+"""`au20-workflow train krr` and `au20-workflow evaluate`: files, schema, tables, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ase_au20.cli import main
+
+TINY = [
+    "--r-cut",
+    "5",
+    "--n-max",
+    "3",
+    "--l-max",
+    "2",
+    "--sigma",
+    "0.5",
+    "--zeta",
+    "2,3",
+    "--lambda",
+    "1e-3,1e-5",
+    "--quiet",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("cli") / "krr"
+    result = CliRunner().invoke(
+        main, ["train", "krr", "--db", str(synthetic_db), "--out", str(out), *TINY]
+    )
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_krr_writes_model_and_cv_table(trained: tuple[Path, str]) -> None:
+    out, output = trained
+    assert {"card.json", "weights.npz", "cv_table.csv"} <= {p.name for p in out.iterdir()}
+    with open(out / "cv_table.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 4  # ζ ∈ {2, 3} × λ ∈ {1e-3, 1e-5}
+    maes = [float(r["cv_mae"]) for r in table]
+    assert maes == sorted(maes)  # best first
+    card = json.loads((out / "card.json").read_text())
+    assert card["hyperparameters"]["zeta"] == int(table[0]["zeta"])
+    assert card["hyperparameters"]["lambda"] == float(table[0]["lambda"])
+    assert "grid: 4 CV fits" in output
+    assert "best CV MAE" in output and "test (n=" in output
+
+
+def test_evaluate_writes_metrics_schema_and_plots(
+    trained: tuple[Path, str], synthetic_db: Path, tmp_path: Path
+) -> None:
+    out, _ = trained
+    result = CliRunner().invoke(
+        main, ["evaluate", str(out), "--db", str(synthetic_db), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["model_type"] == "krr"
+    overall = metrics["overall"]
+    assert set(overall) == {"n", "mae", "rmse", "r2", "max_error"}
+    assert 0 < overall["mae"] <= overall["rmse"] <= overall["max_error"]
+    assert sum(m["n"] for m in metrics["by_bucket"].values()) == overall["n"]
+    n_calib = json.loads((out / "card.json").read_text())["conformal"]["n_calib"]
+    for alpha in (0.1, 0.2):
+        entry = metrics["conformal"][f"alpha={alpha:g}"]["global"]
+        if (n_calib + 1) * (1 - alpha) > n_calib:  # level unattainable: infinite interval
+            assert entry == {"coverage": 1.0, "mean_width": None}
+        else:
+            assert 0.0 <= entry["coverage"] <= 1.0 and entry["mean_width"] > 0
+    for name in ("parity.png", "residuals_by_bucket.png", "intervals.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "MAE" in result.output and "coverage" in result.output
+
+
+def test_errors_exit_non_zero(trained: tuple[Path, str], tmp_path: Path) -> None:
+    out, _ = trained
+    bad_grid = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "krr",
+            "--db",
+            str(out / "card.json"),
+            "--out",
+            str(tmp_path / "x"),
+            "--sigma",
+            "a,b",
+        ],
+    )
+    assert bad_grid.exit_code == 2 and "comma-separated list of float" in bad_grid.output
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    result = CliRunner().invoke(
+        main, ["evaluate", str(not_a_model), "--db", str(out / "card.json")]
+    )
+    assert result.exit_code == 1 and "no model card" in result.output
