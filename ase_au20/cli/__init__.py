@@ -22,6 +22,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.search", "energy_map_cmd"),
     ("ase_au20.cli.analyze", "analyze_cmd"),
     ("ase_au20.cli.sensitivity", "sensitivity_cmd"),
+    ("ase_au20.cli.models", "train"),
+    ("ase_au20.cli.models", "evaluate"),
 ]
 
 
