@@ -124,7 +124,10 @@ def sensitivity_cmd(
         atoms = au20_ground_state()
         relax = True if relax is None else relax
     if relax:
-        atoms, converged = relax_structure(atoms, calc, fmax=fmax)
+        try:
+            atoms, converged = relax_structure(atoms, calc, fmax=fmax)
+        except ValueError as exc:
+            raise click.ClickException(f"relaxing {source} with {calc_spec} failed: {exc}") from exc
         click.echo(f"relaxed {source} with {calc_spec} (fmax {fmax} eV/Å, converged: {converged})")
     try:
         t0 = time.perf_counter()

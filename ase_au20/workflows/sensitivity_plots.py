@@ -99,7 +99,10 @@ def plot_site_stiffness(result: SensitivityResult, path: str | os.PathLike) -> P
         ms=5,
         label="harmonic expectation σ²·tr(H_ii)/2",
     )
-    top.set_ylim(0.0, 1.35e3 * float((sites["K"] + sem).max()))
+    low = min(0.0, 1.1e3 * float(sites["harmonic_expected_de"].min()))  # < 0 off a minimum
+    top.set_ylim(
+        low, 1.35e3 * float(max((sites["K"] + sem).max(), sites["harmonic_expected_de"].max()))
+    )
     top.set_ylabel("K_i (meV)")
     top.legend(fontsize=8, loc="upper right")
     top.grid(True, axis="y", alpha=0.3)
