@@ -81,14 +81,55 @@ def tiny_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def calculator_factories(tiny_krr_dir: Path) -> dict[str, Callable]:
+def tiny_schnet_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-member 16-feature SchNet trained for a few epochs on the synthetic split."""
+    from ase_au20.database import connect, load_rows
+    from ase_au20.models.schnet_training import SchNetConfig, train_schnet
+
+    meta = connect(synthetic_db).metadata
+    train, val = load_rows(synthetic_db, "train"), load_rows(synthetic_db, "val")
+    every = load_rows(synthetic_db)
+    config = SchNetConfig(
+        hidden=16,
+        blocks=2,
+        rbf=16,
+        cutoff=5.0,
+        epochs=8,
+        batch_size=8,
+        lr=5e-3,
+        ensemble=2,
+        device="cpu",
+        seed=0,
+    )
+    model = train_schnet(train, val, config, progress=False)
+    pred = model.predict(every.atoms)["energy"]
+    card = _card_and_conformal(
+        "schnet",
+        model.card["architecture"],
+        model.card["hyperparameters"],
+        model.card["features"],
+        pred,
+        every,
+        meta,
+        train.ids,
+    )
+    model.card = {**model.card, **{k: v for k, v in card.items() if k not in model.card}}
+    return model.save(tmp_path_factory.mktemp("tiny_schnet"))
+
+
+@pytest.fixture(scope="session")
+def calculator_factories(tiny_krr_dir: Path, tiny_schnet_dir: Path) -> dict[str, Callable]:
     """name -> factory(**kwargs) building that calculator on its tiny model."""
     from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.calculators.schnet import SchNetAu20
 
-    return {"krr": lambda **kw: KRRAu20(model=tiny_krr_dir, **kw)}
+    return {
+        "krr": lambda **kw: KRRAu20(model=tiny_krr_dir, **kw),
+        "schnet": lambda **kw: SchNetAu20(model=tiny_schnet_dir, device="cpu", **kw),
+    }
 
 
-CALCULATORS = ["krr"]
+CALCULATORS = ["krr", "schnet"]
 
 
 @pytest.fixture(params=CALCULATORS)
