@@ -48,6 +48,12 @@ def _to_hdf5(data: Any) -> Any:
     return array
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_results(path: str | os.PathLike, results: Results) -> Path:
     """Write ``results`` to ``path`` via a temp file + ``os.replace`` (no half-written file)."""
     path = Path(path)
@@ -65,6 +71,7 @@ def write_results(path: str | os.PathLike, results: Results) -> Path:
                 dset.attrs["units"] = ds.units
                 if ds.description:
                     dset.attrs["description"] = ds.description
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
