@@ -5,6 +5,9 @@ size mix freely.
 
 - average: K(A, B) = mean_{i∈A, j∈B} (p̂_i · p̂_j)^ζ, integer ζ ≥ 1.
 - rbf:     K(A, B) = exp(-γ |p̄_A − p̄_B|²), p̄ = mean_i p̂_i (pooled descriptor).
+
+For ζ > 2 the average kernel can be approximated on M sparse environments q_t picked by
+farthest-point sampling (subset of regressors): E/N = e0 + mean_i Σ_t c_t (p̂_i·q_t)^ζ.
 """
 
 from __future__ import annotations
@@ -77,3 +80,24 @@ def median_sq_distance(pa: np.ndarray) -> float:
     sq = (pa**2).sum(1)[:, None] + (pa**2).sum(1)[None, :] - 2.0 * pa @ pa.T
     upper = sq[np.triu_indices(len(pa), 1)]
     return float(np.median(np.maximum(upper, 0.0))) if upper.size else 1.0
+
+
+def farthest_point_sample(x: np.ndarray, m: int) -> np.ndarray:
+    """Indices of ``m`` rows of ``x`` picked greedily far apart, starting from row 0."""
+    m = min(int(m), len(x))
+    if m < 1:
+        raise ValueError("need at least one sparse point")
+    picked = np.empty(m, dtype=int)
+    picked[0] = 0
+    dist = ((x - x[0]) ** 2).sum(axis=1)
+    for k in range(1, m):
+        picked[k] = int(np.argmax(dist))
+        dist = np.minimum(dist, ((x - x[picked[k]]) ** 2).sum(axis=1))
+    return picked
+
+
+def sparse_features(structures: Sequence[np.ndarray], sparse: np.ndarray, zeta: int) -> np.ndarray:
+    """Φ[m, t] = mean_{i∈m} (p̂_i·q_t)^ζ: the average kernel between structures and points."""
+    x, starts = _stack(structures)
+    sizes = np.diff(np.append(starts, len(x)))
+    return np.add.reduceat((x @ sparse.T) ** check_zeta(zeta), starts, axis=0) / sizes[:, None]

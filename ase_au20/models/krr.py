@@ -9,7 +9,9 @@ the energy is split equally over the atoms (e_i = E/N): there is no natural loca
 Weights file (``weights.npz``, no pickle), by kernel:
   average, ζ = 2 : ``quadratic`` W = Σ_m α_m mean_j p̂_j p̂_jᵀ (F×F), e_i = e0 + p̂_iᵀ W p̂_i
   average, ζ ≠ 2 : ``environments`` (T×F float32, all training atoms) and ``env_coef``
-                   (α_m / N_m per atom), e_i = e0 + Σ_t c_t (p̂_i·q_t)^ζ (computed in float64)
+                   (α_m / N_m per atom), e_i = e0 + Σ_t c_t (p̂_i·q_t)^ζ (computed in float64);
+                   sparse variant: M farthest-point-sampled environments (float64) and
+                   their subset-of-regressors coefficients, same formula
   rbf            : ``pooled`` (M×F) training descriptors and ``alpha`` (M)
 plus ``e0``. Forces are −dE/dr through the kernel, the normalisation and dscribe's
 analytical SOAP derivatives.
@@ -28,7 +30,15 @@ from ase import Atoms
 from scipy.linalg import cho_factor, cho_solve
 
 from ase_au20.models.card import check_files, file_sha256, read_card, write_card
-from ase_au20.models.kernels import KERNELS, average_gram, check_zeta, pooled, rbf_gram
+from ase_au20.models.kernels import (
+    KERNELS,
+    average_gram,
+    check_zeta,
+    farthest_point_sample,
+    pooled,
+    rbf_gram,
+    sparse_features,
+)
 from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
 WEIGHTS_NAME = "weights.npz"
@@ -50,6 +60,24 @@ def solve_weighted_ridge(
         raise ValueError("sample weights must be positive")
     factor = cho_factor(gram + lam * np.diag(1.0 / w), lower=True)
     return cho_solve(factor, np.asarray(target, dtype=float))
+
+
+def solve_sparse_ridge(
+    phi: np.ndarray,
+    kqq: np.ndarray,
+    target: np.ndarray,
+    lam: float,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Subset of regressors: min Σ w (y − Φc)² + λ cᵀK_qq c, i.e. (ΦᵀWΦ + λK_qq) c = ΦᵀWy."""
+    if lam <= 0:
+        raise ValueError(f"lambda must be positive, got {lam}")
+    w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=float)
+    if np.any(w <= 0):
+        raise ValueError("sample weights must be positive")
+    lhs = phi.T @ (w[:, None] * phi) + lam * kqq
+    lhs[np.diag_indices_from(lhs)] += 1e-10 * np.trace(lhs) / len(lhs)  # K_qq may be singular
+    return cho_solve(cho_factor(lhs, lower=True), phi.T @ (w * np.asarray(target, dtype=float)))
 
 
 class KRRModel:
@@ -82,8 +110,13 @@ class KRRModel:
         gamma: float = 1.0,
         lam: float = 1e-4,
         sample_weight: np.ndarray | None = None,
+        n_sparse: int = 0,
     ) -> KRRModel:
-        """Fit on normalised per-atom SOAP ``units`` (one (N, F) array per structure)."""
+        """Fit on normalised per-atom SOAP ``units`` (one (N, F) array per structure).
+
+        ``n_sparse`` > 0 (average kernel, ζ ≠ 2): subset of regressors on that many
+        farthest-point-sampled training environments instead of all of them.
+        """
         energies = np.asarray(energies, dtype=float)
         if len(units) != len(energies) or len(units) == 0:
             raise ValueError(f"{len(units)} structures for {len(energies)} energies")
@@ -92,6 +125,20 @@ class KRRModel:
         per_atom = energies / sizes
         e0 = float(np.average(per_atom, weights=weights))
         hyper: dict[str, Any] = {"kernel": kernel, "lambda": float(lam)}
+        if kernel == "average" and n_sparse > 0 and check_zeta(zeta) != 2:
+            hyper.update(zeta=int(zeta), n_sparse=int(n_sparse))
+            envs = np.concatenate(units)
+            sparse = envs[farthest_point_sample(envs, n_sparse)]
+            hyper["n_sparse"] = len(sparse)
+            coef = solve_sparse_ridge(
+                sparse_features(units, sparse, zeta),
+                (sparse @ sparse.T) ** zeta,
+                per_atom - e0,
+                lam,
+                weights,
+            )
+            arrays = {"e0": np.array(e0), "environments": sparse, "env_coef": coef}
+            return cls(settings, hyper, arrays)
         if kernel == "average":
             hyper["zeta"] = check_zeta(zeta)
             gram = average_gram(units, zetas=[hyper["zeta"]])[hyper["zeta"]]
@@ -200,9 +247,11 @@ class KRRModel:
         """One-line description of the energy form."""
         if self.kernel == "rbf":
             return "SOAP(GTO) + KRR, RBF kernel on pooled descriptors (energy split equally)"
+        sparse = self.hyperparameters.get("n_sparse")
         return (
             f"SOAP(GTO) + KRR, average local-environment kernel zeta={self.hyperparameters['zeta']}"
-            " (per-atom energies)"
+            + (f" on {sparse} sparse environments" if sparse else "")
+            + " (per-atom energies)"
         )
 
     @classmethod

@@ -21,8 +21,15 @@ from tqdm.auto import tqdm
 from ase_au20.database import IsomerSet, connect, load_rows
 from ase_au20.models.card import new_card
 from ase_au20.models.conformal import ConformalCalibrator
-from ase_au20.models.kernels import average_gram, median_sq_distance, pooled, rbf_gram
-from ase_au20.models.krr import KRRModel, solve_weighted_ridge
+from ase_au20.models.kernels import (
+    average_gram,
+    farthest_point_sample,
+    median_sq_distance,
+    pooled,
+    rbf_gram,
+    sparse_features,
+)
+from ase_au20.models.krr import KRRModel, solve_sparse_ridge, solve_weighted_ridge
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
@@ -44,6 +51,7 @@ class KRRSearch:
     gamma_scale: Sequence[float] = (0.3, 1.0, 3.0)
     lam: Sequence[float] = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
     outlier_weight: Sequence[float] = (1.0,)
+    n_sparse: int = 0  # > 0: sparse environments for ζ ≠ 2 (see KRRModel.fit)
 
     def soap_grid(self) -> list[SoapSettings]:
         """Every SOAP setting of the grid."""
@@ -68,17 +76,58 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def _kernel_grams(
-    units: list[np.ndarray], search: KRRSearch
-) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """(kernel parameters, Gram matrix) for every kernel parameter of the grid."""
+class _FoldSolver:
+    """Out-of-fold predictions of one kernel setting for any λ and sample weights."""
+
+    def __init__(
+        self, units: list[np.ndarray], folds: np.ndarray, kernel: str, params: dict, n_sparse: int
+    ) -> None:
+        self.folds = folds
+        self.fold_ids = sorted(set(folds[folds >= 0].tolist()))
+        self.sparse = kernel == "average" and n_sparse > 0 and params["zeta"] != 2
+        if not self.sparse:
+            self.gram = (
+                average_gram(units, zetas=[params["zeta"]])[params["zeta"]]
+                if kernel == "average"
+                else rbf_gram(pooled(units), pooled(units), params["gamma"])
+            )
+            return
+        zeta = params["zeta"]
+        self.parts = {}
+        for f in self.fold_ids:
+            tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            envs = np.concatenate([units[i] for i in tr])
+            q = envs[farthest_point_sample(envs, n_sparse)]
+            self.parts[f] = (
+                sparse_features([units[i] for i in tr], q, zeta),
+                sparse_features([units[i] for i in te], q, zeta),
+                (q @ q.T) ** zeta,
+            )
+
+    def predict(self, per_atom: np.ndarray, lam: float, weights: np.ndarray) -> np.ndarray:
+        """Out-of-fold per-atom energies of every row with fold ≥ 0."""
+        pred = np.full(len(per_atom), np.nan)
+        for f in self.fold_ids:
+            tr, te = np.flatnonzero(self.folds != f), np.flatnonzero(self.folds == f)
+            e0 = np.average(per_atom[tr], weights=weights[tr])
+            if self.sparse:
+                phi_tr, phi_te, kqq = self.parts[f]
+                coef = solve_sparse_ridge(phi_tr, kqq, per_atom[tr] - e0, lam, weights[tr])
+                pred[te] = e0 + phi_te @ coef
+            else:
+                sub = self.gram[np.ix_(tr, tr)]
+                alpha = solve_weighted_ridge(sub, per_atom[tr] - e0, lam, weights[tr])
+                pred[te] = e0 + self.gram[np.ix_(te, tr)] @ alpha
+        return pred
+
+
+def _kernel_params(units: list[np.ndarray], search: KRRSearch) -> list[dict[str, Any]]:
+    """Every kernel parameter set of the grid (γ resolved from the descriptor scale)."""
     if search.kernel == "average":
-        grams = average_gram(units, zetas=search.zeta)
-        return [({"zeta": int(z)}, grams[int(z)]) for z in search.zeta]
+        return [{"zeta": int(z)} for z in search.zeta]
     if search.kernel == "rbf":
-        desc = pooled(units)
-        scale = median_sq_distance(desc)
-        return [({"gamma": s / scale}, rbf_gram(desc, desc, s / scale)) for s in search.gamma_scale]
+        scale = median_sq_distance(pooled(units))
+        return [{"gamma": s / scale} for s in search.gamma_scale]
     raise ValueError(f"unknown kernel {search.kernel!r}")
 
 
@@ -92,32 +141,26 @@ def cross_validate(
         raise ValueError("cross-validation needs at least two folds among the train/val rows")
     sizes = np.array([len(a) for a in isomers.atoms], dtype=float)
     per_atom = isomers.energies / sizes
+    scored = folds >= 0
     table: list[dict[str, Any]] = []
     bar = tqdm(total=search.size(), desc="KRR CV", unit="fit", disable=not progress)
     for settings in search.soap_grid():
         units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
-        for params, gram in _kernel_grams(units, search):
+        for params in _kernel_params(units, search):
+            solver = _FoldSolver(units, folds, search.kernel, params, search.n_sparse)
             for lam, ow in itertools.product(search.lam, search.outlier_weight):
                 weights = np.where(isomers.is_outlier, float(ow), 1.0)
-                pred = np.full(len(isomers), np.nan)
-                for f in fold_ids:
-                    tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-                    e0 = np.average(per_atom[tr], weights=weights[tr])
-                    alpha = solve_weighted_ridge(
-                        gram[np.ix_(tr, tr)], per_atom[tr] - e0, float(lam), weights[tr]
-                    )
-                    pred[te] = sizes[te] * (e0 + gram[np.ix_(te, tr)] @ alpha)
-                scored = folds >= 0
+                pred = sizes * solver.predict(per_atom, float(lam), weights)
                 err = pred[scored] - isomers.energies[scored]
                 fold_mae = [
-                    float(np.abs(pred[folds == f] - isomers.energies[folds == f]).mean())
-                    for f in fold_ids
+                    np.abs(pred[folds == f] - isomers.energies[folds == f]).mean() for f in fold_ids
                 ]
                 table.append(
                     {
                         **settings.to_dict(),
                         "kernel": search.kernel,
                         **params,
+                        "n_sparse": int(search.n_sparse) if solver.sparse else 0,
                         "lambda": float(lam),
                         "outlier_weight": float(ow),
                         "cv_mae": float(np.abs(err).mean()),
@@ -151,6 +194,7 @@ def fit_row(isomers: IsomerSet, row: dict[str, Any]) -> KRRModel:
         gamma=float(row.get("gamma") or 1.0),
         lam=float(row["lambda"]),
         sample_weight=weights,
+        n_sparse=int(row.get("n_sparse") or 0),
     )
     model.hyperparameters["outlier_weight"] = float(row["outlier_weight"])
     return model

@@ -52,8 +52,9 @@ def _fd_forces(model: KRRModel, atoms: Atoms, h: float = 1e-3) -> np.ndarray:
         {"kernel": "average", "zeta": 2},
         {"kernel": "average", "zeta": 3},
         {"kernel": "rbf", "gamma": 5.0},
+        {"kernel": "average", "zeta": 4, "n_sparse": 60},
     ],
-    ids=["average-z2", "average-z3", "rbf"],
+    ids=["average-z2", "average-z3", "rbf", "sparse-z4"],
 )
 def test_forces_match_central_differences(train_set, kwargs) -> None:
     model = _fit(train_set, **kwargs)
@@ -99,6 +100,19 @@ def test_zeta2_quadratic_form_equals_explicit_environment_sum(train_set) -> None
     a, b = quad.predict(test, forces=True), explicit.predict(test, forces=True)
     assert np.allclose(a["energy"], b["energy"], atol=1e-4)
     assert np.allclose(a["forces"], b["forces"], atol=1e-4)
+
+
+def test_sparse_on_all_environments_equals_the_full_solution(train_set) -> None:
+    """Subset of regressors on every training environment spans the representer solution."""
+    rows, units, _ = train_set
+    full = _fit(train_set, zeta=3)
+    sparse = _fit(train_set, zeta=3, n_sparse=10**6)
+    assert sparse.hyperparameters["n_sparse"] == sum(len(u) for u in units)
+    few = _fit(train_set, zeta=3, n_sparse=40)
+    test = [_rattled(s) for s in range(3)]
+    e_full, e_sparse = full.predict(test)["energy"], sparse.predict(test)["energy"]
+    assert np.abs(e_full - e_sparse).max() < 1e-3
+    assert np.abs(e_full - few.predict(test)["energy"]).max() > 1e-3  # 40 points do differ
 
 
 def test_fit_reproduces_kernel_ridge_solution(train_set) -> None:
