@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ase_au20.cli.train_schnet import schnet
+
 
 class NumberList(click.ParamType):
     """Comma-separated numbers, e.g. ``0.3,0.5`` (a grid axis of the CV search)."""
@@ -37,6 +39,9 @@ FLOATS, INTS = NumberList(float), NumberList(int)
 @click.group()
 def train() -> None:
     """Train a model on the train+val rows of a database (eV, Å)."""
+
+
+train.add_command(schnet)
 
 
 @train.command("krr")

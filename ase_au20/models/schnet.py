@@ -13,12 +13,13 @@ batched prediction with autograd forces.
 
 from __future__ import annotations
 
-import json
+import copy
 import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +28,19 @@ import torch
 from torch import nn
 
 from ase_au20.models.batching import Structure, chunks, group_by_size
+from ase_au20.models.card import (
+    CARD_NAME,
+    REQUIRED_KEYS,
+    check_files,
+    file_sha256,
+    read_card,
+    write_card,
+)
+from ase_au20.models.schnet_config import SchNetArchitecture
 
-CARD_FILE = "card.json"
 LOG2 = math.log(2.0)
 # Below this many atom pairs per call one thread beats two (thread hand-off costs more).
 SINGLE_THREAD_PAIRS = 20_000
-
-
-@dataclass(frozen=True)
-class SchNetArchitecture:
-    """Network size: hidden features, interaction blocks, Gaussian RBFs and cutoff (Å)."""
-
-    hidden: int = 128
-    blocks: int = 4
-    rbf: int = 64
-    cutoff: float = 6.0
-
-    def __post_init__(self) -> None:
-        for name in ("hidden", "blocks", "rbf"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"architecture {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.cutoff, int | float) or not self.cutoff > 0:
-            raise ValueError(f"architecture cutoff must be a positive number, got {self.cutoff!r}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SchNetArchitecture:
-        """Rebuild from a card's ``architecture`` (extra keys such as ``ensemble_size`` ignored)."""
-        missing = [k for k in ("hidden", "blocks", "rbf", "cutoff") if k not in data]
-        if missing:
-            raise ValueError(f"architecture lacks {', '.join(missing)}")
-        return cls(
-            int(data["hidden"]), int(data["blocks"]), int(data["rbf"]), float(data["cutoff"])
-        )
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -94,30 +75,36 @@ class FilterNetwork(nn.Module):
         return w * (0.5 * (torch.cos(d * (math.pi / self.cutoff)) + 1.0))
 
     def tabulated(self, d: torch.Tensor, spacing: float) -> torch.Tensor:
-        """Filters from a Catmull-Rom table on a grid of ``spacing`` Å (training shortcut).
+        """Filters from a Catmull-Rom table with ``spacing`` Å (training shortcut, no d-grad).
 
-        The filter network runs on ~cutoff/spacing grid points instead of every pair; the
-        interpolant is C1, so it stays differentiable in ``d`` for the zero-force loss.
+        The filter network runs on ~cutoff/spacing grid points instead of every pair, and a
+        sparse (4 entries per row) interpolation matrix maps the table to the pairs. The
+        cubic interpolation error is O(spacing^3); gradients reach the network weights only.
         """
-        lo = max(float(d.min()) - spacing, 0.0)
-        lo = math.floor(lo / spacing) * spacing
+        if d.requires_grad:
+            raise ValueError("tabulated filters give no gradient with respect to distances")
+        lo = math.floor(max(float(d.min()) - spacing, 0.0) / spacing) * spacing
         n_grid = int(math.ceil((self.cutoff - lo) / spacing)) + 4
         grid = lo + spacing * torch.arange(-1, n_grid - 1, dtype=d.dtype, device=d.device)
         table = self.forward(grid.unsqueeze(-1))  # [blocks, G, F]; row k+1 holds lo + k*h
+        table = table.transpose(0, 1).reshape(n_grid, -1)
         t = (d.squeeze(-1) - lo) / spacing
-        k = t.detach().floor().long().clamp_(0, n_grid - 4)
+        k = t.floor().long().clamp_(0, n_grid - 4)
         u = (t - k).unsqueeze(-1)
         u2, u3 = u * u, u * u * u
-        weights = (
-            0.5 * (-u3 + 2 * u2 - u),
-            0.5 * (3 * u3 - 5 * u2 + 2),
-            0.5 * (-3 * u3 + 4 * u2 + u),
-            0.5 * (u3 - u2),
+        weights = torch.cat(
+            (-u3 + 2 * u2 - u, 3 * u3 - 5 * u2 + 2, -3 * u3 + 4 * u2 + u, u3 - u2), dim=1
         )
-        w = weights[0] * table[:, k]
-        for m in range(1, 4):
-            w = w + weights[m] * table[:, k + m]
-        return w
+        n_pairs = len(d)
+        columns = (k.unsqueeze(-1) + torch.arange(4, device=d.device)).reshape(-1)
+        rows = torch.arange(0, 4 * n_pairs + 1, 4, device=d.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            interp = torch.sparse_csr_tensor(
+                rows, columns, 0.5 * weights.reshape(-1), (n_pairs, n_grid), check_invariants=False
+            )
+        w = (interp @ table).view(n_pairs, self.blocks, self.hidden)
+        return w.transpose(0, 1)
 
 
 class Interaction(nn.Module):
@@ -142,8 +129,9 @@ class Interaction(nn.Module):
 class SchNet(nn.Module):
     """Positions ``[B, N, 3]`` (Å) -> normalised per-atom energies ``[B, N]``."""
 
-    def __init__(self, architecture: SchNetArchitecture = SchNetArchitecture()) -> None:
+    def __init__(self, architecture: SchNetArchitecture | None = None) -> None:
         super().__init__()
+        architecture = architecture or SchNetArchitecture()
         self.architecture = architecture
         hidden = architecture.hidden
         self.embedding = nn.Parameter(torch.randn(hidden))
@@ -195,7 +183,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 @contextmanager
-def _threads(n: int | None):
+def torch_threads(n: int | None) -> Iterator[None]:
     """Temporarily use ``n`` torch threads (no-op for ``None``)."""
     if n is None or n == torch.get_num_threads():
         yield
@@ -230,7 +218,10 @@ class SchNetModel:
         self.device = resolve_device(device)
         self.dtype = dtype
         self.architecture = archs.pop()
-        self.networks = [net.to(device=self.device, dtype=dtype).eval() for net in networks]
+        # copies, so re-wrapping a model for another device/dtype leaves the original intact
+        self.networks = [
+            copy.deepcopy(net).to(device=self.device, dtype=dtype).eval() for net in networks
+        ]
         self.atom_mean = float(atom_mean)
         self.atom_std = float(atom_std)
         self.card = dict(card or {})
@@ -249,19 +240,26 @@ class SchNetModel:
     # -- files ---------------------------------------------------------------------------
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``card.json`` and ``member_<k>.pt`` state dicts (no pickle) into ``directory``."""
+        """Write ``member_<k>.pt`` state dicts (no pickle) and ``card.json`` with their SHA-256."""
+        required = [k for k in REQUIRED_KEYS if k not in self.card]
+        if required:
+            raise ValueError(
+                f"model card lacks {', '.join(required)}: build it with models.card.new_card"
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("member_*.pt"):
             stale.unlink()
+        files = {}
         for k, net in enumerate(self.networks):
             state = {name: t.detach().cpu() for name, t in net.state_dict().items()}
-            tmp = directory / f".member_{k}.pt.tmp"
+            name = f"member_{k}.pt"
+            tmp = directory / f".{name}.tmp"
             torch.save(state, tmp)
-            os.replace(tmp, directory / f"member_{k}.pt")
-        tmp = directory / f".{CARD_FILE}.tmp"
-        tmp.write_text(json.dumps(self.card, indent=2, sort_keys=True, default=_json_default))
-        os.replace(tmp, directory / CARD_FILE)
+            os.replace(tmp, directory / name)
+            files[name] = file_sha256(directory / name)
+        self.card["files"] = files
+        write_card(directory, self.card)
         return directory
 
     @classmethod
@@ -273,9 +271,13 @@ class SchNetModel:
     ) -> SchNetModel:
         """Load a model directory; a missing, truncated or mismatched file is a ValueError."""
         directory = Path(directory)
-        card = read_schnet_card(directory)
-        card_path = directory / CARD_FILE
+        card = read_card(directory)
+        card_path = directory / CARD_NAME
+        if card["model_type"] != "schnet":
+            raise ValueError(f"{card_path}: model_type is {card['model_type']!r}, not 'schnet'")
         try:
+            if not isinstance(card["architecture"], dict):
+                raise TypeError("architecture must be a JSON object")
             arch = SchNetArchitecture.from_dict(card["architecture"])
             size = int(card["architecture"].get("ensemble_size", 1))
             scaling = card["target_scaling"]
@@ -289,6 +291,7 @@ class SchNetModel:
                 f"{card_path}: card lists {size} ensemble member(s) {expected} "
                 f"but the directory holds {found}"
             )
+        check_files(directory, card)
         networks = [_load_member(directory / name, arch) for name in expected]
         return cls(networks, atom_mean, atom_std, card=card, device=device, dtype=dtype)
 
@@ -336,7 +339,7 @@ class SchNetModel:
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         n_pairs = pos.shape[0] * pos.shape[1] * (pos.shape[1] - 1) // 2
         threads = 1 if self.device.type == "cpu" and n_pairs <= SINGLE_THREAD_PAIRS else None
-        with _threads(threads):
+        with torch_threads(threads):
             if not forces:
                 with torch.inference_mode():
                     h = torch.stack([net(pos) for net in self.networks])
@@ -346,21 +349,6 @@ class SchNetModel:
                 h = torch.stack([net(pos) for net in self.networks])
                 (grad,) = torch.autograd.grad(h.sum() / len(self.networks), pos)
             return h.detach().double().cpu().numpy(), grad.double().cpu().numpy()
-
-
-def read_schnet_card(directory: Path) -> dict[str, Any]:
-    """The JSON card of a SchNet model directory, checked for ``model_type``."""
-    card_path = Path(directory) / CARD_FILE
-    if not card_path.is_file():
-        raise ValueError(f"{card_path}: model card not found")
-    try:
-        card = json.loads(card_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{card_path}: not a valid JSON model card ({err})") from None
-    if not isinstance(card, dict) or card.get("model_type") != "schnet":
-        kind = card.get("model_type") if isinstance(card, dict) else type(card).__name__
-        raise ValueError(f"{card_path}: expected model_type 'schnet', found {kind!r}")
-    return card
 
 
 def _load_member(path: Path, arch: SchNetArchitecture) -> SchNet:
@@ -389,12 +377,3 @@ def _load_member(path: Path, arch: SchNetArchitecture) -> SchNet:
         raise ValueError(f"{path}: weights do not match the card's architecture {arch} ({details})")
     net.load_state_dict(state)
     return net
-
-
-def _json_default(value: Any) -> Any:
-    """JSON encoder fallback for numpy scalars and arrays in cards."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a model card")

@@ -1,0 +1,116 @@
+"""`au20-workflow train schnet`: train, calibrate and save a SchNet model (or ensemble)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _default(name: str) -> object:
+    """Default of a SchNetConfig field (the shipped recipe), read without importing torch."""
+    import dataclasses
+
+    from ase_au20.models.schnet_config import SchNetConfig
+
+    return {f.name: f.default for f in dataclasses.fields(SchNetConfig)}[name]
+
+
+@click.command("schnet")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Isomer database built by `au20-workflow db build`.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model directory to write (card.json, member_<k>.pt).",
+)
+@click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
+@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
+@click.option("--lr", type=float, default=_default("lr"), show_default=True, help="AdamW rate.")
+@click.option("--hidden", type=int, default=_default("hidden"), show_default=True)
+@click.option("--blocks", type=int, default=_default("blocks"), show_default=True)
+@click.option("--rbf", type=int, default=_default("rbf"), show_default=True)
+@click.option("--cutoff", type=float, default=_default("cutoff"), show_default=True, help="Å.")
+@click.option(
+    "--kd-lambda",
+    type=float,
+    default=_default("kd_lambda"),
+    show_default=True,
+    help="Weight of the teacher's energies vs the DFT labels on training rows (0..1).",
+)
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Trained KRR model directory used as distillation teacher.",
+)
+@click.option(
+    "--vkd",
+    type=int,
+    default=_default("vkd"),
+    show_default=True,
+    help="Number of rattled training geometries labelled by the teacher.",
+)
+@click.option(
+    "--zero-force-weight",
+    type=float,
+    default=_default("zero_force_weight"),
+    show_default=True,
+    help="Weight of mean |F|² at the relaxed training geometries.",
+)
+@click.option("--ensemble", type=int, default=_default("ensemble"), show_default=True)
+@click.option(
+    "--outlier-weight",
+    type=float,
+    default=_default("outlier_weight"),
+    show_default=True,
+    help="Loss weight of rows flagged is_outlier (1 = no down-weighting).",
+)
+@click.option("--seed", type=int, default=_default("seed"), show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, …")
+@click.option(
+    "--threads",
+    type=int,
+    default=_default("threads"),
+    show_default=True,
+    help="Torch CPU threads during training.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def schnet(
+    db_path: str,
+    out: Path,
+    teacher: Path | None,
+    quiet: bool,
+    **options: object,
+) -> None:
+    """SchNet: early stopping on val, conformal calibration on calib, test score, model card."""
+    from ase_au20.models.schnet_fit import fit_schnet
+    from ase_au20.models.schnet_training import SchNetConfig
+
+    try:
+        config = SchNetConfig(**options)
+        teacher_model = None
+        if teacher is not None:
+            from ase_au20.models.krr import KRRModel
+
+            teacher_model = KRRModel.load(teacher)
+        elif config.kd_lambda > 0 or config.vkd > 0:
+            raise ValueError("--kd-lambda and --vkd need --teacher KRR_MODEL_DIR")
+        model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    test = model.card["metrics"].get("test")
+    click.echo(f"SchNet ({len(model)} member(s)) saved to {out}")
+    click.echo(f"{'split':<8}{'n':>6}{'MAE':>9}{'RMSE':>9}{'R2':>8}")
+    for name in ("calib", "test"):
+        m = model.card["metrics"].get(name)
+        if m:
+            click.echo(f"{name:<8}{m['n']:>6}{m['mae']:>9.3f}{m['rmse']:>9.3f}{m['r2']:>8.3f}")
+    if test:
+        click.echo(f"mean |F| at test geometries: {test['mean_abs_force']:.3f} eV/Å")

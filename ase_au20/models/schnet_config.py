@@ -1,0 +1,104 @@
+"""SchNet sizes and training hyper-parameters as plain dataclasses (no torch import).
+
+Kept apart from the network so the CLI can show defaults and cards can be checked
+without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SchNetArchitecture:
+    """Network size: hidden features, interaction blocks, Gaussian RBFs and cutoff (Å)."""
+
+    hidden: int = 128
+    blocks: int = 4
+    rbf: int = 64
+    cutoff: float = 6.0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "blocks", "rbf"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"architecture {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.cutoff, int | float) or not self.cutoff > 0:
+            raise ValueError(f"architecture cutoff must be a positive number, got {self.cutoff!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SchNetArchitecture:
+        """Rebuild from a card's ``architecture`` (extra keys such as ``ensemble_size`` ignored)."""
+        missing = [k for k in ("hidden", "blocks", "rbf", "cutoff") if k not in data]
+        if missing:
+            raise ValueError(f"architecture lacks {', '.join(missing)}")
+        return cls(
+            int(data["hidden"]), int(data["blocks"]), int(data["rbf"]), float(data["cutoff"])
+        )
+
+
+@dataclass
+class SchNetConfig:
+    """Architecture and training hyper-parameters (defaults = the shipped recipe)."""
+
+    hidden: int = 128
+    blocks: int = 4
+    rbf: int = 64
+    cutoff: float = 6.0
+    epochs: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    min_lr: float = 1e-5
+    patience: int = 40
+    kd_lambda: float = 0.0
+    vkd: int = 0
+    vkd_sigma: float = 0.05
+    vkd_weight: float = 0.5
+    zero_force_weight: float = 0.0
+    zero_force_subset: int = 8
+    outlier_weight: float = 1.0
+    ensemble: int = 1
+    seed: int = 0
+    device: str = "auto"
+    table_spacing: float | None = 0.005
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.architecture()  # validates hidden/blocks/rbf/cutoff
+        positive = ("epochs", "batch_size", "ensemble", "patience", "lr_patience")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "vkd_sigma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.kd_lambda <= 1.0:
+            raise ValueError(f"kd_lambda must lie in [0, 1], got {self.kd_lambda}")
+        for name in ("vkd", "vkd_weight", "zero_force_weight", "outlier_weight", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.table_spacing is not None and not 0 < self.table_spacing <= 0.05:
+            raise ValueError(
+                f"table_spacing must be in (0, 0.05] Å or None, got {self.table_spacing}"
+            )
+
+    def architecture(self) -> SchNetArchitecture:
+        """The network size part of the config."""
+        return SchNetArchitecture(self.hidden, self.blocks, self.rbf, float(self.cutoff))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready hyper-parameters for the model card."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SchNetConfig:
+        """Rebuild from a card's hyper-parameters (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SchNet hyper-parameter(s): {', '.join(unknown)}")
+        return cls(**data)

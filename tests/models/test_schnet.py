@@ -1,0 +1,183 @@
+"""SchNet network and SchNetModel: shapes, exact forces, invariances, files and their errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from scipy.spatial.transform import Rotation
+
+from ase_au20.models.card import new_card
+from ase_au20.models.schnet import SchNet, SchNetModel
+from ase_au20.models.schnet_config import SchNetArchitecture
+from ase_au20.structures import au20_ground_state
+
+TINY = SchNetArchitecture(hidden=16, blocks=2, rbf=16, cutoff=5.0)
+
+
+def tiny_model(members: int = 1, seed: int = 0, dtype: torch.dtype = torch.float64) -> SchNetModel:
+    """Untrained tiny model on CPU with a full card so it can be saved."""
+    torch.manual_seed(seed)
+    model = SchNetModel(
+        [SchNet(TINY) for _ in range(members)], -77.9, 0.2, device="cpu", dtype=dtype
+    )
+    model.card.update(
+        new_card(
+            "schnet",
+            model.card["architecture"],
+            {"seed": seed},
+            {"rbf": TINY.rbf, "cutoff": TINY.cutoff},
+            -1557.2,
+            [4.0, 7.0],
+            [1, 2, 3],
+            "test",
+        )
+    )
+    return model
+
+
+@pytest.fixture()
+def rattled() -> Atoms:
+    atoms = au20_ground_state()
+    atoms.rattle(0.05, seed=3)
+    return atoms
+
+
+def test_shapes_and_per_atom_sum_with_mixed_sizes(rattled: Atoms) -> None:
+    small = rattled[:13]
+    out = tiny_model(members=2).predict([rattled, small, rattled], forces=True)
+    assert out["energy"].shape == (3,) and out["energy_std"].shape == (3,)
+    assert out["energies"].shape == (3, 20) and out["forces"].shape == (3, 20, 3)
+    assert np.isnan(out["energies"][1, 13:]).all() and np.isnan(out["forces"][1, 13:]).all()
+    np.testing.assert_allclose(np.nansum(out["energies"], axis=1), out["energy"], atol=1e-9)
+    assert out["energy"][0] == pytest.approx(out["energy"][2], abs=1e-12)
+    assert abs(out["energy"][0] - out["energy"][1]) > 50.0  # 7 fewer atoms of ~-78 eV
+
+
+def test_forces_match_central_differences_in_float64(rattled: Atoms) -> None:
+    model = tiny_model()
+    forces = model.predict([rattled], forces=True)["forces"][0]
+    h, numeric = 1e-3, np.zeros((len(rattled), 3))
+    for i in range(len(rattled)):
+        for k in range(3):
+            plus, minus = rattled.positions.copy(), rattled.positions.copy()
+            plus[i, k] += h
+            minus[i, k] -= h
+            e = model.predict([plus, minus])["energy"]
+            numeric[i, k] = -(e[0] - e[1]) / (2 * h)
+    assert np.abs(forces).max() > 1e-3  # a non-trivial check
+    assert np.abs(forces - numeric).max() < 1e-6
+
+
+def test_rotation_translation_permutation_invariance(rattled: Atoms) -> None:
+    model = tiny_model()
+    rot = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    perm = np.random.default_rng(0).permutation(len(rattled))
+    moved = rattled.positions[perm] @ rot.T + np.array([1.0, -2.0, 0.5])
+    ref, new = (model.predict([p], forces=True) for p in (rattled.positions, moved))
+    assert new["energy"][0] == pytest.approx(ref["energy"][0], abs=1e-9)
+    np.testing.assert_allclose(new["energies"][0], ref["energies"][0][perm], atol=1e-9)
+    np.testing.assert_allclose(new["forces"][0], ref["forces"][0][perm] @ rot.T, atol=1e-9)
+
+
+def test_ensemble_energy_is_member_mean_and_std_is_their_spread(rattled: Atoms) -> None:
+    ensemble = tiny_model(members=3)
+    singles = [
+        SchNetModel([net], -77.9, 0.2, device="cpu", dtype=torch.float64)
+        for net in ensemble.networks
+    ]
+    energies = np.array([m.predict([rattled])["energy"][0] for m in singles])
+    out = ensemble.predict([rattled])
+    assert out["energy"][0] == pytest.approx(energies.mean(), abs=1e-9)
+    assert out["energy_std"][0] == pytest.approx(energies.std(ddof=1), abs=1e-9)
+    assert "energy_std" not in singles[0].predict([rattled])
+
+
+def test_energy_then_forces_calls_share_the_pair_cache(rattled: Atoms) -> None:
+    model = tiny_model(dtype=torch.float32)
+    energy = model.predict([rattled])["energy"]  # inference mode first
+    out = model.predict([rattled], forces=True)
+    assert out["energy"][0] == pytest.approx(energy[0], abs=1e-3)
+    assert np.isfinite(out["forces"]).all()
+
+
+def test_tabulated_filters_match_exact_ones(rattled: Atoms) -> None:
+    torch.manual_seed(1)
+    net = SchNet(TINY).double()
+    pos = torch.as_tensor(np.stack([rattled.positions, rattled.positions[::-1]]))
+    with torch.no_grad():
+        exact = net(pos)
+        table = net(pos, table_spacing=0.005)
+    assert torch.allclose(exact, table, atol=1e-6)
+    assert not torch.equal(exact, table)  # it really is a different code path
+
+
+def test_save_load_round_trip(tmp_path: Path, rattled: Atoms) -> None:
+    model = tiny_model(members=2)
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "card.json",
+        "member_0.pt",
+        "member_1.pt",
+    ]
+    loaded = SchNetModel.load(tmp_path / "m", device="cpu", dtype=torch.float64)
+    a, b = model.predict([rattled], forces=True), loaded.predict([rattled], forces=True)
+    for key in ("energy", "energies", "forces", "energy_std"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert loaded.card["target_scaling"] == {"atom_mean": -77.9, "atom_std": 0.2}
+
+
+def test_save_needs_a_complete_card(tmp_path: Path) -> None:
+    bare = SchNetModel([SchNet(TINY)], -77.9, 0.2, device="cpu")
+    with pytest.raises(ValueError, match="new_card"):
+        bare.save(tmp_path / "m")
+
+
+def test_card_that_does_not_match_weights_is_a_clear_error(tmp_path: Path) -> None:
+    directory = tiny_model().save(tmp_path / "m")
+    card = json.loads((directory / "card.json").read_text())
+    card["architecture"]["hidden"] = 32
+    (directory / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"member_0\.pt: weights do not match"):
+        SchNetModel.load(directory)
+
+
+def test_truncated_or_missing_weights_are_clear_errors(tmp_path: Path) -> None:
+    directory = tiny_model(members=2).save(tmp_path / "m")
+    member = directory / "member_1.pt"
+    member.write_bytes(member.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"member_1\.pt"):
+        SchNetModel.load(directory)
+    member.unlink()
+    with pytest.raises(ValueError, match="ensemble member"):
+        SchNetModel.load(directory)
+
+
+def test_corrupt_file_without_checksum_is_a_clear_error(tmp_path: Path) -> None:
+    directory = tiny_model().save(tmp_path / "m")
+    card = json.loads((directory / "card.json").read_text())
+    del card["files"]
+    (directory / "card.json").write_text(json.dumps(card))
+    (directory / "member_0.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match=r"member_0\.pt: cannot read weights"):
+        SchNetModel.load(directory)
+
+
+def test_wrong_model_type_and_bad_input(tmp_path: Path) -> None:
+    directory = tiny_model().save(tmp_path / "m")
+    card = json.loads((directory / "card.json").read_text())
+    card["model_type"] = "krr"
+    (directory / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="not 'schnet'"):
+        SchNetModel.load(directory)
+    model = tiny_model()
+    with pytest.raises(ValueError, match="at least one structure"):
+        model.predict([])
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        model.predict([np.zeros((4, 2))])
+    with pytest.raises(ValueError, match="positive integer"):
+        SchNetArchitecture(hidden=0)
