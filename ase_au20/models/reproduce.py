@@ -1,0 +1,90 @@
+"""Regenerate the shipped models from a seed-split database, deterministically.
+
+    python -m ase_au20.models.reproduce --db au20-seed.db --out ase_au20/models/pretrained
+
+Steps: SOAP+KRR (group-aware CV over SHIPPED_KRR_SEARCH on train+val, refit, conformal on
+calib, test score) → SchNet trained on train/val with the KRR as distillation teacher
+(ase_au20.models.schnet_fit, recipe ``schnet_config()``), calibrated on calib. Both are
+deterministic: KRR is closed-form, SchNet is seeded. Prints the run time of each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ase_au20.models.krr_training import KRRSearch, train_krr
+
+# The grid the shipped KRR is chosen from (coarse search documented in benchmarks/accuracy.py).
+# n_max=6, l_max=4 keeps dscribe's analytical derivatives at ~2-3 ms per Au20 so that one
+# energy+forces call stays under 10 ms; ζ > 2 uses 1000 sparse environments (~1 MB).
+SHIPPED_KRR_SEARCH = KRRSearch(
+    r_cut=(7.0, 8.0),
+    n_max=(6,),
+    l_max=(4,),
+    sigma=(0.3, 0.4, 0.5),
+    zeta=(2, 4, 6),
+    lam=(3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6),
+    outlier_weight=(1.0, 0.2),
+    n_sparse=1000,
+)
+
+
+def schnet_config():
+    """The shipped SchNet recipe: distilled from the KRR teacher, zero-force term, ensemble."""
+    from ase_au20.models.schnet_training import SchNetConfig
+
+    return SchNetConfig(kd_lambda=0.5, vkd=2000, zero_force_weight=0.1, ensemble=4, seed=0)
+
+
+def reproduce(
+    db: str | Path,
+    out: str | Path,
+    schnet: bool = True,
+    progress: bool = True,
+    search: KRRSearch = SHIPPED_KRR_SEARCH,
+    config: Any = None,
+) -> dict[str, float]:
+    """Train and save ``out/krr`` (and ``out/schnet``); returns the seconds of each step.
+
+    ``search`` and ``config`` (a SchNetConfig) replace the shipped recipes, for tests.
+    """
+    out = Path(out)
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    krr = train_krr(db, out / "krr", search, progress=progress)
+    times["krr"] = time.perf_counter() - start
+    test_mae = krr.metrics.get("test", {}).get("mae", float("nan"))
+    cv_mae = krr.metrics["cv"]["mae"]
+    print(f"KRR: CV MAE {cv_mae:.3f} eV, test MAE {test_mae:.3f} eV, {times['krr']:.0f} s")
+    if schnet:
+        from ase_au20.models.schnet_fit import fit_schnet
+
+        start = time.perf_counter()
+        model = fit_schnet(
+            db, out / "schnet", config or schnet_config(), teacher=krr.model, progress=progress
+        )
+        times["schnet"] = time.perf_counter() - start
+        test = model.card["metrics"].get("test", {})
+        print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")
+    print(f"reproduce: total {sum(times.values()):.0f} s")
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (see module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="seed-split database (db build --split seed)")
+    parser.add_argument("--out", required=True, help="folder that receives krr/ and schnet/")
+    parser.add_argument("--krr-only", action="store_true", help="skip SchNet")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if not Path(args.db).is_file():
+        parser.error(f"database not found: {args.db}")
+    reproduce(args.db, args.out, schnet=not args.krr_only, progress=not args.quiet)
+
+
+if __name__ == "__main__":
+    main()
