@@ -39,7 +39,7 @@ from ase_au20.models.kernels import (
     rbf_gram,
     sparse_features,
 )
-from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+from ase_au20.models.soap import SoapFeaturizer, SoapSettings, forces_from_gradient
 
 WEIGHTS_NAME = "weights.npz"
 
@@ -209,9 +209,9 @@ class KRRModel:
             if len(atoms) == 0:
                 raise ValueError("empty Atoms: a gold cluster needs at least one atom")
             if forces:
-                unit, jac = self.featurizer.normalised_with_jacobian(atoms)
+                unit, norms, deriv = self.featurizer.normalised_with_derivatives(atoms)
                 energies, grad = self.local_terms(unit)
-                all_forces.append(-np.einsum("if,iaxf->ax", grad, jac))
+                all_forces.append(forces_from_gradient(grad, unit, norms, deriv))
             else:
                 energies, _ = self.local_terms(self.featurizer.normalised(atoms))
             per_atom.append(energies)

@@ -1,9 +1,9 @@
 """Per-atom SOAP descriptors of gold clusters (dscribe, GTO basis) and their exact derivatives.
 
 The KRR model works on L2-normalised per-atom vectors; this module returns the raw
-vectors, the normalised ones and, for forces, the Jacobian of the normalised vectors with
-respect to every atomic position (dscribe's analytical derivatives, ``attach=True`` so that
-each centre moves with its atom, chained through the normalisation).
+vectors, the normalised ones and, for forces, dscribe's analytical derivatives
+(``attach=True`` so that each centre moves with its atom) plus the chain rule through the
+normalisation that turns dE/dp̂ into forces.
 """
 
 from __future__ import annotations
@@ -87,19 +87,27 @@ class SoapFeaturizer:
         """Normalised per-atom SOAP of each structure."""
         return [self.normalised(atoms) for atoms in structures]
 
-    def normalised_with_jacobian(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised vectors (N, F) and d p̂_i / d r_a of shape (N, N, 3, F) [i, a, xyz, f]."""
+    def normalised_with_derivatives(
+        self, atoms: Atoms
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised vectors (N, F), their norms (N,) and raw d p_i / d r_a (N, N, 3, F)."""
         deriv, raw = self._soap.derivatives(
             _isolated(atoms), method="analytical", return_descriptor=True, attach=True
         )
         n = len(atoms)
-        raw = np.asarray(raw, dtype=float).reshape(n, -1)
-        deriv = np.asarray(deriv, dtype=float).reshape(n, n, 3, -1)
-        unit, norms = normalise(raw)
-        # d(p/|p|) = (I - p̂ p̂ᵀ) dp / |p|
-        along = np.einsum("iaxf,if->iax", deriv, unit)
-        jac = (deriv - along[..., None] * unit[:, None, None, :]) / norms[:, None, None, None]
-        return unit, jac
+        unit, norms = normalise(np.asarray(raw, dtype=float).reshape(n, -1))
+        return unit, norms, np.asarray(deriv, dtype=float).reshape(n, n, 3, -1)
+
+
+def forces_from_gradient(
+    grad: np.ndarray, unit: np.ndarray, norms: np.ndarray, deriv: np.ndarray
+) -> np.ndarray:
+    """−dE/dr (N, 3) from dE/dp̂_i (N, F), chained through p̂ = p/|p| and dscribe's dp/dr.
+
+    d(p/|p|) = (I − p̂ p̂ᵀ) dp / |p|, so dE/dp_i = (g_i − (g_i·p̂_i) p̂_i) / |p_i|.
+    """
+    raw_grad = (grad - (grad * unit).sum(axis=1, keepdims=True) * unit) / norms[:, None]
+    return -np.einsum("if,iaxf->ax", raw_grad, deriv)
 
 
 def normalise(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
