@@ -215,6 +215,8 @@ def train_network(
         "best_epoch": best_epoch,
         "val_mae": best_mae,
         "s_per_epoch": float(np.median(history["seconds"])),
+        "train_mae_history": [round(v, 5) for v in history["train_mae"]],
+        "val_mae_history": [round(v, 5) for v in history["val_mae"]],
     }
     return net.eval(), {"summary": summary, "history": history}
 

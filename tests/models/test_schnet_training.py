@@ -1,0 +1,122 @@
+"""SchNet training on the synthetic EMT database: learning, zero-force term, seeds, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ase_au20.cli import main
+from ase_au20.database import load_rows
+from ase_au20.models.card import read_card
+from ase_au20.models.schnet import SchNet, SchNetModel
+from ase_au20.models.schnet_config import SchNetConfig
+from ase_au20.models.schnet_training import train_schnet
+
+TINY = {"hidden": 16, "blocks": 2, "rbf": 16, "cutoff": 5.0, "batch_size": 8, "threads": 1}
+
+
+def tiny_config(**changes: object) -> SchNetConfig:
+    """A network small enough to train for a few epochs in about a second."""
+    return SchNetConfig(**{**TINY, "epochs": 3, "lr": 5e-3, "device": "cpu", **changes})
+
+
+@pytest.fixture(scope="module")
+def splits(synthetic_db: Path):
+    return load_rows(synthetic_db, "train"), load_rows(synthetic_db, "val")
+
+
+def mae(model: SchNetModel, rows) -> float:
+    return float(np.abs(model.predict(rows.atoms)["energy"] - rows.energies).mean())
+
+
+def test_three_epochs_lower_the_error(splits) -> None:
+    train, val = splits
+    model = train_schnet(train, val, tiny_config(), progress=False)
+    torch.manual_seed(0)  # the same initial weights train_schnet starts from
+    untrained = SchNetModel([SchNet(tiny_config().architecture())], model.atom_mean, model.atom_std)
+    assert mae(model, train) < mae(untrained, train)
+    history = model.card["training"]["members"][0]
+    assert history["epochs_run"] == 3 and history["s_per_epoch"] > 0
+    assert history["train_mae_history"][-1] < history["train_mae_history"][0]
+    assert history["val_mae_history"][-1] < history["val_mae_history"][0]
+
+
+def test_zero_force_term_reduces_forces_at_training_geometries(splits) -> None:
+    train, val = splits
+
+    def mean_force(model: SchNetModel) -> float:
+        return float(
+            np.linalg.norm(model.predict(train.atoms, forces=True)["forces"], axis=-1).mean()
+        )
+
+    plain = train_schnet(train, val, tiny_config(epochs=4), progress=False)
+    flat = train_schnet(train, val, tiny_config(epochs=4, zero_force_weight=1e5), progress=False)
+    assert mean_force(flat) < 0.7 * mean_force(plain)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(splits) -> None:
+    train, val = splits
+    a, b = (train_schnet(train, val, tiny_config(epochs=2), progress=False) for _ in range(2))
+    c = train_schnet(train, val, tiny_config(epochs=2, seed=1), progress=False)
+    state_a, state_b = a.networks[0].state_dict(), b.networks[0].state_dict()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    state_c = c.networks[0].state_dict()
+    assert not torch.equal(state_a["embedding"], state_c["embedding"])
+
+
+def test_distillation_with_a_teacher_and_ensemble(splits, tiny_krr) -> None:
+    train, val = splits
+    config = tiny_config(epochs=2, kd_lambda=0.5, vkd=16, ensemble=2, outlier_weight=0.5)
+    model = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
+    assert len(model) == 2 and model.card["training"]["n_vicinal"] == 16
+    assert [m["seed"] for m in model.card["training"]["members"]] == [0, 1]
+    out = model.predict(val.atoms)
+    assert np.all(out["energy_std"] > 0)
+
+
+def test_bad_training_options_are_value_errors(splits) -> None:
+    train, val = splits
+    with pytest.raises(ValueError, match="needs a teacher"):
+        train_schnet(train, val, tiny_config(vkd=4), progress=False)
+    with pytest.raises(ValueError, match="kd_lambda"):
+        SchNetConfig(kd_lambda=1.5)
+    with pytest.raises(ValueError, match="unknown SchNet hyper-parameter"):
+        SchNetConfig.from_dict({"hidden": 8, "colour": "red"})
+    with pytest.raises(ValueError, match="one cluster size"):
+        mixed = train.subset(np.arange(4))
+        mixed.atoms[0] = mixed.atoms[0][:13]
+        train_schnet(mixed, val, tiny_config(), progress=False)
+
+
+def test_cli_trains_calibrates_and_saves_a_loadable_model(synthetic_db: Path, tmp_path: Path):
+    out = tmp_path / "schnet"
+    args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(out), "--quiet"]
+    args += ["--epochs", "2", "--hidden", "16", "--blocks", "2", "--rbf", "16"]
+    args += ["--cutoff", "5", "--batch-size", "8", "--ensemble", "2", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "test" in result.output and "mean |F|" in result.output
+    card = read_card(out)
+    assert card["model_type"] == "schnet" and card["architecture"]["ensemble_size"] == 2
+    assert card["conformal"]["normalised"] is True
+    assert card["metrics"]["test"]["n"] == len(load_rows(synthetic_db, "test"))
+    assert SchNetConfig.from_dict(card["hyperparameters"]).hidden == 16
+    model = SchNetModel.load(out)
+    assert model.predict(load_rows(synthetic_db, "test").atoms)["energy"].shape == (
+        card["metrics"]["test"]["n"],
+    )
+    assert json.loads((out / "card.json").read_text())["files"].keys() == {
+        "member_0.pt",
+        "member_1.pt",
+    }
+
+
+def test_cli_rejects_distillation_without_teacher(synthetic_db: Path, tmp_path: Path) -> None:
+    args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(main, [*args, "--kd-lambda", "0.5", "--quiet"])
+    assert result.exit_code != 0 and "--teacher" in result.output
