@@ -1,0 +1,203 @@
+"""Calculator speed on CPU: our SchNetAu20/KRRAu20 beside SchNetPack's SpkCalculator.
+
+Targets (issue 4): one energy+forces call on Au20, median — SchNet ≤ 3 ms, KRR ≤ 10 ms;
+``predict`` energy-only throughput — SchNet ≥ 1,000 structures/s; SpkCalculator with a
+SchNet of the same size (128 hidden, 4 interactions, 64 RBF, 6 Å; random weights) at
+least 2× slower per call. Every timed call sees new positions, so nothing is cached.
+
+Run: ``python benchmarks/calculator_speed.py`` (SchNetPack: ``benchmarks/requirements.txt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from ase_au20.structures import au20_ground_state
+
+TARGETS = {"schnet_call_ms": 3.0, "krr_call_ms": 10.0, "schnet_throughput": 1000.0}
+SPK_SIZE = {"hidden": 128, "interactions": 4, "rbf": 64, "cutoff": 6.0}
+
+
+def _rattled_series(n: int, seed: int = 0, sigma: float = 0.01) -> list[Atoms]:
+    """``n`` slightly different Au20 geometries near the Td pyramid."""
+    rng = np.random.default_rng(seed)
+    base = au20_ground_state()
+    out = []
+    for _ in range(n):
+        atoms = base.copy()
+        atoms.positions += rng.normal(0.0, sigma, atoms.positions.shape)
+        out.append(atoms)
+    return out
+
+
+def median_call_ms(calc: Calculator, calls: int = 200, warmup: int = 20) -> float:
+    """Median wall time (ms) of one energy+forces ``calculate`` on fresh Au20 positions."""
+    series = _rattled_series(calls + warmup)
+    times = []
+    for i, atoms in enumerate(series):
+        start = time.perf_counter()
+        calc.calculate(atoms, ["energy", "forces"], all_changes)
+        elapsed = time.perf_counter() - start
+        if "forces" not in calc.results or "energy" not in calc.results:
+            raise RuntimeError(f"{type(calc).__name__} did not return energy and forces")
+        if i >= warmup:
+            times.append(elapsed)
+    return 1e3 * statistics.median(times)
+
+
+def median_md_step_ms(calc: Calculator, calls: int = 200, warmup: int = 20) -> float:
+    """Median ms of what an optimiser/MD step asks: ``get_forces`` then ``get_potential_energy``."""
+    series = _rattled_series(calls + warmup, seed=1)
+    times = []
+    atoms = series[0].copy()
+    atoms.calc = calc
+    for i, new in enumerate(series):
+        atoms.positions = new.positions
+        start = time.perf_counter()
+        atoms.get_forces()
+        atoms.get_potential_energy()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def throughput(calc: Any, n: int = 2000) -> float:
+    """Structures per second of ``calc.predict`` (energy only) on ``n`` rattled Au20."""
+    structures = _rattled_series(n, seed=2, sigma=0.05)
+    calc.predict(structures[:64])  # warm-up
+    start = time.perf_counter()
+    out = calc.predict(structures, properties=("energy",))
+    elapsed = time.perf_counter() - start
+    if out["energy"].shape != (n,):
+        raise RuntimeError("predict returned the wrong number of energies")
+    return n / elapsed
+
+
+def _import_schnetpack() -> Any:
+    """Import SchNetPack 2.1 under torch >= 2.6 (it imports a TypeVar torch no longer exports)."""
+    import typing
+
+    import torch.utils.data.dataloader as dataloader
+
+    if not hasattr(dataloader, "T_co"):
+        dataloader.T_co = typing.TypeVar("T_co", covariant=True)
+    import schnetpack
+
+    return schnetpack
+
+
+def spk_calculators() -> dict[str, Calculator]:
+    """SchNetPack ``SpkCalculator``s (one per neighbour list) for a same-size random SchNet."""
+    import torch
+
+    spk = _import_schnetpack()
+    from schnetpack.interfaces import SpkCalculator
+
+    class InMemorySpkCalculator(SpkCalculator):
+        """SpkCalculator taking the model object instead of a pickled file."""
+
+        def _load_model(self, model_file: Any) -> Any:
+            return model_file.to(torch.float64).eval()
+
+    torch.manual_seed(0)
+    cutoff = SPK_SIZE["cutoff"]
+    representation = spk.representation.SchNet(
+        n_atom_basis=SPK_SIZE["hidden"],
+        n_interactions=SPK_SIZE["interactions"],
+        radial_basis=spk.nn.GaussianRBF(SPK_SIZE["rbf"], cutoff=cutoff),
+        cutoff_fn=spk.nn.CosineCutoff(cutoff),
+    )
+    model = spk.model.NeuralNetworkPotential(
+        representation=representation,
+        input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[
+            spk.atomistic.Atomwise(n_in=SPK_SIZE["hidden"], output_key="energy"),
+            spk.atomistic.Forces(energy_key="energy", force_key="forces"),
+        ],
+    )
+    lists = {
+        "matscipy": spk.transform.MatScipyNeighborList(cutoff=cutoff),
+        "torch": spk.transform.TorchNeighborList(cutoff=cutoff),
+    }
+    return {
+        name: InMemorySpkCalculator(model, neighbor_list=nl, energy_unit="eV", device="cpu")
+        for name, nl in lists.items()
+    }
+
+
+def run(
+    schnet_model: str | None = None,
+    krr_model: str | None = None,
+    calls: int = 200,
+    batch: int = 2000,
+    with_schnetpack: bool = True,
+    report: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Measure and print the speed table; returns the figures (ms, structures/s, ratio)."""
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.calculators.schnet import SchNetAu20
+
+    schnet = SchNetAu20(model=schnet_model, device="cpu")
+    krr = KRRAu20(model=krr_model)
+    figures = {
+        "schnet_call_ms": median_call_ms(schnet, calls),
+        "schnet_md_step_ms": median_md_step_ms(schnet, calls),
+        "schnet_throughput": throughput(schnet, batch),
+        "krr_call_ms": median_call_ms(krr, max(calls // 4, 20), warmup=5),
+        "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
+    }
+    spk_note = ""
+    if with_schnetpack:
+        try:
+            spk_calcs = spk_calculators()
+        except ImportError as err:
+            spk_note = f"SchNetPack not installed ({err}): see benchmarks/requirements.txt"
+        else:
+            per_nl = {name: median_call_ms(c, calls) for name, c in spk_calcs.items()}
+            best = min(per_nl, key=per_nl.get)
+            figures["spk_call_ms"] = per_nl[best]
+            figures["spk_md_step_ms"] = median_md_step_ms(spk_calcs[best], calls)
+            figures["spk_over_schnet"] = figures["spk_call_ms"] / figures["schnet_call_ms"]
+            spk_note = f"SpkCalculator neighbour list: {best} (fastest of {', '.join(per_nl)})"
+
+    def row(label: str, key: str, unit: str, target: str) -> str:
+        value = figures.get(key)
+        shown = "n/a" if value is None else f"{value:10.2f}"
+        return f"{label:<44} {shown:>10} {unit:<14} {target}"
+
+    report("Calculator speed, CPU, Au20 (median over fresh geometries)")
+    report(row("SchNetAu20 energy+forces, one call", "schnet_call_ms", "ms", "target <= 3"))
+    report(row("SchNetAu20 get_forces + get_potential_energy", "schnet_md_step_ms", "ms", ""))
+    report(row("SchNetAu20.predict energy-only", "schnet_throughput", "structures/s", ">= 1000"))
+    report(row("KRRAu20 energy+forces, one call", "krr_call_ms", "ms", "target <= 10"))
+    report(row("KRRAu20 get_forces + get_potential_energy", "krr_md_step_ms", "ms", ""))
+    report(row("SchNetPack SpkCalculator energy+forces", "spk_call_ms", "ms", ""))
+    report(row("SpkCalculator get_forces + get_potential_energy", "spk_md_step_ms", "ms", ""))
+    report(row("per-call ratio SpkCalculator / SchNetAu20", "spk_over_schnet", "x", "aim >= 2"))
+    if spk_note:
+        report(spk_note)
+    return figures
+
+
+def main() -> None:
+    """Command-line entry: ``python benchmarks/calculator_speed.py [--schnet DIR] [--krr DIR]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schnet", help="SchNet model directory (default: shipped model)")
+    parser.add_argument("--krr", help="KRR model directory (default: shipped model)")
+    parser.add_argument("--calls", type=int, default=200, help="timed single calls")
+    parser.add_argument("--batch", type=int, default=2000, help="structures for throughput")
+    parser.add_argument("--no-schnetpack", action="store_true", help="skip SpkCalculator")
+    args = parser.parse_args()
+    run(args.schnet, args.krr, args.calls, args.batch, not args.no_schnetpack)
+
+
+if __name__ == "__main__":
+    main()
