@@ -27,6 +27,7 @@ PROPERTIES = (
     "energy_uncertainty",
     "energy_interval",
 )
+EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 2)}
 
 
 class OutsideDomainWarning(UserWarning):
@@ -125,8 +126,7 @@ class Au20Calculator(Calculator):
                 f"cluster of {len(atoms)} atoms is outside the training domain "
                 f"(Au{TRAINING_SIZE}): predictions and error bars are extrapolations",
             )
-        isolated = Atoms(atoms.numbers, positions=atoms.positions, pbc=False)
-        return isolated
+        return Atoms(atoms.numbers, positions=atoms.positions, pbc=False)
 
     # -- predictions -------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ class Au20Calculator(Calculator):
             properties = (properties,)
         prepared = [self._prepare(a, index=i) for i, a in enumerate(structures)]
         if not prepared:
-            return {p: np.empty((0,)) for p in properties}
+            return {p: np.empty(EMPTY_SHAPES.get(p, (0,))) for p in properties}
         out = self._evaluate(prepared, list(properties))
         result: dict[str, np.ndarray] = {}
         for prop in properties:

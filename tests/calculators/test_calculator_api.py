@@ -103,6 +103,8 @@ def test_predict_matches_single_calls(make_calc) -> None:
             np.testing.assert_allclose(
                 batch[prop][i], single.get_property(prop, atoms), rtol=1e-6, atol=1e-5
             )
+    empty = calc.predict([], properties=PROPERTIES)
+    assert empty["energy"].shape == (0,) and empty["forces"].shape == (0, 0, 3)
     energy_only = calc.predict(structures)
     assert set(energy_only) == {"energy"}
     np.testing.assert_allclose(energy_only["energy"], batch["energy"], rtol=1e-9)
