@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms, units
 from ase.build import minimize_rotation_and_translation
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
@@ -57,7 +57,7 @@ def test_nve_velocity_verlet_conserves_energy(relaxed) -> None:
     calc, ground = relaxed
     atoms = ground.copy()
     atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(1))
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(1))
     Stationary(atoms)
     ZeroRotation(atoms)
     totals = []
