@@ -1,8 +1,10 @@
 """Choosing KRR hyper-parameters by group-aware cross-validation and training the final model.
 
-CV uses the database's ``fold`` column (folds never split a duplicate group) on the train
-and val rows only; the calib and test rows are never seen. The winner (lowest CV MAE) is
-refitted on all train+val rows, calibrated on ``calib`` and scored on ``test``.
+CV uses the database's ``fold`` column on the train and val rows only (the calib and test
+rows are never seen); near-duplicates of a held-out row are dropped from that fold's
+training rows, so the CV is group-aware whatever split scheme built the database. The
+winner (lowest CV MAE) is refitted on all train+val rows, calibrated on ``calib`` and
+scored on ``test``.
 """
 
 from __future__ import annotations
@@ -80,10 +82,15 @@ class _FoldSolver:
     """Out-of-fold predictions of one kernel setting for any λ and sample weights."""
 
     def __init__(
-        self, units: list[np.ndarray], folds: np.ndarray, kernel: str, params: dict, n_sparse: int
+        self,
+        units: list[np.ndarray],
+        split: dict[int, tuple[np.ndarray, np.ndarray]],
+        kernel: str,
+        params: dict,
+        n_sparse: int,
     ) -> None:
-        self.folds = folds
-        self.fold_ids = sorted(set(folds[folds >= 0].tolist()))
+        self.split = split
+        self.fold_ids = sorted(split)
         self.sparse = kernel == "average" and n_sparse > 0 and params["zeta"] != 2
         if not self.sparse:
             self.gram = (
@@ -95,7 +102,7 @@ class _FoldSolver:
         zeta = params["zeta"]
         self.parts = {}
         for f in self.fold_ids:
-            tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            tr, te = split[f]
             envs = np.concatenate([units[i] for i in tr])
             q = envs[farthest_point_sample(envs, n_sparse)]
             self.parts[f] = (
@@ -105,10 +112,10 @@ class _FoldSolver:
             )
 
     def predict(self, per_atom: np.ndarray, lam: float, weights: np.ndarray) -> np.ndarray:
-        """Out-of-fold per-atom energies of every row with fold ≥ 0."""
+        """Out-of-fold per-atom energies of every row with fold ≥ 0 (NaN elsewhere)."""
         pred = np.full(len(per_atom), np.nan)
         for f in self.fold_ids:
-            tr, te = np.flatnonzero(self.folds != f), np.flatnonzero(self.folds == f)
+            tr, te = self.split[f]
             e0 = np.average(per_atom[tr], weights=weights[tr])
             if self.sparse:
                 phi_tr, phi_te, kqq = self.parts[f]
@@ -119,6 +126,20 @@ class _FoldSolver:
                 alpha = solve_weighted_ridge(sub, per_atom[tr] - e0, lam, weights[tr])
                 pred[te] = e0 + self.gram[np.ix_(te, tr)] @ alpha
         return pred
+
+
+def group_folds(folds: np.ndarray, groups: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """(train, held-out) row indices per fold, without near-duplicates of held-out rows.
+
+    Training drops every row whose duplicate group appears in the held-out fold, so CV
+    stays group-aware where the fold column is not (the prototype's seed folds are not).
+    """
+    out = {}
+    for f in sorted(set(folds[folds >= 0].tolist())):
+        held = folds == f
+        train = (folds >= 0) & ~held & ~np.isin(groups, groups[held])
+        out[f] = (np.flatnonzero(train), np.flatnonzero(held))
+    return out
 
 
 def _kernel_params(units: list[np.ndarray], search: KRRSearch) -> list[dict[str, Any]]:
@@ -134,7 +155,7 @@ def _kernel_params(units: list[np.ndarray], search: KRRSearch) -> list[dict[str,
 def cross_validate(
     isomers: IsomerSet, search: KRRSearch, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Group-aware k-fold CV over the grid; one row per setting with MAE/RMSE (eV)."""
+    """Group-aware k-fold CV over the grid (see group_folds); one row per setting (eV)."""
     folds = isomers.folds
     fold_ids = sorted(set(folds[folds >= 0].tolist()))
     if len(fold_ids) < 2:
@@ -142,12 +163,13 @@ def cross_validate(
     sizes = np.array([len(a) for a in isomers.atoms], dtype=float)
     per_atom = isomers.energies / sizes
     scored = folds >= 0
+    split = group_folds(folds, isomers.groups)
     table: list[dict[str, Any]] = []
     bar = tqdm(total=search.size(), desc="KRR CV", unit="fit", disable=not progress)
     for settings in search.soap_grid():
         units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
         for params in _kernel_params(units, search):
-            solver = _FoldSolver(units, folds, search.kernel, params, search.n_sparse)
+            solver = _FoldSolver(units, split, search.kernel, params, search.n_sparse)
             for lam, ow in itertools.product(search.lam, search.outlier_weight):
                 weights = np.where(isomers.is_outlier, float(ow), 1.0)
                 pred = sizes * solver.predict(per_atom, float(lam), weights)
@@ -273,7 +295,7 @@ def train_krr(
         "mae": best["cv_mae"],
         "rmse": best["cv_rmse"],
         "n": int(len(trainval)),
-        "folds": "database fold column (group-aware)",
+        "folds": "database fold column, near-duplicates of held-out rows dropped from training",
     }
     model.card = new_card(
         "krr",
