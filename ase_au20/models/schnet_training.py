@@ -217,6 +217,7 @@ def train_network(
         "s_per_epoch": float(np.median(history["seconds"])),
         "train_mae_history": [round(v, 5) for v in history["train_mae"]],
         "val_mae_history": [round(v, 5) for v in history["val_mae"]],
+        "seconds_history": [round(v, 4) for v in history["seconds"]],
     }
     return net.eval(), {"summary": summary, "history": history}
 

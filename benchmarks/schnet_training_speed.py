@@ -1,0 +1,104 @@
+"""SchNet speed report: training s/epoch (with/without the zero-force term) and predict timings.
+
+Usage: python benchmarks/schnet_training_speed.py --db au20-seed.db [--epochs 3]
+
+Trains the default architecture (128 hidden, 4 blocks, 64 RBF, 6 Å) on the db's train split
+for a few epochs per setting and prints the median s/epoch; then times one energy+forces
+call on Au20 and energy-only throughput. The prototype needed ~1.4 s/epoch on this 2-core
+machine (target ≤ 0.47). Timings are noisy when other processes share the CPU: the load
+average and CPU steal seen during the run are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from ase_au20.database import load_rows
+from ase_au20.models.schnet import SchNet, SchNetModel
+from ase_au20.models.schnet_config import SchNetConfig
+from ase_au20.models.schnet_training import train_schnet
+
+
+def cpu_steal() -> tuple[int, int]:
+    """(steal, total) jiffies from /proc/stat (0, 1 where unavailable)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except OSError:
+        return 0, 1
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def load_note(before: tuple[int, int]) -> str:
+    """Load average and CPU steal share since ``before``."""
+    steal, total = cpu_steal()
+    share = (steal - before[0]) / max(total - before[1], 1)
+    return f"load {os.getloadavg()[0]:.1f}, steal {100 * share:.0f}%"
+
+
+def epoch_time(train, val, config: SchNetConfig) -> float:
+    """Median s/epoch of a short run (first epoch dropped as warm-up)."""
+    model = train_schnet(train, val, config, progress=False)
+    seconds = model.card["training"]["members"][0]
+    return float(np.median(seconds["seconds_history"][1:]))
+
+
+def median_ms(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="database built with --split seed")
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    train, val = load_rows(args.db, "train"), load_rows(args.db, "val")
+    base = SchNetConfig(epochs=args.epochs, patience=args.epochs, device="cpu")
+    print(f"SchNet training speed, {len(train)} train rows, {os.cpu_count()} CPUs")
+    print(f"{'setting':<44}{'s/epoch':>9}   conditions")
+    for threads in (1, 2):
+        for zfw in (0.0, 0.1):
+            for table in (base.table_spacing, None):
+                config = replace(base, threads=threads, zero_force_weight=zfw, table_spacing=table)
+                before = cpu_steal()
+                seconds = epoch_time(train, val, config)
+                name = (
+                    f"threads={threads} zero-force={'on ' if zfw else 'off'} "
+                    f"filters={'table' if table else 'exact'}"
+                )
+                print(f"{name:<44}{seconds:>9.3f}   {load_note(before)}")
+    print("prototype: ~1.4 s/epoch; target <= 0.47 s/epoch")
+
+    torch.manual_seed(0)
+    model = SchNetModel([SchNet()], -77.86, 0.05, device="cpu")
+    atoms = [val.atoms[0]]
+    model.predict(atoms, forces=True)
+    before = cpu_steal()
+    one = median_ms(lambda: model.predict(atoms, forces=True), 200)
+    print(
+        f"\none energy+forces call (Au20, CPU, float32): {one:.2f} ms median  ({load_note(before)})"
+    )
+    structures = [*train.atoms, *val.atoms]
+    model.predict(structures)
+    before = cpu_steal()
+    start = time.perf_counter()
+    model.predict(structures)
+    rate = len(structures) / (time.perf_counter() - start)
+    print(f"energy-only predict: {rate:.0f} structures/s  ({load_note(before)})")
+    print("targets: <= 3 ms per call, >= 1000 structures/s")
+
+
+if __name__ == "__main__":
+    main()
