@@ -38,6 +38,13 @@ def _default(name: str) -> object:
 @click.option("--rbf", type=int, default=_default("rbf"), show_default=True)
 @click.option("--cutoff", type=float, default=_default("cutoff"), show_default=True, help="Å.")
 @click.option(
+    "--gamma",
+    type=float,
+    default=_default("gamma"),
+    show_default=True,
+    help="Gaussian RBF exponent (Å⁻²): exp(-gamma (d - mu)²).",
+)
+@click.option(
     "--kd-lambda",
     type=float,
     default=_default("kd_lambda"),
@@ -58,11 +65,32 @@ def _default(name: str) -> object:
     help="Number of rattled training geometries labelled by the teacher.",
 )
 @click.option(
+    "--vkd-sigma",
+    type=float,
+    default=_default("vkd_sigma"),
+    show_default=True,
+    help="Gaussian rattle (Å) of the vicinal geometries.",
+)
+@click.option(
+    "--vkd-weight",
+    type=float,
+    default=_default("vkd_weight"),
+    show_default=True,
+    help="Loss weight of a vicinal row relative to a labelled one.",
+)
+@click.option(
     "--zero-force-weight",
     type=float,
     default=_default("zero_force_weight"),
     show_default=True,
     help="Weight of mean |F|² at the relaxed training geometries.",
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=_default("patience"),
+    show_default=True,
+    help="Early stopping: epochs without a better validation MAE.",
 )
 @click.option("--ensemble", type=int, default=_default("ensemble"), show_default=True)
 @click.option(

@@ -61,7 +61,7 @@ class FilterNetwork(nn.Module):
         self.cutoff = architecture.cutoff
         self.blocks, self.hidden = blocks, hidden
         self.register_buffer("centers", torch.linspace(0.0, self.cutoff, rbf), persistent=False)
-        self.coeff = -0.5 / (self.cutoff / max(rbf - 1, 1)) ** 2
+        self.coeff = -float(architecture.gamma)
         self.first = nn.Linear(rbf, blocks * hidden)
         bound = 1.0 / math.sqrt(hidden)
         self.weight = nn.Parameter(torch.empty(blocks, hidden, hidden).uniform_(-bound, bound))

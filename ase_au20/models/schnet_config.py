@@ -12,29 +12,36 @@ from typing import Any
 
 @dataclass(frozen=True)
 class SchNetArchitecture:
-    """Network size: hidden features, interaction blocks, Gaussian RBFs and cutoff (Å)."""
+    """Network size: hidden features, blocks, Gaussian RBFs exp(-gamma (d - mu)^2), cutoff (Å)."""
 
     hidden: int = 128
     blocks: int = 4
     rbf: int = 64
     cutoff: float = 6.0
+    gamma: float = 10.0  # Å^-2 (SchNet paper): Gaussians ~0.22 Å wide, smooth filters
 
     def __post_init__(self) -> None:
         for name in ("hidden", "blocks", "rbf"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"architecture {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.cutoff, int | float) or not self.cutoff > 0:
-            raise ValueError(f"architecture cutoff must be a positive number, got {self.cutoff!r}")
+        for name in ("cutoff", "gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"architecture {name} must be a positive number, got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SchNetArchitecture:
         """Rebuild from a card's ``architecture`` (extra keys such as ``ensemble_size`` ignored)."""
-        missing = [k for k in ("hidden", "blocks", "rbf", "cutoff") if k not in data]
+        missing = [k for k in ("hidden", "blocks", "rbf", "cutoff", "gamma") if k not in data]
         if missing:
             raise ValueError(f"architecture lacks {', '.join(missing)}")
         return cls(
-            int(data["hidden"]), int(data["blocks"]), int(data["rbf"]), float(data["cutoff"])
+            int(data["hidden"]),
+            int(data["blocks"]),
+            int(data["rbf"]),
+            float(data["cutoff"]),
+            float(data["gamma"]),
         )
 
 
@@ -46,6 +53,7 @@ class SchNetConfig:
     blocks: int = 4
     rbf: int = 64
     cutoff: float = 6.0
+    gamma: float = 10.0
     epochs: int = 300
     batch_size: int = 32
     lr: float = 1e-3
@@ -88,7 +96,9 @@ class SchNetConfig:
 
     def architecture(self) -> SchNetArchitecture:
         """The network size part of the config."""
-        return SchNetArchitecture(self.hidden, self.blocks, self.rbf, float(self.cutoff))
+        return SchNetArchitecture(
+            self.hidden, self.blocks, self.rbf, float(self.cutoff), float(self.gamma)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready hyper-parameters for the model card."""

@@ -263,7 +263,12 @@ def train_schnet(
         ]
     card = {
         "hyperparameters": config.to_dict(),
-        "features": {"rbf": config.rbf, "cutoff": config.cutoff, "expansion": "gaussian"},
+        "features": {
+            "rbf": config.rbf,
+            "cutoff": config.cutoff,
+            "gamma": config.gamma,
+            "expansion": "gaussian",
+        },
         "training": {
             "n_train": len(train),
             "n_vicinal": config.vkd,
