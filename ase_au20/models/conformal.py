@@ -1,8 +1,10 @@
 """Split-conformal energy intervals, global and Mondrian by predicted-ΔE bucket.
 
 Fitted on a calibration split that the model never trained on. Scores are absolute
-residuals |E_true − E_pred|, or residuals divided by an ensemble spread (normalised
-conformal; the interval then scales with the spread). For each confidence level c of a
+residuals |E_true − E_pred|, or residuals divided by a model spread (normalised conformal:
+an ensemble's standard deviation, or the KRR's predictive std; the interval then scales
+with the spread). Normalised calibrators also keep absolute-residual tables (``absolute``)
+for callers that have no spread. For each confidence level c of a
 fixed grid the stored quantile is the k-th smallest score with k = ceil((n+1)·c): the
 finite-sample-corrected split-conformal quantile, which guarantees coverage ≥ c for
 exchangeable data. Where k > n the level cannot be guaranteed and is stored as null
@@ -75,36 +77,24 @@ class ConformalCalibrator:
             raise ValueError("calibration energies must be finite")
         if any(not 0.0 < c < 1.0 for c in levels):
             raise ValueError(f"confidence levels must lie in (0, 1): {list(levels)}")
-        scores = np.abs(true - pred)
-        if spread is not None:
-            scores = scores / _check_spread(spread, len(pred))
+        residuals = np.abs(true - pred)
         buckets = bucket_of(pred - energy_reference, bucket_edges)
         levels = sorted(float(c) for c in levels)
-        global_q = {_key(c): conformal_quantile(scores, c) for c in levels}
-        mondrian: dict[str, Any] = {}
-        for name in BUCKETS:
-            member = scores[buckets == name]
-            quantiles, fallback = {}, []
-            for c in levels:
-                q = conformal_quantile(member, c)
-                if q is None:
-                    q = global_q[_key(c)]
-                    fallback.append(_key(c))
-                quantiles[_key(c)] = q
-            mondrian[name] = {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
-        return cls(
-            {
-                "method": "split-conformal, absolute residual"
-                + (" / ensemble spread" if spread is not None else ""),
-                "normalised": spread is not None,
-                "levels": levels,
-                "n_calib": int(len(pred)),
-                "energy_reference": float(energy_reference),
-                "bucket_edges": [float(e) for e in bucket_edges],
-                "global": global_q,
-                "mondrian": mondrian,
-            }
-        )
+        data: dict[str, Any] = {
+            "method": "split-conformal, absolute residual"
+            + (" / model spread" if spread is not None else ""),
+            "normalised": spread is not None,
+            "levels": levels,
+            "n_calib": int(len(pred)),
+            "energy_reference": float(energy_reference),
+            "bucket_edges": [float(e) for e in bucket_edges],
+        }
+        if spread is None:
+            data.update(_tables(residuals, buckets, levels))
+        else:
+            data.update(_tables(residuals / _check_spread(spread, len(pred)), buckets, levels))
+            data["absolute"] = _tables(residuals, buckets, levels)
+        return cls(data)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict for the model card's ``conformal`` entry."""
@@ -119,6 +109,10 @@ class ConformalCalibrator:
                 _ = d["global"][_key(c)]
                 for name in BUCKETS:
                     _ = d["mondrian"][name]["quantiles"][_key(c)]
+            for c in levels if "absolute" in d else ():
+                _ = d["absolute"]["global"][_key(c)]
+                for name in BUCKETS:
+                    _ = d["absolute"]["mondrian"][name]["quantiles"][_key(c)]
             float(d["energy_reference"])
             if len(d["bucket_edges"]) != 2:
                 raise ValueError("bucket_edges must have two entries")
@@ -147,20 +141,45 @@ class ConformalCalibrator:
         mondrian: bool = True,
         spread: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Half-widths (eV) of the intervals pred ± w at ``confidence`` (inf if unattainable)."""
+        """Half-widths (eV) of the intervals pred ± w at ``confidence`` (inf if unattainable).
+
+        A normalised calibrator scales its quantiles by ``spread``; without a spread it
+        falls back to its absolute-residual tables. ``spread`` is ignored otherwise.
+        """
         pred = np.atleast_1d(np.asarray(pred_energy, dtype=float))
         key = _key(self.level_for(confidence))
+        tables = self._data
+        scale = None
+        if self.normalised and spread is not None:
+            scale = _check_spread(spread, len(pred))
+        elif self.normalised:
+            if "absolute" not in self._data:
+                raise ValueError("this calibrator is normalised by a model spread: pass spread")
+            tables = self._data["absolute"]
         if mondrian:
             buckets = bucket_of(pred - self._data["energy_reference"], self._data["bucket_edges"])
-            table = {n: self._data["mondrian"][n]["quantiles"][key] for n in BUCKETS}
+            table = {n: tables["mondrian"][n]["quantiles"][key] for n in BUCKETS}
             q = np.array([_finite(table[b]) for b in buckets])
         else:
-            q = np.full(len(pred), _finite(self._data["global"][key]))
-        if self.normalised:
-            if spread is None:
-                raise ValueError("this calibrator is normalised by ensemble spread: pass spread")
-            q = q * _check_spread(spread, len(pred))
-        return q
+            q = np.full(len(pred), _finite(tables["global"][key]))
+        return q if scale is None else q * scale
+
+
+def _tables(scores: np.ndarray, buckets: np.ndarray, levels: list[float]) -> dict[str, Any]:
+    """Global and per-bucket quantile tables of ``scores`` for every level."""
+    global_q = {_key(c): conformal_quantile(scores, c) for c in levels}
+    mondrian: dict[str, Any] = {}
+    for name in BUCKETS:
+        member = scores[buckets == name]
+        quantiles, fallback = {}, []
+        for c in levels:
+            q = conformal_quantile(member, c)
+            if q is None:
+                q = global_q[_key(c)]
+                fallback.append(_key(c))
+            quantiles[_key(c)] = q
+        mondrian[name] = {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
+    return {"global": global_q, "mondrian": mondrian}
 
 
 def _finite(q: float | None) -> float:

@@ -10,8 +10,9 @@ Weights file (``weights.npz``, no pickle), by kernel:
   average, ζ = 2 : ``quadratic`` W = Σ_m α_m mean_j p̂_j p̂_jᵀ (F×F), e_i = e0 + p̂_iᵀ W p̂_i
   average, ζ ≠ 2 : ``environments`` (T×F float32, all training atoms) and ``env_coef``
                    (α_m / N_m per atom), e_i = e0 + Σ_t c_t (p̂_i·q_t)^ζ (computed in float64);
-                   sparse variant: M farthest-point-sampled environments (float64) and
-                   their subset-of-regressors coefficients, same formula
+                   sparse variant: M farthest-point-sampled environments (float64),
+                   their subset-of-regressors coefficients (same formula) and
+                   ``spread_factor``, the Cholesky factor behind ``energy_std``
   rbf            : ``pooled`` (M×F) training descriptors and ``alpha`` (M)
 plus ``e0``. Forces are −dE/dr through the kernel, the normalisation and dscribe's
 analytical SOAP derivatives.
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 
 from ase_au20.models.card import check_files, file_sha256, read_card, write_card
 from ase_au20.models.kernels import (
@@ -68,8 +69,12 @@ def solve_sparse_ridge(
     target: np.ndarray,
     lam: float,
     weights: np.ndarray | None = None,
-) -> np.ndarray:
-    """Subset of regressors: min Σ w (y − Φc)² + λ cᵀK_qq c, i.e. (ΦᵀWΦ + λK_qq) c = ΦᵀWy."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Subset of regressors: min Σ w (y − Φc)² + λ cᵀK_qq c, i.e. (ΦᵀWΦ + λK_qq) c = ΦᵀWy.
+
+    Returns the coefficients c and the lower Cholesky factor L of ΦᵀWΦ + λK_qq (which
+    gives the predictive variance λ φᵀ(LLᵀ)⁻¹φ of a new structure).
+    """
     if lam <= 0:
         raise ValueError(f"lambda must be positive, got {lam}")
     w = np.ones(len(target)) if weights is None else np.asarray(weights, dtype=float)
@@ -77,7 +82,9 @@ def solve_sparse_ridge(
         raise ValueError("sample weights must be positive")
     lhs = phi.T @ (w[:, None] * phi) + lam * kqq
     lhs[np.diag_indices_from(lhs)] += 1e-10 * np.trace(lhs) / len(lhs)  # K_qq may be singular
-    return cho_solve(cho_factor(lhs, lower=True), phi.T @ (w * np.asarray(target, dtype=float)))
+    factor = cholesky(lhs, lower=True)
+    coef = cho_solve((factor, True), phi.T @ (w * np.asarray(target, dtype=float)))
+    return coef, factor
 
 
 class KRRModel:
@@ -97,6 +104,7 @@ class KRRModel:
         self.card: dict[str, Any] = dict(card or {})
         self._featurizer: SoapFeaturizer | None = None
         self._env64: np.ndarray | None = None
+        self._factor64: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -130,14 +138,19 @@ class KRRModel:
             envs = np.concatenate(units)
             sparse = envs[farthest_point_sample(envs, n_sparse)]
             hyper["n_sparse"] = len(sparse)
-            coef = solve_sparse_ridge(
+            coef, factor = solve_sparse_ridge(
                 sparse_features(units, sparse, zeta),
                 (sparse @ sparse.T) ** zeta,
                 per_atom - e0,
                 lam,
                 weights,
             )
-            arrays = {"e0": np.array(e0), "environments": sparse, "env_coef": coef}
+            arrays = {
+                "e0": np.array(e0),
+                "environments": sparse,
+                "env_coef": coef,
+                "spread_factor": factor.astype(np.float32),
+            }
             return cls(settings, hyper, arrays)
         if kernel == "average":
             hyper["zeta"] = check_zeta(zeta)
@@ -194,17 +207,32 @@ class KRRModel:
         grad = (zeta * dots ** (zeta - 1) * coef) @ self._env64
         return energies, grad
 
+    def energy_std(self, unit: np.ndarray) -> float:
+        """Predictive std of the energy (eV) of a sparse model: N·sqrt(λ φᵀ(LLᵀ)⁻¹φ).
+
+        φ_t = mean_i (p̂_i·q_t)^ζ; a kernel-space distance from the training data that
+        normalises the conformal scores (the interval widens away from the data).
+        """
+        if self._factor64 is None:
+            self._factor64 = self.arrays["spread_factor"].astype(float)
+        if self._env64 is None:
+            self._env64 = self.arrays["environments"].astype(float)
+        phi = ((unit @ self._env64.T) ** self.hyperparameters["zeta"]).mean(axis=0)
+        v = solve_triangular(self._factor64, phi, lower=True)
+        return float(len(unit) * np.sqrt(self.hyperparameters["lambda"] * (v @ v)))
+
     def predict(self, structures: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
         """Energies (n,) in eV on the DFT scale, per-atom ``energies`` and optional ``forces``.
 
         ``energies`` (n, N) and ``forces`` (n, N, 3) are NaN-padded to the largest N when
-        the structures differ in size (as SchNetModel.predict does).
+        the structures differ in size (as SchNetModel.predict does). Sparse models also
+        return ``energy_std`` (n,), see ``energy_std``.
         """
         if isinstance(structures, Atoms):
             raise ValueError("predict takes a list of Atoms; wrap a single structure in a list")
         if len(structures) == 0:
             raise ValueError("predict needs at least one structure")
-        total, per_atom, all_forces = [], [], []
+        total, per_atom, all_forces, spread = [], [], [], []
         for atoms in structures:
             if len(atoms) == 0:
                 raise ValueError("empty Atoms: a gold cluster needs at least one atom")
@@ -213,10 +241,15 @@ class KRRModel:
                 energies, grad = self.local_terms(unit)
                 all_forces.append(forces_from_gradient(grad, unit, norms, deriv))
             else:
-                energies, _ = self.local_terms(self.featurizer.normalised(atoms))
+                unit = self.featurizer.normalised(atoms)
+                energies, _ = self.local_terms(unit)
             per_atom.append(energies)
             total.append(energies.sum())
+            if "spread_factor" in self.arrays:
+                spread.append(self.energy_std(unit))
         out: dict[str, Any] = {"energy": np.array(total), "energies": _pad(per_atom)}
+        if spread:
+            out["energy_std"] = np.array(spread)
         if forces:
             out["forces"] = _pad(all_forces)
         return out
@@ -230,7 +263,7 @@ class KRRModel:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / WEIGHTS_NAME
         tmp = directory / ".weights-tmp.npz"
-        np.savez(tmp, **self.arrays)
+        np.savez_compressed(tmp, **self.arrays)
         os.replace(tmp, path)
         self.card.update(
             model_type="krr",
@@ -326,6 +359,12 @@ def _check_arrays(
         if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
             raise ValueError(f"array {name!r} is not finite floating point")
         out[name] = value
+    if "spread_factor" in arrays and "environments" in out:
+        factor = np.asarray(arrays["spread_factor"])
+        m = len(out["environments"])
+        if factor.shape != (m, m) or not np.all(np.isfinite(factor)):
+            raise ValueError(f"array 'spread_factor' has shape {factor.shape}, expected {(m, m)}")
+        out["spread_factor"] = factor
     rows = {"rbf": ("pooled", "alpha"), "average": ("environments", "env_coef")}[kernel]
     if rows[0] in out and len(out[rows[0]]) != len(out[rows[1]]):
         raise ValueError(f"{rows[0]} and {rows[1]} have different lengths")

@@ -119,7 +119,7 @@ class _FoldSolver:
             e0 = np.average(per_atom[tr], weights=weights[tr])
             if self.sparse:
                 phi_tr, phi_te, kqq = self.parts[f]
-                coef = solve_sparse_ridge(phi_tr, kqq, per_atom[tr] - e0, lam, weights[tr])
+                coef, _ = solve_sparse_ridge(phi_tr, kqq, per_atom[tr] - e0, lam, weights[tr])
                 pred[te] = e0 + phi_te @ coef
             else:
                 sub = self.gram[np.ix_(tr, tr)]
@@ -234,33 +234,36 @@ def write_cv_table(path: str | os.PathLike[str], table: list[dict[str, Any]]) ->
 
 
 def calibrate_and_score(
-    model: Any,
+    model: KRRModel,
     db: Any,
     energy_reference: float,
     bucket_edges: Sequence[float],
 ) -> tuple[ConformalCalibrator, dict[str, Any]]:
-    """Conformal calibration on ``calib`` and metrics on ``calib``/``test`` of any model.
-
-    ``model`` needs ``predict(list_of_atoms) -> {"energy": ...}`` (KRR or SchNet alike).
-    """
+    """Conformal calibration on ``calib`` (normalised by ``energy_std`` when the model has
+    one) and metrics on ``calib``/``test``, including the mean predicted |F| at the
+    DFT-relaxed test geometries (ideally ~0)."""
     calib = load_rows(db, "calib")
     if len(calib) == 0:
         raise ValueError("the database has no calib rows: cannot calibrate")
-    pred_calib = np.asarray(model.predict(calib.atoms)["energy"])
-    calibrator = ConformalCalibrator.fit(pred_calib, calib.energies, energy_reference, bucket_edges)
-    metrics: dict[str, Any] = {"calib": regression_metrics(pred_calib, calib.energies)}
+    out = model.predict(calib.atoms)
+    calibrator = ConformalCalibrator.fit(
+        out["energy"], calib.energies, energy_reference, bucket_edges, spread=out.get("energy_std")
+    )
+    metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
     test = load_rows(db, "test")
     if len(test):
-        pred = np.asarray(model.predict(test.atoms)["energy"])
+        out = model.predict(test.atoms, forces=True)
+        pred, spread = out["energy"], out.get("energy_std")
         metrics["test"] = {
             **regression_metrics(pred, test.energies),
             "by_bucket": metrics_by_bucket(pred, test.energies, test.buckets),
+            "mean_abs_force": float(np.nanmean(np.linalg.norm(out["forces"], axis=-1))),
             "intervals": {
                 f"{c:g}": {
                     kind: interval_metrics(
                         test.energies,
                         pred,
-                        calibrator.half_width(pred, c, mondrian=kind == "mondrian"),
+                        calibrator.half_width(pred, c, kind == "mondrian", spread),
                     )
                     for kind in ("global", "mondrian")
                 }

@@ -66,8 +66,11 @@ def test_normalised_scores_scale_with_spread() -> None:
     w = cal.half_width(pred_t, 0.9, mondrian=False, spread=scale_t)
     assert abs((np.abs(true_t - pred_t) <= w).mean() - 0.9) < 0.015
     assert np.allclose(w / scale_t, w[0] / scale_t[0])
+    absolute = ConformalCalibrator.fit(pred, true, 0.0, EDGES)
+    assert np.array_equal(cal.half_width(pred_t, 0.9), absolute.half_width(pred_t, 0.9))
+    old_card = {k: v for k, v in cal.to_dict().items() if k != "absolute"}
     with pytest.raises(ValueError, match="pass spread"):
-        cal.half_width(pred_t, 0.9)
+        ConformalCalibrator.from_dict(old_card).half_width(pred_t, 0.9)
 
 
 def test_level_between_grid_points_uses_next_level_up() -> None:

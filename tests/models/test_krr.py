@@ -10,7 +10,7 @@ import pytest
 from ase import Atoms
 
 from ase_au20.database import load_rows
-from ase_au20.models.kernels import average_gram
+from ase_au20.models.kernels import average_gram, sparse_features
 from ase_au20.models.krr import KRRModel
 from ase_au20.models.soap import SoapFeaturizer
 from ase_au20.structures import au20_ground_state
@@ -209,3 +209,33 @@ def test_card_that_does_not_match_weights_is_a_clear_error(tiny_krr, tmp_path: P
     (bad / "card.json").unlink()
     with pytest.raises(ValueError, match="no model card"):
         KRRModel.load(bad)
+
+
+def test_sparse_model_energy_std_is_the_sor_predictive_std(train_set) -> None:
+    rows, units, soap = train_set
+    model = _fit(train_set, zeta=3, n_sparse=100)
+    assert "energy_std" not in _fit(train_set, zeta=3).predict(rows.atoms[:1])
+    q = model.arrays["environments"]
+    phi = sparse_features(units, q, 3)
+    lhs = phi.T @ phi + 1e-4 * (q @ q.T) ** 3
+    lhs += 1e-10 * np.trace(lhs) / len(lhs) * np.eye(len(lhs))
+    stretched = au20_ground_state()
+    stretched.positions *= 1.25
+    test = [rows.atoms[0], _rattled(), stretched]
+    phi_t = sparse_features(SoapFeaturizer(soap).normalised_many(test), q, 3)
+    expected = 20 * np.sqrt(1e-4 * np.einsum("ij,ij->i", phi_t, np.linalg.solve(lhs, phi_t.T).T))
+    std = model.predict(test)["energy_std"]
+    assert np.allclose(std, expected, rtol=1e-4)
+    assert std[2] > 2 * std[0]  # far from the training data: wider
+
+
+def test_normalised_calibration_uses_energy_std(synthetic_db: Path, tmp_path: Path) -> None:
+    from ase_au20.models.krr_training import KRRSearch, train_krr
+
+    search = KRRSearch(
+        r_cut=(5.0,), n_max=(3,), l_max=(2,), sigma=(0.5,), zeta=(3,), lam=(1e-3,), n_sparse=50
+    )
+    result = train_krr(synthetic_db, tmp_path / "m", search, progress=False)
+    conformal = KRRModel.load(tmp_path / "m").card["conformal"]
+    assert conformal["normalised"] is True and "absolute" in conformal
+    assert result.metrics["test"]["mean_abs_force"] > 0
