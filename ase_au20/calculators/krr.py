@@ -45,14 +45,18 @@ class KRRAu20(Au20Calculator):
         self._threadpools = ThreadpoolController()
 
     def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
-        """One KRR call over all structures; padded per-atom arrays are cut to each size."""
+        """One KRR call over all structures; padded per-atom arrays are cut to each size.
+
+        ``spread`` is the predictive std when the model stores its factor (it scales the
+        conformal interval of a normalised calibrator).
+        """
         with self._threadpools.limit(limits=1, user_api="blas"):
             out = self.model.predict(structures, forces=forces)
         sizes = [len(a) for a in structures]
         raw: dict[str, Any] = {
             "energy": out["energy"],
             "energies": [out["energies"][i][:n] for i, n in enumerate(sizes)],
-            "spread": None,
+            "spread": out.get("energy_std"),
         }
         if forces:
             raw["forces"] = [out["forces"][i][:n] for i, n in enumerate(sizes)]
