@@ -1,0 +1,62 @@
+"""Normalised conformal intervals: the half-width scales with the model's own spread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def normalised_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sparse ζ = 3 KRR (predictive std available) with a spread-normalised calibrator."""
+    from ase_au20.database import connect, load_rows
+    from ase_au20.models.card import new_card
+    from ase_au20.models.conformal import ConformalCalibrator
+    from ase_au20.models.krr import KRRModel
+    from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+
+    meta = connect(synthetic_db).metadata
+    train, every = load_rows(synthetic_db, "train"), load_rows(synthetic_db)
+    settings = SoapSettings(r_cut=5.0, n_max=3, l_max=2, sigma=0.5)
+    units = SoapFeaturizer(settings).normalised_many(train.atoms)
+    model = KRRModel.fit(units, train.energies, settings, zeta=3, lam=1e-3, n_sparse=60)
+    out = model.predict(every.atoms)
+    calibrator = ConformalCalibrator.fit(
+        out["energy"],
+        every.energies,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        spread=out["energy_std"],
+    )
+    model.card = new_card(
+        "krr",
+        model.architecture,
+        model.hyperparameters,
+        settings.to_dict(),
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        train.ids,
+        "group",
+        conformal=calibrator.to_dict(),
+    )
+    return model.save(tmp_path_factory.mktemp("normalised_krr"))
+
+
+def test_half_width_is_quantile_times_spread(normalised_krr_dir, rattled_au20) -> None:
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.structures import au20_ground_state
+
+    calc = KRRAu20(model=normalised_krr_dir, confidence=0.9, mondrian=False)
+    assert calc.card["conformal"]["normalised"]
+    far = au20_ground_state()
+    far.positions *= 1.15  # stretched: further from the training data
+    structures = [rattled_au20, far]
+    out = calc.predict(structures, properties=("energy", "energy_uncertainty"))
+    spread = calc.model.predict(structures)["energy_std"]
+    q = calc.card["conformal"]["global"]["0.9"]
+    np.testing.assert_allclose(out["energy_uncertainty"], q * spread, rtol=1e-9)
+    assert out["energy_uncertainty"][0] != pytest.approx(out["energy_uncertainty"][1])
+    single = calc.get_property("energy_uncertainty", rattled_au20)
+    assert single == pytest.approx(out["energy_uncertainty"][0], rel=1e-9)
