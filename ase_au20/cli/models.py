@@ -100,6 +100,26 @@ train.add_command(schnet)
     show_default=True,
     help="Sample weight(s) of rows flagged is_outlier (1 = no down-weighting).",
 )
+@click.option(
+    "--n-sparse",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Sparse environments for ζ ≠ 2 (0: use all training environments).",
+)
+@click.option(
+    "--zero-force-weight",
+    type=FLOATS,
+    default="0",
+    show_default=True,
+    help="μ of the zero-force term (sparse models): DFT minima have F ≈ 0.",
+)
+@click.option(
+    "--force-tolerance",
+    type=float,
+    default=None,
+    help="Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_krr_cmd(
     db_path: str,
@@ -113,6 +133,9 @@ def train_krr_cmd(
     gamma_scale: tuple,
     lam: tuple,
     outlier_weight: tuple,
+    n_sparse: int,
+    zero_force_weight: tuple,
+    force_tolerance: float | None,
     quiet: bool,
 ) -> None:
     """SOAP+KRR: group-aware 5-fold CV over the grid, refit, conformal calibration, test score."""
@@ -128,6 +151,9 @@ def train_krr_cmd(
         gamma_scale=gamma_scale,
         lam=lam,
         outlier_weight=outlier_weight,
+        n_sparse=n_sparse,
+        zero_force_weight=zero_force_weight,
+        force_tolerance=force_tolerance,
     )
     click.echo(f"grid: {search.size()} CV fits")
     try:
@@ -141,22 +167,24 @@ def train_krr_cmd(
         t = metrics["test"]
         click.echo(
             f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f}  "
-            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV"
+            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV; "
+            f"mean |F| at test minima {t['mean_abs_force']:.3f} eV/Å"
         )
     click.echo(f"model written to {out}")
 
 
 def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
-    """The ``top`` best CV rows as a plain-text table."""
+    """The ``top`` best CV rows as a plain-text table (|F|: held-out mean, eV/Å)."""
     rows = sorted(table, key=lambda r: r["cv_mae"])[:top]
     head = f"{'r_cut':>6}{'n':>3}{'l':>3}{'sigma':>7}{'kernel':>8}{'ζ/γ':>9}{'λ':>9}{'w_out':>6}"
-    lines = [head + f"{'MAE':>8}{'RMSE':>8}"]
+    lines = [head + f"{'μ_F':>7}{'MAE':>8}{'RMSE':>8}{'|F|':>7}"]
     for r in rows:
         param = r.get("zeta", r.get("gamma"))
         lines.append(
             f"{r['r_cut']:>6g}{r['n_max']:>3}{r['l_max']:>3}{r['sigma']:>7g}{r['kernel']:>8}"
             f"{param:>9.3g}{r['lambda']:>9.0e}{r['outlier_weight']:>6g}"
-            f"{r['cv_mae']:>8.3f}{r['cv_rmse']:>8.3f}"
+            f"{r.get('zero_force_weight', 0.0):>7g}{r['cv_mae']:>8.3f}{r['cv_rmse']:>8.3f}"
+            f"{r.get('cv_mean_force', float('nan')):>7.3f}"
         )
     return "\n".join(lines)
 

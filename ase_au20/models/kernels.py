@@ -101,3 +101,16 @@ def sparse_features(structures: Sequence[np.ndarray], sparse: np.ndarray, zeta: 
     x, starts = _stack(structures)
     sizes = np.diff(np.append(starts, len(x)))
     return np.add.reduceat((x @ sparse.T) ** check_zeta(zeta), starts, axis=0) / sizes[:, None]
+
+
+def sparse_force_features(
+    unit: np.ndarray, jacobian: np.ndarray, sparse: np.ndarray, zeta: int
+) -> np.ndarray:
+    """G[(a,x), t] = d/dr_{a,x} Σ_i (p̂_i·q_t)^ζ, shape (N·3, M): dE/dr = G c for a sparse model.
+
+    ``jacobian`` is d p̂_i / d r_a (N, N, 3, F) (see soap.normalised_jacobian).
+    """
+    n = len(unit)
+    dots = unit @ sparse.T
+    proj = (jacobian.reshape(-1, jacobian.shape[-1]) @ sparse.T).reshape(n, n * 3, -1)
+    return np.einsum("it,iat->at", check_zeta(zeta) * dots ** (zeta - 1), proj)

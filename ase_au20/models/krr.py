@@ -39,8 +39,14 @@ from ase_au20.models.kernels import (
     pooled,
     rbf_gram,
     sparse_features,
+    sparse_force_features,
 )
-from ase_au20.models.soap import SoapFeaturizer, SoapSettings, forces_from_gradient
+from ase_au20.models.soap import (
+    SoapFeaturizer,
+    SoapSettings,
+    forces_from_gradient,
+    normalised_jacobian,
+)
 
 WEIGHTS_NAME = "weights.npz"
 
@@ -69,10 +75,12 @@ def solve_sparse_ridge(
     target: np.ndarray,
     lam: float,
     weights: np.ndarray | None = None,
+    penalty: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Subset of regressors: min Σ w (y − Φc)² + λ cᵀK_qq c, i.e. (ΦᵀWΦ + λK_qq) c = ΦᵀWy.
+    """Subset of regressors: min Σ w (y − Φc)² + cᵀPc + λ cᵀK_qq c, i.e.
+    (ΦᵀWΦ + P + λK_qq) c = ΦᵀWy, with an optional extra quadratic ``penalty`` P.
 
-    Returns the coefficients c and the lower Cholesky factor L of ΦᵀWΦ + λK_qq (which
+    Returns the coefficients c and the lower Cholesky factor L of the left-hand side (which
     gives the predictive variance λ φᵀ(LLᵀ)⁻¹φ of a new structure).
     """
     if lam <= 0:
@@ -81,6 +89,8 @@ def solve_sparse_ridge(
     if np.any(w <= 0):
         raise ValueError("sample weights must be positive")
     lhs = phi.T @ (w[:, None] * phi) + lam * kqq
+    if penalty is not None:
+        lhs += penalty
     lhs[np.diag_indices_from(lhs)] += 1e-10 * np.trace(lhs) / len(lhs)  # K_qq may be singular
     factor = cholesky(lhs, lower=True)
     coef = cho_solve((factor, True), phi.T @ (w * np.asarray(target, dtype=float)))
@@ -119,11 +129,16 @@ class KRRModel:
         lam: float = 1e-4,
         sample_weight: np.ndarray | None = None,
         n_sparse: int = 0,
+        zero_force_weight: float = 0.0,
+        structures: Sequence[Atoms] | None = None,
     ) -> KRRModel:
         """Fit on normalised per-atom SOAP ``units`` (one (N, F) array per structure).
 
         ``n_sparse`` > 0 (average kernel, ζ ≠ 2): subset of regressors on that many
         farthest-point-sampled training environments instead of all of them.
+        ``zero_force_weight`` μ > 0 (sparse only; needs the ``structures``): the training
+        geometries are DFT minima, so add μ Σ_s |dE_s/dr|² / N_s² to the loss (per-atom
+        energy scale) — it keeps predicted forces at the minima near zero.
         """
         energies = np.asarray(energies, dtype=float)
         if len(units) != len(energies) or len(units) == 0:
@@ -138,12 +153,22 @@ class KRRModel:
             envs = np.concatenate(units)
             sparse = envs[farthest_point_sample(envs, n_sparse)]
             hyper["n_sparse"] = len(sparse)
+            penalty = None
+            if zero_force_weight > 0:
+                if structures is None or len(structures) != len(units):
+                    raise ValueError("zero_force_weight needs the training structures")
+                hyper["zero_force_weight"] = float(zero_force_weight)
+                featurizer = SoapFeaturizer(settings)
+                penalty = zero_force_weight * sum(
+                    _gtg(featurizer, atoms, sparse, zeta) for atoms in structures
+                )
             coef, factor = solve_sparse_ridge(
                 sparse_features(units, sparse, zeta),
                 (sparse @ sparse.T) ** zeta,
                 per_atom - e0,
                 lam,
                 weights,
+                penalty,
             )
             arrays = {
                 "e0": np.array(e0),
@@ -152,6 +177,10 @@ class KRRModel:
                 "spread_factor": factor.astype(np.float32),
             }
             return cls(settings, hyper, arrays)
+        if zero_force_weight > 0:
+            raise ValueError(
+                "zero_force_weight needs the sparse average kernel (n_sparse > 0, ζ ≠ 2)"
+            )
         if kernel == "average":
             hyper["zeta"] = check_zeta(zeta)
             gram = average_gram(units, zetas=[hyper["zeta"]])[hyper["zeta"]]
@@ -313,6 +342,20 @@ class KRRModel:
             return cls(settings, card["hyperparameters"], arrays, card)
         except ValueError as err:
             raise ValueError(f"{directory}: weights do not match the card: {err}") from None
+
+
+def zero_force_features(
+    featurizer: SoapFeaturizer, atoms: Atoms, sparse: np.ndarray, zeta: int
+) -> np.ndarray:
+    """dE/dr = G c for a sparse model: G (N·3, M) of one structure."""
+    unit, norms, deriv = featurizer.normalised_with_derivatives(atoms)
+    return sparse_force_features(unit, normalised_jacobian(unit, norms, deriv), sparse, zeta)
+
+
+def _gtg(featurizer: SoapFeaturizer, atoms: Atoms, sparse: np.ndarray, zeta: int) -> np.ndarray:
+    """GᵀG / N² of one structure: its zero-force penalty on the per-atom energy scale."""
+    g = zero_force_features(featurizer, atoms, sparse, zeta)
+    return (g.T @ g) / len(atoms) ** 2
 
 
 def _pad(items: list[np.ndarray]) -> np.ndarray:

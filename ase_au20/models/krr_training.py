@@ -31,7 +31,12 @@ from ase_au20.models.kernels import (
     rbf_gram,
     sparse_features,
 )
-from ase_au20.models.krr import KRRModel, solve_sparse_ridge, solve_weighted_ridge
+from ase_au20.models.krr import (
+    KRRModel,
+    solve_sparse_ridge,
+    solve_weighted_ridge,
+    zero_force_features,
+)
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
@@ -54,6 +59,8 @@ class KRRSearch:
     lam: Sequence[float] = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
     outlier_weight: Sequence[float] = (1.0,)
     n_sparse: int = 0  # > 0: sparse environments for ζ ≠ 2 (see KRRModel.fit)
+    zero_force_weight: Sequence[float] = (0.0,)  # μ of the zero-force term (sparse rows only)
+    force_tolerance: float | None = None  # best row: lowest MAE with held-out mean |F| ≤ this
 
     def soap_grid(self) -> list[SoapSettings]:
         """Every SOAP setting of the grid."""
@@ -63,8 +70,12 @@ class KRRSearch:
         ]
 
     def size(self) -> int:
-        """Number of CV evaluations (settings × kernel parameters × λ × outlier weights)."""
-        per_kernel = len(self.zeta) if self.kernel == "average" else len(self.gamma_scale)
+        """Number of CV evaluations (settings × kernel parameters × λ × weights × μ)."""
+        if self.kernel == "average":
+            sparse = sum(1 for z in self.zeta if self.n_sparse > 0 and z != 2)
+            per_kernel = sparse * len(self.zero_force_weight) + len(self.zeta) - sparse
+        else:
+            per_kernel = len(self.gamma_scale)
         return len(self.soap_grid()) * per_kernel * len(self.lam) * len(self.outlier_weight)
 
 
@@ -79,11 +90,19 @@ class TrainResult:
 
 
 class _FoldSolver:
-    """Out-of-fold predictions of one kernel setting for any λ and sample weights."""
+    """Out-of-fold predictions of one kernel setting for any λ, sample weights and μ.
+
+    Sparse models use one set of sparse environments, farthest-point-sampled from all
+    train/val environments (unsupervised: no energies involved), so the zero-force
+    matrices GᵀG are computed once per structure; held-out rows never enter a fold's fit.
+    For sparse models the mean predicted |F| on the held-out geometries is also returned.
+    """
 
     def __init__(
         self,
+        isomers: IsomerSet,
         units: list[np.ndarray],
+        settings: SoapSettings,
         split: dict[int, tuple[np.ndarray, np.ndarray]],
         kernel: str,
         params: dict,
@@ -100,32 +119,52 @@ class _FoldSolver:
             )
             return
         zeta = params["zeta"]
-        self.parts = {}
+        rows = np.flatnonzero(isomers.folds >= 0)
+        envs = np.concatenate([units[i] for i in rows])
+        q = envs[farthest_point_sample(envs, n_sparse)]
+        self.phi = sparse_features(units, q, zeta)
+        self.kqq = (q @ q.T) ** zeta
+        featurizer = SoapFeaturizer(settings)
+        self.force_rows = {
+            i: zero_force_features(featurizer, isomers.atoms[i], q, zeta).astype(np.float32)
+            for i in rows
+        }
+        sizes = np.array([len(a) for a in isomers.atoms], dtype=float)
+        self.gtg = {}
         for f in self.fold_ids:
-            tr, te = split[f]
-            envs = np.concatenate([units[i] for i in tr])
-            q = envs[farthest_point_sample(envs, n_sparse)]
-            self.parts[f] = (
-                sparse_features([units[i] for i in tr], q, zeta),
-                sparse_features([units[i] for i in te], q, zeta),
-                (q @ q.T) ** zeta,
-            )
+            tr, _ = split[f]
+            g = np.concatenate([self.force_rows[i] / sizes[i] for i in tr]).astype(float)
+            self.gtg[f] = g.T @ g
 
-    def predict(self, per_atom: np.ndarray, lam: float, weights: np.ndarray) -> np.ndarray:
-        """Out-of-fold per-atom energies of every row with fold ≥ 0 (NaN elsewhere)."""
+    def predict(
+        self, per_atom: np.ndarray, lam: float, weights: np.ndarray, mu: float = 0.0
+    ) -> tuple[np.ndarray, float]:
+        """Out-of-fold per-atom energies (NaN outside the folds) and held-out mean |F|."""
         pred = np.full(len(per_atom), np.nan)
+        forces = []
         for f in self.fold_ids:
             tr, te = self.split[f]
             e0 = np.average(per_atom[tr], weights=weights[tr])
             if self.sparse:
-                phi_tr, phi_te, kqq = self.parts[f]
-                coef, _ = solve_sparse_ridge(phi_tr, kqq, per_atom[tr] - e0, lam, weights[tr])
-                pred[te] = e0 + phi_te @ coef
+                coef, _ = solve_sparse_ridge(
+                    self.phi[tr],
+                    self.kqq,
+                    per_atom[tr] - e0,
+                    lam,
+                    weights[tr],
+                    mu * self.gtg[f] if mu > 0 else None,
+                )
+                pred[te] = e0 + self.phi[te] @ coef
+                for i in te:
+                    grad = (self.force_rows[i] @ coef).reshape(-1, 3)
+                    forces.append(np.linalg.norm(grad, axis=1).mean())
             else:
+                if mu > 0:
+                    raise ValueError("zero_force_weight needs the sparse average kernel")
                 sub = self.gram[np.ix_(tr, tr)]
                 alpha = solve_weighted_ridge(sub, per_atom[tr] - e0, lam, weights[tr])
                 pred[te] = e0 + self.gram[np.ix_(te, tr)] @ alpha
-        return pred
+        return pred, float(np.mean(forces)) if forces else float("nan")
 
 
 def group_folds(folds: np.ndarray, groups: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -169,10 +208,14 @@ def cross_validate(
     for settings in search.soap_grid():
         units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
         for params in _kernel_params(units, search):
-            solver = _FoldSolver(units, split, search.kernel, params, search.n_sparse)
-            for lam, ow in itertools.product(search.lam, search.outlier_weight):
+            solver = _FoldSolver(
+                isomers, units, settings, split, search.kernel, params, search.n_sparse
+            )
+            mus = search.zero_force_weight if solver.sparse else (0.0,)
+            for lam, ow, mu in itertools.product(search.lam, search.outlier_weight, mus):
                 weights = np.where(isomers.is_outlier, float(ow), 1.0)
-                pred = sizes * solver.predict(per_atom, float(lam), weights)
+                per_atom_pred, mean_force = solver.predict(per_atom, float(lam), weights, mu)
+                pred = sizes * per_atom_pred
                 err = pred[scored] - isomers.energies[scored]
                 fold_mae = [
                     np.abs(pred[folds == f] - isomers.energies[folds == f]).mean() for f in fold_ids
@@ -185,9 +228,11 @@ def cross_validate(
                         "n_sparse": int(search.n_sparse) if solver.sparse else 0,
                         "lambda": float(lam),
                         "outlier_weight": float(ow),
+                        "zero_force_weight": float(mu),
                         "cv_mae": float(np.abs(err).mean()),
                         "cv_rmse": float(np.sqrt((err**2).mean())),
                         "cv_fold_mae_std": float(np.std(fold_mae)),
+                        "cv_mean_force": mean_force,
                     }
                 )
                 bar.update()
@@ -195,10 +240,14 @@ def cross_validate(
     return table
 
 
-def best_row(table: list[dict[str, Any]]) -> dict[str, Any]:
-    """The CV row with the lowest MAE."""
+def best_row(table: list[dict[str, Any]], force_tolerance: float | None = None) -> dict[str, Any]:
+    """The CV row with the lowest MAE; with a tolerance, among rows whose held-out mean
+    |F| (eV/Å) is at most that (all rows if none qualifies)."""
     if not table:
         raise ValueError("empty CV table")
+    if force_tolerance is not None:
+        smooth = [r for r in table if r.get("cv_mean_force", np.nan) <= force_tolerance]
+        table = smooth or table
     return min(table, key=lambda r: r["cv_mae"])
 
 
@@ -217,6 +266,8 @@ def fit_row(isomers: IsomerSet, row: dict[str, Any]) -> KRRModel:
         lam=float(row["lambda"]),
         sample_weight=weights,
         n_sparse=int(row.get("n_sparse") or 0),
+        zero_force_weight=float(row.get("zero_force_weight") or 0.0),
+        structures=isomers.atoms,
     )
     model.hyperparameters["outlier_weight"] = float(row["outlier_weight"])
     return model
@@ -289,7 +340,7 @@ def train_krr(
     if len(trainval) == 0:
         raise ValueError(f"{db_path}: no train/val rows")
     table = cross_validate(trainval, search, progress=progress)
-    best = best_row(table)
+    best = best_row(table, search.force_tolerance)
     model = fit_row(trainval, best)
     calibrator, metrics = calibrate_and_score(
         model, db, meta["energy_reference"], meta["bucket_edges"]

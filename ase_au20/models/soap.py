@@ -99,6 +99,12 @@ class SoapFeaturizer:
         return unit, norms, np.asarray(deriv, dtype=float).reshape(n, n, 3, -1)
 
 
+def normalised_jacobian(unit: np.ndarray, norms: np.ndarray, deriv: np.ndarray) -> np.ndarray:
+    """d p̂_i / d r_a (N, N, 3, F) from dscribe's raw derivatives: (I − p̂ p̂ᵀ) dp / |p|."""
+    along = np.einsum("iaxf,if->iax", deriv, unit)
+    return (deriv - along[..., None] * unit[:, None, None, :]) / norms[:, None, None, None]
+
+
 def forces_from_gradient(
     grad: np.ndarray, unit: np.ndarray, norms: np.ndarray, deriv: np.ndarray
 ) -> np.ndarray:

@@ -239,3 +239,21 @@ def test_normalised_calibration_uses_energy_std(synthetic_db: Path, tmp_path: Pa
     conformal = KRRModel.load(tmp_path / "m").card["conformal"]
     assert conformal["normalised"] is True and "absolute" in conformal
     assert result.metrics["test"]["mean_abs_force"] > 0
+
+
+def test_zero_force_term_flattens_the_surface_at_training_minima(train_set) -> None:
+    rows, units, soap = train_set
+    kwargs = {"zeta": 3, "n_sparse": 100, "structures": rows.atoms}
+    free = _fit(train_set, **kwargs)
+    flat = _fit(train_set, zero_force_weight=1.0, **kwargs)
+    assert flat.hyperparameters["zero_force_weight"] == 1.0
+
+    def mean_force(model: KRRModel) -> float:
+        forces = model.predict(rows.atoms[:10], forces=True)["forces"]
+        return float(np.linalg.norm(forces, axis=-1).mean())
+
+    assert mean_force(flat) < 0.5 * mean_force(free)
+    with pytest.raises(ValueError, match="needs the training structures"):
+        _fit(train_set, zeta=3, n_sparse=100, zero_force_weight=1.0)
+    with pytest.raises(ValueError, match="sparse average kernel"):
+        _fit(train_set, zeta=2, zero_force_weight=1.0, structures=rows.atoms)

@@ -27,3 +27,28 @@ def test_cross_validate_rows_cover_the_grid(synthetic_db, tiny_search) -> None:
     for r in table:
         assert 0 < r["cv_mae"] <= r["cv_rmse"]
         assert r["r_cut"] == 5.0 and r["kernel"] == "average"
+
+
+def test_zero_force_grid_reports_held_out_forces_and_tolerance_picks_smooth_rows(
+    synthetic_db,
+) -> None:
+    from ase_au20.models.krr_training import KRRSearch, best_row
+
+    rows = load_rows(synthetic_db, ("train", "val"))
+    search = KRRSearch(
+        r_cut=(5.0,),
+        n_max=(3,),
+        l_max=(2,),
+        sigma=(0.5,),
+        zeta=(2, 3),
+        lam=(1e-3,),
+        n_sparse=60,
+        zero_force_weight=(0.0, 1.0),
+    )
+    table = cross_validate(rows, search, progress=False)
+    assert len(table) == search.size() == 3  # ζ=2 is dense: no μ axis
+    sparse = {r["zero_force_weight"]: r for r in table if r["zeta"] == 3}
+    assert sparse[1.0]["cv_mean_force"] < sparse[0.0]["cv_mean_force"]
+    assert np.isnan([r for r in table if r["zeta"] == 2][0]["cv_mean_force"])
+    tol = (sparse[1.0]["cv_mean_force"] + sparse[0.0]["cv_mean_force"]) / 2
+    assert best_row(table, force_tolerance=tol) is sparse[1.0]
