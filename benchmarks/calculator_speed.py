@@ -11,6 +11,7 @@ Run: ``python benchmarks/calculator_speed.py`` (SchNetPack: ``benchmarks/require
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -38,19 +39,23 @@ def _rattled_series(n: int, seed: int = 0, sigma: float = 0.01) -> list[Atoms]:
     return out
 
 
-def median_call_ms(calc: Calculator, calls: int = 200, warmup: int = 20) -> float:
-    """Median wall time (ms) of one energy+forces ``calculate`` on fresh Au20 positions."""
+def call_ms(calcs: dict[str, Calculator], calls: int = 200, warmup: int = 20) -> dict[str, float]:
+    """Median ms of one energy+forces ``calculate`` on fresh Au20 positions, per calculator.
+
+    Calculators take turns on every geometry, so load from other processes hits them alike.
+    """
     series = _rattled_series(calls + warmup)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in calcs}
     for i, atoms in enumerate(series):
-        start = time.perf_counter()
-        calc.calculate(atoms, ["energy", "forces"], all_changes)
-        elapsed = time.perf_counter() - start
-        if "forces" not in calc.results or "energy" not in calc.results:
-            raise RuntimeError(f"{type(calc).__name__} did not return energy and forces")
-        if i >= warmup:
-            times.append(elapsed)
-    return 1e3 * statistics.median(times)
+        for name, calc in calcs.items():
+            start = time.perf_counter()
+            calc.calculate(atoms, ["energy", "forces"], all_changes)
+            elapsed = time.perf_counter() - start
+            if "forces" not in calc.results or "energy" not in calc.results:
+                raise RuntimeError(f"{name} did not return energy and forces")
+            if i >= warmup:
+                times[name].append(elapsed)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def median_md_step_ms(calc: Calculator, calls: int = 200, warmup: int = 20) -> float:
@@ -142,31 +147,46 @@ def run(
     report: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Measure and print the speed table; returns the figures (ms, structures/s, ratio)."""
+    import torch
+
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)
-    figures = {
-        "schnet_call_ms": median_call_ms(schnet, calls),
-        "schnet_md_step_ms": median_md_step_ms(schnet, calls),
-        "schnet_throughput": throughput(schnet, batch),
-        "krr_call_ms": median_call_ms(krr, max(calls // 4, 20), warmup=5),
-        "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
-    }
+    load_before = os.getloadavg()[0]
+    spk_calcs: dict[str, Calculator] = {}
     spk_note = ""
     if with_schnetpack:
         try:
-            spk_calcs = spk_calculators()
+            spk_calcs = {f"spk_{k}": c for k, c in spk_calculators().items()}
         except ImportError as err:
             spk_note = f"SchNetPack not installed ({err}): see benchmarks/requirements.txt"
-        else:
-            per_nl = {name: median_call_ms(c, calls) for name, c in spk_calcs.items()}
-            best = min(per_nl, key=per_nl.get)
-            figures["spk_call_ms"] = per_nl[best]
-            figures["spk_md_step_ms"] = median_md_step_ms(spk_calcs[best], calls)
-            figures["spk_over_schnet"] = figures["spk_call_ms"] / figures["schnet_call_ms"]
-            spk_note = f"SpkCalculator neighbour list: {best} (fastest of {', '.join(per_nl)})"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # both sides single-threaded: SchNetAu20 uses 1 for small calls
+    try:
+        per_call = call_ms({"schnet": schnet, **spk_calcs}, calls)
+        spk_md = {n: median_md_step_ms(c, calls) for n, c in spk_calcs.items()}
+    finally:
+        torch.set_num_threads(threads)
+    figures = {
+        "schnet_call_ms": per_call["schnet"],
+        "schnet_md_step_ms": median_md_step_ms(schnet, calls),
+        "schnet_throughput": throughput(schnet, batch),
+        "krr_call_ms": call_ms({"krr": krr}, max(calls // 4, 20), warmup=5)["krr"],
+        "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
+    }
+    if spk_calcs:
+        best = min(spk_calcs, key=lambda name: per_call[name])
+        figures["spk_call_ms"] = per_call[best]
+        figures["spk_md_step_ms"] = spk_md[best]
+        figures["spk_over_schnet"] = figures["spk_call_ms"] / figures["schnet_call_ms"]
+        spk_note = (
+            f"SpkCalculator neighbour list: {best[4:]} (fastest of "
+            f"{', '.join(n[4:] for n in spk_calcs)}); calls interleaved with SchNetAu20, "
+            "both with 1 torch thread"
+        )
+    figures["load_average"] = max(load_before, os.getloadavg()[0])
 
     def row(label: str, key: str, unit: str, target: str) -> str:
         value = figures.get(key)
@@ -184,6 +204,10 @@ def run(
     report(row("per-call ratio SpkCalculator / SchNetAu20", "spk_over_schnet", "x", "aim >= 2"))
     if spk_note:
         report(spk_note)
+    report(
+        f"torch threads {threads} (predict), CPUs {os.cpu_count()}, 1-min load average "
+        f"up to {figures['load_average']:.1f} (other processes inflate every time above)"
+    )
     return figures
 
 
