@@ -76,7 +76,8 @@ def test_evaluate_writes_metrics_schema_and_plots(
             assert 0.0 <= entry["coverage"] <= 1.0 and entry["mean_width"] > 0
     for name in ("parity.png", "residuals_by_bucket.png", "intervals.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "MAE" in result.output and "coverage" in result.output
+    assert metrics["mean_abs_force"] > 0
+    assert "MAE" in result.output and "coverage" in result.output and "mean |F|" in result.output
 
 
 def test_errors_exit_non_zero(trained: tuple[Path, str], tmp_path: Path) -> None:
