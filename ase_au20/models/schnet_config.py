@@ -67,12 +67,12 @@ class SchNetConfig:
     vkd_sigma: float = 0.05
     vkd_weight: float = 0.5
     zero_force_weight: float = 0.0
-    zero_force_subset: int = 8
+    zero_force_subset: int = 4
     outlier_weight: float = 1.0
     ensemble: int = 1
     seed: int = 0
     device: str = "auto"
-    table_spacing: float | None = 0.005
+    table_spacing: float | None = 0.01
     threads: int | None = None
 
     def __post_init__(self) -> None:
