@@ -26,8 +26,14 @@ test: venv
 	$(BIN)/ruff check ase_au20 tests benchmarks
 	$(BIN)/python -m pytest -q
 
-bench: venv
-	$(BIN)/python benchmarks/run_all.py --db $(OUT)/au20.db
+# Benchmark-only packages (SchNetPack for the side-by-side speed report) keep our torch.
+$(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt
+	$(BIN)/python -m pip install -q -c benchmarks/constraints.txt -r benchmarks/requirements.txt
+	$(BIN)/python -m pip install -q --no-deps "schnetpack==2.1.1"
+	touch $@
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python benchmarks/run_all.py --out $(OUT)/bench
 
 reproduce: venv
 	mkdir -p $(OUT)

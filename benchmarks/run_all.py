@@ -1,0 +1,65 @@
+"""`make bench`: every accuracy and speed report of the project, one after another.
+
+Each benchmark is its own script (runnable alone); this runs them in sequence as
+subprocesses so one failure does not hide the others, and prints a closing summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from accuracy import ensure_databases
+
+from ase_au20.paths import data_dir
+
+HERE = Path(__file__).resolve().parent
+
+
+def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
+    """(title, argv) of each report, cheapest first."""
+    quick_flag = ["--quick"] if quick else []
+    return [
+        ("calculator speed", ["calculator_speed.py"]),
+        ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
+        ("sensitivity speed", ["sensitivity_speed.py"]),
+        ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
+        (
+            "ground-state search",
+            [
+                "search_ground_state.py",
+                "--db",
+                str(out / "au20-group.db"),
+                "--out",
+                str(out / "bench-search"),
+            ],
+        ),
+    ]
+
+
+def main() -> int:
+    """Run every benchmark; exit non-zero if any of them failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="work folder")
+    parser.add_argument("--quick", action="store_true", help="accuracy: KRR-only CV")
+    args = parser.parse_args()
+    ensure_databases(args.out, data_dir())
+    failures, times = [], []
+    for title, argv in benchmarks(args.out, args.quick):
+        print(f"\n=== {title} ===", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call([sys.executable, str(HERE / argv[0]), *argv[1:]])
+        times.append((title, time.perf_counter() - start, code))
+        if code:
+            failures.append(title)
+    print("\n=== summary ===")
+    for title, seconds, code in times:
+        print(f"{title:<24} {seconds:8.1f} s  {'ok' if code == 0 else f'FAILED ({code})'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
