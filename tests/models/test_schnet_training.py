@@ -14,10 +14,17 @@ from ase_au20.cli import main
 from ase_au20.database import load_rows
 from ase_au20.models.card import read_card
 from ase_au20.models.schnet import SchNet, SchNetModel
-from ase_au20.models.schnet_config import SchNetConfig
+from ase_au20.models.schnet_config import SchNetConfig, shipped_config
 from ase_au20.models.schnet_training import train_schnet
 
-TINY = {"hidden": 16, "blocks": 2, "rbf": 16, "cutoff": 5.0, "batch_size": 8, "threads": 1}
+TINY = {
+    "hidden": 16,
+    "blocks": 2,
+    "rbf": 16,
+    "cutoff": 5.0,
+    "batch_size": 8,
+    "zero_force_weight": 0.0,
+}
 
 
 def tiny_config(**changes: object) -> SchNetConfig:
@@ -83,6 +90,8 @@ def test_bad_training_options_are_value_errors(splits) -> None:
     train, val = splits
     with pytest.raises(ValueError, match="needs a teacher"):
         train_schnet(train, val, tiny_config(vkd=4), progress=False)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        train_schnet(train, val, shipped_config(**TINY), progress=False)  # recipe distils
     with pytest.raises(ValueError, match="kd_lambda"):
         SchNetConfig(kd_lambda=1.5)
     with pytest.raises(ValueError, match="unknown SchNet hyper-parameter"):
@@ -98,6 +107,7 @@ def test_cli_trains_calibrates_and_saves_a_loadable_model(synthetic_db: Path, tm
     args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(out), "--quiet"]
     args += ["--epochs", "2", "--hidden", "16", "--blocks", "2", "--rbf", "16"]
     args += ["--cutoff", "5", "--batch-size", "8", "--ensemble", "2", "--device", "cpu"]
+    args += ["--zero-force-weight", "0"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "test" in result.output and "mean |F|" in result.output
