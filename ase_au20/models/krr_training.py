@@ -350,6 +350,8 @@ def train_krr(
         "rmse": best["cv_rmse"],
         "n": int(len(trainval)),
         "folds": "database fold column, near-duplicates of held-out rows dropped from training",
+        "mean_abs_force": best.get("cv_mean_force"),  # held-out minima, eV/Å (sparse models)
+        "force_tolerance": search.force_tolerance,
     }
     model.card = new_card(
         "krr",
