@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BAD_XYZ_CASES
+from bad_xyz_cases import BAD_XYZ_CASES
 
 from ase_au20.database.xyz import XyzError, parse_xyz_text, read_isomer, read_isomers, xyz_files
 
