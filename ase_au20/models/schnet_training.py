@@ -222,6 +222,18 @@ def train_network(
     return net.eval(), {"summary": summary, "history": history}
 
 
+def _teacher_provenance(teacher: Teacher | None) -> dict[str, Any] | None:
+    """Teacher class and, when it has a card, its weights' SHA-256 and test MAE."""
+    if teacher is None:
+        return None
+    card = getattr(teacher, "card", None) or {}
+    return {
+        "type": type(teacher).__name__,
+        "files": card.get("files"),
+        "test_mae": card.get("metrics", {}).get("test", {}).get("mae"),
+    }
+
+
 def train_schnet(
     train: IsomerSet,
     val: IsomerSet,
@@ -272,7 +284,7 @@ def train_schnet(
         "training": {
             "n_train": len(train),
             "n_vicinal": config.vkd,
-            "teacher": None if teacher is None else type(teacher).__name__,
+            "teacher": _teacher_provenance(teacher),
             "seconds": time.perf_counter() - start,
             "threads": config.threads or torch.get_num_threads(),
             "members": [r[1]["summary"] for r in results],

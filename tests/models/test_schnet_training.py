@@ -82,6 +82,8 @@ def test_distillation_with_a_teacher_and_ensemble(splits, tiny_krr) -> None:
     model = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
     assert len(model) == 2 and model.card["training"]["n_vicinal"] == 16
     assert [m["seed"] for m in model.card["training"]["members"]] == [0, 1]
+    teacher = model.card["training"]["teacher"]
+    assert teacher["type"] == "KRRModel" and teacher["files"] == tiny_krr.model.card["files"]
     out = model.predict(val.atoms)
     assert np.all(out["energy_std"] > 0)
 
