@@ -44,7 +44,9 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
     assert np.array_equal(schnet[0], schnet[1])  # seeded training
     card = load_model(a / "schnet").card
     assert card["hyperparameters"]["kd_lambda"] == 0.5
-    assert card["training"]["teacher"] == "KRRModel"
+    teacher = card["training"]["teacher"]
+    assert teacher["type"] == "KRRModel"
+    assert teacher["files"] == load_model(a / "krr").card["files"]  # taught by this very KRR
     assert card["conformal"]["normalised"] is True  # two members: spread-normalised
 
 
