@@ -40,10 +40,21 @@ SHIPPED_KRR_SEARCH = KRRSearch(
 
 
 def schnet_config():
-    """The shipped SchNet recipe: distilled from the KRR teacher, zero-force term, ensemble."""
+    """The shipped SchNet recipe (H3's): KRR-distilled, vicinal teacher labels, zero-force term."""
     from ase_au20.models.schnet_training import SchNetConfig
 
-    return SchNetConfig(kd_lambda=0.5, vkd=2000, zero_force_weight=0.1, ensemble=4, seed=0)
+    return SchNetConfig(
+        epochs=150,
+        kd_lambda=0.5,
+        vkd=1024,
+        vkd_sigma=0.1,
+        vkd_weight=1.0,
+        zero_force_weight=10.0,
+        zero_force_subset=4,
+        ensemble=1,
+        seed=0,
+        threads=1,
+    )
 
 
 def reproduce(
