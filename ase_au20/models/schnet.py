@@ -41,6 +41,10 @@ from ase_au20.models.schnet_config import SchNetArchitecture
 LOG2 = math.log(2.0)
 # Below this many atom pairs per call one thread beats two (thread hand-off costs more).
 SINGLE_THREAD_PAIRS = 20_000
+# Catmull-Rom spline: rows are the coefficients of 1, u, u^2, u^3; columns nodes k-1 .. k+2.
+CATMULL_ROM = 0.5 * torch.tensor(
+    [[0.0, 2.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0], [2.0, -5.0, 4.0, -1.0], [-1.0, 3.0, -3.0, 1.0]]
+)
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -74,37 +78,54 @@ class FilterNetwork(nn.Module):
         w = torch.baddbmm(self.bias, h.transpose(0, 1), self.weight)
         return w * (0.5 * (torch.cos(d * (math.pi / self.cutoff)) + 1.0))
 
-    def tabulated(self, d: torch.Tensor, spacing: float) -> torch.Tensor:
-        """Filters from a Catmull-Rom table with ``spacing`` Å (training shortcut, no d-grad).
+    def grid_table(
+        self, lo: float, n_grid: int, spacing: float, like: torch.Tensor
+    ) -> torch.Tensor:
+        """Filters ``[n_grid, blocks*F]`` at distances ``lo + (r - 1)·spacing`` for rows r."""
+        grid = lo + spacing * torch.arange(-1, n_grid - 1, dtype=like.dtype, device=like.device)
+        return self.forward(grid.unsqueeze(-1)).transpose(0, 1).reshape(n_grid, -1)
 
-        The filter network runs on ~cutoff/spacing grid points instead of every pair, and a
-        sparse (4 entries per row) interpolation matrix maps the table to the pairs. The
-        cubic interpolation error is O(spacing^3); gradients reach the network weights only.
+    def interpolate(
+        self, table: torch.Tensor, lo: float, spacing: float, d: torch.Tensor
+    ) -> torch.Tensor:
+        """Catmull-Rom interpolation of a grid table at ``d [P, 1]`` -> ``[blocks, P, F]``.
+
+        Grid nodes sit at multiples of ``spacing``, so every table gives the same C1 function
+        of distance. Without a distance gradient a sparse (4 entries per row) matrix product
+        is used; otherwise four gathers, differentiable in ``d`` (for forces).
         """
+        n_grid, n_pairs = len(table), len(d)
+        t = (d.squeeze(-1) - lo) / spacing
+        k = t.detach().floor().long().clamp_(0, n_grid - 4)
+        u = t - k
+        powers = torch.stack((torch.ones_like(u), u, u * u, u * u * u), dim=1)
+        weights = powers @ CATMULL_ROM.to(u)  # [P, 4]: weights of nodes k-1 .. k+2
+        nodes = k.unsqueeze(-1) + torch.arange(4, device=d.device)
         if d.requires_grad:
-            raise ValueError("tabulated filters give no gradient with respect to distances")
+            w = torch.bmm(weights.unsqueeze(1), table[nodes]).squeeze(1)
+        else:
+            rows = torch.arange(0, 4 * n_pairs + 1, 4, device=d.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                interp = torch.sparse_csr_tensor(
+                    rows,
+                    nodes.reshape(-1),
+                    weights.reshape(-1),
+                    (n_pairs, n_grid),
+                    check_invariants=False,
+                )
+            w = interp @ table
+        return w.view(n_pairs, self.blocks, self.hidden).transpose(0, 1)
+
+    def tabulated(self, d: torch.Tensor, spacing: float) -> torch.Tensor:
+        """Filters via a table over the batch's distance range (training shortcut).
+
+        The filter network runs on ~cutoff/spacing grid points instead of every pair; the
+        cubic interpolation differs from the exact filters by O(spacing^3).
+        """
         lo = math.floor(max(float(d.min()) - spacing, 0.0) / spacing) * spacing
         n_grid = int(math.ceil((self.cutoff - lo) / spacing)) + 4
-        grid = lo + spacing * torch.arange(-1, n_grid - 1, dtype=d.dtype, device=d.device)
-        table = self.forward(grid.unsqueeze(-1))  # [blocks, G, F]; row k+1 holds lo + k*h
-        table = table.transpose(0, 1).reshape(n_grid, -1)
-        t = (d.squeeze(-1) - lo) / spacing
-        k = t.floor().long().clamp_(0, n_grid - 4)
-        u = (t - k).unsqueeze(-1)
-        u2, u3 = u * u, u * u * u
-        weights = torch.cat(
-            (-u3 + 2 * u2 - u, 3 * u3 - 5 * u2 + 2, -3 * u3 + 4 * u2 + u, u3 - u2), dim=1
-        )
-        n_pairs = len(d)
-        columns = (k.unsqueeze(-1) + torch.arange(4, device=d.device)).reshape(-1)
-        rows = torch.arange(0, 4 * n_pairs + 1, 4, device=d.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-            interp = torch.sparse_csr_tensor(
-                rows, columns, 0.5 * weights.reshape(-1), (n_pairs, n_grid), check_invariants=False
-            )
-        w = (interp @ table).view(n_pairs, self.blocks, self.hidden)
-        return w.transpose(0, 1)
+        return self.interpolate(self.grid_table(lo, n_grid, spacing, d), lo, spacing, d)
 
 
 class Interaction(nn.Module):
@@ -140,6 +161,20 @@ class SchNet(nn.Module):
         self.head1 = nn.Linear(hidden, hidden // 2)
         self.head2 = nn.Linear(hidden // 2, 1)
         self._pair_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._frozen: tuple[float, torch.Tensor] | None = None
+
+    def freeze_filters(self, spacing: float | None) -> None:
+        """Evaluate the filters once on a grid (inference with fixed weights), None to undo.
+
+        The network then computes exactly the tabulated function it was trained on.
+        """
+        self._frozen = None
+        if spacing is not None:
+            like = self.embedding
+            n_grid = int(math.ceil(self.architecture.cutoff / spacing)) + 4
+            with torch.no_grad(), torch.inference_mode(False):
+                table = self.filters.grid_table(0.0, n_grid, spacing, like).detach()
+                self._frozen = (spacing, table)
 
     def _pairs(self, n_atoms: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Index arrays of all unordered pairs ``i < j`` of ``n_atoms`` atoms (cached)."""
@@ -153,7 +188,8 @@ class SchNet(nn.Module):
     def forward(self, positions: torch.Tensor, table_spacing: float | None = None) -> torch.Tensor:
         """Normalised per-atom outputs; differentiable with respect to ``positions``.
 
-        ``table_spacing`` (Å) switches to tabulated filters (used by training only).
+        ``table_spacing`` (Å) tabulates the filters afresh (training); a frozen table
+        (``freeze_filters``) serves inference; otherwise the exact filter network runs.
         """
         n_batch, n_atoms, _ = positions.shape
         iu, ju = self._pairs(n_atoms, positions.device)
@@ -161,10 +197,12 @@ class SchNet(nn.Module):
         b, p = torch.nonzero(dist < self.architecture.cutoff, as_tuple=True)
         d = dist[b, p].unsqueeze(-1)
         first, second = b * n_atoms + iu[p], b * n_atoms + ju[p]
-        if table_spacing is None or len(d) == 0:
-            w = self.filters(d)
-        else:
+        if table_spacing is not None and len(d):
             w = self.filters.tabulated(d, table_spacing)
+        elif self._frozen is not None and len(d):
+            w = self.filters.interpolate(self._frozen[1], 0.0, self._frozen[0], d)
+        else:
+            w = self.filters(d)
         x = self.embedding.expand(n_batch * n_atoms, -1)
         for block, w_block in zip(self.interactions, w, strict=True):
             x = block(x, w_block, first, second)
@@ -228,6 +266,10 @@ class SchNetModel:
         self.card["model_type"] = "schnet"
         self.card["architecture"] = {**asdict(self.architecture), "ensemble_size": len(networks)}
         self.card["target_scaling"] = {"atom_mean": self.atom_mean, "atom_std": self.atom_std}
+        # trained on tabulated filters: predict with the same table (exact filters without one)
+        self.table_spacing = self.card.get("hyperparameters", {}).get("table_spacing")
+        for net in self.networks:
+            net.freeze_filters(self.table_spacing)
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -298,7 +340,7 @@ class SchNetModel:
     # -- prediction ----------------------------------------------------------------------
 
     def predict(
-        self, structures: Sequence[Structure], forces: bool = False, batch_size: int = 512
+        self, structures: Sequence[Structure], forces: bool = False, batch_size: int = 256
     ) -> dict[str, np.ndarray]:
         """Energies (eV), per-atom energies, optional forces (eV/Å) and ensemble spread.
 
