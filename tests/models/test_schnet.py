@@ -181,3 +181,23 @@ def test_wrong_model_type_and_bad_input(tmp_path: Path) -> None:
         model.predict([np.zeros((4, 2))])
     with pytest.raises(ValueError, match="positive integer"):
         SchNetArchitecture(hidden=0)
+
+
+def test_frozen_filter_table_gives_consistent_energies_and_exact_forces(rattled: Atoms) -> None:
+    torch.manual_seed(0)
+    nets = [SchNet(TINY)]
+    exact = SchNetModel(nets, -77.9, 0.2, device="cpu", dtype=torch.float64)
+    tabled = SchNetModel(
+        nets, -77.9, 0.2, card={"hyperparameters": {"table_spacing": 0.01}}, dtype=torch.float64
+    )
+    a, b = exact.predict([rattled], forces=True), tabled.predict([rattled], forces=True)
+    assert tabled.table_spacing == 0.01 and exact.table_spacing is None
+    assert 0 < abs(a["energy"][0] - b["energy"][0]) < 1e-4
+    assert tabled.predict([rattled])["energy"][0] == pytest.approx(b["energy"][0], abs=1e-10)
+    h, forces = 1e-4, b["forces"][0]
+    for i, k in ((0, 0), (7, 1), (19, 2)):
+        plus, minus = rattled.positions.copy(), rattled.positions.copy()
+        plus[i, k] += h
+        minus[i, k] -= h
+        e = tabled.predict([plus, minus])["energy"]
+        assert -(e[0] - e[1]) / (2 * h) == pytest.approx(forces[i, k], abs=1e-6)
