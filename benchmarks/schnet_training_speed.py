@@ -23,6 +23,7 @@ from ase_au20.database import load_rows
 from ase_au20.models.schnet import SchNet, SchNetModel
 from ase_au20.models.schnet_config import SchNetConfig
 from ase_au20.models.schnet_training import train_schnet
+from ase_au20.paths import PRETRAINED_DIR
 
 
 def cpu_steal() -> tuple[int, int]:
@@ -63,12 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="database built with --split seed")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--predict-only", action="store_true", help="skip the training part")
     args = parser.parse_args()
     train, val = load_rows(args.db, "train"), load_rows(args.db, "val")
     base = SchNetConfig(epochs=args.epochs, patience=args.epochs, device="cpu")
-    print(f"SchNet training speed, {len(train)} train rows, {os.cpu_count()} CPUs")
-    print(f"{'setting':<44}{'s/epoch':>9}   conditions")
-    for threads in (1, 2):
+    print(f"SchNet speed, {len(train)} train rows, {os.cpu_count()} CPUs")
+    print(f"{'training setting':<44}{'s/epoch':>9}   conditions")
+    for threads in () if args.predict_only else (1, 2):
         for zfw in (0.0, 0.1):
             for table in (base.table_spacing, None):
                 config = replace(base, threads=threads, zero_force_weight=zfw, table_spacing=table)
@@ -81,8 +83,16 @@ def main() -> None:
                 print(f"{name:<44}{seconds:>9.3f}   {load_note(before)}")
     print("prototype: ~1.4 s/epoch; target <= 0.47 s/epoch")
 
-    torch.manual_seed(0)
-    model = SchNetModel([SchNet()], -77.86, 0.05, device="cpu")
+    shipped = PRETRAINED_DIR / "schnet"
+    if (shipped / "card.json").is_file():
+        model, name = SchNetModel.load(shipped, device="cpu"), "shipped model"
+    else:  # same size and filter table as a trained model, random weights
+        torch.manual_seed(0)
+        card = {"hyperparameters": {"table_spacing": base.table_spacing}}
+        model, name = SchNetModel([SchNet()], -77.86, 0.05, card=card, device="cpu"), "random"
+    print(
+        f"\npredict timings ({name}, {len(model)} member(s), filter table {model.table_spacing} Å)"
+    )
     atoms = [val.atoms[0]]
     model.predict(atoms, forces=True)
     before = cpu_steal()
