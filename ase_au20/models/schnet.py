@@ -39,8 +39,9 @@ from ase_au20.models.card import (
 from ase_au20.models.schnet_config import SchNetArchitecture
 
 LOG2 = math.log(2.0)
-# Below this many atom pairs per call one thread beats two (thread hand-off costs more).
-SINGLE_THREAD_PAIRS = 20_000
+# CPU threads for prediction: one thread is never much slower here, while two threads ran
+# up to 10x slower whenever another process held the second core (they wait on each other).
+PREDICT_THREADS = 1
 # Catmull-Rom spline: rows are the coefficients of 1, u, u^2, u^3; columns nodes k-1 .. k+2.
 CATMULL_ROM = 0.5 * torch.tensor(
     [[0.0, 2.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0], [2.0, -5.0, 4.0, -1.0], [-1.0, 3.0, -3.0, 1.0]]
@@ -379,8 +380,7 @@ class SchNetModel:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised per-atom outputs ``[M, B, N]`` and d(mean Σh)/dr ``[B, N, 3]``."""
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
-        n_pairs = pos.shape[0] * pos.shape[1] * (pos.shape[1] - 1) // 2
-        threads = 1 if self.device.type == "cpu" and n_pairs <= SINGLE_THREAD_PAIRS else None
+        threads = PREDICT_THREADS if self.device.type == "cpu" else None
         with torch_threads(threads):
             if not forces:
                 with torch.inference_mode():
