@@ -4,8 +4,8 @@
 
 Steps: SOAP+KRR (group-aware CV over SHIPPED_KRR_SEARCH on train+val, refit, conformal on
 calib, test score) → SchNet trained on train/val with the KRR as distillation teacher
-(ase_au20.models.schnet_fit, recipe ``schnet_config()``), calibrated on calib. Both are
-deterministic: KRR is closed-form, SchNet is seeded. Prints the run time of each step.
+(``schnet_fit.fit_schnet`` with ``schnet_config.shipped_config()``), calibrated on calib.
+Both are deterministic: KRR is closed-form, SchNet is seeded. Prints the run time of each step.
 """
 
 from __future__ import annotations
@@ -39,24 +39,6 @@ SHIPPED_KRR_SEARCH = KRRSearch(
 )
 
 
-def schnet_config():
-    """The shipped SchNet recipe (H3's): KRR-distilled, vicinal teacher labels, zero-force term."""
-    from ase_au20.models.schnet_training import SchNetConfig
-
-    return SchNetConfig(
-        epochs=150,
-        kd_lambda=0.5,
-        vkd=1024,
-        vkd_sigma=0.1,
-        vkd_weight=1.0,
-        zero_force_weight=10.0,
-        zero_force_subset=4,
-        ensemble=1,
-        seed=0,
-        threads=1,
-    )
-
-
 def reproduce(
     db: str | Path,
     out: str | Path,
@@ -78,11 +60,12 @@ def reproduce(
     cv_mae = krr.metrics["cv"]["mae"]
     print(f"KRR: CV MAE {cv_mae:.3f} eV, test MAE {test_mae:.3f} eV, {times['krr']:.0f} s")
     if schnet:
+        from ase_au20.models.schnet_config import shipped_config
         from ase_au20.models.schnet_fit import fit_schnet
 
         start = time.perf_counter()
         model = fit_schnet(
-            db, out / "schnet", config or schnet_config(), teacher=krr.model, progress=progress
+            db, out / "schnet", config or shipped_config(), teacher=krr.model, progress=progress
         )
         times["schnet"] = time.perf_counter() - start
         test = model.card["metrics"].get("test", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,29 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
 def test_cli_refuses_missing_database(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--db", str(tmp_path / "none.db"), "--out", str(tmp_path)])
+
+
+def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path) -> None:
+    """`make reproduce` trains exactly the recipe recorded in the shipped SchNet card."""
+    from types import SimpleNamespace
+
+    from ase_au20.models import reproduce as reproduce_module
+    from ase_au20.models import schnet_fit
+    from ase_au20.models.schnet_config import shipped_config
+    from ase_au20.paths import PRETRAINED_DIR
+
+    teacher = object()
+    krr = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
+    monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
+    seen = {}
+
+    def fake_fit(db, out, config, teacher=None, progress=True):
+        seen.update(config=config, teacher=teacher)
+        return SimpleNamespace(card={"metrics": {"test": {"mae": 0.4}}})
+
+    monkeypatch.setattr(schnet_fit, "fit_schnet", fake_fit)
+    reproduce(tmp_path / "db", tmp_path / "out", progress=False)
+    assert seen["teacher"] is teacher
+    assert seen["config"] == shipped_config()
+    card = json.loads((Path(PRETRAINED_DIR) / "schnet" / "card.json").read_text())
+    assert card["hyperparameters"] == shipped_config().to_dict()
