@@ -112,6 +112,34 @@ def _with_energy(atoms: Atoms, energy: float) -> Atoms:
     return atoms
 
 
+class _GuardedBasinHopping(BasinHopping):
+    """ASE basin hopping that rejects a hop whose relaxation leaves the model's domain.
+
+    Far from its training data a learned potential can pull atoms together without limit;
+    our calculators then raise ``ValueError`` (atoms closer than 1.5 Å). ASE's loop draws a
+    new move whenever ``get_energy`` returns None, so such a hop is simply not taken; a
+    run that fails ``MAX_FAILURES`` times in a row stops with the calculator's message.
+    """
+
+    MAX_FAILURES = 50
+    failures = 0
+
+    def get_energy(self, positions: np.ndarray) -> float | None:
+        try:
+            energy = super().get_energy(positions)
+        except ValueError as exc:
+            self.failures += 1
+            if self.failures >= self.MAX_FAILURES:
+                raise ValueError(
+                    f"basin hopping: {self.failures} relaxations in a row left the "
+                    f"calculator's domain (last: {exc})"
+                ) from exc
+            self.energy = np.inf  # a failed start is replaced by the first good hop
+            return None
+        self.failures = 0
+        return energy
+
+
 def basin_hopping_run(
     start: Atoms,
     calc: Calculator,
@@ -124,7 +152,7 @@ def basin_hopping_run(
     atoms = start.copy()
     atoms.calc = calc
     minima_path = workdir / f"minima-{seed}.traj"
-    bh = BasinHopping(
+    bh = _GuardedBasinHopping(
         atoms,
         temperature=settings.temperature,
         optimizer=OPTIMIZERS[settings.optimizer],
@@ -178,7 +206,15 @@ def ga_run(
     minima: list[Minimum] = []
 
     def relax_candidate(candidate: Atoms) -> None:
-        result = relax(candidate, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+        try:
+            result = relax(candidate, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+        except ValueError:
+            # Left the calculator's domain (atoms collapsed): the worst possible score keeps
+            # it out of every full population; it is not reported as a minimum.
+            candidate.calc = SinglePointCalculator(candidate, energy=0.0)
+            set_raw_score(candidate, -1e9)
+            data.add_relaxed_step(candidate)
+            return
         candidate.set_positions(result.atoms.get_positions())
         energy = float(result.energies[-1])
         candidate.calc = SinglePointCalculator(candidate, energy=energy)

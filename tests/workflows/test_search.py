@@ -186,3 +186,31 @@ def test_cli_search(db_copy, tmp_path):
     assert res.exit_code == 0, res.output
     assert "ground state (isomer" in res.output and "db rows written" in res.output
     assert (tmp_path / "s" / "candidates.xyz").stat().st_size > 0
+
+
+class EMTCollapsingAfter(EMT):
+    """EMT that raises like our calculators do once ``limit`` calculations have run."""
+
+    def __init__(self, limit: int, until: int | None = None) -> None:
+        super().__init__()
+        self.limit, self.until, self.calls, self.raised = limit, until, 0, 0
+
+    def calculate(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls > self.limit and (self.until is None or self.calls <= self.until):
+            self.raised += 1
+            raise ValueError("atoms closer than 1.5 Å (closest pair 1.2 Å)")
+        super().calculate(*args, **kwargs)
+
+
+def test_basin_hop_leaving_the_domain_is_rejected_not_fatal():
+    calc = EMTCollapsingAfter(limit=60, until=64)
+    minima = global_search(calc, SearchSettings(runs=1, steps=3, seed=1))
+    assert calc.raised > 0
+    assert len(minima) >= 3
+    assert all(min_pair_distance(m.atoms.positions) > 2.0 for m in minima)
+
+
+def test_basin_run_that_always_leaves_the_domain_stops_with_a_clear_error():
+    with pytest.raises(ValueError, match="relaxations in a row left the calculator's domain"):
+        global_search(EMTCollapsingAfter(limit=60), SearchSettings(runs=1, steps=3, seed=1))
