@@ -112,8 +112,7 @@ def run_md(
         series["epot"].append(float(atoms.get_potential_energy()))
         series["ekin"].append(float(atoms.get_kinetic_energy()))
         series["temp"].append(float(atoms.get_temperature()))
-        bar.n = dyn.nsteps
-        bar.refresh()
+        bar.update(dyn.nsteps - bar.n)  # update() honours tqdm's refresh interval
 
     dyn.attach(record, interval=interval)
     dyn.run(steps)

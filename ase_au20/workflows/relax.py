@@ -66,7 +66,7 @@ def relax(
         forces_max.append(float(np.linalg.norm(atoms.get_forces(), axis=1).max()))
         if len(energies) > 1:
             bar.update(1)
-        bar.set_postfix(E=f"{energies[-1]:.4f}", fmax=f"{forces_max[-1]:.3f}")
+        bar.set_postfix(E=f"{energies[-1]:.4f}", fmax=f"{forces_max[-1]:.3f}", refresh=False)
 
     traj = str(trajectory) if trajectory is not None else None
     with OPTIMIZERS[optimizer.lower()](atoms, logfile=None, trajectory=traj) as opt:
