@@ -18,6 +18,7 @@ import numpy as np
 from ase_au20.models.card import json_safe
 from ase_au20.models.conformal import BUCKETS, ConformalCalibrator
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
+from ase_au20.plotting import save_figure
 
 ALPHAS = (0.1, 0.2)
 METRICS_NAME = "metrics.json"
@@ -125,7 +126,7 @@ def plot_diagnostics(
         fontsize=9,
     )
     ax.legend(title="true bucket")
-    _save(fig, out_dir / PLOTS[0])
+    save_figure(fig, out_dir / PLOTS[0])
 
     fig, ax = plt.subplots(figsize=(5, 4))
     present = [b for b in BUCKETS if np.any(buckets == b)]
@@ -136,7 +137,7 @@ def plot_diagnostics(
         ax.scatter(k + rng.uniform(-0.15, 0.15, len(r)), r, s=8, c=BUCKET_COLOURS[b], alpha=0.6)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set(xlabel="true ΔE bucket", ylabel="predicted − DFT (eV)", title="residuals by bucket")
-    _save(fig, out_dir / PLOTS[1])
+    save_figure(fig, out_dir / PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(7, 4))
     order = np.argsort(pred_de)
@@ -161,16 +162,7 @@ def plot_diagnostics(
         ax.set_title("no conformal calibration in this model card", fontsize=9)
     ax.plot(x, pred_de[order], "k-", lw=0.8)
     ax.set(xlabel="isomers sorted by predicted ΔE", ylabel="ΔE (eV)")
-    _save(fig, out_dir / PLOTS[2])
-
-
-def _save(fig: Any, path: Path) -> None:
-    """Save a figure as PNG and free it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / PLOTS[2])
 
 
 def format_table(metrics: dict[str, Any]) -> str:

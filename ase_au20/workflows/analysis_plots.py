@@ -9,16 +9,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
+from ase_au20.plotting import save_figure
 from ase_au20.workflows.analysis import AnalysisResult
 from ase_au20.workflows.rdf import smooth_rdf
 
 SMOOTH = 0.05  # Å, Gaussian broadening of the plotted g(r) (the cutoff uses the same)
-
-
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
 
 
 def plot_energy_distribution(result: AnalysisResult, path: str | os.PathLike) -> Path:
@@ -60,7 +55,7 @@ def plot_energy_distribution(result: AnalysisResult, path: str | os.PathLike) ->
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_rdf(result: AnalysisResult, path: str | os.PathLike) -> Path:
@@ -96,4 +91,4 @@ def plot_rdf(result: AnalysisResult, path: str | os.PathLike) -> Path:
     ax.set_ylabel("g(r)")
     ax.set_title(f"Radial distribution g(r), Gaussian-smoothed ({SMOOTH} Å)")
     ax.legend(fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

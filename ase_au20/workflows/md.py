@@ -21,6 +21,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_mom
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
+from ase_au20.plotting import save_figure
 from ase_au20.workflows.calculators import model_card_of
 from ase_au20.workflows.results import Results, write_results
 
@@ -153,11 +154,7 @@ def plot_md(result: MDResult, path: str | os.PathLike, title: str = "") -> Path:
     ax_t.set_xlabel("time (ps)")
     for ax in (ax_e, ax_t):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_md_files(

@@ -18,6 +18,7 @@ from ase.io import write
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
+from ase_au20.plotting import save_figure
 from ase_au20.workflows.calculators import model_card_of
 from ase_au20.workflows.results import Results, write_results
 
@@ -93,11 +94,7 @@ def plot_relaxation(result: RelaxResult, path: str | os.PathLike, title: str = "
     ax_f.set_xlabel("optimizer step")
     for ax in (ax_e, ax_f):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_relax(

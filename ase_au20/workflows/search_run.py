@@ -18,6 +18,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import write
 
 from ase_au20.database import connect
+from ase_au20.plotting import save_figure
 from ase_au20.workflows import candidates as cands
 from ase_au20.workflows.calculators import model_card_of, predict_batch
 from ase_au20.workflows.results import Results, write_results
@@ -289,7 +290,4 @@ def plot_search(report: SearchReport, path: Path) -> Path:
     ax_c.set_title(f"{len(cs)} distinct valid candidates")
     for ax in (ax_t, ax_c):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

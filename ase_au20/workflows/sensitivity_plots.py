@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ase_au20.plotting import save_figure
 from ase_au20.workflows.sensitivity import SensitivityResult
 
 K_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-
-
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
 
 
 def plot_abs_de_by_sigma(result: SensitivityResult, path: str | os.PathLike) -> Path:
@@ -44,7 +39,7 @@ def plot_abs_de_by_sigma(result: SensitivityResult, path: str | os.PathLike) -> 
     for ax in axes[::cols]:
         ax.set_ylabel("|ΔE| (meV)")
     fig.suptitle(f"Energy change under random perturbations ({result.config.repeats} per box)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_abs_de_vs_rmsd(result: SensitivityResult, path: str | os.PathLike) -> Path:
@@ -73,7 +68,7 @@ def plot_abs_de_vs_rmsd(result: SensitivityResult, path: str | os.PathLike) -> P
     ax.set_title("|ΔE| ∝ RMSD^slope  (slope 2 = harmonic minimum)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_site_stiffness(result: SensitivityResult, path: str | os.PathLike) -> Path:
@@ -112,4 +107,4 @@ def plot_site_stiffness(result: SensitivityResult, path: str | os.PathLike) -> P
     bottom.set_xticks(index)
     bottom.grid(True, axis="y", alpha=0.3)
     fig.suptitle("Per-site stiffness")
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -11,6 +11,8 @@ from ase.io import write
 from matplotlib.figure import Figure
 from scipy.spatial.distance import pdist, squareform
 
+from ase_au20.plotting import save_figure
+
 BFACTOR_RANGE = (-99.99, 999.99)  # what the PDB %6.2f B-factor column can hold
 
 
@@ -115,6 +117,4 @@ def plot_site_values_3d(
     ax.set_zlabel("z (Å)")
     ax.set_title(title)
     fig.colorbar(points, ax=ax, shrink=0.7, pad=0.1, label=label)
-    path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+    return save_figure(fig, path)
