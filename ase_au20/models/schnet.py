@@ -149,12 +149,19 @@ class Interaction(nn.Module):
 
 
 class SchNet(nn.Module):
-    """Positions ``[B, N, 3]`` (Å) -> normalised per-atom energies ``[B, N]``."""
+    """Positions ``[B, N, 3]`` (Å) -> normalised per-atom energies ``[B, N]``.
 
-    def __init__(self, architecture: SchNetArchitecture | None = None) -> None:
+    ``energy_scale`` (eV, the per-atom target std) converts the fixed repulsion prior of
+    the architecture into the network's normalised units; ``SchNetModel`` sets it.
+    """
+
+    def __init__(
+        self, architecture: SchNetArchitecture | None = None, energy_scale: float = 1.0
+    ) -> None:
         super().__init__()
         architecture = architecture or SchNetArchitecture()
         self.architecture = architecture
+        self.energy_scale = float(energy_scale)
         hidden = architecture.hidden
         self.embedding = nn.Parameter(torch.randn(hidden))
         self.filters = FilterNetwork(architecture)
@@ -207,8 +214,20 @@ class SchNet(nn.Module):
         x = self.embedding.expand(n_batch * n_atoms, -1)
         for block, w_block in zip(self.interactions, w, strict=True):
             x = block(x, w_block, first, second)
-        out = self.head2(shifted_softplus(self.head1(x)))
+        out = self.head2(shifted_softplus(self.head1(x))).view(-1)
+        if self.architecture.repulsion_radius > 0 and len(d):
+            out = out + self._repulsion(d.squeeze(-1), first, second, len(out))
         return out.view(n_batch, n_atoms)
+
+    def _repulsion(
+        self, d: torch.Tensor, first: torch.Tensor, second: torch.Tensor, n_flat: int
+    ) -> torch.Tensor:
+        """Per-atom share (half of each pair) of k·(r − d)³ for d < r, in normalised units."""
+        arch = self.architecture
+        overlap = (arch.repulsion_radius - d).clamp(min=0.0)
+        half = (0.5 * arch.repulsion_strength / self.energy_scale) * overlap**3
+        zero = torch.zeros(n_flat, dtype=half.dtype, device=half.device)
+        return zero.index_add(0, first, half).index_add(0, second, half)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -263,6 +282,8 @@ class SchNetModel:
         ]
         self.atom_mean = float(atom_mean)
         self.atom_std = float(atom_std)
+        for net in self.networks:
+            net.energy_scale = self.atom_std
         self.card = dict(card or {})
         self.card["model_type"] = "schnet"
         self.card["architecture"] = {**asdict(self.architecture), "ensemble_size": len(networks)}

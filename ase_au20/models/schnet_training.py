@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet
@@ -70,17 +71,33 @@ def _teacher_energy(teacher: Teacher, structures: Sequence[Any]) -> np.ndarray:
     return energy
 
 
+VICINAL_TRIES = 100
+
+
 def _vicinal_pool(
     train: IsomerSet, config: SchNetConfig, teacher: Teacher
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``config.vkd`` Gaussian rattles of random training geometries and their teacher labels."""
+    """``config.vkd`` Gaussian rattles of random training geometries and their teacher labels.
+
+    With a repulsion prior, a rattle that brings two atoms closer than its radius is drawn
+    again: the teacher never saw such distances, the fixed prior alone governs them.
+    """
     rng = np.random.default_rng([config.seed, 1])
     base = rng.integers(0, len(train), size=config.vkd)
     structures = []
     for i in base:
         atoms = train.atoms[i].copy()
         atoms.calc = None
-        atoms.positions = atoms.positions + rng.normal(0.0, config.vkd_sigma, atoms.positions.shape)
+        for _ in range(VICINAL_TRIES):
+            moved = atoms.positions + rng.normal(0.0, config.vkd_sigma, atoms.positions.shape)
+            if config.repulsion_radius <= 0 or pdist(moved).min() >= config.repulsion_radius:
+                break
+        else:
+            raise ValueError(
+                f"vkd_sigma {config.vkd_sigma} Å: {VICINAL_TRIES} rattles in a row came closer "
+                f"than repulsion_radius {config.repulsion_radius} Å; use a smaller vkd_sigma"
+            )
+        atoms.positions = moved
         structures.append(atoms)
     return _positions(structures), _teacher_energy(teacher, structures)
 
@@ -175,7 +192,7 @@ def train_network(
     amp = device.type == "cuda"
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = SchNet(config.architecture()).to(device)
+    net = SchNet(config.architecture(), energy_scale=std).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr

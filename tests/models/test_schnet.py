@@ -201,3 +201,29 @@ def test_frozen_filter_table_gives_consistent_energies_and_exact_forces(rattled:
         minus[i, k] -= h
         e = tabled.predict([plus, minus])["energy"]
         assert -(e[0] - e[1]) / (2 * h) == pytest.approx(forces[i, k], abs=1e-6)
+
+
+def test_repulsion_prior_adds_k_r_minus_d_cubed_below_its_radius_only() -> None:
+    torch.manual_seed(0)
+    plain = SchNet(TINY)
+    repulsive = SchNet(
+        SchNetArchitecture(
+            **{**TINY.__dict__, "repulsion_radius": 2.2, "repulsion_strength": 100.0}
+        )
+    )
+    repulsive.load_state_dict(plain.state_dict())  # the prior has no weights
+    models = [
+        SchNetModel([net], -77.9, 0.2, device="cpu", dtype=torch.float64)
+        for net in (plain, repulsive)
+    ]
+    dimer = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    far = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 2.3]])
+    (a, b) = (m.predict([dimer, far], forces=True) for m in models)
+    assert b["energy"][0] - a["energy"][0] == pytest.approx(100.0 * 0.2**3, rel=1e-9)  # 0.8 eV
+    np.testing.assert_allclose(b["energies"][0] - a["energies"][0], [0.4, 0.4], rtol=1e-9)
+    assert b["forces"][0][1, 2] - a["forces"][0][1, 2] == pytest.approx(3 * 100.0 * 0.2**2)
+    assert b["energy"][1] == pytest.approx(a["energy"][1], abs=1e-12)  # zero above 2.2 Å
+    with pytest.raises(ValueError, match="below the cutoff"):
+        SchNetArchitecture(cutoff=5.0, repulsion_radius=5.0)
+    old_card = {k: v for k, v in TINY.__dict__.items() if not k.startswith("repulsion")}
+    assert SchNetArchitecture.from_dict(old_card).repulsion_radius == 0.0  # older cards load

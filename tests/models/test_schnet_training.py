@@ -132,3 +132,26 @@ def test_cli_rejects_distillation_without_teacher(synthetic_db: Path, tmp_path: 
     args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(main, [*args, "--kd-lambda", "0.5", "--quiet"])
     assert result.exit_code != 0 and "--teacher" in result.output
+
+
+def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
+    from scipy.spatial.distance import pdist
+
+    from ase_au20.models.schnet_training import _vicinal_pool
+
+    class Teacher:
+        def predict(self, structures):
+            return {"energy": np.zeros(len(structures))}
+
+    train, _ = splits
+    closest = min(pdist(a.positions).min() for a in train.atoms)
+    radius = closest - 0.05
+    wide = tiny_config(vkd=64, vkd_sigma=0.1)
+    free, _ = _vicinal_pool(train, wide, Teacher())
+    assert min(pdist(p).min() for p in free) < radius  # without the prior some come closer
+    guarded = tiny_config(vkd=64, vkd_sigma=0.1, repulsion_radius=radius, repulsion_strength=1.0)
+    kept, labels = _vicinal_pool(train, guarded, Teacher())
+    assert len(kept) == 64 and labels.shape == (64,)
+    assert min(pdist(p).min() for p in kept) >= radius
+    with pytest.raises(ValueError, match="smaller vkd_sigma"):
+        _vicinal_pool(train, tiny_config(vkd=4, vkd_sigma=1.0, repulsion_radius=4.0), Teacher())
