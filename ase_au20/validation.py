@@ -38,6 +38,5 @@ def check_cluster(atoms: Atoms, min_distance: float = CALCULATOR_MIN_DISTANCE) -
     dmin = min_pair_distance(positions)
     if dmin < min_distance:
         raise ValueError(
-            f"atoms closer than {min_distance} Å (closest pair {dmin:.3f} Å): "
-            "unphysical geometry"
+            f"atoms closer than {min_distance} Å (closest pair {dmin:.3f} Å): unphysical geometry"
         )
