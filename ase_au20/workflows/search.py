@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,13 +113,17 @@ def _with_energy(atoms: Atoms, energy: float) -> Atoms:
     return atoms
 
 
+class LeftDomainError(ValueError):
+    """Every recent relaxation of a run ended outside the calculator's domain."""
+
+
 class _GuardedBasinHopping(BasinHopping):
     """ASE basin hopping that rejects a hop whose relaxation leaves the model's domain.
 
     Far from its training data a learned potential can pull atoms together without limit;
     our calculators then raise ``ValueError`` (atoms closer than 1.5 Å). ASE's loop draws a
-    new move whenever ``get_energy`` returns None, so such a hop is simply not taken; a
-    run that fails ``MAX_FAILURES`` times in a row stops with the calculator's message.
+    new move whenever ``get_energy`` returns None, so such a hop is simply not taken; after
+    ``MAX_FAILURES`` failures in a row the run is stuck and raises :class:`LeftDomainError`.
     """
 
     MAX_FAILURES = 50
@@ -130,8 +135,8 @@ class _GuardedBasinHopping(BasinHopping):
         except ValueError as exc:
             self.failures += 1
             if self.failures >= self.MAX_FAILURES:
-                raise ValueError(
-                    f"basin hopping: {self.failures} relaxations in a row left the "
+                raise LeftDomainError(
+                    f"{self.failures} relaxations in a row left the "
                     f"calculator's domain (last: {exc})"
                 ) from exc
             self.energy = np.inf  # a failed start is replaced by the first good hop
@@ -164,8 +169,11 @@ def basin_hopping_run(
         local_minima_trajectory=str(minima_path),
     )
     with _seeded_global_numpy(seed), bh:
-        bh.run(settings.steps)
-    frames = read(minima_path, index=":")
+        try:
+            bh.run(settings.steps)
+        except LeftDomainError as exc:
+            warnings.warn(f"basin-hopping run with seed {seed} stopped early: {exc}", stacklevel=2)
+    frames = read(minima_path, index=":") if minima_path.stat().st_size else []
     minima = []
     for step, frame in enumerate(frames):
         energy = float(frame.get_potential_energy())
@@ -281,6 +289,10 @@ def global_search(
                 minimum.run = run
             minima.extend(found)
     bar.close()
+    if not minima:
+        raise ValueError(
+            "the search found no local minimum: every relaxation left the calculator's domain"
+        )
     return minima
 
 

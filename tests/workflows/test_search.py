@@ -211,6 +211,16 @@ def test_basin_hop_leaving_the_domain_is_rejected_not_fatal():
     assert all(min_pair_distance(m.atoms.positions) > 2.0 for m in minima)
 
 
-def test_basin_run_that_always_leaves_the_domain_stops_with_a_clear_error():
-    with pytest.raises(ValueError, match="relaxations in a row left the calculator's domain"):
-        global_search(EMTCollapsingAfter(limit=60), SearchSettings(runs=1, steps=3, seed=1))
+def test_basin_run_stuck_outside_the_domain_keeps_its_minima_and_warns():
+    calc = EMTCollapsingAfter(limit=150)
+    with pytest.warns(UserWarning, match="stopped early: 50 relaxations in a row left"):
+        minima = global_search(calc, SearchSettings(runs=1, steps=5, seed=1))
+    assert 1 <= len(minima) < 6
+
+
+def test_search_that_never_relaxes_is_a_clear_error():
+    with (
+        pytest.warns(UserWarning, match="stopped early"),
+        pytest.raises(ValueError, match="found no local minimum"),
+    ):
+        global_search(EMTCollapsingAfter(limit=0), SearchSettings(runs=1, steps=3, seed=1))
