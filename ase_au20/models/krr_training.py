@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet, connect, load_rows
 from ase_au20.models.card import new_card
-from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.kernels import (
     average_gram,
     farthest_point_sample,
@@ -37,12 +36,11 @@ from ase_au20.models.krr import (
     solve_weighted_ridge,
     zero_force_features,
 )
-from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
+from ase_au20.models.scoring import calibrate_and_score
 from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
-REPORT_CONFIDENCES = (0.8, 0.9)
 
 
 @dataclass
@@ -282,46 +280,6 @@ def write_cv_table(path: str | os.PathLike[str], table: list[dict[str, Any]]) ->
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (";".join(v) if isinstance(v, list) else v) for k, v in r.items()})
-
-
-def calibrate_and_score(
-    model: KRRModel,
-    db: Any,
-    energy_reference: float,
-    bucket_edges: Sequence[float],
-) -> tuple[ConformalCalibrator, dict[str, Any]]:
-    """Conformal calibration on ``calib`` (normalised by ``energy_std`` when the model has
-    one) and metrics on ``calib``/``test``, including the mean predicted |F| at the
-    DFT-relaxed test geometries (ideally ~0)."""
-    calib = load_rows(db, "calib")
-    if len(calib) == 0:
-        raise ValueError("the database has no calib rows: cannot calibrate")
-    out = model.predict(calib.atoms)
-    calibrator = ConformalCalibrator.fit(
-        out["energy"], calib.energies, energy_reference, bucket_edges, spread=out.get("energy_std")
-    )
-    metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
-    test = load_rows(db, "test")
-    if len(test):
-        out = model.predict(test.atoms, forces=True)
-        pred, spread = out["energy"], out.get("energy_std")
-        metrics["test"] = {
-            **regression_metrics(pred, test.energies),
-            "by_bucket": metrics_by_bucket(pred, test.energies, test.buckets),
-            "mean_abs_force": float(np.nanmean(np.linalg.norm(out["forces"], axis=-1))),
-            "intervals": {
-                f"{c:g}": {
-                    kind: interval_metrics(
-                        test.energies,
-                        pred,
-                        calibrator.half_width(pred, c, kind == "mondrian", spread),
-                    )
-                    for kind in ("global", "mondrian")
-                }
-                for c in REPORT_CONFIDENCES
-            },
-        }
-    return calibrator, metrics
 
 
 def train_krr(

@@ -15,12 +15,9 @@ import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.models.card import new_card
-from ase_au20.models.conformal import ConformalCalibrator
-from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 from ase_au20.models.schnet import SchNetModel
 from ase_au20.models.schnet_training import SchNetConfig, Teacher, train_schnet
-
-REPORT_CONFIDENCES = (0.8, 0.9)
+from ase_au20.models.scoring import calibrate_and_score
 
 
 def _spread(out: dict[str, Any], model: SchNetModel) -> np.ndarray | None:
@@ -28,41 +25,6 @@ def _spread(out: dict[str, Any], model: SchNetModel) -> np.ndarray | None:
     if len(model) < 2:
         return None
     return np.maximum(out["energy_std"], 1e-3)
-
-
-def calibrate_and_score(
-    model: SchNetModel, db: Any, energy_reference: float, bucket_edges: list[float]
-) -> tuple[ConformalCalibrator, dict[str, Any]]:
-    """Conformal fit on ``calib``; regression, per-bucket, interval and |F| metrics on ``test``."""
-    calib = load_rows(db, "calib")
-    if len(calib) == 0:
-        raise ValueError("the database has no calib rows: cannot calibrate")
-    out = model.predict(calib.atoms)
-    calibrator = ConformalCalibrator.fit(
-        out["energy"], calib.energies, energy_reference, bucket_edges, spread=_spread(out, model)
-    )
-    metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
-    test = load_rows(db, "test")
-    if len(test):
-        out = model.predict(test.atoms, forces=True)
-        pred, spread = out["energy"], _spread(out, model)
-        metrics["test"] = {
-            **regression_metrics(pred, test.energies),
-            "by_bucket": metrics_by_bucket(pred, test.energies, test.buckets),
-            "mean_abs_force": float(np.linalg.norm(out["forces"], axis=-1).mean()),
-            "intervals": {
-                f"{c:g}": {
-                    kind: interval_metrics(
-                        test.energies,
-                        pred,
-                        calibrator.half_width(pred, c, mondrian=kind == "mondrian", spread=spread),
-                    )
-                    for kind in ("global", "mondrian")
-                }
-                for c in REPORT_CONFIDENCES
-            },
-        }
-    return calibrator, metrics
 
 
 def fit_schnet(
@@ -83,7 +45,11 @@ def fit_schnet(
         raise ValueError(f"{db_path}: SchNet training needs train and val rows")
     model = train_schnet(train, val, config, teacher=teacher, progress=progress)
     calibrator, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"]
+        model,
+        db,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        spread_of=lambda out: _spread(out, model),
     )
     metrics["val"] = {
         "mae": float(np.mean([m["val_mae"] for m in model.card["training"]["members"]]))

@@ -1,0 +1,60 @@
+"""Conformal calibration on ``calib`` and scores on ``test``, the same for every model type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ase_au20.database import load_rows
+from ase_au20.models.conformal import ConformalCalibrator
+from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
+
+REPORT_CONFIDENCES = (0.8, 0.9)
+
+
+def model_spread(out: dict[str, Any]) -> np.ndarray | None:
+    """The model's own spread (``energy_std``) when its predictions carry one."""
+    return out.get("energy_std")
+
+
+def calibrate_and_score(
+    model: Any,
+    db: Any,
+    energy_reference: float,
+    bucket_edges: Sequence[float],
+    spread_of: Callable[[dict[str, Any]], np.ndarray | None] = model_spread,
+) -> tuple[ConformalCalibrator, dict[str, Any]]:
+    """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` when it
+    is not None) and score ``test``: regression, per-bucket and interval metrics and the
+    mean predicted |F| at the DFT-relaxed geometries (ideally ~0)."""
+    calib = load_rows(db, "calib")
+    if len(calib) == 0:
+        raise ValueError("the database has no calib rows: cannot calibrate")
+    out = model.predict(calib.atoms)
+    calibrator = ConformalCalibrator.fit(
+        out["energy"], calib.energies, energy_reference, bucket_edges, spread=spread_of(out)
+    )
+    metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
+    test = load_rows(db, "test")
+    if len(test):
+        out = model.predict(test.atoms, forces=True)
+        pred, spread = out["energy"], spread_of(out)
+        metrics["test"] = {
+            **regression_metrics(pred, test.energies),
+            "by_bucket": metrics_by_bucket(pred, test.energies, test.buckets),
+            "mean_abs_force": float(np.nanmean(np.linalg.norm(out["forces"], axis=-1))),
+            "intervals": {
+                f"{c:g}": {
+                    kind: interval_metrics(
+                        test.energies,
+                        pred,
+                        calibrator.half_width(pred, c, mondrian=kind == "mondrian", spread=spread),
+                    )
+                    for kind in ("global", "mondrian")
+                }
+                for c in REPORT_CONFIDENCES
+            },
+        }
+    return calibrator, metrics
