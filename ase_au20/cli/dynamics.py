@@ -6,20 +6,20 @@ from pathlib import Path
 
 import click
 
+from ase_au20.cli.workflow_options import build_calculator
+
 CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 
 
 def _load(file: Path, calc_spec: str, device: str):
     """Read and validate the structure, then build the calculator; errors become click errors."""
-    from ase_au20.workflows.calculators import make_calculator
     from ase_au20.workflows.inputs import read_cluster
 
     try:
         atoms = read_cluster(file)
-        calc = make_calculator(calc_spec, device=device)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    return atoms, calc
+    return atoms, build_calculator(calc_spec, device)
 
 
 @click.command("relax")

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import click
 
+from ase_au20.cli.workflow_options import build_calculator
+
 CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 OUT_PATH = click.Path(file_okay=False, path_type=Path)
-
-
-def _calculator(spec: str, device: str = "auto"):
-    """make_calculator with its ValueError turned into a click error."""
-    from ase_au20.workflows.calculators import make_calculator
-
-    try:
-        return make_calculator(spec, device=device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("search")
@@ -74,7 +66,7 @@ def search_cmd(
     from ase_au20.workflows.search import SearchSettings
     from ase_au20.workflows.search_run import run_search
 
-    calc = _calculator(calc_spec, device)
+    calc = build_calculator(calc_spec, device)
     settings = SearchSettings(
         method=method,
         runs=runs,
@@ -165,7 +157,7 @@ def select_cmd(
     names = [name.strip() for name in calcs.split(",") if name.strip()]
     if not names:
         raise click.ClickException("--calcs needs at least one calculator")
-    calculators = {name: _calculator(name, device) for name in names}
+    calculators = {name: build_calculator(name, device) for name in names}
     window = None if energy_window < 0 else energy_window
     try:
         selection, files = select_from_db(db_url, calculators, n_select, out_dir, window)
@@ -204,7 +196,7 @@ def energy_map_cmd(file: Path, calc_spec: str, device: str, out_dir: Path) -> No
         atoms = read_cluster(file)
         emap, files = write_energy_map(
             atoms,
-            _calculator(calc_spec, device),
+            build_calculator(calc_spec, device),
             out_dir,
             file.stem,
             {"input": str(file), "calc": calc_spec},

@@ -1,4 +1,4 @@
-"""Shared pieces of the analyze and sensitivity verbs: list options, calculator, output folder."""
+"""Shared pieces of the workflow verbs: list options, calculator, output folder."""
 
 from __future__ import annotations
 
