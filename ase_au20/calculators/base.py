@@ -27,6 +27,9 @@ PROPERTIES = (
     "energy_uncertainty",
     "energy_interval",
 )
+# Epistemic spread (eV): ensemble std, or the KRR predictive std; only models that have one
+# list it among their implemented properties.
+SPREAD = "energy_std"
 EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 2)}
 
 
@@ -61,6 +64,8 @@ class Au20Calculator(Calculator):
         conformal = card.get("conformal")
         self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
         self._warned: set[str] = set()
+        if self._has_spread():
+            self.implemented_properties = [*PROPERTIES, SPREAD]
         self.set(confidence=confidence, mondrian=mondrian)
 
     @property
@@ -94,6 +99,10 @@ class Au20Calculator(Calculator):
     def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
         """Raw predictions: ``energy`` (n,), ``energies`` and, if asked, ``forces`` per
         structure, and ``spread`` (n,) or None."""
+        raise NotImplementedError
+
+    def _has_spread(self) -> bool:
+        """Whether ``_model_predict`` returns an epistemic ``spread`` (exposed as energy_std)."""
         raise NotImplementedError
 
     # -- input handling ----------------------------------------------------------------
@@ -148,9 +157,11 @@ class Au20Calculator(Calculator):
 
     def _evaluate(self, structures: list[Atoms], properties: Sequence[str]) -> dict[str, Any]:
         """Run the model once on ``structures`` and derive every requested property."""
-        unknown = [p for p in properties if p not in PROPERTIES]
+        unknown = [p for p in properties if p not in self.implemented_properties]
         if unknown:
-            raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
+            raise ValueError(
+                f"unknown properties {unknown}; choose from {self.implemented_properties}"
+            )
         raw = self._model_predict(structures, forces="forces" in properties)
         energy = np.asarray(raw["energy"], dtype=float).reshape(len(structures))
         out: dict[str, Any] = {"energy": energy, "free_energy": energy.copy()}
@@ -158,6 +169,8 @@ class Au20Calculator(Calculator):
         if "forces" in properties:
             out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]
         half = self._uncertainty(energy, raw.get("spread"))
+        if raw.get("spread") is not None:
+            out[SPREAD] = np.asarray(raw["spread"], dtype=float).reshape(len(structures))
         out["energy_uncertainty"] = half
         out["energy_interval"] = np.stack([energy - half, energy + half], axis=1)
         return out
@@ -182,6 +195,8 @@ class Au20Calculator(Calculator):
         }
         if "forces" in out:
             self.results["forces"] = out["forces"][0]
+        if SPREAD in out:
+            self.results[SPREAD] = float(out[SPREAD][0])
 
     def predict(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy",)

@@ -44,6 +44,10 @@ class KRRAu20(Au20Calculator):
         super().__init__(loaded, loaded.card, confidence, mondrian, **kwargs)
         self._threadpools = ThreadpoolController()
 
+    def _has_spread(self) -> bool:
+        """Sparse models store the Cholesky factor that gives the predictive std."""
+        return "spread_factor" in self.model.arrays
+
     def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
         """One KRR call over all structures; padded per-atom arrays are cut to each size.
 

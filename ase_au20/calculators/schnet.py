@@ -64,6 +64,10 @@ class SchNetAu20(Au20Calculator):
             network = SchNetModel.load(path, device=device, dtype=torch_dtype)
         super().__init__(network, network.card, confidence, mondrian, **kwargs)
 
+    def _has_spread(self) -> bool:
+        """Only an ensemble (several networks) has a spread."""
+        return len(self.model) > 1
+
     def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
         """One batched SchNet call; padded per-atom arrays are cut back to each size."""
         out = self.model.predict(structures, forces=forces)

@@ -60,3 +60,28 @@ def test_half_width_is_quantile_times_spread(normalised_krr_dir, rattled_au20) -
     assert out["energy_uncertainty"][0] != pytest.approx(out["energy_uncertainty"][1])
     single = calc.get_property("energy_uncertainty", rattled_au20)
     assert single == pytest.approx(out["energy_uncertainty"][0], rel=1e-9)
+
+
+def test_energy_std_is_a_result_only_for_models_with_a_spread(
+    normalised_krr_dir, shipped_model, rattled_au20
+) -> None:
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.calculators.schnet import SchNetAu20
+
+    krr = KRRAu20(model=normalised_krr_dir)
+    assert "energy_std" in krr.implemented_properties
+    expected = krr.model.predict([rattled_au20])["energy_std"][0]
+    assert expected > 0
+    assert krr.get_property("energy_std", rattled_au20) == pytest.approx(expected, rel=1e-9)
+    batch = krr.predict([rattled_au20, rattled_au20], properties=("energy_std",))
+    np.testing.assert_allclose(batch["energy_std"], [expected, expected], rtol=1e-9)
+
+    single_network = SchNetAu20(model=shipped_model("schnet"))
+    assert len(single_network.model) == 1
+    assert "energy_std" not in single_network.implemented_properties
+    with pytest.raises(PropertyNotImplementedError):
+        single_network.get_property("energy_std", rattled_au20)
+    with pytest.raises(ValueError, match="unknown properties"):
+        single_network.predict([rattled_au20], properties=("energy_std",))
