@@ -8,8 +8,9 @@ rows). Every calculator predicts each structure; the acquisition score, in eV, i
 where *disagreement* is the standard deviation of the calculators' energies (e.g. KRR vs
 SchNet), *ensemble_std* the largest epistemic spread a calculator reports through an
 ``energy_std`` property (an ensemble's std, or the shipped KRR's predictive std), and the
-half-width the mean ``energy_uncertainty`` (missing values count as 0). Only structures within ``energy_window`` eV of the lowest mean
-prediction are eligible: the aim is to pin down the low-energy isomers.
+half-width the mean ``energy_uncertainty`` (missing values count as 0). Only structures
+within ``energy_window`` eV of the lowest mean prediction are eligible: the aim is to pin
+down the low-energy isomers.
 """
 
 from __future__ import annotations
