@@ -29,7 +29,7 @@ import numpy as np
 
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.workflows.calculators import make_calculator
-from ase_au20.workflows.search import SearchSettings
+from ase_au20.workflows.search import SearchSettings, minima_per_run
 from ase_au20.workflows.search_run import run_search
 
 
@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path("runs/au20.db"))
     parser.add_argument("--calc", default=None, help="default: schnet if shipped, else emt")
-    parser.add_argument("--method", choices=["basin", "ga"], default="basin")
-    parser.add_argument("--runs", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--method", choices=["basin", "ga", "multistart"], default="multistart")
+    parser.add_argument("--starts", choices=["symmetric", "random"], default="symmetric")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kappa", type=float, default=0.0)
     parser.add_argument("--match-tol", type=float, default=0.1)
@@ -87,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work_db = args.out / "au20-search.db"
     shutil.copy(ensure_db(args.db), work_db)
-    settings = SearchSettings(method=args.method, runs=args.runs, steps=args.steps, seed=args.seed)
-    per_run = (
-        settings.steps + 1 if settings.method == "basin" else settings.population + settings.steps
+    settings = SearchSettings(
+        method=args.method, runs=args.runs, steps=args.steps, seed=args.seed, starts=args.starts
     )
+    per_run = minima_per_run(settings)
     calc = make_calculator(calc_name)
     if calc_name == "emt" and args.calc is None:
         print("no shipped SchNet model found: falling back to EMT (Td is not EMT's minimum)")
@@ -107,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     wall = time.perf_counter() - start
 
-    print(f"\nsearch benchmark — calculator {calc_name}, method {settings.method}")
+    print(
+        f"\nsearch benchmark — calculator {calc_name}, method {settings.method}, "
+        f"{settings.starts} starts"
+    )
     print(
         f"budget        {settings.runs} runs × {per_run} local minima = "
         f"{settings.runs * per_run} relaxations (fmax {settings.fmax} eV/Å, seed {settings.seed})"

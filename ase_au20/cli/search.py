@@ -14,9 +14,24 @@ OUT_PATH = click.Path(file_okay=False, path_type=Path)
 
 @click.command("search")
 @click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
-@click.option("--method", type=click.Choice(["basin", "ga"]), default="basin", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(["basin", "ga", "multistart"]),
+    default="basin",
+    show_default=True,
+    help="ASE basin hopping, ase-ga cut-and-splice GA, or independent relaxed starts",
+)
+@click.option(
+    "--starts",
+    type=click.Choice(["symmetric", "random"]),
+    default="symmetric",
+    show_default=True,
+    help="starts in a random point group (AIRSS-style) or unconstrained random clusters",
+)
 @click.option("--runs", default=4, show_default=True, type=int, help="independent runs")
-@click.option("--steps", default=50, show_default=True, type=int, help="hops / offspring per run")
+@click.option(
+    "--steps", default=50, show_default=True, type=int, help="hops / offspring / starts per run"
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--db", "db_url", default=None, help="ASE db: match known isomers, store candidates")
 @click.option(
@@ -46,6 +61,7 @@ OUT_PATH = click.Path(file_okay=False, path_type=Path)
 def search_cmd(
     calc_spec: str,
     method: str,
+    starts: str,
     runs: int,
     steps: int,
     seed: int,
@@ -62,13 +78,19 @@ def search_cmd(
     device: str,
     out_dir: Path,
 ) -> None:
-    """Global-minimum search from random compact starts; ranked candidates in --out (and --db)."""
+    """Global-minimum search from random compact starts; ranked candidates in --out (and --db).
+
+    Starts are random clusters with a random point-group symmetry unless --starts random;
+    every local minimum is checked (no pair < 2.3 Å, connected), de-duplicated, ranked by
+    energy (or E − κ·uncertainty) and matched against the isomers of --db.
+    """
     from ase_au20.workflows.search import SearchSettings
     from ase_au20.workflows.search_run import run_search
 
     calc = build_calculator(calc_spec, device)
     settings = SearchSettings(
         method=method,
+        starts=starts,
         runs=runs,
         steps=steps,
         seed=seed,

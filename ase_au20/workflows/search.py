@@ -1,11 +1,15 @@
 """Global-minimum search for Au clusters with ASE's machinery and any ASE calculator.
 
-Two methods, each run ``runs`` times from reproducible random compact starts:
+Two methods, each run ``runs`` times from reproducible starts: by default random clusters
+with a random point-group symmetry (:mod:`ase_au20.workflows.symmetric_cluster`), or
+unconstrained random compact clusters (``starts="random"``):
 
 - ``basin``: ASE's :class:`~ase.optimize.basin.BasinHopping` (Wales & Doye); every hop
   ends in a local relaxation, and ASE writes each local minimum to a trajectory that we
   read back. ASE draws its moves from ``numpy.random``, so each run seeds it and restores
   the previous global state afterwards.
+- ``multistart``: ``steps`` independent relaxations of fresh starts per run: with
+  symmetric starts this is random structure searching in the manner of AIRSS.
 - ``ga``: the cut-and-splice genetic algorithm of the ``ase-ga`` package (formerly
   ``ase.ga``): Deaven–Ho crossover plus rattle and mirror mutations, a population kept
   diverse by an interatomic-distance comparator, bookkeeping in a GA database.
@@ -31,10 +35,13 @@ from ase.io import read
 from ase.optimize.basin import BasinHopping
 from tqdm import tqdm
 
-from ase_au20.workflows.random_cluster import random_cluster
+from ase_au20.validation import min_pair_distance
+from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
 from ase_au20.workflows.relax import OPTIMIZERS, relax
+from ase_au20.workflows.symmetric_cluster import STARTS, search_start
 
-METHODS = ("basin", "ga")
+METHODS = ("basin", "ga", "multistart")
+WORST_SCORE = -1e9  # GA raw score of candidates that must never breed
 
 
 @dataclass
@@ -62,11 +69,14 @@ class SearchSettings:
     step_size: float = 0.5  # Å, basin-hopping max displacement per coordinate
     population: int = 10  # GA population size (also the number of random starts)
     mutation_probability: float = 0.3  # GA
+    starts: str = "symmetric"  # or "random": how run starts / the GA population are drawn
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
         if self.method not in METHODS:
             raise ValueError(f"unknown search method {self.method!r}: use {', '.join(METHODS)}")
+        if self.starts not in STARTS:
+            raise ValueError(f"unknown starts {self.starts!r}: use {', '.join(STARTS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: use {', '.join(OPTIMIZERS)}")
         for name in ("runs", "steps", "relax_steps", "population"):
@@ -117,13 +127,26 @@ class LeftDomainError(ValueError):
     """Every recent relaxation of a run ended outside the calculator's domain."""
 
 
+def _collapsed(atoms: Atoms) -> bool:
+    """A minimum with a pair closer than the validity limit: the potential has collapsed."""
+    return min_pair_distance(atoms.get_positions()) < MIN_PAIR_DISTANCE
+
+
+def ga_score(atoms: Atoms, energy: float) -> float:
+    """GA fitness −E; a collapsed minimum gets the worst score: it is reported (as invalid)
+    but never enters the population, whose members breed."""
+    return WORST_SCORE if _collapsed(atoms) else -float(energy)
+
+
 class _GuardedBasinHopping(BasinHopping):
     """ASE basin hopping that rejects a hop whose relaxation leaves the model's domain.
 
-    Far from its training data a learned potential can pull atoms together without limit;
-    our calculators then raise ``ValueError`` (atoms closer than 1.5 Å). ASE's loop draws a
-    new move whenever ``get_energy`` returns None, so such a hop is simply not taken; after
-    ``MAX_FAILURES`` failures in a row the run is stuck and raises :class:`LeftDomainError`.
+    Far from its training data a learned potential can pull atoms together without limit:
+    our calculators then raise ``ValueError`` (atoms closer than 1.5 Å), or the minimum has
+    a pair below the validity limit (2.3 Å) with a meaninglessly low energy. ASE's loop
+    draws a new move whenever ``get_energy`` returns None, so such a hop is not taken (the
+    collapsed minimum is still logged, and reported as invalid); after ``MAX_FAILURES``
+    failures in a row the run is stuck and raises :class:`LeftDomainError`.
     """
 
     MAX_FAILURES = 50
@@ -132,6 +155,10 @@ class _GuardedBasinHopping(BasinHopping):
     def get_energy(self, positions: np.ndarray) -> float | None:
         try:
             energy = super().get_energy(positions)
+            if _collapsed(self._atoms()):
+                raise ValueError(
+                    f"relaxed to a pair closer than {MIN_PAIR_DISTANCE} Å (collapsed minimum)"
+                )
         except ValueError as exc:
             self.failures += 1
             if self.failures >= self.MAX_FAILURES:
@@ -189,7 +216,7 @@ def ga_run(
     n_atoms: int = 20,
     progress: Callable[[], None] | None = None,
 ) -> list[Minimum]:
-    """One cut-and-splice GA run (``ase-ga``): random population, then ``steps`` offspring."""
+    """One cut-and-splice GA run (``ase-ga``): a population of starts, then ``steps`` offspring."""
     try:
         from ase_ga import set_raw_score
         from ase_ga.data import DataConnection, PrepareDB
@@ -209,7 +236,7 @@ def ga_run(
     db_file = workdir / f"ga-{seed}.db"
     prepare = PrepareDB(str(db_file), simulation_cell=Atoms(), stoichiometry=[79] * n_atoms)
     for _ in range(settings.population):
-        prepare.add_unrelaxed_candidate(random_cluster(start_rng, n_atoms))
+        prepare.add_unrelaxed_candidate(search_start(start_rng, n_atoms, settings.starts))
     data = DataConnection(str(db_file))
     minima: list[Minimum] = []
 
@@ -220,13 +247,13 @@ def ga_run(
             # Left the calculator's domain (atoms collapsed): the worst possible score keeps
             # it out of every full population; it is not reported as a minimum.
             candidate.calc = SinglePointCalculator(candidate, energy=0.0)
-            set_raw_score(candidate, -1e9)
+            set_raw_score(candidate, WORST_SCORE)
             data.add_relaxed_step(candidate)
             return
         candidate.set_positions(result.atoms.get_positions())
         energy = float(result.energies[-1])
         candidate.calc = SinglePointCalculator(candidate, energy=energy)
-        set_raw_score(candidate, -energy)
+        set_raw_score(candidate, ga_score(candidate, energy))
         data.add_relaxed_step(candidate)
         minima.append(Minimum(-1, len(minima), energy, _with_energy(candidate, energy)))
         if progress is not None:
@@ -262,16 +289,45 @@ def ga_run(
     return minima
 
 
+def multistart_run(
+    calc: Calculator,
+    settings: SearchSettings,
+    seed: int,
+    n_atoms: int = 20,
+    progress: Callable[[], None] | None = None,
+) -> list[Minimum]:
+    """Relax ``settings.steps`` fresh starts; a relaxation that leaves the domain is skipped."""
+    rng = np.random.default_rng(seed)
+    minima: list[Minimum] = []
+    for step in range(settings.steps):
+        start = search_start(rng, n_atoms, settings.starts)
+        if progress is not None:
+            progress()
+        try:
+            result = relax(start, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+        except ValueError:
+            continue
+        energy = float(result.energies[-1])
+        minima.append(Minimum(-1, step, energy, _with_energy(result.atoms, energy)))
+    return minima
+
+
+def minima_per_run(settings: SearchSettings) -> int:
+    """Local relaxations one run makes (the start counts for basin hopping)."""
+    if settings.method == "basin":
+        return settings.steps + 1
+    if settings.method == "ga":
+        return settings.population + settings.steps
+    return settings.steps
+
+
 def global_search(
     calc: Calculator, settings: SearchSettings, n_atoms: int = 20, progress: bool = False
 ) -> list[Minimum]:
     """All local minima of ``settings.runs`` independent runs (run index set on each)."""
     settings.validate()
-    per_run = (
-        settings.steps + 1 if settings.method == "basin" else settings.population + settings.steps
-    )
     bar = tqdm(
-        total=settings.runs * per_run,
+        total=settings.runs * minima_per_run(settings),
         desc=f"search {settings.method}",
         unit="minimum",
         disable=not progress,
@@ -281,10 +337,12 @@ def global_search(
         for run in range(settings.runs):
             seed = settings.seed * 1000 + run
             if settings.method == "basin":
-                start = random_cluster(np.random.default_rng(seed), n_atoms)
+                start = search_start(np.random.default_rng(seed), n_atoms, settings.starts)
                 found = basin_hopping_run(start, calc, settings, seed, Path(tmp), bar.update)
-            else:
+            elif settings.method == "ga":
                 found = ga_run(calc, settings, seed, Path(tmp), n_atoms, bar.update)
+            else:
+                found = multistart_run(calc, settings, seed, n_atoms, bar.update)
             for minimum in found:
                 minimum.run = run
             minima.extend(found)
