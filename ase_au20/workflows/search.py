@@ -58,9 +58,9 @@ class Minimum:
 class SearchSettings:
     """Knobs of one search; the defaults are the documented budget of ``make bench``."""
 
-    method: str = "basin"
-    runs: int = 4
-    steps: int = 50
+    method: str = "multistart"
+    runs: int = 2
+    steps: int = 100
     seed: int = 0
     fmax: float = 0.05
     relax_steps: int = 1000

@@ -55,7 +55,7 @@ def test_random_cluster_reproducible_and_separated():
 
 
 def test_basin_search_reproducible():
-    settings = SearchSettings(runs=1, steps=2, seed=7)
+    settings = SearchSettings(method="basin", runs=1, steps=2, seed=7)
     first = global_search(EMT(), settings)
     second = global_search(EMT(), settings)
     assert len(first) == 3  # the relaxed start + one minimum per hop
@@ -63,7 +63,7 @@ def test_basin_search_reproducible():
 
 
 def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
-    settings = SearchSettings(runs=2, steps=2, seed=0)
+    settings = SearchSettings(method="basin", runs=2, steps=2, seed=0)
     report = run_search(EMT(), settings, tmp_path / "out", db_url=db_copy, calc_name="emt")
     cs = report.candidates
     assert len(report.minima) == 6 and 0 < len(cs) <= report.valid.sum()
@@ -136,7 +136,7 @@ def test_invalid_reason():
 
 
 def test_lcb_ranking_uses_uncertainty(tmp_path):
-    settings = SearchSettings(runs=1, steps=2, seed=2)
+    settings = SearchSettings(method="basin", runs=1, steps=2, seed=2)
     kappa = 5.0
     lcb = run_search(EMTWithUncertainty(), settings, tmp_path, kappa=kappa)
     for c in lcb.candidates:
@@ -162,9 +162,14 @@ def test_search_settings_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown search method"):
         SearchSettings(method="anneal").validate()
     with pytest.raises(ValueError, match="runs must be >= 1"):
-        SearchSettings(runs=0).validate()
+        SearchSettings(method="basin", runs=0).validate()
     with pytest.raises(ValueError, match="database not found"):
-        run_search(EMT(), SearchSettings(runs=1, steps=1), tmp_path, db_url=tmp_path / "no.db")
+        run_search(
+            EMT(),
+            SearchSettings(method="basin", runs=1, steps=1),
+            tmp_path,
+            db_url=tmp_path / "no.db",
+        )
 
 
 def test_cli_search(db_copy, tmp_path):
@@ -205,7 +210,7 @@ class EMTCollapsingAfter(EMT):
 
 def test_basin_hop_leaving_the_domain_is_rejected_not_fatal():
     calc = EMTCollapsingAfter(limit=60, until=64)
-    minima = global_search(calc, SearchSettings(runs=1, steps=3, seed=1))
+    minima = global_search(calc, SearchSettings(method="basin", runs=1, steps=3, seed=1))
     assert calc.raised > 0
     assert len(minima) >= 3
     assert all(min_pair_distance(m.atoms.positions) > 2.0 for m in minima)
@@ -214,7 +219,7 @@ def test_basin_hop_leaving_the_domain_is_rejected_not_fatal():
 def test_basin_run_stuck_outside_the_domain_keeps_its_minima_and_warns():
     calc = EMTCollapsingAfter(limit=150)
     with pytest.warns(UserWarning, match="stopped early: 50 relaxations in a row left"):
-        minima = global_search(calc, SearchSettings(runs=1, steps=5, seed=1))
+        minima = global_search(calc, SearchSettings(method="basin", runs=1, steps=5, seed=1))
     assert 1 <= len(minima) < 6
 
 
@@ -223,4 +228,6 @@ def test_search_that_never_relaxes_is_a_clear_error():
         pytest.warns(UserWarning, match="stopped early"),
         pytest.raises(ValueError, match="found no local minimum"),
     ):
-        global_search(EMTCollapsingAfter(limit=0), SearchSettings(runs=1, steps=3, seed=1))
+        global_search(
+            EMTCollapsingAfter(limit=0), SearchSettings(method="basin", runs=1, steps=3, seed=1)
+        )

@@ -93,7 +93,7 @@ def test_collapsed_minima_are_rejected_hops_and_score_worst_in_the_ga():
     # σ = 1.8 Å puts every Lennard-Jones bond at 2.02 Å, below the 2.3 Å validity limit
     collapsing = LennardJones(sigma=1.8, epsilon=0.5, rc=6.0)
     with pytest.warns(UserWarning, match="collapsed minimum"):
-        minima = global_search(collapsing, SearchSettings(runs=1, steps=3, seed=0))
+        minima = global_search(collapsing, SearchSettings(method="basin", runs=1, steps=3, seed=0))
     assert minima and all(min_pair_distance(m.atoms.positions) < 2.3 for m in minima)
     good = relax(au20_ground_state(), EMT(), fmax=0.05).atoms
     squeezed = good.copy()
