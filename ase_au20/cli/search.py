@@ -197,13 +197,13 @@ def select_cmd(
         f"exported {min(n_select, len(selection))}"
     )
     click.echo(
-        f"{'rank':>4} {'row':>6} {'score':>8} {'disagree':>9} {'ens.std':>8} "
+        f"{'rank':>4} {'row':>6} {'score':>8} {'disagree':>9} {'epist.':>8} "
         f"{'±u':>7} {'ΔE':>7}  (eV)"
     )
     for rank in range(min(n_select, len(selection), 10)):
         click.echo(
             f"{rank:>4} {selection.row_ids[rank]:>6} {selection.score[rank]:>8.3f} "
-            f"{selection.disagreement[rank]:>9.3f} {selection.ensemble_std[rank]:>8.3f} "
+            f"{selection.disagreement[rank]:>9.3f} {selection.epistemic_std[rank]:>8.3f} "
             f"{selection.conformal_half_width[rank]:>7.3f} {selection.relative_energy[rank]:>7.3f}"
         )
     click.echo(f"csv  {files['csv']}")

@@ -3,10 +3,10 @@
 Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates are such
 rows). Every calculator predicts each structure; the acquisition score, in eV, is
 
-    score = sqrt(disagreement² + ensemble_std²) + conformal half-width
+    score = sqrt(disagreement² + epistemic_std²) + conformal half-width
 
 where *disagreement* is the standard deviation of the calculators' energies (e.g. KRR vs
-SchNet), *ensemble_std* the largest epistemic spread a calculator reports through an
+SchNet), *epistemic_std* the largest epistemic spread a calculator reports through an
 ``energy_std`` property (an ensemble's std, or the shipped KRR's predictive std), and the
 half-width the mean ``energy_uncertainty`` (missing values count as 0). Only structures
 within ``energy_window`` eV of the lowest mean prediction are eligible: the aim is to pin
@@ -43,7 +43,7 @@ class Selection:
     mean_energy: np.ndarray  # eV
     relative_energy: np.ndarray  # eV above the lowest mean prediction in the pool
     disagreement: np.ndarray  # eV
-    ensemble_std: np.ndarray  # eV (NaN: no calculator reports one)
+    epistemic_std: np.ndarray  # eV (NaN: no calculator reports one)
     conformal_half_width: np.ndarray  # eV (NaN: no calculator reports one)
     score: np.ndarray  # eV
     pool_size: int
@@ -103,9 +103,9 @@ def score_candidates(
     stack = np.vstack(list(energies.values()))
     mean = stack.mean(axis=0)
     disagreement = stack.std(axis=0)
-    ensemble = np.nanmax(np.vstack(spreads), axis=0) if spreads else np.full(n, np.nan)
+    epistemic = np.nanmax(np.vstack(spreads), axis=0) if spreads else np.full(n, np.nan)
     half_width = _nanmean_rows(half_widths, n)
-    score = np.hypot(disagreement, np.nan_to_num(ensemble)) + np.nan_to_num(half_width)
+    score = np.hypot(disagreement, np.nan_to_num(epistemic)) + np.nan_to_num(half_width)
     relative = mean - mean.min()
     eligible = np.ones(n, bool) if energy_window is None else relative <= energy_window
     order = [i for i in np.argsort(-score, kind="stable") if eligible[i]]
@@ -116,7 +116,7 @@ def score_candidates(
         mean_energy=mean[order],
         relative_energy=relative[order],
         disagreement=disagreement[order],
-        ensemble_std=ensemble[order],
+        epistemic_std=epistemic[order],
         conformal_half_width=half_width[order],
         score=score[order],
         pool_size=n,
@@ -138,7 +138,7 @@ def export_selection(selection: Selection, n: int, out_dir: str | os.PathLike) -
         "file",
         "score_eV",
         "disagreement_eV",
-        "ensemble_std_eV",
+        "epistemic_std_eV",
         "conformal_half_width_eV",
         "mean_energy_eV",
         "relative_energy_eV",
@@ -166,7 +166,7 @@ def export_selection(selection: Selection, n: int, out_dir: str | os.PathLike) -
             values = [
                 selection.score,
                 selection.disagreement,
-                selection.ensemble_std,
+                selection.epistemic_std,
                 selection.conformal_half_width,
                 selection.mean_energy,
                 selection.relative_energy,

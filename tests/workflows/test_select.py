@@ -127,6 +127,6 @@ class EnsembleEMT(EMT):
 def test_score_combines_disagreement_spread_and_interval(candidate_db):
     ids, structures = unlabelled_rows(connect(candidate_db))
     sel = score_candidates(structures, ids, {"ens": EnsembleEMT(), "lj": gold_lj()}, None)
-    np.testing.assert_allclose(sel.ensemble_std, 0.2)
+    np.testing.assert_allclose(sel.epistemic_std, 0.2)
     np.testing.assert_allclose(sel.conformal_half_width, 0.5)  # LJ has none: mean of the rest
     np.testing.assert_allclose(sel.score, np.hypot(sel.disagreement, 0.2) + 0.5)
