@@ -82,43 +82,44 @@ class FilterNetwork(nn.Module):
     def grid_table(
         self, lo: float, n_grid: int, spacing: float, like: torch.Tensor
     ) -> torch.Tensor:
-        """Filters ``[n_grid, blocks*F]`` at distances ``lo + (r - 1)·spacing`` for rows r."""
+        """Filters ``[blocks, n_grid, F]`` at distances ``lo + (r - 1)·spacing`` for rows r."""
         grid = lo + spacing * torch.arange(-1, n_grid - 1, dtype=like.dtype, device=like.device)
-        return self.forward(grid.unsqueeze(-1)).transpose(0, 1).reshape(n_grid, -1)
+        return self.forward(grid.unsqueeze(-1))
 
     def interpolate(
         self, table: torch.Tensor, lo: float, spacing: float, d: torch.Tensor
-    ) -> torch.Tensor:
-        """Catmull-Rom interpolation of a grid table at ``d [P, 1]`` -> ``[blocks, P, F]``.
+    ) -> list[torch.Tensor]:
+        """Catmull-Rom interpolation of a grid table ``[blocks, n_grid, F]`` at ``d [P, 1]``:
+        one ``[P, F]`` filter per block, by a sparse (4 entries per row) matrix product.
 
         Grid nodes sit at multiples of ``spacing``, so every table gives the same C1 function
-        of distance. Without a distance gradient a sparse (4 entries per row) matrix product
-        is used; otherwise four gathers, differentiable in ``d`` (for forces).
+        of distance. Not differentiable in ``d``: forces go through ``interpolate_in_d``.
+        Block by block, the products stay in cache: energy-only predict ran 1.2-1.4x faster
+        than with one product over all blocks (measured on 654 Au20, CPU).
         """
-        n_grid, n_pairs = len(table), len(d)
-        t = (d.squeeze(-1) - lo) / spacing
-        k = t.detach().floor().long().clamp_(0, n_grid - 4)
-        u = t - k
-        powers = torch.stack((torch.ones_like(u), u, u * u, u * u * u), dim=1)
-        weights = powers @ CATMULL_ROM.to(u)  # [P, 4]: weights of nodes k-1 .. k+2
-        nodes = k.unsqueeze(-1) + torch.arange(4, device=d.device)
-        if d.requires_grad:
-            w = torch.bmm(weights.unsqueeze(1), table[nodes]).squeeze(1)
-        else:
-            rows = torch.arange(0, 4 * n_pairs + 1, 4, device=d.device)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                interp = torch.sparse_csr_tensor(
-                    rows,
-                    nodes.reshape(-1),
-                    weights.reshape(-1),
-                    (n_pairs, n_grid),
-                    check_invariants=False,
-                )
-            w = interp @ table
-        return w.view(n_pairs, self.blocks, self.hidden).transpose(0, 1)
+        weights, nodes = _spline_nodes(d, lo, spacing, table.shape[1])
+        rows = torch.arange(0, 4 * len(d) + 1, 4, device=d.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            interp = torch.sparse_csr_tensor(
+                rows,
+                nodes.reshape(-1),
+                weights.reshape(-1),
+                (len(d), table.shape[1]),
+                check_invariants=False,
+            )
+        return [interp @ block for block in table]
 
-    def tabulated(self, d: torch.Tensor, spacing: float) -> torch.Tensor:
+    def interpolate_in_d(
+        self, flat_table: torch.Tensor, lo: float, spacing: float, d: torch.Tensor
+    ) -> torch.Tensor:
+        """The same interpolation, differentiable in ``d``, from the table laid out as
+        ``[n_grid, blocks*F]``: four gathers per pair -> ``[blocks, P, F]``."""
+        weights, nodes = _spline_nodes(d, lo, spacing, len(flat_table))
+        w = torch.bmm(weights.unsqueeze(1), flat_table[nodes]).squeeze(1)
+        return w.view(len(d), self.blocks, self.hidden).transpose(0, 1)
+
+    def tabulated(self, d: torch.Tensor, spacing: float) -> list[torch.Tensor] | torch.Tensor:
         """Filters via a table over the batch's distance range (training shortcut).
 
         The filter network runs on ~cutoff/spacing grid points instead of every pair; the
@@ -126,7 +127,26 @@ class FilterNetwork(nn.Module):
         """
         lo = math.floor(max(float(d.min()) - spacing, 0.0) / spacing) * spacing
         n_grid = int(math.ceil((self.cutoff - lo) / spacing)) + 4
-        return self.interpolate(self.grid_table(lo, n_grid, spacing, d), lo, spacing, d)
+        table = self.grid_table(lo, n_grid, spacing, d)
+        if d.requires_grad:
+            return self.interpolate_in_d(flat_blocks(table), lo, spacing, d)
+        return self.interpolate(table, lo, spacing, d)
+
+
+def flat_blocks(table: torch.Tensor) -> torch.Tensor:
+    """``[blocks, n_grid, F]`` -> ``[n_grid, blocks*F]`` (one gather serves every block)."""
+    return table.transpose(0, 1).reshape(table.shape[1], -1)
+
+
+def _spline_nodes(
+    d: torch.Tensor, lo: float, spacing: float, n_grid: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Catmull-Rom weights ``[P, 4]`` of grid rows ``k-1 .. k+2`` and those rows ``[P, 4]``."""
+    t = (d.squeeze(-1) - lo) / spacing
+    k = t.detach().floor().long().clamp_(0, n_grid - 4)
+    u = t - k
+    powers = torch.stack((torch.ones_like(u), u, u * u, u * u * u), dim=1)
+    return powers @ CATMULL_ROM.to(u), k.unsqueeze(-1) + torch.arange(4, device=d.device)
 
 
 class Interaction(nn.Module):
@@ -169,12 +189,13 @@ class SchNet(nn.Module):
         self.head1 = nn.Linear(hidden, hidden // 2)
         self.head2 = nn.Linear(hidden // 2, 1)
         self._pair_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._frozen: tuple[float, torch.Tensor] | None = None
+        self._frozen: tuple[float, torch.Tensor, torch.Tensor] | None = None
 
     def freeze_filters(self, spacing: float | None) -> None:
         """Evaluate the filters once on a grid (inference with fixed weights), None to undo.
 
-        The network then computes exactly the tabulated function it was trained on.
+        The network then computes exactly the tabulated function it was trained on. The
+        table is kept per block (energies) and flat (forces, see ``interpolate_in_d``).
         """
         self._frozen = None
         if spacing is not None:
@@ -182,7 +203,7 @@ class SchNet(nn.Module):
             n_grid = int(math.ceil(self.architecture.cutoff / spacing)) + 4
             with torch.no_grad(), torch.inference_mode(False):
                 table = self.filters.grid_table(0.0, n_grid, spacing, like).detach()
-                self._frozen = (spacing, table)
+                self._frozen = (spacing, table, flat_blocks(table))
 
     def _pairs(self, n_atoms: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Index arrays of all unordered pairs ``i < j`` of ``n_atoms`` atoms (cached)."""
@@ -208,7 +229,12 @@ class SchNet(nn.Module):
         if table_spacing is not None and len(d):
             w = self.filters.tabulated(d, table_spacing)
         elif self._frozen is not None and len(d):
-            w = self.filters.interpolate(self._frozen[1], 0.0, self._frozen[0], d)
+            spacing, table, flat = self._frozen
+            w = (
+                self.filters.interpolate_in_d(flat, 0.0, spacing, d)
+                if d.requires_grad
+                else self.filters.interpolate(table, 0.0, spacing, d)
+            )
         else:
             w = self.filters(d)
         x = self.embedding.expand(n_batch * n_atoms, -1)
@@ -362,13 +388,15 @@ class SchNetModel:
     # -- prediction ----------------------------------------------------------------------
 
     def predict(
-        self, structures: Sequence[Structure], forces: bool = False, batch_size: int = 256
+        self, structures: Sequence[Structure], forces: bool = False, batch_size: int = 64
     ) -> dict[str, np.ndarray]:
         """Energies (eV), per-atom energies, optional forces (eV/Å) and ensemble spread.
 
         Mixed cluster sizes are grouped by size; per-atom arrays are then padded with NaN
-        to the largest size. ``energy`` is the ensemble mean, ``energy_std`` the sample
-        standard deviation across members (only when there are several).
+        to the largest size. Chunks of 64 Au20 keep each block's pair filters (~3 MB) in
+        cache: 256 per chunk was 1.5-1.8x slower on CPU. ``energy`` is the ensemble mean,
+        ``energy_std`` the sample standard deviation across members (only when there are
+        several).
         """
         if len(structures) == 0:
             raise ValueError("predict needs at least one structure")
