@@ -107,7 +107,14 @@ def _default(name: str) -> object:
     type=int,
     default=_default("threads"),
     show_default=True,
-    help="Torch CPU threads during training.",
+    help="Torch CPU threads during training (per process with --workers).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=_default("workers"),
+    show_default=True,
+    help="CPU processes training each network data-parallel (e.g. 2 on a 2-core machine).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def schnet(

@@ -70,6 +70,9 @@ class SchNetConfig:
 
     ``threads=1`` by default: on a 2-core machine shared with other work, two intra-op
     threads ran up to 10x slower than one (each waits for the other's descheduled core).
+    ``workers > 1`` trains each network data-parallel over that many CPU processes (see
+    ``ase_au20.models.data_parallel``); results then differ from ``workers=1`` by
+    floating-point summation order only.
     """
 
     hidden: int = 128
@@ -99,10 +102,11 @@ class SchNetConfig:
     device: str = "auto"
     table_spacing: float | None = 0.01
     threads: int | None = 1
+    workers: int = 1
 
     def __post_init__(self) -> None:
         self.architecture()  # validates hidden/blocks/rbf/cutoff
-        positive = ("epochs", "batch_size", "ensemble", "patience", "lr_patience")
+        positive = ("epochs", "batch_size", "ensemble", "patience", "lr_patience", "workers")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -18,9 +18,12 @@ early stopping with the best weights restored; seeds fix weights and batch order
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +32,7 @@ from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet
+from ase_au20.models.data_parallel import SINGLE, Shard, run_data_parallel
 from ase_au20.models.schnet import (
     SchNet,
     SchNetModel,
@@ -137,26 +141,39 @@ def _build_rows(
 
 
 def _batch_loss(
-    net: SchNet, rows: _Rows, idx: torch.Tensor, config: SchNetConfig, std: float, amp: bool
+    net: SchNet,
+    rows: _Rows,
+    idx: torch.Tensor,
+    config: SchNetConfig,
+    std: float,
+    amp: bool,
+    shard: Shard = SINGLE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted loss of one batch and the absolute errors (eV) of its labelled rows."""
+    """This process's share of the weighted loss of batch ``idx`` and its absolute errors (eV).
+
+    Sums are divided by the whole batch's counts, so summing the shares' gradients over the
+    data-parallel processes gives exactly the gradient of the whole batch's mean loss.
+    """
     device = next(net.parameters()).device
-    pos = rows.positions[idx].to(device)
-    target, teacher = rows.target[idx].to(device), rows.teacher[idx].to(device)
-    weight, labelled = rows.weight[idx].to(device), rows.labelled[idx].to(device)
+    relaxed_rows = idx[rows.labelled[idx]][: config.zero_force_subset]
+    mine = shard.take(idx)
+    pos = rows.positions[mine].to(device)
+    target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
+    weight, labelled = rows.weight[mine].to(device), rows.labelled[mine].to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         pred = net(pos, table_spacing=config.table_spacing).sum(1).float()
     lam = config.kd_lambda
     sq_true = (pred - target.nan_to_num()) ** 2
     sq_teacher = (pred - teacher.nan_to_num()) ** 2  # NaN only where the term is unused
     per_row = torch.where(labelled, (1 - lam) * sq_true + lam * sq_teacher, sq_teacher)
-    loss = (weight * per_row).mean()
-    if config.zero_force_weight > 0:
-        relaxed = pos[labelled][: config.zero_force_subset].detach().requires_grad_(True)
-        if len(relaxed):
-            energy = net(relaxed).sum()
-            (grad,) = torch.autograd.grad(energy, relaxed, create_graph=True)
-            loss = loss + config.zero_force_weight * (std * grad).pow(2).sum(-1).mean()
+    loss = (weight * per_row).sum() / len(idx)
+    relaxed_mine = shard.take(relaxed_rows)
+    if config.zero_force_weight > 0 and len(relaxed_mine):
+        relaxed = rows.positions[relaxed_mine].to(device).requires_grad_(True)
+        energy = net(relaxed).sum()
+        (grad,) = torch.autograd.grad(energy, relaxed, create_graph=True)
+        squared = (std * grad).pow(2).sum(-1).sum() / (len(relaxed_rows) * relaxed.shape[1])
+        loss = loss + config.zero_force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors
 
@@ -167,14 +184,27 @@ def _epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[to
     return [torch.as_tensor(order[s : s + batch_size]) for s in range(0, n, batch_size)]
 
 
-def _val_mae(net: SchNet, positions: torch.Tensor, energies: np.ndarray, mean: float, std: float):
-    """Validation MAE (eV) with exact filters."""
+def _val_mae(
+    net: SchNet,
+    positions: torch.Tensor,
+    energies: np.ndarray,
+    mean: float,
+    std: float,
+    shard: Shard = SINGLE,
+) -> float:
+    """Validation MAE (eV) with exact filters, each process scoring its share of the rows."""
     net.eval()
+    mine = shard.take(torch.arange(len(positions)))
     with torch.inference_mode():
-        h = torch.cat([net(positions[s : s + 256]) for s in range(0, len(positions), 256)])
+        h = [net(positions[mine[s : s + 256]]) for s in range(0, len(mine), 256)]
     net.train()
-    pred = std * h.double().cpu().numpy() + mean
-    return float(np.abs(pred.sum(1) - energies).mean())
+    total = torch.zeros(2, dtype=torch.float64)
+    if h:
+        pred = std * torch.cat(h).double().cpu().sum(1) + mean * positions.shape[1]
+        total[0] = (pred - torch.as_tensor(energies[mine.numpy()])).abs().sum()
+        total[1] = len(mine)
+    total = shard.sum(total)
+    return float(total[0] / total[1])
 
 
 def train_network(
@@ -186,8 +216,13 @@ def train_network(
     std: float,
     progress: bool = True,
     label: str = "schnet",
+    shard: Shard = SINGLE,
 ) -> tuple[SchNet, dict[str, Any]]:
-    """Train one network; returns it with the best validation weights and its history."""
+    """Train one network; returns it with the best validation weights and its history.
+
+    With a data-parallel ``shard`` every process runs this same loop in lockstep: same seed,
+    same batches, gradients summed before each identical optimiser step.
+    """
     device = resolve_device(config.device)
     amp = device.type == "cuda"
     torch.manual_seed(seed)
@@ -204,16 +239,19 @@ def train_network(
     bar = tqdm(range(config.epochs), desc=label, disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
-        errors = []
+        errors = torch.zeros(2, dtype=torch.float64)
         for idx in _epoch_batches(len(rows.positions), config.batch_size, rng):
-            loss, err = _batch_loss(net, rows, idx, config, std, amp)
+            loss, err = _batch_loss(net, rows, idx, config, std, amp, shard)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if loss.requires_grad:  # an empty share (batch smaller than the process count)
+                loss.backward()
+            shard.sum_gradients(net)
             optimizer.step()
-            errors.append(err)
+            errors += torch.stack([err.double().sum().cpu(), torch.tensor(float(len(err)))])
         seconds = time.perf_counter() - start
-        train_mae = float(torch.cat(errors).mean()) if errors else float("nan")
-        val_mae = _val_mae(net, val_pos, val_e, mean, std)
+        errors = shard.sum(errors)
+        train_mae = float(errors[0] / errors[1]) if errors[1] else float("nan")
+        val_mae = _val_mae(net, val_pos, val_e, mean, std, shard)
         scheduler.step(val_mae)
         for key, value in zip(
             history, (train_mae, val_mae, optimizer.param_groups[0]["lr"], seconds), strict=True
@@ -237,6 +275,53 @@ def train_network(
         "seconds_history": [round(v, 4) for v in history["seconds"]],
     }
     return net.eval(), {"summary": summary, "history": history}
+
+
+def _train_in_process(
+    shard: Shard,
+    out: str,
+    rows: _Rows,
+    val: IsomerSet,
+    config: SchNetConfig,
+    seed: int,
+    mean: float,
+    std: float,
+    progress: bool,
+    label: str,
+) -> None:
+    """One data-parallel process: train; rank 0 writes the weights and the summary to ``out``."""
+    with torch_threads(config.threads or 1):
+        net, result = train_network(
+            rows, val, config, seed, mean, std, progress and shard.rank == 0, label, shard
+        )
+    if shard.rank == 0:
+        torch.save(net.state_dict(), Path(out) / "member.pt")
+        (Path(out) / "summary.json").write_text(json.dumps(result))
+
+
+def _train_member(
+    rows: _Rows,
+    val: IsomerSet,
+    config: SchNetConfig,
+    seed: int,
+    mean: float,
+    std: float,
+    progress: bool,
+    label: str,
+) -> tuple[SchNet, dict[str, Any]]:
+    """Train one network, in this process or over ``config.workers`` CPU processes."""
+    if config.workers == 1:
+        with torch_threads(config.threads):
+            return train_network(rows, val, config, seed, mean, std, progress, label)
+    with tempfile.TemporaryDirectory(prefix="au20-schnet-") as out:
+        args = (out, rows, val, config, seed, mean, std, progress, label)
+        n_parameters = sum(p.numel() for p in SchNet(config.architecture()).parameters())
+        run_data_parallel(_train_in_process, config.workers, n_parameters, *args)
+        state = torch.load(Path(out) / "member.pt", map_location="cpu", weights_only=True)
+        result = json.loads((Path(out) / "summary.json").read_text())
+    net = SchNet(config.architecture(), energy_scale=std)
+    net.load_state_dict(state)
+    return net.eval(), result
 
 
 def _teacher_provenance(teacher: Teacher | None) -> dict[str, Any] | None:
@@ -274,22 +359,26 @@ def train_schnet(
     mean, std = float(per_atom.mean()), float(per_atom.std())
     if not std > 0:
         raise ValueError("training energies have zero spread: cannot standardise targets")
+    if config.workers > 1 and resolve_device(config.device).type != "cpu":
+        raise ValueError(
+            f"workers={config.workers} is CPU data parallelism; on {config.device} use workers=1"
+        )
     start = time.perf_counter()
     with torch_threads(config.threads):
         rows = _build_rows(train, config, teacher, mean, std)
-        results = [
-            train_network(
-                rows,
-                val,
-                config,
-                config.seed + k,
-                mean,
-                std,
-                progress,
-                f"schnet {k + 1}/{config.ensemble}",
-            )
-            for k in range(config.ensemble)
-        ]
+    results = [
+        _train_member(
+            rows,
+            val,
+            config,
+            config.seed + k,
+            mean,
+            std,
+            progress,
+            f"schnet {k + 1}/{config.ensemble}",
+        )
+        for k in range(config.ensemble)
+    ]
     card = {
         "hyperparameters": config.to_dict(),
         "features": {
@@ -304,6 +393,7 @@ def train_schnet(
             "teacher": _teacher_provenance(teacher),
             "seconds": time.perf_counter() - start,
             "threads": config.threads or torch.get_num_threads(),
+            "workers": config.workers,
             "members": [r[1]["summary"] for r in results],
         },
     }

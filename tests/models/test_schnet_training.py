@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +157,35 @@ def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
     assert min(pdist(p).min() for p in kept) >= radius
     with pytest.raises(ValueError, match="smaller vkd_sigma"):
         _vicinal_pool(train, tiny_config(vkd=4, vkd_sigma=1.0, repulsion_radius=4.0), Teacher())
+
+
+needs_two_cpus = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPUs")
+
+
+@needs_two_cpus
+def test_two_workers_train_the_same_network_as_one(splits) -> None:
+    """Data parallelism only splits each batch: the summed gradient is the whole batch's."""
+    train, val = splits
+    batch = len(train) - 1  # the second batch holds one row: one worker's share is empty
+    config = tiny_config(epochs=2, zero_force_weight=1.0, zero_force_subset=3, batch_size=batch)
+    one = train_schnet(train, val, config, progress=False)
+    two = train_schnet(train, val, replace(config, workers=2), progress=False)
+    assert two.card["training"]["workers"] == 2
+    state_one, state_two = one.networks[0].state_dict(), two.networks[0].state_dict()
+    for key, value in state_one.items():
+        assert torch.allclose(value, state_two[key], rtol=1e-4, atol=1e-6), key
+    histories = [m.card["training"]["members"][0] for m in (one, two)]
+    for key in ("train_mae_history", "val_mae_history"):
+        assert np.allclose(histories[0][key], histories[1][key], rtol=1e-4)
+    untrained = SchNet(config.architecture())
+    assert not torch.allclose(state_one["embedding"], untrained.embedding)
+
+
+def test_bad_worker_counts_are_value_errors(splits) -> None:
+    train, val = splits
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        SchNetConfig(workers=0)
+    with pytest.raises(ValueError, match="CPU data parallelism"):
+        train_schnet(train, val, tiny_config(workers=2, device="cuda"), progress=False)
+    with pytest.raises(ValueError, match="exceeds the"):
+        train_schnet(train, val, tiny_config(workers=(os.cpu_count() or 1) + 1), progress=False)
