@@ -52,6 +52,13 @@ def _default(name: str) -> object:
     help="Weight of the teacher's energies vs the DFT labels on training rows (0..1).",
 )
 @click.option(
+    "--kd-atom-weight",
+    type=float,
+    default=_default("kd_atom_weight"),
+    show_default=True,
+    help="Weight of the teacher's per-atom energies (mean squared error per atom).",
+)
+@click.option(
     "--teacher",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
@@ -135,8 +142,8 @@ def schnet(
             from ase_au20.models.krr import KRRModel
 
             teacher_model = KRRModel.load(teacher)
-        elif config.kd_lambda > 0 or config.vkd > 0:
-            raise ValueError("--kd-lambda and --vkd need --teacher KRR_MODEL_DIR")
+        elif config.kd_lambda > 0 or config.vkd > 0 or config.kd_atom_weight > 0:
+            raise ValueError("--kd-lambda, --kd-atom-weight and --vkd need --teacher KRR_MODEL_DIR")
         model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)
     except ValueError as err:
         raise click.ClickException(str(err)) from None

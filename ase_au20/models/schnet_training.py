@@ -7,6 +7,9 @@ Loss per training row, in units of the per-atom energy std σ (targets are stand
   with ``w = outlier_weight`` for rows flagged ``is_outlier`` and 1 otherwise;
 * vicinal rows (``vkd`` Gaussian rattles of training geometries, a fixed pool drawn once and
   labelled once by the teacher): ``vkd_weight · (pred − E_teacher)²``;
+* per-atom distillation on every row with teacher labels: ``kd_atom_weight`` times the mean
+  over atoms of ``(pred_i − e_i,teacher)²``, e_i the teacher's local energies (the KRR's
+  per-atom terms): twenty targets per geometry instead of one;
 * zero-force term: the isomers are DFT-relaxed, so ``zero_force_weight · mean |F|²``
   (eV²/Å²) on the first ``zero_force_subset`` labelled rows of each batch (double backward).
 
@@ -55,6 +58,7 @@ class _Rows:
     positions: torch.Tensor  # [n, N, 3]
     target: torch.Tensor  # [n] normalised DFT target (NaN for vicinal rows)
     teacher: torch.Tensor  # [n] normalised teacher target (NaN without teacher)
+    teacher_atoms: torch.Tensor  # [n, N] normalised teacher local energies (NaN without)
     weight: torch.Tensor  # [n]
     labelled: torch.Tensor  # [n] bool: relaxed DFT geometry
 
@@ -67,12 +71,20 @@ def _positions(structures: Sequence[Any]) -> np.ndarray:
     return np.stack([a.get_positions() for a in structures])
 
 
-def _teacher_energy(teacher: Teacher, structures: Sequence[Any]) -> np.ndarray:
-    """Teacher energies (eV) as a float array, checked for shape and finiteness."""
-    energy = np.asarray(teacher.predict(list(structures))["energy"], dtype=float)
+def _teacher_energy(teacher: Teacher, structures: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher energies (n,) and local energies (n, N) in eV, checked for shape and finiteness.
+
+    A teacher without per-atom ``energies`` gives NaN local energies (no per-atom term).
+    """
+    out = teacher.predict(list(structures))
+    energy = np.asarray(out["energy"], dtype=float)
     if energy.shape != (len(structures),) or not np.all(np.isfinite(energy)):
         raise ValueError("teacher.predict must return finite energies, one per structure")
-    return energy
+    n_atoms = len(structures[0]) if len(structures) else 0
+    local = np.asarray(out.get("energies", np.full((len(energy), n_atoms), np.nan)), dtype=float)
+    if local.shape != (len(energy), n_atoms):
+        raise ValueError(f"teacher per-atom energies have shape {local.shape}")
+    return energy, local
 
 
 VICINAL_TRIES = 100
@@ -103,7 +115,7 @@ def _vicinal_pool(
             )
         atoms.positions = moved
         structures.append(atoms)
-    return _positions(structures), _teacher_energy(teacher, structures)
+    return (_positions(structures), *_teacher_energy(teacher, structures))
 
 
 def _build_rows(
@@ -115,13 +127,15 @@ def _build_rows(
     energies = np.asarray(train.energies, dtype=float)
     weight = np.where(np.asarray(train.is_outlier, dtype=bool), config.outlier_weight, 1.0)
     teacher_e = np.full(len(train), np.nan)
-    if teacher is not None and config.kd_lambda > 0:
-        teacher_e = _teacher_energy(teacher, train.atoms)
+    teacher_atoms = np.full(positions.shape[:2], np.nan)
+    if teacher is not None and (config.kd_lambda > 0 or config.kd_atom_weight > 0):
+        teacher_e, teacher_atoms = _teacher_energy(teacher, train.atoms)
     labelled = np.ones(len(train), dtype=bool)
     if config.vkd > 0:
         if teacher is None:
             raise ValueError("vicinal distillation (vkd > 0) needs a teacher model")
-        vkd_pos, vkd_e = _vicinal_pool(train, config, teacher)
+        vkd_pos, vkd_e, vkd_atoms = _vicinal_pool(train, config, teacher)
+        teacher_atoms = np.concatenate([teacher_atoms, vkd_atoms])
         positions = np.concatenate([positions, vkd_pos])
         energies = np.concatenate([energies, np.full(config.vkd, np.nan)])
         teacher_e = np.concatenate([teacher_e, vkd_e])
@@ -135,6 +149,7 @@ def _build_rows(
         torch.as_tensor(positions, dtype=torch.float32),
         norm(energies),
         norm(teacher_e),
+        torch.as_tensor((teacher_atoms - mean) / std, dtype=torch.float32),
         torch.as_tensor(weight, dtype=torch.float32),
         torch.as_tensor(labelled),
     )
@@ -161,11 +176,17 @@ def _batch_loss(
     target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
     weight, labelled = rows.weight[mine].to(device), rows.labelled[mine].to(device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        pred = net(pos, table_spacing=config.table_spacing).sum(1).float()
+        atoms_pred = net(pos, table_spacing=config.table_spacing).float()
+    pred = atoms_pred.sum(1)
     lam = config.kd_lambda
     sq_true = (pred - target.nan_to_num()) ** 2
     sq_teacher = (pred - teacher.nan_to_num()) ** 2  # NaN only where the term is unused
     per_row = torch.where(labelled, (1 - lam) * sq_true + lam * sq_teacher, sq_teacher)
+    if config.kd_atom_weight > 0:
+        local = rows.teacher_atoms[mine].to(device)
+        sq_atoms = ((atoms_pred - local.nan_to_num()) ** 2).mean(1)
+        has_local = torch.isfinite(local).all(1)
+        per_row = per_row + config.kd_atom_weight * torch.where(has_local, sq_atoms, 0.0)
     loss = (weight * per_row).sum() / len(idx)
     relaxed_mine = shard.take(relaxed_rows)
     if config.zero_force_weight > 0 and len(relaxed_mine):
@@ -354,6 +375,8 @@ def train_schnet(
         raise ValueError("training needs non-empty train and val sets")
     if config.kd_lambda > 0 and teacher is None:
         raise ValueError("kd_lambda > 0 needs a teacher model")
+    if config.kd_atom_weight > 0 and teacher is None:
+        raise ValueError("kd_atom_weight > 0 needs a teacher model")
     n_atoms = _positions(train.atoms).shape[1]
     per_atom = np.asarray(train.energies, dtype=float) / n_atoms
     mean, std = float(per_atom.mean()), float(per_atom.std())

@@ -90,6 +90,20 @@ def test_distillation_with_a_teacher_and_ensemble(splits, tiny_krr) -> None:
     assert np.all(out["energy_std"] > 0)
 
 
+def test_per_atom_distillation_pulls_atom_energies_towards_the_teacher(splits, tiny_krr):
+    train, val = splits
+    local = tiny_krr.model.predict(train.atoms)["energies"]
+
+    def atom_gap(model: SchNetModel) -> float:
+        return float(np.abs(model.predict(train.atoms)["energies"] - local).mean())
+
+    config = tiny_config(epochs=6, kd_lambda=0.5, vkd=32)
+    plain = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
+    config = replace(config, kd_atom_weight=1000.0)
+    atomwise = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
+    assert atom_gap(atomwise) < 0.8 * atom_gap(plain)
+
+
 def test_bad_training_options_are_value_errors(splits) -> None:
     train, val = splits
     with pytest.raises(ValueError, match="needs a teacher"):
@@ -98,6 +112,10 @@ def test_bad_training_options_are_value_errors(splits) -> None:
         train_schnet(train, val, shipped_config(**TINY), progress=False)  # recipe distils
     with pytest.raises(ValueError, match="kd_lambda"):
         SchNetConfig(kd_lambda=1.5)
+    with pytest.raises(ValueError, match="kd_atom_weight > 0 needs a teacher"):
+        train_schnet(train, val, tiny_config(kd_atom_weight=1.0), progress=False)
+    with pytest.raises(ValueError, match="kd_atom_weight must not be negative"):
+        SchNetConfig(kd_atom_weight=-1.0)
     with pytest.raises(ValueError, match="unknown SchNet hyper-parameter"):
         SchNetConfig.from_dict({"hidden": 8, "colour": "red"})
     with pytest.raises(ValueError, match="one cluster size"):
@@ -149,11 +167,12 @@ def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
     closest = min(pdist(a.positions).min() for a in train.atoms)
     radius = closest - 0.05
     wide = tiny_config(vkd=64, vkd_sigma=0.1)
-    free, _ = _vicinal_pool(train, wide, Teacher())
+    free, _, _ = _vicinal_pool(train, wide, Teacher())
     assert min(pdist(p).min() for p in free) < radius  # without the prior some come closer
     guarded = tiny_config(vkd=64, vkd_sigma=0.1, repulsion_radius=radius, repulsion_strength=1.0)
-    kept, labels = _vicinal_pool(train, guarded, Teacher())
+    kept, labels, local = _vicinal_pool(train, guarded, Teacher())
     assert len(kept) == 64 and labels.shape == (64,)
+    assert local.shape == (64, len(train.atoms[0])) and np.isnan(local).all()  # no energies
     assert min(pdist(p).min() for p in kept) >= radius
     with pytest.raises(ValueError, match="smaller vkd_sigma"):
         _vicinal_pool(train, tiny_config(vkd=4, vkd_sigma=1.0, repulsion_radius=4.0), Teacher())
