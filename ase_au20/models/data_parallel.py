@@ -102,7 +102,9 @@ def run_data_parallel(fn: Callable[..., None], workers: int, n_parameters: int, 
     ``n_parameters`` is the number of trainable values whose gradients the shards sum.
     ``fn`` must be a module-level function (processes are spawned, not forked: forking a
     process that already ran torch can deadlock); it returns results through files. An
-    exception in any process is raised here with that process's traceback.
+    exception in any process is raised here with that process's traceback. As with any
+    spawned multiprocessing, a script that calls this needs the ``if __name__ ==
+    "__main__":`` guard (the ``au20-workflow`` command has it).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
