@@ -318,6 +318,13 @@ class SchNetModel:
         self.table_spacing = self.card.get("hyperparameters", {}).get("table_spacing")
         for net in self.networks:
             net.freeze_filters(self.table_spacing)
+        # single structures on CPU: NumPy with an analytic gradient (see schnet_numpy)
+        self.single_path = None
+        if self.device.type == "cpu" and self.table_spacing is not None:
+            from ase_au20.models.schnet_numpy import NumpySchNet
+
+            np_dtype = np.float64 if dtype == torch.float64 else np.float32
+            self.single_path = [NumpySchNet(net, np_dtype) for net in self.networks]
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -428,6 +435,12 @@ class SchNetModel:
         self, positions: np.ndarray, forces: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised per-atom outputs ``[M, B, N]`` and d(mean Σh)/dr ``[B, N, 3]``."""
+        if self.single_path is not None and len(positions) == 1:
+            members = [net(positions[0], forces) for net in self.single_path]
+            h = np.stack([out for out, _ in members])[:, None]
+            if not forces:
+                return h, None
+            return h, np.mean([grad for _, grad in members], axis=0)[None]
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         threads = PREDICT_THREADS if self.device.type == "cpu" else None
         with torch_threads(threads):
