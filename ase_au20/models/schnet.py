@@ -8,7 +8,7 @@ to zero at ``cutoff``, so energies and forces are continuous when pairs enter or
 
 ``SchNetModel`` owns the target scaling (per-atom mean and std from training, kept in the
 card as exact floats and applied in float64), the card, saving/loading without pickle and
-batched prediction with autograd forces.
+batched prediction with autograd forces (one structure on CPU: ``schnet_numpy``).
 """
 
 from __future__ import annotations
