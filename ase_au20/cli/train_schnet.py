@@ -59,6 +59,20 @@ def _default(name: str) -> object:
     help="Weight of the teacher's per-atom energies (mean squared error per atom).",
 )
 @click.option(
+    "--kd-force-weight",
+    type=float,
+    default=_default("kd_force_weight"),
+    show_default=True,
+    help="Weight of the teacher's forces on the vicinal rows (mean |F - F_teacher|², eV²/Å²).",
+)
+@click.option(
+    "--kd-force-subset",
+    type=int,
+    default=_default("kd_force_subset"),
+    show_default=True,
+    help="Vicinal rows per batch that get the force term (each costs a double backward).",
+)
+@click.option(
     "--teacher",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
@@ -143,7 +157,10 @@ def schnet(
 
             teacher_model = KRRModel.load(teacher)
         elif config.kd_lambda > 0 or config.vkd > 0 or config.kd_atom_weight > 0:
-            raise ValueError("--kd-lambda, --kd-atom-weight and --vkd need --teacher KRR_MODEL_DIR")
+            raise ValueError(
+                "--kd-lambda, --kd-atom-weight, --kd-force-weight and --vkd need "
+                "--teacher KRR_MODEL_DIR"
+            )
         model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)
     except ValueError as err:
         raise click.ClickException(str(err)) from None

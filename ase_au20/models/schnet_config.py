@@ -92,6 +92,8 @@ class SchNetConfig:
     patience: int = 40
     kd_lambda: float = 0.0
     kd_atom_weight: float = 0.0
+    kd_force_weight: float = 0.0
+    kd_force_subset: int = 4
     vkd: int = 0
     vkd_sigma: float = 0.1
     vkd_weight: float = 1.0
@@ -107,7 +109,15 @@ class SchNetConfig:
 
     def __post_init__(self) -> None:
         self.architecture()  # validates hidden/blocks/rbf/cutoff
-        positive = ("epochs", "batch_size", "ensemble", "patience", "lr_patience", "workers")
+        positive = (
+            "epochs",
+            "batch_size",
+            "ensemble",
+            "patience",
+            "lr_patience",
+            "workers",
+            "kd_force_subset",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -117,7 +127,7 @@ class SchNetConfig:
         if not 0.0 <= self.kd_lambda <= 1.0:
             raise ValueError(f"kd_lambda must lie in [0, 1], got {self.kd_lambda}")
         non_negative = ("vkd", "vkd_weight", "zero_force_weight", "outlier_weight", "weight_decay")
-        for name in (*non_negative, "kd_atom_weight"):
+        for name in (*non_negative, "kd_atom_weight", "kd_force_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.table_spacing is not None and not 0 < self.table_spacing <= 0.05:

@@ -11,7 +11,10 @@ Loss per training row, in units of the per-atom energy std σ (targets are stand
   over atoms of ``(pred_i − e_i,teacher)²``, e_i the teacher's local energies (the KRR's
   per-atom terms): twenty targets per geometry instead of one;
 * zero-force term: the isomers are DFT-relaxed, so ``zero_force_weight · mean |F|²``
-  (eV²/Å²) on the first ``zero_force_subset`` labelled rows of each batch (double backward).
+  (eV²/Å²) on the first ``zero_force_subset`` labelled rows of each batch (double backward);
+* force distillation on the vicinal rows: ``kd_force_weight · mean |F − F_teacher|²``
+  (eV²/Å², per atom) on the first ``kd_force_subset`` vicinal rows of each batch, the
+  teacher's exact forces at geometries away from the minima (double backward).
 
 Speed: during training the filter network is evaluated on a distance grid and interpolated
 (``table_spacing``, see ``FilterNetwork.tabulated``); validation, the zero-force term and
@@ -46,9 +49,9 @@ from ase_au20.models.schnet_config import SchNetConfig
 
 
 class Teacher(Protocol):
-    """Anything with ``predict(structures) -> {"energy": ...}`` (e.g. a KRRModel)."""
+    """Anything with ``predict(structures, forces=...) -> {"energy": ...}`` (e.g. a KRRModel)."""
 
-    def predict(self, structures: Sequence[Any]) -> dict[str, Any]: ...
+    def predict(self, structures: Sequence[Any], forces: bool = False) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -59,6 +62,7 @@ class _Rows:
     target: torch.Tensor  # [n] normalised DFT target (NaN for vicinal rows)
     teacher: torch.Tensor  # [n] normalised teacher target (NaN without teacher)
     teacher_atoms: torch.Tensor  # [n, N] normalised teacher local energies (NaN without)
+    teacher_forces: torch.Tensor  # [n, N, 3] teacher forces in eV/Å (NaN without)
     weight: torch.Tensor  # [n]
     labelled: torch.Tensor  # [n] bool: relaxed DFT geometry
 
@@ -71,12 +75,16 @@ def _positions(structures: Sequence[Any]) -> np.ndarray:
     return np.stack([a.get_positions() for a in structures])
 
 
-def _teacher_energy(teacher: Teacher, structures: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Teacher energies (n,) and local energies (n, N) in eV, checked for shape and finiteness.
+def _teacher_labels(
+    teacher: Teacher, structures: Sequence[Any], forces: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher energies (n,), local energies (n, N) in eV and forces (n, N, 3) in eV/Å,
+    checked for shape and finiteness.
 
-    A teacher without per-atom ``energies`` gives NaN local energies (no per-atom term).
+    A teacher without per-atom ``energies`` gives NaN local energies (no per-atom term);
+    forces are NaN unless asked for.
     """
-    out = teacher.predict(list(structures))
+    out = teacher.predict(list(structures), forces=forces)
     energy = np.asarray(out["energy"], dtype=float)
     if energy.shape != (len(structures),) or not np.all(np.isfinite(energy)):
         raise ValueError("teacher.predict must return finite energies, one per structure")
@@ -84,7 +92,12 @@ def _teacher_energy(teacher: Teacher, structures: Sequence[Any]) -> tuple[np.nda
     local = np.asarray(out.get("energies", np.full((len(energy), n_atoms), np.nan)), dtype=float)
     if local.shape != (len(energy), n_atoms):
         raise ValueError(f"teacher per-atom energies have shape {local.shape}")
-    return energy, local
+    force = np.full((len(energy), n_atoms, 3), np.nan)
+    if forces:
+        force = np.asarray(out["forces"], dtype=float)
+        if force.shape != (len(energy), n_atoms, 3) or not np.all(np.isfinite(force)):
+            raise ValueError("teacher.predict must return finite forces of shape (n, N, 3)")
+    return energy, local, force
 
 
 VICINAL_TRIES = 100
@@ -92,8 +105,9 @@ VICINAL_TRIES = 100
 
 def _vicinal_pool(
     train: IsomerSet, config: SchNetConfig, teacher: Teacher
-) -> tuple[np.ndarray, np.ndarray]:
-    """``config.vkd`` Gaussian rattles of random training geometries and their teacher labels.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``config.vkd`` Gaussian rattles of random training geometries and their teacher labels
+    (energies, local energies, and forces when ``kd_force_weight`` > 0).
 
     With a repulsion prior, a rattle that brings two atoms closer than its radius is drawn
     again: the teacher never saw such distances, the fixed prior alone governs them.
@@ -115,7 +129,8 @@ def _vicinal_pool(
             )
         atoms.positions = moved
         structures.append(atoms)
-    return (_positions(structures), *_teacher_energy(teacher, structures))
+    labels = _teacher_labels(teacher, structures, forces=config.kd_force_weight > 0)
+    return (_positions(structures), *labels)
 
 
 def _build_rows(
@@ -128,14 +143,16 @@ def _build_rows(
     weight = np.where(np.asarray(train.is_outlier, dtype=bool), config.outlier_weight, 1.0)
     teacher_e = np.full(len(train), np.nan)
     teacher_atoms = np.full(positions.shape[:2], np.nan)
+    teacher_forces = np.full(positions.shape, np.nan)  # minima: the zero-force term instead
     if teacher is not None and (config.kd_lambda > 0 or config.kd_atom_weight > 0):
-        teacher_e, teacher_atoms = _teacher_energy(teacher, train.atoms)
+        teacher_e, teacher_atoms, _ = _teacher_labels(teacher, train.atoms)
     labelled = np.ones(len(train), dtype=bool)
     if config.vkd > 0:
         if teacher is None:
             raise ValueError("vicinal distillation (vkd > 0) needs a teacher model")
-        vkd_pos, vkd_e, vkd_atoms = _vicinal_pool(train, config, teacher)
+        vkd_pos, vkd_e, vkd_atoms, vkd_forces = _vicinal_pool(train, config, teacher)
         teacher_atoms = np.concatenate([teacher_atoms, vkd_atoms])
+        teacher_forces = np.concatenate([teacher_forces, vkd_forces])
         positions = np.concatenate([positions, vkd_pos])
         energies = np.concatenate([energies, np.full(config.vkd, np.nan)])
         teacher_e = np.concatenate([teacher_e, vkd_e])
@@ -150,6 +167,7 @@ def _build_rows(
         norm(energies),
         norm(teacher_e),
         torch.as_tensor((teacher_atoms - mean) / std, dtype=torch.float32),
+        torch.as_tensor(teacher_forces, dtype=torch.float32),
         torch.as_tensor(weight, dtype=torch.float32),
         torch.as_tensor(labelled),
     )
@@ -171,6 +189,8 @@ def _batch_loss(
     """
     device = next(net.parameters()).device
     relaxed_rows = idx[rows.labelled[idx]][: config.zero_force_subset]
+    has_forces = torch.isfinite(rows.teacher_forces[idx]).all(-1).all(-1)
+    force_rows = idx[has_forces][: config.kd_force_subset]
     mine = shard.take(idx)
     pos = rows.positions[mine].to(device)
     target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
@@ -190,13 +210,34 @@ def _batch_loss(
     loss = (weight * per_row).sum() / len(idx)
     relaxed_mine = shard.take(relaxed_rows)
     if config.zero_force_weight > 0 and len(relaxed_mine):
-        relaxed = rows.positions[relaxed_mine].to(device).requires_grad_(True)
-        energy = net(relaxed).sum()
-        (grad,) = torch.autograd.grad(energy, relaxed, create_graph=True)
-        squared = (std * grad).pow(2).sum(-1).sum() / (len(relaxed_rows) * relaxed.shape[1])
+        residual = _force_residual(net, rows, relaxed_mine, std, device, teacher=False)
+        squared = residual.pow(2).sum() / (len(relaxed_rows) * residual.shape[1])
         loss = loss + config.zero_force_weight * squared
+    force_mine = shard.take(force_rows)
+    if config.kd_force_weight > 0 and len(force_mine):
+        residual = _force_residual(net, rows, force_mine, std, device, teacher=True)
+        squared = residual.pow(2).sum() / (len(force_rows) * residual.shape[1])
+        loss = loss + config.kd_force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors
+
+
+def _force_residual(
+    net: SchNet,
+    rows: _Rows,
+    which: torch.Tensor,
+    std: float,
+    device: torch.device,
+    teacher: bool,
+) -> torch.Tensor:
+    """Predicted forces (eV/Å) minus the teacher's, or minus zero, on rows ``which``,
+    differentiable in the weights (double backward)."""
+    positions = rows.positions[which].to(device).requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(positions).sum(), positions, create_graph=True)
+    forces = -std * grad
+    if teacher:
+        forces = forces - rows.teacher_forces[which].to(device)
+    return forces
 
 
 def _epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[torch.Tensor]:
@@ -377,6 +418,8 @@ def train_schnet(
         raise ValueError("kd_lambda > 0 needs a teacher model")
     if config.kd_atom_weight > 0 and teacher is None:
         raise ValueError("kd_atom_weight > 0 needs a teacher model")
+    if config.kd_force_weight > 0 and config.vkd == 0:
+        raise ValueError("kd_force_weight > 0 needs vicinal rows (vkd > 0) and a teacher model")
     n_atoms = _positions(train.atoms).shape[1]
     per_atom = np.asarray(train.energies, dtype=float) / n_atoms
     mean, std = float(per_atom.mean()), float(per_atom.std())

@@ -104,6 +104,33 @@ def test_per_atom_distillation_pulls_atom_energies_towards_the_teacher(splits, t
     assert atom_gap(atomwise) < 0.8 * atom_gap(plain)
 
 
+def test_force_distillation_pulls_forces_towards_the_teacher(splits, tiny_krr) -> None:
+    from ase_au20.models.schnet_training import _vicinal_pool
+
+    train, val = splits
+    config = tiny_config(epochs=12, kd_lambda=0.5, vkd=32, kd_force_subset=8)
+    positions, _, _, teacher_forces = _vicinal_pool(
+        train, replace(config, kd_force_weight=1.0), tiny_krr.model
+    )
+    expected = tiny_krr.model.predict(list(positions_to_atoms(positions)), forces=True)
+    np.testing.assert_allclose(teacher_forces, expected["forces"], atol=1e-12)
+
+    def force_gap(model: SchNetModel) -> float:
+        predicted = model.predict(list(positions), forces=True)["forces"]
+        return float(np.linalg.norm(predicted - teacher_forces, axis=-1).mean())
+
+    plain = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
+    config = replace(config, kd_force_weight=100.0)
+    matched = train_schnet(train, val, config, teacher=tiny_krr.model, progress=False)
+    assert force_gap(matched) < 0.8 * force_gap(plain)
+
+
+def positions_to_atoms(positions: np.ndarray):
+    from ase import Atoms
+
+    return [Atoms(f"Au{len(p)}", positions=p) for p in positions]
+
+
 def test_bad_training_options_are_value_errors(splits) -> None:
     train, val = splits
     with pytest.raises(ValueError, match="needs a teacher"):
@@ -116,6 +143,12 @@ def test_bad_training_options_are_value_errors(splits) -> None:
         train_schnet(train, val, tiny_config(kd_atom_weight=1.0), progress=False)
     with pytest.raises(ValueError, match="kd_atom_weight must not be negative"):
         SchNetConfig(kd_atom_weight=-1.0)
+    with pytest.raises(ValueError, match="kd_force_weight must not be negative"):
+        SchNetConfig(kd_force_weight=-1.0)
+    with pytest.raises(ValueError, match="kd_force_subset must be at least 1"):
+        SchNetConfig(kd_force_subset=0)
+    with pytest.raises(ValueError, match="needs vicinal rows"):
+        train_schnet(train, val, tiny_config(kd_force_weight=1.0), progress=False)
     with pytest.raises(ValueError, match="unknown SchNet hyper-parameter"):
         SchNetConfig.from_dict({"hidden": 8, "colour": "red"})
     with pytest.raises(ValueError, match="one cluster size"):
@@ -160,19 +193,20 @@ def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
     from ase_au20.models.schnet_training import _vicinal_pool
 
     class Teacher:
-        def predict(self, structures):
+        def predict(self, structures, forces=False):
             return {"energy": np.zeros(len(structures))}
 
     train, _ = splits
     closest = min(pdist(a.positions).min() for a in train.atoms)
     radius = closest - 0.05
     wide = tiny_config(vkd=64, vkd_sigma=0.1)
-    free, _, _ = _vicinal_pool(train, wide, Teacher())
+    free, _, _, _ = _vicinal_pool(train, wide, Teacher())
     assert min(pdist(p).min() for p in free) < radius  # without the prior some come closer
     guarded = tiny_config(vkd=64, vkd_sigma=0.1, repulsion_radius=radius, repulsion_strength=1.0)
-    kept, labels, local = _vicinal_pool(train, guarded, Teacher())
+    kept, labels, local, forces = _vicinal_pool(train, guarded, Teacher())
     assert len(kept) == 64 and labels.shape == (64,)
     assert local.shape == (64, len(train.atoms[0])) and np.isnan(local).all()  # no energies
+    assert forces.shape == (64, len(train.atoms[0]), 3) and np.isnan(forces).all()  # not asked
     assert min(pdist(p).min() for p in kept) >= radius
     with pytest.raises(ValueError, match="smaller vkd_sigma"):
         _vicinal_pool(train, tiny_config(vkd=4, vkd_sigma=1.0, repulsion_radius=4.0), Teacher())
