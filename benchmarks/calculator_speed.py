@@ -151,6 +151,7 @@ def run(
 
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
+    from ase_au20.models.schnet import PREDICT_THREADS
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)
@@ -163,7 +164,7 @@ def run(
         except ImportError as err:
             spk_note = f"SchNetPack not installed ({err}): see benchmarks/requirements.txt"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # both sides single-threaded: SchNetAu20 uses 1 for small calls
+    torch.set_num_threads(1)  # both sides single-threaded, as SchNetModel.predict runs
     try:
         per_call = call_ms({"schnet": schnet, **spk_calcs}, calls)
         spk_md = {n: median_md_step_ms(c, calls) for n, c in spk_calcs.items()}
@@ -205,7 +206,8 @@ def run(
     if spk_note:
         report(spk_note)
     report(
-        f"torch threads {threads} (predict), CPUs {os.cpu_count()}, 1-min load average "
+        f"torch threads {PREDICT_THREADS} (SchNetModel.predict), CPUs {os.cpu_count()}, "
+        "1-min load average "
         f"up to {figures['load_average']:.1f} (other processes inflate every time above)"
     )
     return figures
