@@ -80,3 +80,27 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
     assert seen["config"] == shipped_config()
     card = json.loads((Path(PRETRAINED_DIR) / "schnet" / "card.json").read_text())
     assert card["hyperparameters"] == shipped_config().to_dict()
+
+
+def test_reproduce_trains_with_fewer_workers_on_fewer_cpus(monkeypatch, tmp_path, capsys):
+    """A data-parallel recipe still reproduces on a machine with fewer CPUs, and says so."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from ase_au20.models import reproduce as reproduce_module
+    from ase_au20.models import schnet_fit
+
+    krr = SimpleNamespace(model=object(), metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
+    monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
+    monkeypatch.setattr(reproduce_module.os, "cpu_count", lambda: 1)
+    seen = {}
+
+    def fake_fit(db, out, config, teacher=None, progress=True):
+        seen["config"] = config
+        return SimpleNamespace(card={"metrics": {"test": {"mae": 0.4}}})
+
+    monkeypatch.setattr(schnet_fit, "fit_schnet", fake_fit)
+    recipe = replace(TINY_SCHNET, workers=2)
+    reproduce(tmp_path / "db", tmp_path / "out", progress=False, config=recipe)
+    assert seen["config"] == replace(recipe, workers=1)
+    assert "training with workers=1 instead of 2" in capsys.readouterr().out
