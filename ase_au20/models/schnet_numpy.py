@@ -88,8 +88,8 @@ class NumpySchNet:
         u = t - k
         powers = np.stack([np.ones_like(u), u, u * u, u * u * u], axis=1)
         rows = self.table[k[:, None] + np.arange(4)]  # [P, 4, blocks*hidden]
-        coeff = np.stack([powers @ _CR, powers @ _CR_DERIVATIVE / self.spacing], axis=1)
-        w_and_dw = np.matmul(coeff.astype(self.dtype), rows)  # [P, 2, blocks*hidden]
+        coeff = [powers @ _CR] + ([powers @ _CR_DERIVATIVE / self.spacing] if gradient else [])
+        w_and_dw = np.matmul(np.stack(coeff, axis=1).astype(self.dtype), rows)  # [P, 1|2, B*F]
         w = w_and_dw[:, 0].reshape(-1, blocks, hidden)
         # symmetric dense filters [blocks, hidden, N, N]: one small matmul per feature
         dense = np.zeros((blocks, hidden, n, n), self.dtype)

@@ -189,8 +189,6 @@ def _batch_loss(
     """
     device = next(net.parameters()).device
     relaxed_rows = idx[rows.labelled[idx]][: config.zero_force_subset]
-    has_forces = torch.isfinite(rows.teacher_forces[idx]).all(-1).all(-1)
-    force_rows = idx[has_forces][: config.kd_force_subset]
     mine = shard.take(idx)
     pos = rows.positions[mine].to(device)
     target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
@@ -213,11 +211,14 @@ def _batch_loss(
         residual = _force_residual(net, rows, relaxed_mine, std, device, teacher=False)
         squared = residual.pow(2).sum() / (len(relaxed_rows) * residual.shape[1])
         loss = loss + config.zero_force_weight * squared
-    force_mine = shard.take(force_rows)
-    if config.kd_force_weight > 0 and len(force_mine):
-        residual = _force_residual(net, rows, force_mine, std, device, teacher=True)
-        squared = residual.pow(2).sum() / (len(force_rows) * residual.shape[1])
-        loss = loss + config.kd_force_weight * squared
+    if config.kd_force_weight > 0:
+        has_forces = torch.isfinite(rows.teacher_forces[idx]).all(-1).all(-1)
+        force_rows = idx[has_forces][: config.kd_force_subset]
+        force_mine = shard.take(force_rows)
+        if len(force_mine):
+            residual = _force_residual(net, rows, force_mine, std, device, teacher=True)
+            squared = residual.pow(2).sum() / (len(force_rows) * residual.shape[1])
+            loss = loss + config.kd_force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors
 
