@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 
 def _default(name: str) -> object:
-    """Default of a SchNetConfig field (the shipped recipe), read without importing torch."""
+    """Default of a SchNetConfig field (the plain recipe), read without importing torch."""
     import dataclasses
 
     from ase_au20.models.schnet_config import SchNetConfig
@@ -30,6 +32,16 @@ def _default(name: str) -> object:
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory to write (card.json, member_<k>.pt).",
 )
+@click.option(
+    "--recipe",
+    type=click.Choice(["plain", "shipped"]),
+    default="plain",
+    show_default=True,
+    help="Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
+    "model (shipped_config(): KRR distillation of energies, per-atom energies and forces, "
+    "1536 vicinal rows, repulsion prior, 300 epochs, 2 workers; needs --teacher). Options "
+    "given on the command line override either.",
+)
 @click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
 @click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
 @click.option("--lr", type=float, default=_default("lr"), show_default=True, help="AdamW rate.")
@@ -43,6 +55,20 @@ def _default(name: str) -> object:
     default=_default("gamma"),
     show_default=True,
     help="Gaussian RBF exponent (Å⁻²): exp(-gamma (d - mu)²).",
+)
+@click.option(
+    "--repulsion-radius",
+    type=float,
+    default=_default("repulsion_radius"),
+    show_default=True,
+    help="Å; fixed pair prior k·(r − d)³ below this distance (0: none).",
+)
+@click.option(
+    "--repulsion-strength",
+    type=float,
+    default=_default("repulsion_strength"),
+    show_default=True,
+    help="k of the repulsion prior (eV/Å³).",
 )
 @click.option(
     "--kd-lambda",
@@ -107,6 +133,13 @@ def _default(name: str) -> object:
     help="Weight of mean |F|² at the relaxed training geometries.",
 )
 @click.option(
+    "--zero-force-subset",
+    type=int,
+    default=_default("zero_force_subset"),
+    show_default=True,
+    help="Labelled rows per batch that get the zero-force term (each costs a double backward).",
+)
+@click.option(
     "--patience",
     type=int,
     default=_default("patience"),
@@ -141,16 +174,26 @@ def _default(name: str) -> object:
 def schnet(
     db_path: str,
     out: Path,
+    recipe: str,
     teacher: Path | None,
     quiet: bool,
-    **options: object,
+    **options: Any,
 ) -> None:
     """SchNet: early stopping on val, conformal calibration on calib, test score, model card."""
+    from ase_au20.models.schnet_config import SchNetConfig, shipped_config
     from ase_au20.models.schnet_fit import fit_schnet
-    from ase_au20.models.schnet_training import SchNetConfig
 
     try:
-        config = SchNetConfig(**options)
+        if recipe == "shipped":
+            ctx = click.get_current_context()
+            given = {
+                name: value
+                for name, value in options.items()
+                if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+            }
+            config = shipped_config(**given)
+        else:
+            config = SchNetConfig(**options)
         teacher_model = None
         if teacher is not None:
             from ase_au20.models.krr import KRRModel
@@ -158,8 +201,8 @@ def schnet(
             teacher_model = KRRModel.load(teacher)
         elif config.kd_lambda > 0 or config.vkd > 0 or config.kd_atom_weight > 0:
             raise ValueError(
-                "--kd-lambda, --kd-atom-weight, --kd-force-weight and --vkd need "
-                "--teacher KRR_MODEL_DIR"
+                "--kd-lambda, --kd-atom-weight, --kd-force-weight and --vkd (all set by "
+                "--recipe shipped) need --teacher KRR_MODEL_DIR"
             )
         model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)
     except ValueError as err:

@@ -181,10 +181,29 @@ def test_cli_trains_calibrates_and_saves_a_loadable_model(synthetic_db: Path, tm
     }
 
 
+def test_cli_shipped_recipe_with_overrides(synthetic_db: Path, tiny_krr, tmp_path: Path) -> None:
+    """--recipe shipped starts from shipped_config(); options on the command line win."""
+    out = tmp_path / "schnet"
+    args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(out), "--quiet"]
+    args += ["--recipe", "shipped", "--teacher", str(tiny_krr.directory)]
+    args += ["--epochs", "1", "--hidden", "8", "--blocks", "1", "--rbf", "8", "--cutoff", "5"]
+    args += ["--vkd", "8", "--batch-size", "8", "--workers", "1", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    used = SchNetConfig.from_dict(read_card(out)["hyperparameters"])
+    expected = shipped_config(
+        epochs=1, hidden=8, blocks=1, rbf=8, cutoff=5.0, vkd=8, batch_size=8, workers=1
+    )
+    assert used == replace(expected, device="cpu")
+    assert used.repulsion_radius == 2.2 and used.kd_force_weight == 50.0
+
+
 def test_cli_rejects_distillation_without_teacher(synthetic_db: Path, tmp_path: Path) -> None:
     args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(main, [*args, "--kd-lambda", "0.5", "--quiet"])
     assert result.exit_code != 0 and "--teacher" in result.output
+    result = CliRunner().invoke(main, [*args, "--recipe", "shipped", "--quiet"])
+    assert result.exit_code != 0 and "--recipe shipped) need --teacher" in result.output
 
 
 def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
