@@ -44,7 +44,8 @@ LOG2 = math.log(2.0)
 PREDICT_THREADS = 1
 # Structures per predict chunk. CPU: 16 Au20 keep a chunk's pair filters (~1.5 MB per block)
 # near the cache; energy-only predict ran 1.4-1.7x faster than with 64 and 4-8 were no faster
-# (medians of interleaved runs, 640 Au20). CUDA wants large launches instead.
+# (medians of interleaved runs, 640 Au20). On CUDA larger launches amortise the kernel
+# overheads (512: a choice, not measured here: no GPU on the development machines).
 CPU_CHUNK, CUDA_CHUNK = 16, 512
 # Catmull-Rom spline: rows are the coefficients of 1, u, u^2, u^3; columns nodes k-1 .. k+2.
 CATMULL_ROM = 0.5 * torch.tensor(
