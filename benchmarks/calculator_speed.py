@@ -74,11 +74,13 @@ def median_md_step_ms(calc: Calculator, calls: int = 200, warmup: int = 20) -> f
     return 1e3 * statistics.median(times)
 
 
-def throughput(calc: Any, n: int = 2000, repeats: int = 5) -> float:
-    """Structures per second of ``calc.predict`` (energy only) on ``n`` rattled Au20.
+def throughput(calc: Any, n: int = 2000, repeats: int = 5) -> tuple[float, float]:
+    """Structures per second of ``calc.predict`` (energy only) on ``n`` rattled Au20:
+    the median and the best of ``repeats`` passes.
 
-    The median of ``repeats`` passes: on a shared 2-core machine single passes of the same
-    code varied by 2x.
+    On a shared 2-core VM passes of the same code ran at 500-2,000 structures/s (process CPU
+    time swung alike, so it is the machine, not waiting); the best pass is what the code
+    does when nothing interferes (as ``timeit`` advises), the median what to expect.
     """
     structures = _rattled_series(n, seed=2, sigma=0.05)
     calc.predict(structures[:64])  # warm-up
@@ -89,7 +91,7 @@ def throughput(calc: Any, n: int = 2000, repeats: int = 5) -> float:
         rates.append(n / (time.perf_counter() - start))
         if out["energy"].shape != (n,):
             raise RuntimeError("predict returned the wrong number of energies")
-    return statistics.median(rates)
+    return statistics.median(rates), max(rates)
 
 
 def _import_schnetpack() -> Any:
@@ -176,10 +178,12 @@ def run(
         spk_md = {n: median_md_step_ms(c, calls) for n, c in spk_calcs.items()}
     finally:
         torch.set_num_threads(threads)
+    median_rate, best_rate = throughput(schnet, batch)
     figures = {
         "schnet_call_ms": per_call["schnet"],
         "schnet_md_step_ms": median_md_step_ms(schnet, calls),
-        "schnet_throughput": throughput(schnet, batch),
+        "schnet_throughput": median_rate,
+        "schnet_throughput_best": best_rate,
         "krr_call_ms": call_ms({"krr": krr}, max(calls // 4, 20), warmup=5)["krr"],
         "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
     }
@@ -203,7 +207,19 @@ def run(
     report("Calculator speed, CPU, Au20 (median over fresh geometries)")
     report(row("SchNetAu20 energy+forces, one call", "schnet_call_ms", "ms", "target <= 3"))
     report(row("SchNetAu20 get_forces + get_potential_energy", "schnet_md_step_ms", "ms", ""))
-    report(row("SchNetAu20.predict energy-only", "schnet_throughput", "structures/s", ">= 1000"))
+    report(
+        row(
+            "SchNetAu20.predict energy-only, median", "schnet_throughput", "structures/s", ">= 1000"
+        )
+    )
+    report(
+        row(
+            "SchNetAu20.predict energy-only, best of 5",
+            "schnet_throughput_best",
+            "structures/s",
+            "",
+        )
+    )
     report(row("KRRAu20 energy+forces, one call", "krr_call_ms", "ms", "target <= 10"))
     report(row("KRRAu20 get_forces + get_potential_energy", "krr_md_step_ms", "ms", ""))
     report(row("SchNetPack SpkCalculator energy+forces", "spk_call_ms", "ms", ""))
