@@ -116,25 +116,27 @@ class Au20Calculator(Calculator):
             warnings.warn(message, category, stacklevel=4)
 
     def _prepare(self, atoms: Atoms, index: int | None = None) -> Atoms:
-        """Validate ``atoms`` and return an isolated (non-periodic) copy for the model."""
+        """Validate ``atoms`` and return it as an isolated cluster for the model: a
+        non-periodic copy when it is periodic, else itself (the models only read it)."""
         try:
             check_cluster(atoms)
         except ValueError as err:
             if index is None:
                 raise
             raise ValueError(f"structure {index}: {err}") from None
-        if atoms.pbc.any():
-            self._warn_once(
-                "pbc",
-                "periodic boundary conditions are ignored: the structure is treated as an "
-                "isolated cluster",
-            )
         if len(atoms) != TRAINING_SIZE:
             self._warn_once(
                 "size",
                 f"cluster of {len(atoms)} atoms is outside the training domain "
                 f"(Au{TRAINING_SIZE}): predictions and error bars are extrapolations",
             )
+        if not atoms.pbc.any():
+            return atoms
+        self._warn_once(
+            "pbc",
+            "periodic boundary conditions are ignored: the structure is treated as an "
+            "isolated cluster",
+        )
         return Atoms(atoms.numbers, positions=atoms.positions, pbc=False)
 
     # -- predictions -------------------------------------------------------------------

@@ -94,7 +94,10 @@ def test_predict_matches_single_calls(make_calc) -> None:
         atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
         structures.append(atoms)
     calc = make_calc()
+    before = [a.copy() for a in structures]
     batch = calc.predict(structures, properties=PROPERTIES)
+    for atoms, original in zip(structures, before, strict=True):  # inputs are only read
+        assert atoms == original and atoms.calc is None
     assert batch["energy"].shape == (4,)
     assert batch["forces"].shape == (4, 20, 3)
     assert batch["energies"].shape == (4, 20)
