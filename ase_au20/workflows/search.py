@@ -35,7 +35,7 @@ from ase.io import read
 from ase.optimize.basin import BasinHopping
 from tqdm import tqdm
 
-from ase_au20.validation import min_pair_distance
+from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 from ase_au20.workflows.symmetric_cluster import STARTS, search_start
@@ -232,9 +232,9 @@ def ga_run(
         ) from exc
     rng = np.random.RandomState(seed)  # ase-ga calls the legacy API (randint, rand)
     start_rng = np.random.default_rng(seed)
-    blmin = closest_distances_generator([79], ratio_of_covalent_radii=0.7)
+    blmin = closest_distances_generator([GOLD], ratio_of_covalent_radii=0.7)
     db_file = workdir / f"ga-{seed}.db"
-    prepare = PrepareDB(str(db_file), simulation_cell=Atoms(), stoichiometry=[79] * n_atoms)
+    prepare = PrepareDB(str(db_file), simulation_cell=Atoms(), stoichiometry=[GOLD] * n_atoms)
     for _ in range(settings.population):
         prepare.add_unrelaxed_candidate(search_start(start_rng, n_atoms, settings.starts))
     data = DataConnection(str(db_file))
