@@ -208,37 +208,32 @@ def _batch_loss(
     loss = (weight * per_row).sum() / len(idx)
     relaxed_mine = shard.take(relaxed_rows)
     if config.zero_force_weight > 0 and len(relaxed_mine):
-        residual = _force_residual(net, rows, relaxed_mine, std, device, teacher=False)
-        squared = residual.pow(2).sum() / (len(relaxed_rows) * residual.shape[1])
+        squared = _force_error(net, rows, relaxed_mine, len(relaxed_rows), std, teacher=False)
         loss = loss + config.zero_force_weight * squared
     if config.kd_force_weight > 0:
         has_forces = torch.isfinite(rows.teacher_forces[idx]).all(-1).all(-1)
         force_rows = idx[has_forces][: config.kd_force_subset]
         force_mine = shard.take(force_rows)
         if len(force_mine):
-            residual = _force_residual(net, rows, force_mine, std, device, teacher=True)
-            squared = residual.pow(2).sum() / (len(force_rows) * residual.shape[1])
+            squared = _force_error(net, rows, force_mine, len(force_rows), std, teacher=True)
             loss = loss + config.kd_force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors
 
 
-def _force_residual(
-    net: SchNet,
-    rows: _Rows,
-    which: torch.Tensor,
-    std: float,
-    device: torch.device,
-    teacher: bool,
+def _force_error(
+    net: SchNet, rows: _Rows, which: torch.Tensor, n_rows: int, std: float, teacher: bool
 ) -> torch.Tensor:
-    """Predicted forces (eV/Å) minus the teacher's, or minus zero, on rows ``which``,
-    differentiable in the weights (double backward)."""
+    """Σ |F − F_ref|² (eV²/Å²) over rows ``which``, divided by the atoms of all ``n_rows``
+    rows of the batch (the shares of the data-parallel processes add up to the mean); F_ref
+    is the teacher's forces or zero. Differentiable in the weights (double backward)."""
+    device = next(net.parameters()).device
     positions = rows.positions[which].to(device).requires_grad_(True)
     (grad,) = torch.autograd.grad(net(positions).sum(), positions, create_graph=True)
-    forces = -std * grad
+    residual = -std * grad
     if teacher:
-        forces = forces - rows.teacher_forces[which].to(device)
-    return forces
+        residual = residual - rows.teacher_forces[which].to(device)
+    return residual.pow(2).sum() / (n_rows * residual.shape[1])
 
 
 def _epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[torch.Tensor]:
