@@ -18,6 +18,15 @@ def _default(name: str) -> object:
     return {f.name: f.default for f in dataclasses.fields(SchNetConfig)}[name]
 
 
+def _shipped_changes() -> str:
+    """The shipped recipe as the command-line options it sets, for --help."""
+    from ase_au20.models.schnet_config import SHIPPED_RECIPE
+
+    return " ".join(
+        f"--{name.replace('_', '-')} {value:g}" for name, value in SHIPPED_RECIPE.items()
+    )
+
+
 @click.command("schnet")
 @click.option(
     "--db",
@@ -38,9 +47,8 @@ def _default(name: str) -> object:
     default="plain",
     show_default=True,
     help="Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
-    "model (shipped_config(): KRR distillation of energies, per-atom energies and forces, "
-    "1536 vicinal rows, repulsion prior, 300 epochs, 2 workers; needs --teacher). Options "
-    "given on the command line override either.",
+    f"model ({_shipped_changes()}; needs --teacher). Options given on the command line "
+    "override either.",
 )
 @click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
 @click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)

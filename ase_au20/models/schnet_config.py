@@ -161,6 +161,22 @@ class SchNetConfig:
         return cls(**data)
 
 
+# What the shipped recipe changes from the SchNetConfig defaults (see shipped_config).
+SHIPPED_RECIPE: dict[str, Any] = {
+    "repulsion_radius": 2.2,
+    "repulsion_strength": 100.0,
+    "epochs": 300,
+    "kd_lambda": 0.5,
+    "kd_atom_weight": 50.0,
+    "kd_force_weight": 50.0,
+    "kd_force_subset": 8,
+    "vkd": 1536,
+    "vkd_sigma": 0.1,
+    "zero_force_weight": 10.0,
+    "workers": 2,
+}
+
+
 def shipped_config(**changes: Any) -> SchNetConfig:
     """The recipe of the shipped SchNet: KRR-teacher distillation of total and per-atom
     energies and of forces at rattled geometries, plus vicinal distillation.
@@ -176,17 +192,4 @@ def shipped_config(**changes: Any) -> SchNetConfig:
     2.2 Å, below every DFT distance, min 2.50 Å) keeps 300-600 K MD and BFGS well behaved
     with zero_force_weight=10; without it that weight let atoms collapse below 1.5 Å.
     """
-    recipe = {
-        "repulsion_radius": 2.2,
-        "repulsion_strength": 100.0,
-        "epochs": 300,
-        "kd_lambda": 0.5,
-        "kd_atom_weight": 50.0,
-        "kd_force_weight": 50.0,
-        "kd_force_subset": 8,
-        "vkd": 1536,
-        "vkd_sigma": 0.1,
-        "zero_force_weight": 10.0,
-        "workers": 2,
-    }
-    return SchNetConfig(**{**recipe, **changes})
+    return SchNetConfig(**{**SHIPPED_RECIPE, **changes})

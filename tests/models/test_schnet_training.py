@@ -198,6 +198,15 @@ def test_cli_shipped_recipe_with_overrides(synthetic_db: Path, tiny_krr, tmp_pat
     assert used.repulsion_radius == 2.2 and used.kd_force_weight == 50.0
 
 
+def test_every_shipped_recipe_setting_is_a_cli_option() -> None:
+    """--help lists the shipped recipe as options: each of them must exist."""
+    from ase_au20.cli.train_schnet import schnet
+    from ase_au20.models.schnet_config import SHIPPED_RECIPE
+
+    options = {p.name for p in schnet.params}
+    assert set(SHIPPED_RECIPE) <= options
+
+
 def test_cli_rejects_distillation_without_teacher(synthetic_db: Path, tmp_path: Path) -> None:
     args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(main, [*args, "--kd-lambda", "0.5", "--quiet"])
