@@ -159,7 +159,6 @@ def run(
 
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
-    from ase_au20.models.schnet import PREDICT_THREADS
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)
@@ -178,7 +177,7 @@ def run(
         except ImportError as err:
             spk_note = f"SchNetPack not installed ({err}): see benchmarks/requirements.txt"
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # both sides single-threaded, as SchNetModel.predict runs
+    torch.set_num_threads(1)  # both sides single-threaded (a single structure is one thread)
     try:
         per_call = call_ms({"schnet": schnet, **spk_calcs}, calls)
         spk_md = {n: median_md_step_ms(c, calls) for n, c in spk_calcs.items()}
@@ -232,7 +231,8 @@ def run(
     if spk_note:
         report(spk_note)
     report(
-        f"torch threads {PREDICT_THREADS} (SchNetModel.predict), CPUs {os.cpu_count()}, "
+        f"SchNetModel.predict: chunks on {threads} threads of one torch thread each; "
+        f"CPUs {os.cpu_count()}, "
         "1-min load average "
         f"up to {figures['load_average']:.1f} (other processes inflate every time above)"
     )

@@ -18,6 +18,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -39,8 +40,11 @@ from ase_au20.models.card import (
 from ase_au20.models.schnet_config import SchNetArchitecture
 
 LOG2 = math.log(2.0)
-# CPU threads for prediction: one thread is never much slower here, while two threads ran
-# up to 10x slower whenever another process held the second core (they wait on each other).
+# torch threads per predict chunk on CPU: one. Intra-op threads on these small tensors ran
+# up to 10x slower whenever another process held the second core (they wait on each other);
+# predict instead evaluates chunks side by side, one Python thread per core torch may use
+# (torch releases the GIL inside its kernels): 2.0-3.5x the one-thread throughput on 2
+# cores, and no slowdown with a busy core (energy-only, 2,000 Au20, interleaved runs).
 PREDICT_THREADS = 1
 # Structures per predict chunk. CPU: 16 Au20 keep a chunk's pair filters (~1.5 MB per block)
 # near the cache; energy-only predict ran 1.4-1.7x faster than with 64 and 4-8 were no faster
@@ -412,7 +416,8 @@ class SchNetModel:
 
         Mixed cluster sizes are grouped by size; per-atom arrays are then padded with NaN
         to the largest size. ``batch_size`` structures go through the network at once
-        (default ``CPU_CHUNK`` or ``CUDA_CHUNK``). ``energy`` is the ensemble mean,
+        (default ``CPU_CHUNK`` or ``CUDA_CHUNK``); on CPU, chunks run side by side on as many
+        threads as ``torch.get_num_threads()``. ``energy`` is the ensemble mean,
         ``energy_std`` the sample standard deviation across members (only when there are
         several).
         """
@@ -426,23 +431,38 @@ class SchNetModel:
         energies = np.full((n, n_max), np.nan)
         members = np.empty((len(self.networks), n))
         force_out = np.full((n, n_max, 3), np.nan) if forces else None
-        for size, (idx, positions) in groups.items():
-            for part in chunks(len(idx), batch_size):
-                rows = idx[part]
-                h, grad = self._evaluate(positions[part], forces)
-                atom = self.atom_std * h + self.atom_mean  # [M, B, N] float64
-                member_totals = atom.sum(-1)
-                members[:, rows] = member_totals
-                energies[rows, :size] = atom.mean(0)
-                energy[rows] = member_totals.mean(0)
-                if forces:
-                    force_out[rows, :size] = -self.atom_std * grad
+        jobs = [
+            (size, idx[part], positions[part])
+            for size, (idx, positions) in groups.items()
+            for part in chunks(len(idx), batch_size)
+        ]
+        results = self._evaluate_all([batch for _, _, batch in jobs], forces)
+        for (size, rows, _), (h, grad) in zip(jobs, results, strict=True):
+            atom = self.atom_std * h + self.atom_mean  # [M, B, N] float64
+            member_totals = atom.sum(-1)
+            members[:, rows] = member_totals
+            energies[rows, :size] = atom.mean(0)
+            energy[rows] = member_totals.mean(0)
+            if forces:
+                force_out[rows, :size] = -self.atom_std * grad
         out = {"energy": energy, "energies": energies}
         if forces:
             out["forces"] = force_out
         if len(self.networks) > 1:
             out["energy_std"] = members.std(0, ddof=1)
         return out
+
+    def _evaluate_all(
+        self, batches: list[np.ndarray], forces: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """``_evaluate`` of each batch, in order; on CPU several batches run side by side,
+        one thread each, on as many threads as torch may use (see ``PREDICT_THREADS``)."""
+        workers = min(torch.get_num_threads(), len(batches)) if self.device.type == "cpu" else 1
+        if workers <= 1:
+            yield from (self._evaluate(batch, forces) for batch in batches)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="schnet-predict") as pool:
+            yield from pool.map(lambda batch: self._evaluate(batch, forces), batches)
 
     def _evaluate(
         self, positions: np.ndarray, forces: bool

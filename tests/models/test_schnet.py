@@ -12,7 +12,7 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from ase_au20.models.card import new_card
-from ase_au20.models.schnet import SchNet, SchNetModel
+from ase_au20.models.schnet import SchNet, SchNetModel, torch_threads
 from ase_au20.models.schnet_config import SchNetArchitecture
 from ase_au20.structures import au20_ground_state
 
@@ -181,6 +181,23 @@ def test_wrong_model_type_and_bad_input(tmp_path: Path) -> None:
         model.predict([np.zeros((4, 2))])
     with pytest.raises(ValueError, match="positive integer"):
         SchNetArchitecture(hidden=0)
+
+
+def test_chunks_on_parallel_threads_give_the_serial_results_in_order(rattled: Atoms) -> None:
+    rng = np.random.default_rng(1)
+    structures = [rattled[: 20 - (k % 3)] for k in range(23)]  # three sizes, ragged chunks
+    for atoms in structures:
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+    model = tiny_model(members=2)
+    with torch_threads(1):
+        serial = model.predict(structures, forces=True, batch_size=4)
+    with torch_threads(3):
+        threaded = model.predict(structures, forces=True, batch_size=4)
+        assert torch.get_num_threads() == 3  # the worker threads leave the caller's setting
+    for key in ("energy", "energies", "forces", "energy_std"):
+        np.testing.assert_array_equal(threaded[key], serial[key])
+    single = [model.predict([atoms])["energy"][0] for atoms in structures[:4]]
+    np.testing.assert_allclose(threaded["energy"][:4], single, rtol=0, atol=1e-9)
 
 
 def test_frozen_filter_table_gives_consistent_energies_and_exact_forces(rattled: Atoms) -> None:
