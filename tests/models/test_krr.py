@@ -11,7 +11,7 @@ from ase import Atoms
 
 from ase_au20.database import load_rows
 from ase_au20.models.kernels import average_gram, sparse_features
-from ase_au20.models.krr import KRRModel
+from ase_au20.models.krr import KRRModel, _power_pair
 from ase_au20.models.soap import SoapFeaturizer
 from ase_au20.structures import au20_ground_state
 
@@ -257,3 +257,12 @@ def test_zero_force_term_flattens_the_surface_at_training_minima(train_set) -> N
         _fit(train_set, zeta=3, n_sparse=100, zero_force_weight=1.0)
     with pytest.raises(ValueError, match="sparse average kernel"):
         _fit(train_set, zeta=2, zero_force_weight=1.0, structures=rows.atoms)
+
+
+@pytest.mark.parametrize("zeta", [1, 2, 3, 6])
+def test_power_pair_is_numpy_power(zeta: int) -> None:
+    x = np.random.default_rng(zeta).uniform(-1.0, 1.0, (20, 50))
+    below, kernel = _power_pair(x, zeta)
+    np.testing.assert_allclose(below, x ** (zeta - 1), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(kernel, x**zeta, rtol=1e-13, atol=1e-15)
+    assert below is not x and kernel is not x
