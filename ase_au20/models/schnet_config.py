@@ -191,5 +191,8 @@ def shipped_config(**changes: Any) -> SchNetConfig:
     from 0.22 to 0.17 eV/Å. The fixed repulsion prior 100 eV/Å³·(2.2 Å − d)³ (zero above
     2.2 Å, below every DFT distance, min 2.50 Å) keeps 300-600 K MD and BFGS well behaved
     with zero_force_weight=10; without it that weight let atoms collapse below 1.5 Å.
+    A non-CPU ``device`` without ``workers`` trains in one process (``workers=1``).
     """
+    if changes.get("device", "auto") not in ("auto", "cpu") and "workers" not in changes:
+        changes["workers"] = 1
     return SchNetConfig(**{**SHIPPED_RECIPE, **changes})

@@ -281,7 +281,7 @@ def train_network(
     With a data-parallel ``shard`` every process runs this same loop in lockstep: same seed,
     same batches, gradients summed before each identical optimiser step.
     """
-    device = resolve_device(config.device)
+    device = training_device(config)
     amp = device.type == "cuda"
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -357,6 +357,20 @@ def _train_in_process(
         (Path(out) / "summary.json").write_text(json.dumps(result))
 
 
+def training_device(config: SchNetConfig) -> torch.device:
+    """The device a config trains on. ``workers > 1`` is data parallelism over CPU
+    processes, so ``auto`` then means the CPU (the shipped recipe reproduces on a GPU
+    machine too); a non-CPU device with ``workers > 1`` is an error."""
+    if config.workers > 1 and config.device == "auto":
+        return torch.device("cpu")
+    device = resolve_device(config.device)
+    if config.workers > 1 and device.type != "cpu":
+        raise ValueError(
+            f"workers={config.workers} is CPU data parallelism; on {config.device} use workers=1"
+        )
+    return device
+
+
 def _train_member(
     rows: _Rows,
     val: IsomerSet,
@@ -421,10 +435,7 @@ def train_schnet(
     mean, std = float(per_atom.mean()), float(per_atom.std())
     if not std > 0:
         raise ValueError("training energies have zero spread: cannot standardise targets")
-    if config.workers > 1 and resolve_device(config.device).type != "cpu":
-        raise ValueError(
-            f"workers={config.workers} is CPU data parallelism; on {config.device} use workers=1"
-        )
+    device = training_device(config)
     start = time.perf_counter()
     with torch_threads(config.threads):
         rows = _build_rows(train, config, teacher, mean, std)
@@ -454,6 +465,7 @@ def train_schnet(
             "n_vicinal": config.vkd,
             "teacher": _teacher_provenance(teacher),
             "seconds": time.perf_counter() - start,
+            "device": str(device),
             "threads": config.threads or torch.get_num_threads(),
             "workers": config.workers,
             "members": [r[1]["summary"] for r in results],

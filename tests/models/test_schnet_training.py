@@ -17,7 +17,7 @@ from ase_au20.database import load_rows
 from ase_au20.models.card import read_card
 from ase_au20.models.schnet import SchNet, SchNetModel
 from ase_au20.models.schnet_config import SchNetConfig, shipped_config
-from ase_au20.models.schnet_training import train_schnet
+from ase_au20.models.schnet_training import train_schnet, training_device
 
 TINY = {
     "hidden": 16,
@@ -255,6 +255,7 @@ def test_two_workers_train_the_same_network_as_one(splits) -> None:
     state_one, state_two = one.networks[0].state_dict(), two.networks[0].state_dict()
     for key, value in state_one.items():
         assert torch.allclose(value, state_two[key], rtol=1e-4, atol=1e-6), key
+    assert one.card["training"]["device"] == two.card["training"]["device"] == "cpu"
     histories = [m.card["training"]["members"][0] for m in (one, two)]
     for key in ("train_mae_history", "val_mae_history"):
         assert np.allclose(histories[0][key], histories[1][key], rtol=1e-4)
@@ -270,3 +271,15 @@ def test_bad_worker_counts_are_value_errors(splits) -> None:
         train_schnet(train, val, tiny_config(workers=2, device="cuda"), progress=False)
     with pytest.raises(ValueError, match="exceeds the"):
         train_schnet(train, val, tiny_config(workers=(os.cpu_count() or 1) + 1), progress=False)
+
+
+def test_auto_device_with_workers_trains_on_cpu_even_where_cuda_is(monkeypatch) -> None:
+    """The shipped recipe (auto, 2 workers) reproduces on a GPU machine; one worker uses it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training_device(tiny_config(workers=2, device="auto")).type == "cpu"
+    assert training_device(tiny_config(workers=1, device="auto")).type == "cuda"
+    assert shipped_config().workers == 2 and shipped_config().device == "auto"
+    assert shipped_config(device="cuda").workers == 1
+    assert shipped_config(device="cuda", workers=2).workers == 2  # explicit: then an error
+    with pytest.raises(ValueError, match="CPU data parallelism"):
+        training_device(shipped_config(device="cuda", workers=2))
