@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from ase import Atoms
@@ -226,11 +226,11 @@ class Au20Calculator(Calculator):
 
     # -- model card --------------------------------------------------------------------
 
-    def describe(self) -> str:
-        """Print and return a short summary of the model card (what, trained on, how good)."""
-        text = summarise_card(self.card, self.confidence, self.mondrian)
-        print(text)
-        return text
+    def describe(self, file: TextIO | None = None) -> None:
+        """Print a short summary of the model card (what, trained on, how good) to ``file``
+        (default stdout). Returns nothing, so a REPL shows the summary once; the text itself
+        is ``summarise_card(calc.card, calc.confidence, calc.mondrian)``."""
+        print(summarise_card(self.card, self.confidence, self.mondrian), file=file)
 
 
 def _object_array(items: list[np.ndarray]) -> np.ndarray:

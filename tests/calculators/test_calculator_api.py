@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
 import pytest
 from ase import Atoms
 
-from ase_au20.calculators.base import PROPERTIES, SPREAD, OutsideDomainWarning
+from ase_au20.calculators.base import PROPERTIES, SPREAD, OutsideDomainWarning, summarise_card
 
 
 def _spy_on_model(calc) -> list[bool]:
@@ -234,8 +235,12 @@ def test_mondrian_and_global_intervals_come_from_the_card(make_calc, rattled_au2
 
 def test_describe_prints_card_summary(make_calc, capsys) -> None:
     calc = make_calc()
-    text = calc.describe()
-    assert capsys.readouterr().out.strip() == text.strip()
+    assert calc.describe() is None  # a REPL must not echo the summary a second time
+    text = capsys.readouterr().out
+    assert text.strip() == summarise_card(calc.card, calc.confidence, calc.mondrian)
+    buffer = io.StringIO()
+    calc.describe(file=buffer)
+    assert buffer.getvalue() == text and capsys.readouterr().out == ""
     assert f"ase-au20 model: {calc.card['model_type']}" in text
     assert "energy reference" in text and "confidence 0.9" in text
     assert calc.card["training_ids_sha256"][:16] in text
