@@ -176,7 +176,7 @@ def run(
     torch.set_num_threads(1)  # one structure is one thread (SchNetPack's calls too, below)
     try:
         # back to back, as an optimiser or MD calls it; interleaved calls (below) share the
-        # caches with SchNetPack's and were 0.3-0.8 ms slower
+        # caches with SchNetPack's and were up to 1.7 ms slower (5 runs)
         alone_ms = call_ms({"schnet": schnet}, calls)["schnet"]
     finally:
         torch.set_num_threads(threads)
