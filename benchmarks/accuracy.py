@@ -169,20 +169,14 @@ def group_cv(
                 progress=False,
             )
             pred["SchNet"][held] = net.predict(rows.subset(held).atoms)["energy"]
-    scored = {name: np.ones(len(rows), dtype=bool) for name in pred}
+    metrics = {"KRR": regression_metrics(pred["KRR"], rows.energies)}
     if use_schnet:
         pred["KRR+SchNet"] = (1 - weight) * pred["KRR"] + weight * pred["SchNet"]
-        subset = np.isin(rows.folds, schnet_fold_ids)
-        scored.update(SchNet=subset, **{"KRR+SchNet": subset})
-        if not subset.all():
-            part = f" ({len(schnet_fold_ids)} of {len(folds)} folds)"
-            pred["KRR" + part], scored["KRR" + part] = pred["KRR"], subset
-            for name in ("SchNet", "KRR+SchNet"):
-                pred[name + part], scored[name + part] = pred.pop(name), scored.pop(name)
-    return {
-        name: regression_metrics(p[scored[name]], rows.energies[scored[name]])
-        for name, p in pred.items()
-    }
+        on = np.isin(rows.folds, schnet_fold_ids)
+        part = "" if on.all() else f" ({len(schnet_fold_ids)} of {len(folds)} folds)"
+        for name in ("KRR", "SchNet", "KRR+SchNet") if part else ("SchNet", "KRR+SchNet"):
+            metrics[name + part] = regression_metrics(pred[name][on], rows.energies[on])
+    return metrics
 
 
 def format_report(fixed: dict[str, Any], cv: dict[str, Any]) -> str:

@@ -162,6 +162,7 @@ def run(
 
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
+    from ase_au20.models.schnet import torch_threads
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)
@@ -172,14 +173,10 @@ def run(
         "krr_call_ms": call_ms({"krr": krr}, max(calls // 4, 20), warmup=5)["krr"],
         "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
     }
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one structure is one thread (SchNetPack's calls too, below)
-    try:
+    with torch_threads(1):  # one structure is one thread (SchNetPack's calls too, below)
         # back to back, as an optimiser or MD calls it; interleaved calls (below) share the
         # caches with SchNetPack's and were up to 1.7 ms slower (5 runs)
         alone_ms = call_ms({"schnet": schnet}, calls)["schnet"]
-    finally:
-        torch.set_num_threads(threads)
     spk_calcs: dict[str, Calculator] = {}
     spk_note = ""
     if with_schnetpack:
@@ -187,12 +184,9 @@ def run(
             spk_calcs = {f"spk_{k}": c for k, c in spk_calculators().items()}
         except ImportError as err:
             spk_note = f"SchNetPack not installed ({err}): see benchmarks/requirements.txt"
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         per_call = call_ms({"schnet": schnet, **spk_calcs}, calls)
         spk_md = {n: median_md_step_ms(c, calls) for n, c in spk_calcs.items()}
-    finally:
-        torch.set_num_threads(threads)
     figures = {
         "schnet_call_ms": alone_ms,
         "schnet_call_interleaved_ms": per_call["schnet"],
@@ -243,7 +237,8 @@ def run(
     if spk_note:
         report(spk_note)
     report(
-        f"SchNetModel.predict: chunks on {threads} threads of one torch thread each; "
+        f"SchNetModel.predict: chunks on {torch.get_num_threads()} threads of one torch "
+        "thread each; "
         f"CPUs {os.cpu_count()}, "
         "1-min load average "
         f"up to {figures['load_average']:.1f} (other processes inflate every time above)"
