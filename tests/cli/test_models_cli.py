@@ -102,3 +102,26 @@ def test_errors_exit_non_zero(trained: tuple[Path, str], tmp_path: Path) -> None
         main, ["evaluate", str(not_a_model), "--db", str(out / "card.json")]
     )
     assert result.exit_code == 1 and "no model card" in result.output
+
+
+def test_train_krr_shipped_recipe_keeps_its_grid_under_overrides(
+    synthetic_db: Path, tmp_path: Path
+) -> None:
+    """--recipe shipped starts from the shipped grid; options given beside it replace axes."""
+    from ase_au20.models.reproduce import SHIPPED_KRR_SEARCH
+
+    overrides = ["--r-cut", "5", "--n-max", "3", "--l-max", "2", "--sigma", "0.5"]
+    overrides += ["--zeta", "3", "--lambda", "1e-3", "--outlier-weight", "1", "--n-sparse", "40"]
+    args = ["train", "krr", "--db", str(synthetic_db), "--out", str(tmp_path / "krr")]
+    result = CliRunner().invoke(main, [*args, "--recipe", "shipped", *overrides, "--quiet"])
+    assert result.exit_code == 0, result.output
+    n_mu = len(SHIPPED_KRR_SEARCH.zero_force_weight)
+    assert f"grid: {n_mu} CV fits" in result.output  # μ axis kept from the shipped grid
+    with open(tmp_path / "krr" / "cv_table.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert {float(r["zero_force_weight"]) for r in table} == set(
+        SHIPPED_KRR_SEARCH.zero_force_weight
+    )
+    assert {float(r["r_cut"]) for r in table} == {5.0}  # overridden axis
+    card = json.loads((tmp_path / "krr" / "card.json").read_text())
+    assert card["metrics"]["cv"]["force_tolerance"] == SHIPPED_KRR_SEARCH.force_tolerance
