@@ -283,3 +283,69 @@ def test_auto_device_with_workers_trains_on_cpu_even_where_cuda_is(monkeypatch) 
     assert shipped_config(device="cuda", workers=2).workers == 2  # explicit: then an error
     with pytest.raises(ValueError, match="CPU data parallelism"):
         training_device(shipped_config(device="cuda", workers=2))
+
+
+class EMTTeacher:
+    """ASE's EMT as a teacher: energies, per-atom energies and forces of each structure."""
+
+    def predict(self, structures, forces=False):
+        from ase.calculators.emt import EMT
+
+        out = {"energy": [], "energies": [], "forces": []}
+        for atoms in structures:
+            atoms = atoms.copy()
+            atoms.calc = EMT()
+            out["energy"].append(atoms.get_potential_energy())
+            out["energies"].append(atoms.get_potential_energies())
+            out["forces"].append(atoms.get_forces())
+        return {k: np.array(v) for k, v in out.items() if forces or k != "forces"}
+
+
+def test_teacher_minima_are_relaxed_on_the_teacher_and_reproducible(splits) -> None:
+    from scipy.spatial.distance import pdist
+
+    from ase_au20.models.schnet_training import MINIMA_FMAX, _teacher_minima
+
+    train, _ = splits
+    config = tiny_config(vkd_minima=3, vkd_minima_sigma=0.2, vkd_minima_steps=300)
+    minima = _teacher_minima(train, config, EMTTeacher(), progress=False)
+    assert len(minima) == 3
+    forces = EMTTeacher().predict(minima, forces=True)["forces"]
+    assert np.abs(forces).max() <= MINIMA_FMAX * 1.01  # converged on the teacher's surface
+    sorted_pairs = [np.sort(pdist(a.positions)) for a in train.atoms]
+    for atoms in minima:
+        moved = min(np.abs(p - np.sort(pdist(atoms.positions))).max() for p in sorted_pairs)
+        assert moved > 0.01  # not a training geometry
+    again = _teacher_minima(train, config, EMTTeacher(), progress=False)
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(minima, again, strict=True))
+
+
+def test_teacher_minima_that_collapse_are_refused(splits) -> None:
+    from ase_au20.models.schnet_training import _teacher_minima
+
+    class Flat:  # zero forces: BFGS stops at once, the rattled geometry stays
+        def predict(self, structures, forces=False):
+            n = len(structures)
+            return {"energy": np.zeros(n), "forces": np.zeros((n, len(structures[0]), 3))}
+
+    train, _ = splits
+    config = tiny_config(vkd_minima=1, repulsion_radius=4.0, repulsion_strength=1.0)
+    with pytest.raises(ValueError, match="collapsing below repulsion_radius"):
+        _teacher_minima(train, config, Flat(), progress=False)
+
+
+def test_teacher_minima_join_the_vicinal_rows(splits) -> None:
+    from ase_au20.models.schnet_training import _build_rows
+
+    train, _ = splits
+    config = tiny_config(vkd=4, vkd_minima=2, vkd_minima_steps=50, kd_force_weight=1.0)
+    rows = _build_rows(train, config, EMTTeacher(), mean=-3.0, std=0.1)
+    n = len(train)
+    assert len(rows.positions) == n + 6
+    assert rows.labelled[:n].all() and not rows.labelled[n:].any()
+    assert torch.isnan(rows.target[n:]).all() and torch.isfinite(rows.teacher[n:]).all()
+    assert torch.isfinite(rows.teacher_forces[n:]).all()  # forces labelled for the force term
+    with pytest.raises(ValueError, match="vkd_minima_steps must be at least 1"):
+        SchNetConfig(vkd_minima_steps=0)
+    with pytest.raises(ValueError, match="vkd_minima must not be negative"):
+        SchNetConfig(vkd_minima=-1)
