@@ -134,29 +134,6 @@ def _shipped_changes() -> str:
     help="Loss weight of a vicinal row relative to a labelled one.",
 )
 @click.option(
-    "--vkd-minima",
-    type=int,
-    default=_default("vkd_minima"),
-    show_default=True,
-    help="Minima of the teacher near the data (a training isomer rattled by "
-    "--vkd-minima-sigma, relaxed on the teacher), labelled by it like vicinal rows: they "
-    "teach the network its teacher's energies at minima unlike the training ones.",
-)
-@click.option(
-    "--vkd-minima-sigma",
-    type=float,
-    default=_default("vkd_minima_sigma"),
-    show_default=True,
-    help="Gaussian rattle (Å) before each relaxation on the teacher.",
-)
-@click.option(
-    "--vkd-minima-steps",
-    type=int,
-    default=_default("vkd_minima_steps"),
-    show_default=True,
-    help="Most BFGS steps per relaxation on the teacher (fmax 0.05 eV/Å).",
-)
-@click.option(
     "--zero-force-weight",
     type=float,
     default=_default("zero_force_weight"),
@@ -230,9 +207,9 @@ def schnet(
             from ase_au20.models.krr import KRRModel
 
             teacher_model = KRRModel.load(teacher)
-        elif max(config.kd_lambda, config.kd_atom_weight, config.vkd, config.vkd_minima) > 0:
+        elif config.kd_lambda > 0 or config.vkd > 0 or config.kd_atom_weight > 0:
             raise ValueError(
-                "--kd-lambda, --kd-atom-weight, --kd-force-weight, --vkd and --vkd-minima (set by "
+                "--kd-lambda, --kd-atom-weight, --kd-force-weight and --vkd (all set by "
                 "--recipe shipped) need --teacher KRR_MODEL_DIR"
             )
         model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)

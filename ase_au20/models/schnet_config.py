@@ -97,9 +97,6 @@ class SchNetConfig:
     vkd: int = 0
     vkd_sigma: float = 0.1
     vkd_weight: float = 1.0
-    vkd_minima: int = 0
-    vkd_minima_sigma: float = 0.3
-    vkd_minima_steps: int = 100
     zero_force_weight: float = 10.0
     zero_force_subset: int = 4
     outlier_weight: float = 1.0
@@ -120,24 +117,16 @@ class SchNetConfig:
             "lr_patience",
             "workers",
             "kd_force_subset",
-            "vkd_minima_steps",
         )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "vkd_sigma", "vkd_minima_sigma"):
+        for name in ("lr", "vkd_sigma"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.kd_lambda <= 1.0:
             raise ValueError(f"kd_lambda must lie in [0, 1], got {self.kd_lambda}")
-        non_negative = (
-            "vkd",
-            "vkd_minima",
-            "vkd_weight",
-            "zero_force_weight",
-            "outlier_weight",
-            "weight_decay",
-        )
+        non_negative = ("vkd", "vkd_weight", "zero_force_weight", "outlier_weight", "weight_decay")
         for name in (*non_negative, "kd_atom_weight", "kd_force_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")

@@ -34,7 +34,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator, all_changes
 from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
@@ -102,103 +101,40 @@ def _teacher_labels(
 
 
 VICINAL_TRIES = 100
-MINIMA_FMAX = 0.05  # eV/Å: relaxation on the teacher stops here (or after vkd_minima_steps)
 
 
-class _TeacherCalculator(Calculator):
-    """The teacher's energy and forces as an ASE calculator, for ASE's optimisers."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, teacher: Teacher) -> None:
-        super().__init__()
-        self.teacher = teacher
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        out = self.teacher.predict([self.atoms], forces=True)
-        self.results = {"energy": float(out["energy"][0]), "forces": np.asarray(out["forces"][0])}
-
-
-def _rattled(atoms: Any, sigma: float, config: SchNetConfig, rng: np.random.Generator) -> Any:
-    """A copy of ``atoms`` with Gaussian noise ``sigma`` (Å) on every coordinate.
+def _vicinal_pool(
+    train: IsomerSet, config: SchNetConfig, teacher: Teacher
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``config.vkd`` Gaussian rattles of random training geometries and their teacher labels
+    (energies, local energies, and forces when ``kd_force_weight`` > 0).
 
     With a repulsion prior, a rattle that brings two atoms closer than its radius is drawn
     again: the teacher never saw such distances, the fixed prior alone governs them.
     """
-    moved = atoms.copy()
-    moved.calc = None
-    for _ in range(VICINAL_TRIES):
-        moved.positions = atoms.positions + rng.normal(0.0, sigma, atoms.positions.shape)
-        if config.repulsion_radius <= 0 or pdist(moved.positions).min() >= config.repulsion_radius:
-            return moved
-    raise ValueError(
-        f"vkd_sigma {sigma} Å: {VICINAL_TRIES} rattles in a row came closer than "
-        f"repulsion_radius {config.repulsion_radius} Å; use a smaller vkd_sigma"
-    )
-
-
-def _teacher_minima(
-    train: IsomerSet, config: SchNetConfig, teacher: Teacher, progress: bool
-) -> list[Any]:
-    """``config.vkd_minima`` minima of the teacher near the data: a random training isomer
-    rattled by ``vkd_minima_sigma`` and relaxed on the teacher's surface (ASE BFGS, at most
-    ``vkd_minima_steps`` steps).
-
-    The test isomers are minima unlike the training ones; off the training set a distilled
-    network drifts from its teacher unless it saw teacher labels at such geometries. The
-    rattle may bring atoms close; a relaxation that ends closer than ``repulsion_radius`` is
-    drawn again.
-    """
-    from ase.optimize import BFGS
-
-    rng = np.random.default_rng([config.seed, 2])
-    calc = _TeacherCalculator(teacher)
-    minima = []
-    bar = tqdm(total=config.vkd_minima, desc="teacher minima", disable=not progress, leave=False)
-    for _ in range(VICINAL_TRIES * config.vkd_minima):
-        if len(minima) == config.vkd_minima:
-            break
-        atoms = train.atoms[rng.integers(len(train))].copy()
-        atoms.positions += rng.normal(0.0, config.vkd_minima_sigma, atoms.positions.shape)
-        atoms.calc = calc
-        BFGS(atoms, logfile=None).run(fmax=MINIMA_FMAX, steps=config.vkd_minima_steps)
-        atoms.calc = None
-        if config.repulsion_radius <= 0 or pdist(atoms.positions).min() >= config.repulsion_radius:
-            minima.append(atoms)
-            bar.update()
-    bar.close()
-    if len(minima) < config.vkd_minima:
-        raise ValueError("relaxations on the teacher keep collapsing below repulsion_radius")
-    return minima
-
-
-def _vicinal_pool(
-    train: IsomerSet, config: SchNetConfig, teacher: Teacher, progress: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Teacher-labelled rows away from the DFT minima: ``config.vkd`` Gaussian rattles of
-    random training geometries, then ``config.vkd_minima`` minima of the teacher (see
-    ``_teacher_minima``); positions, energies, local energies, and forces when
-    ``kd_force_weight`` > 0.
-    """
     rng = np.random.default_rng([config.seed, 1])
-    structures = [
-        _rattled(train.atoms[i], config.vkd_sigma, config, rng)
-        for i in rng.integers(0, len(train), size=config.vkd)
-    ]
-    if config.vkd_minima > 0:
-        structures += _teacher_minima(train, config, teacher, progress)
+    base = rng.integers(0, len(train), size=config.vkd)
+    structures = []
+    for i in base:
+        atoms = train.atoms[i].copy()
+        atoms.calc = None
+        for _ in range(VICINAL_TRIES):
+            moved = atoms.positions + rng.normal(0.0, config.vkd_sigma, atoms.positions.shape)
+            if config.repulsion_radius <= 0 or pdist(moved).min() >= config.repulsion_radius:
+                break
+        else:
+            raise ValueError(
+                f"vkd_sigma {config.vkd_sigma} Å: {VICINAL_TRIES} rattles in a row came closer "
+                f"than repulsion_radius {config.repulsion_radius} Å; use a smaller vkd_sigma"
+            )
+        atoms.positions = moved
+        structures.append(atoms)
     labels = _teacher_labels(teacher, structures, forces=config.kd_force_weight > 0)
     return (_positions(structures), *labels)
 
 
 def _build_rows(
-    train: IsomerSet,
-    config: SchNetConfig,
-    teacher: Teacher | None,
-    mean: float,
-    std: float,
-    progress: bool = False,
+    train: IsomerSet, config: SchNetConfig, teacher: Teacher | None, mean: float, std: float
 ) -> _Rows:
     """All training rows (labelled + vicinal) with normalised targets and weights."""
     positions = _positions(train.atoms)
@@ -211,18 +147,17 @@ def _build_rows(
     if teacher is not None and (config.kd_lambda > 0 or config.kd_atom_weight > 0):
         teacher_e, teacher_atoms, _ = _teacher_labels(teacher, train.atoms)
     labelled = np.ones(len(train), dtype=bool)
-    if config.vkd > 0 or config.vkd_minima > 0:
+    if config.vkd > 0:
         if teacher is None:
-            raise ValueError("vicinal distillation (vkd, vkd_minima > 0) needs a teacher model")
-        vkd_pos, vkd_e, vkd_atoms, vkd_forces = _vicinal_pool(train, config, teacher, progress)
-        n_vicinal = len(vkd_pos)
+            raise ValueError("vicinal distillation (vkd > 0) needs a teacher model")
+        vkd_pos, vkd_e, vkd_atoms, vkd_forces = _vicinal_pool(train, config, teacher)
         teacher_atoms = np.concatenate([teacher_atoms, vkd_atoms])
         teacher_forces = np.concatenate([teacher_forces, vkd_forces])
         positions = np.concatenate([positions, vkd_pos])
-        energies = np.concatenate([energies, np.full(n_vicinal, np.nan)])
+        energies = np.concatenate([energies, np.full(config.vkd, np.nan)])
         teacher_e = np.concatenate([teacher_e, vkd_e])
-        weight = np.concatenate([weight, np.full(n_vicinal, config.vkd_weight)])
-        labelled = np.concatenate([labelled, np.zeros(n_vicinal, dtype=bool)])
+        weight = np.concatenate([weight, np.full(config.vkd, config.vkd_weight)])
+        labelled = np.concatenate([labelled, np.zeros(config.vkd, dtype=bool)])
 
     def norm(e: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((e - n_atoms * mean) / std, dtype=torch.float32)
@@ -493,10 +428,8 @@ def train_schnet(
         raise ValueError("kd_lambda > 0 needs a teacher model")
     if config.kd_atom_weight > 0 and teacher is None:
         raise ValueError("kd_atom_weight > 0 needs a teacher model")
-    if config.kd_force_weight > 0 and config.vkd + config.vkd_minima == 0:
-        raise ValueError(
-            "kd_force_weight > 0 needs vicinal rows (vkd or vkd_minima > 0) and a teacher model"
-        )
+    if config.kd_force_weight > 0 and config.vkd == 0:
+        raise ValueError("kd_force_weight > 0 needs vicinal rows (vkd > 0) and a teacher model")
     n_atoms = _positions(train.atoms).shape[1]
     per_atom = np.asarray(train.energies, dtype=float) / n_atoms
     mean, std = float(per_atom.mean()), float(per_atom.std())
@@ -505,7 +438,7 @@ def train_schnet(
     device = training_device(config)
     start = time.perf_counter()
     with torch_threads(config.threads):
-        rows = _build_rows(train, config, teacher, mean, std, progress)
+        rows = _build_rows(train, config, teacher, mean, std)
     results = [
         _train_member(
             rows,
@@ -530,7 +463,6 @@ def train_schnet(
         "training": {
             "n_train": len(train),
             "n_vicinal": config.vkd,
-            "n_teacher_minima": config.vkd_minima,
             "teacher": _teacher_provenance(teacher),
             "seconds": time.perf_counter() - start,
             "device": str(device),
