@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import itertools
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,45 +35,12 @@ from ase_au20.models.krr import (
     solve_weighted_ridge,
     zero_force_features,
 )
+from ase_au20.models.krr_search import KRRSearch
 from ase_au20.models.scoring import calibrate_and_score
 from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
-
-
-@dataclass
-class KRRSearch:
-    """The hyper-parameter grid; γ of the RBF kernel is gamma_scale / median |p̄_A − p̄_B|²."""
-
-    r_cut: Sequence[float] = (7.0,)
-    n_max: Sequence[int] = (6,)
-    l_max: Sequence[int] = (4,)
-    sigma: Sequence[float] = (0.3, 0.5)
-    kernel: str = "average"
-    zeta: Sequence[int] = (2,)
-    gamma_scale: Sequence[float] = (0.3, 1.0, 3.0)
-    lam: Sequence[float] = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
-    outlier_weight: Sequence[float] = (1.0,)
-    n_sparse: int = 0  # > 0: sparse environments for ζ ≠ 2 (see KRRModel.fit)
-    zero_force_weight: Sequence[float] = (0.0,)  # μ of the zero-force term (sparse rows only)
-    force_tolerance: float | None = None  # best row: lowest MAE with held-out mean |F| ≤ this
-
-    def soap_grid(self) -> list[SoapSettings]:
-        """Every SOAP setting of the grid."""
-        return [
-            SoapSettings(float(r), int(n), int(lm), float(s))
-            for r, n, lm, s in itertools.product(self.r_cut, self.n_max, self.l_max, self.sigma)
-        ]
-
-    def size(self) -> int:
-        """Number of CV evaluations (settings × kernel parameters × λ × weights × μ)."""
-        if self.kernel == "average":
-            sparse = sum(1 for z in self.zeta if self.n_sparse > 0 and z != 2)
-            per_kernel = sparse * len(self.zero_force_weight) + len(self.zeta) - sparse
-        else:
-            per_kernel = len(self.gamma_scale)
-        return len(self.soap_grid()) * per_kernel * len(self.lam) * len(self.outlier_weight)
 
 
 @dataclass

@@ -17,31 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ase_au20.models.krr_training import KRRSearch, train_krr
-
-# The grid the shipped KRR is chosen from. n_max=6, l_max=4 keeps dscribe's analytical
-# derivatives at ~2-3 ms per Au20, so one energy+forces call stays under 10 ms; richer
-# bases (n_max 8-10, l_max 6-8) gained only ~0.01 eV of group-aware CV MAE in a coarse
-# search. ζ > 2 on 1000 sparse environments (~3 MB of weights with the spread factor).
-# The isomers are DFT minima: the zero-force term μ cuts the mean predicted |F| at unseen
-# minima from ~1.6 to ~0.15 eV/Å at μ = 0.1, the CV optimum: larger μ trades energy for
-# smoothness (same setting, best λ: μ 0.3 |F| 0.13 at CV MAE 0.336, μ 1 0.11 at 0.39, μ 3
-# 0.095 at 0.50; 2000-4000 sparse environments or l_max 6 do not move this curve). The
-# winner is the lowest CV MAE among rows whose held-out mean |F| is ≤ 0.25 eV/Å
-# (SHIPPED_FORCE_TOLERANCE).
-SHIPPED_FORCE_TOLERANCE = 0.25
-SHIPPED_KRR_SEARCH = KRRSearch(
-    r_cut=(7.0, 8.0),
-    n_max=(6,),
-    l_max=(4,),
-    sigma=(0.3, 0.4),
-    zeta=(4, 6),
-    lam=(1e-3, 3e-4, 1e-4),
-    outlier_weight=(1.0, 0.2),
-    n_sparse=1000,
-    zero_force_weight=(0.0, 3e-3, 1e-2, 3e-2, 0.1),
-    force_tolerance=SHIPPED_FORCE_TOLERANCE,
-)
+from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH, KRRSearch
+from ase_au20.models.krr_training import train_krr
 
 
 def reproduce(
