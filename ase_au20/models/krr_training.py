@@ -255,6 +255,8 @@ def train_krr(
     progress: bool = True,
 ) -> TrainResult:
     """CV on train+val, refit the best, calibrate on calib, score on test, save to ``out``."""
+    for settings in search.soap_grid():  # dscribe checks each setting: fail before any work
+        SoapFeaturizer(settings)
     db = connect(os.fspath(db_path))
     meta = db.metadata
     for key in ("energy_reference", "bucket_edges", "split_scheme"):

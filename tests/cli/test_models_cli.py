@@ -137,3 +137,12 @@ def test_cli_import_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert not loaded & {"numpy", "torch", "dscribe", "ase.db", "ase_au20.models.krr_training"}
+
+
+def test_train_krr_refuses_a_bad_soap_setting_before_reading_the_database(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-database.db"
+    empty.write_text("")  # click accepts the path; the SOAP check must come first
+    args = ["train", "krr", "--db", str(empty), "--out", str(tmp_path / "krr")]
+    result = CliRunner().invoke(main, [*args, "--r-cut", "0.5", "--quiet"])
+    assert result.exit_code != 0
+    assert "radial cutoff should be bigger than 1 angstrom" in result.output
