@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
+from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
 
 
@@ -78,15 +78,11 @@ train.add_command(schnet)
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory to write (card.json, weights.npz, cv_table.csv).",
 )
-@click.option(
-    "--recipe",
-    type=click.Choice(["plain", "shipped"]),
-    default="plain",
-    show_default=True,
-    help="Starting grid: the defaults shown here (plain: a quick dense ζ=2 model, without the "
+@recipe_option(
+    "Starting grid: the defaults shown here (plain: a quick dense ζ=2 model, without the "
     "zero-force term, so with large forces at minima), or the "
     f"shipped model's ({_shipped_grid()}; about 5-9 min on 2 cores). Options given on the "
-    "command line override either.",
+    "command line override either."
 )
 @click.option(
     "--kernel",
@@ -151,52 +147,15 @@ train.add_command(schnet)
     help="Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_krr_cmd(
-    db_path: str,
-    out: Path,
-    recipe: str,
-    kernel: str,
-    r_cut: tuple,
-    n_max: tuple,
-    l_max: tuple,
-    sigma: tuple,
-    zeta: tuple,
-    gamma_scale: tuple,
-    lam: tuple,
-    outlier_weight: tuple,
-    n_sparse: int,
-    zero_force_weight: tuple,
-    force_tolerance: float | None,
-    quiet: bool,
-) -> None:
+def train_krr_cmd(db_path: str, out: Path, recipe: str, quiet: bool, **grid: Any) -> None:
     """SOAP+KRR: group-aware 5-fold CV over the grid, refit, conformal calibration, test score."""
     from dataclasses import replace
 
     from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH, KRRSearch
     from ase_au20.models.krr_training import train_krr
 
-    grid = {
-        "r_cut": r_cut,
-        "n_max": n_max,
-        "l_max": l_max,
-        "sigma": sigma,
-        "kernel": kernel,
-        "zeta": zeta,
-        "gamma_scale": gamma_scale,
-        "lam": lam,
-        "outlier_weight": outlier_weight,
-        "n_sparse": n_sparse,
-        "zero_force_weight": zero_force_weight,
-        "force_tolerance": force_tolerance,
-    }
     if recipe == "shipped":
-        ctx = click.get_current_context()
-        given = {
-            k: v
-            for k, v in grid.items()
-            if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT
-        }
-        search = replace(SHIPPED_KRR_SEARCH, **given)
+        search = replace(SHIPPED_KRR_SEARCH, **given_on_command_line(grid))
     else:
         search = KRRSearch(**grid)
     click.echo(f"grid: {search.size()} CV fits")

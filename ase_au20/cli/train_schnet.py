@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
+
+from ase_au20.cli.recipes import given_on_command_line, recipe_option
 
 
 def _default(name: str) -> object:
@@ -41,14 +42,10 @@ def _shipped_changes() -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Model directory to write (card.json, member_<k>.pt).",
 )
-@click.option(
-    "--recipe",
-    type=click.Choice(["plain", "shipped"]),
-    default="plain",
-    show_default=True,
-    help="Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
+@recipe_option(
+    "Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
     f"model ({_shipped_changes()}; needs --teacher). Options given on the command line "
-    "override either.",
+    "override either."
 )
 @click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
 @click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
@@ -193,13 +190,7 @@ def schnet(
 
     try:
         if recipe == "shipped":
-            ctx = click.get_current_context()
-            given = {
-                name: value
-                for name, value in options.items()
-                if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
-            }
-            config = shipped_config(**given)
+            config = shipped_config(**given_on_command_line(options))
         else:
             config = SchNetConfig(**options)
         teacher_model = None
