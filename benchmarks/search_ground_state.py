@@ -22,6 +22,7 @@ from ``$AU20_DATA`` when missing; candidates go into a copy, never into --db its
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", choices=["symmetric", "random"], default="symmetric")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes for the runs (default: runs, ≤ cores)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kappa", type=float, default=0.0)
     parser.add_argument("--match-tol", type=float, default=0.1)
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         method=args.method, runs=args.runs, steps=args.steps, seed=args.seed, starts=args.starts
     )
     per_run = minima_per_run(settings)
+    workers = args.workers or max(1, min(settings.runs, os.cpu_count() or 1))
     calc = make_calculator(calc_name)
     if calc_name == "emt" and args.calc is None:
         print("no shipped KRR model found: falling back to EMT (Td is not EMT's minimum)")
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         match_tol=args.match_tol,
         scale_invariant=shape_match,
         calc_name=calc_name,
+        workers=workers,
     )
     wall = time.perf_counter() - start
 
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         f"budget        {settings.runs} runs × {per_run} local minima = "
         f"{settings.runs * per_run} relaxations (fmax {settings.fmax} eV/Å, seed {settings.seed})"
     )
-    print(f"wall time     {wall:.1f} s")
+    print(f"wall time     {wall:.1f} s ({workers} worker process{'es' if workers > 1 else ''})")
     print(
         f"minima        {len(report.minima)} (valid {int(report.valid.sum())}), "
         f"distinct candidates {len(report.candidates)}"

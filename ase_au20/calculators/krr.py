@@ -44,6 +44,18 @@ class KRRAu20(Au20Calculator):
         super().__init__(loaded, loaded.card, confidence, mondrian, **kwargs)
         self._threadpools = ThreadpoolController()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the thread-pool controller (ctypes handles), e.g. for search workers."""
+        state = self.__dict__.copy()
+        del state["_threadpools"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self.__dict__.update(state)
+        self._threadpools = ThreadpoolController()
+
     def _has_spread(self) -> bool:
         """Sparse models store the Cholesky factor that gives the predictive std."""
         return "spread_factor" in self.model.arrays

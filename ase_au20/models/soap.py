@@ -70,6 +70,13 @@ class SoapFeaturizer:
             sparse=False,
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the settings only: dscribe's SOAP holds ctypes handles (for worker processes)."""
+        return {"settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["settings"])
+
     @property
     def n_features(self) -> int:
         """Length of one per-atom vector."""

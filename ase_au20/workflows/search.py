@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
+from ase_au20.workflows.process_pool import map_in_processes
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 from ase_au20.workflows.symmetric_cluster import STARTS, search_start
 
@@ -321,32 +322,58 @@ def minima_per_run(settings: SearchSettings) -> int:
     return settings.steps
 
 
-def global_search(
-    calc: Calculator, settings: SearchSettings, n_atoms: int = 20, progress: bool = False
+def search_run(
+    calc: Calculator,
+    settings: SearchSettings,
+    run: int,
+    n_atoms: int,
+    workdir: Path,
+    progress: Callable[[], None] | None = None,
 ) -> list[Minimum]:
-    """All local minima of ``settings.runs`` independent runs (run index set on each)."""
+    """The local minima of run number ``run`` (seeded by ``settings.seed`` and ``run``)."""
+    seed = settings.seed * 1000 + run
+    if settings.method == "basin":
+        start = search_start(np.random.default_rng(seed), n_atoms, settings.starts)
+        found = basin_hopping_run(start, calc, settings, seed, workdir, progress)
+    elif settings.method == "ga":
+        found = ga_run(calc, settings, seed, workdir, n_atoms, progress)
+    else:
+        found = multistart_run(calc, settings, seed, n_atoms, progress)
+    for minimum in found:
+        minimum.run = run
+    return found
+
+
+def global_search(
+    calc: Calculator,
+    settings: SearchSettings,
+    n_atoms: int = 20,
+    progress: bool = False,
+    workers: int = 1,
+) -> list[Minimum]:
+    """All local minima of ``settings.runs`` independent runs (run index set on each).
+
+    ``workers`` > 1 runs them in that many processes; ``calc`` must pickle (ours always do,
+    EMT only before its first calculation). Each run is seeded on its own, so the minima
+    are those of one process.
+    """
     settings.validate()
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     bar = tqdm(
         total=settings.runs * minima_per_run(settings),
         desc=f"search {settings.method}",
         unit="minimum",
         disable=not progress,
     )
-    minima: list[Minimum] = []
     with tempfile.TemporaryDirectory(prefix="au20-search-") as tmp:
-        for run in range(settings.runs):
-            seed = settings.seed * 1000 + run
-            if settings.method == "basin":
-                start = search_start(np.random.default_rng(seed), n_atoms, settings.starts)
-                found = basin_hopping_run(start, calc, settings, seed, Path(tmp), bar.update)
-            elif settings.method == "ga":
-                found = ga_run(calc, settings, seed, Path(tmp), n_atoms, bar.update)
-            else:
-                found = multistart_run(calc, settings, seed, n_atoms, bar.update)
-            for minimum in found:
-                minimum.run = run
-            minima.extend(found)
+        jobs = [(calc, settings, run, n_atoms, Path(tmp)) for run in range(settings.runs)]
+        if workers == 1 or settings.runs == 1:
+            per_run = [search_run(*job, progress=bar.update) for job in jobs]
+        else:
+            per_run = map_in_processes(search_run, jobs, workers, bar.update)
     bar.close()
+    minima = [minimum for found in per_run for minimum in found]
     if not minima:
         raise ValueError(
             "the search found no local minimum: every relaxation left the calculator's domain"

@@ -61,8 +61,12 @@ def run_search(
     calc_name: str = "",
     store: bool = True,
     progress: bool = False,
+    workers: int = 1,
 ) -> SearchReport:
-    """Run :func:`global_search` and turn its minima into ranked, stored, written candidates."""
+    """Run :func:`global_search` and turn its minima into ranked, stored, written candidates.
+
+    ``workers``: processes for the independent runs (see :func:`global_search`).
+    """
     settings.validate()
     if kappa < 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")
@@ -76,7 +80,7 @@ def run_search(
     if bond_cutoff is None:
         bond_cutoff = cands.data_bond_cutoff(known) if known else cands.FALLBACK_BOND_CUTOFF
     start = time.perf_counter()
-    minima = global_search(calc, settings, progress=progress)
+    minima = global_search(calc, settings, progress=progress, workers=workers)
     reasons = [cands.invalid_reason(m.atoms, bond_cutoff) for m in minima]
     valid = np.array([not r for r in reasons], dtype=bool)
     pool = [m for m, ok in zip(minima, valid, strict=True) if ok]

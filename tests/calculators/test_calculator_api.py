@@ -244,3 +244,19 @@ def test_describe_prints_card_summary(make_calc, capsys) -> None:
     assert f"ase-au20 model: {calc.card['model_type']}" in text
     assert "energy reference" in text and "confidence 0.9" in text
     assert calc.card["training_ids_sha256"][:16] in text
+
+
+def test_calculator_pickles_after_use_and_gives_the_same_results(make_calc, rattled_au20):
+    # Search workers receive the calculator pickled; dscribe's SOAP and threadpoolctl hold
+    # ctypes handles that the calculator must leave out and rebuild.
+    import pickle
+
+    calc = make_calc()
+    atoms = rattled_au20.copy()
+    atoms.calc = calc
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    clone = pickle.loads(pickle.dumps(calc))
+    copy = rattled_au20.copy()
+    copy.calc = clone
+    assert copy.get_potential_energy() == pytest.approx(energy, abs=1e-9)
+    np.testing.assert_allclose(copy.get_forces(), forces, atol=1e-9)
