@@ -22,7 +22,6 @@ from ``$AU20_DATA`` when missing; candidates go into a copy, never into --db its
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -32,7 +31,7 @@ import numpy as np
 
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.workflows.calculators import make_calculator
-from ase_au20.workflows.search import SearchSettings, minima_per_run
+from ase_au20.workflows.search import SearchSettings, auto_workers, minima_per_run
 from ase_au20.workflows.search_run import run_search
 
 
@@ -80,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes for the runs (default: runs, ≤ cores)"
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for the runs (default: one per run, up to the usable cores)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kappa", type=float, default=0.0)
@@ -98,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         method=args.method, runs=args.runs, steps=args.steps, seed=args.seed, starts=args.starts
     )
     per_run = minima_per_run(settings)
-    workers = args.workers or max(1, min(settings.runs, os.cpu_count() or 1))
     calc = make_calculator(calc_name)
+    workers = args.workers or auto_workers(calc, settings.runs)
     if calc_name == "emt" and args.calc is None:
         print("no shipped KRR model found: falling back to EMT (Td is not EMT's minimum)")
     start = time.perf_counter()

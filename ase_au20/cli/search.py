@@ -12,6 +12,19 @@ CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 OUT_PATH = click.Path(file_okay=False, path_type=Path)
 
 
+def _workers(value: str) -> int | None:
+    """``--workers``: a positive count, or None for auto (decided once the calculator is built)."""
+    if value == "auto":
+        return None
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise click.BadParameter(f"use a positive number or auto, not {value!r}")
+    return workers
+
+
 @click.command("search")
 @click.option(
     "--calc",
@@ -38,11 +51,11 @@ OUT_PATH = click.Path(file_okay=False, path_type=Path)
 @click.option("--runs", default=2, show_default=True, type=int, help="independent runs")
 @click.option(
     "--workers",
-    default=1,
+    default="auto",
     show_default=True,
-    type=click.IntRange(min=1),
-    help="processes the runs share, one core each (same minima as one process): "
-    "--workers 2 halves the wall time of 2 runs on 2 cores",
+    callback=lambda ctx, param, value: _workers(value),
+    help="processes the runs share, one core each; the minima are those of one process. "
+    "auto: one per run up to the usable cores (1 for SchNet on a GPU)",
 )
 @click.option(
     "--steps", default=100, show_default=True, type=int, help="starts / hops / offspring per run"
@@ -78,7 +91,7 @@ def search_cmd(
     method: str,
     starts: str,
     runs: int,
-    workers: int,
+    workers: int | None,
     steps: int,
     seed: int,
     db_url: str | None,
@@ -100,10 +113,12 @@ def search_cmd(
     every local minimum is checked (no pair < 2.3 Å, connected), de-duplicated, ranked by
     energy (or E − κ·uncertainty) and matched against the isomers of --db.
     """
-    from ase_au20.workflows.search import SearchSettings
+    from ase_au20.workflows.search import SearchSettings, auto_workers
     from ase_au20.workflows.search_run import run_search
 
     calc = build_calculator(calc_spec, device)
+    if workers is None:
+        workers = auto_workers(calc, runs)
     settings = SearchSettings(
         method=method,
         starts=starts,

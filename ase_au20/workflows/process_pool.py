@@ -10,6 +10,7 @@ is safe; each worker runs its job with one BLAS/OpenMP/torch thread.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import sys
@@ -19,6 +20,13 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any
 
 _ticks: Any = None  # the worker's end of the progress queue, set by _start_worker
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _start_worker(ticks: Any) -> None:

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
-from ase_au20.workflows.process_pool import map_in_processes
+from ase_au20.workflows.process_pool import map_in_processes, usable_cores
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 from ase_au20.workflows.symmetric_cluster import STARTS, search_start
 
@@ -342,6 +342,14 @@ def search_run(
     for minimum in found:
         minimum.run = run
     return found
+
+
+def auto_workers(calc: Calculator, runs: int) -> int:
+    """One process per run up to the usable cores; one for a model on a GPU (it is shared)."""
+    device = getattr(getattr(calc, "model", None), "device", None)
+    if getattr(device, "type", "cpu") != "cpu":
+        return 1
+    return max(1, min(runs, usable_cores()))
 
 
 def global_search(

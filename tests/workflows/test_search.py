@@ -15,11 +15,11 @@ from ase_au20.database.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
-from ase_au20.workflows.process_pool import map_in_processes
+from ase_au20.workflows.process_pool import map_in_processes, usable_cores
 from ase_au20.workflows.random_cluster import random_cluster
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
-from ase_au20.workflows.search import SearchSettings, global_search, search_run
+from ase_au20.workflows.search import SearchSettings, auto_workers, global_search, search_run
 from ase_au20.workflows.search_run import run_search
 from ase_au20.workflows.structure_metrics import connected
 
@@ -193,7 +193,7 @@ def test_cli_search(db_copy, tmp_path):
     assert "ground state (isomer" in res.output and "db rows written" in res.output
     assert (tmp_path / "s" / "candidates.xyz").stat().st_size > 0
     res = CliRunner().invoke(search_cmd, ["--calc", "emt", "--workers", "0"])
-    assert res.exit_code == 2 and "Invalid value for '--workers'" in res.output
+    assert res.exit_code == 2 and "use a positive number or auto, not '0'" in res.output
 
 
 class EMTCollapsingAfter(EMT):
@@ -263,3 +263,12 @@ def test_worker_warnings_reach_the_caller_and_a_used_emt_is_refused():
         global_search(used, settings, workers=2)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         global_search(EMT(), settings, workers=0)
+
+
+def test_auto_workers_one_per_run_up_to_the_cores_and_one_on_a_gpu():
+    from types import SimpleNamespace
+
+    assert auto_workers(EMT(), 1) == 1
+    assert auto_workers(EMT(), 64) == min(64, usable_cores())
+    on_gpu = SimpleNamespace(model=SimpleNamespace(device=SimpleNamespace(type="cuda")))
+    assert auto_workers(on_gpu, 4) == 1
