@@ -6,24 +6,19 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator
+from ase_au20.cli.workflow_options import build_calculator, read_input_cluster
 
 CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 
 
-def _load(file: Path, calc_spec: str, device: str):
-    """Read and validate the structure, then build the calculator; errors become click errors."""
-    from ase_au20.workflows.inputs import read_cluster
-
-    try:
-        atoms = read_cluster(file)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    return atoms, build_calculator(calc_spec, device)
+def _load(file: Path | None, calc_spec: str, device: str):
+    """``read_input_cluster`` of FILE plus the calculator; errors become click errors."""
+    atoms, name, label = read_input_cluster(file)
+    return atoms, name, label, build_calculator(calc_spec, device)
 
 
 @click.command("relax")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
 @click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
@@ -33,22 +28,31 @@ def _load(file: Path, calc_spec: str, device: str):
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
 )
 def relax_cmd(
-    file: Path, calc_spec: str, fmax: float, optimizer: str, steps: int, device: str, out_dir: Path
+    file: Path | None,
+    calc_spec: str,
+    fmax: float,
+    optimizer: str,
+    steps: int,
+    device: str,
+    out_dir: Path,
 ) -> None:
-    """Relax the cluster in FILE: relaxed xyz, .traj, HDF5 history and a PNG in --out."""
+    """Relax the cluster in FILE: relaxed xyz, .traj, HDF5 history and a PNG in --out.
+
+    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    """
     from ase_au20.workflows.relax import run_relax
 
-    atoms, calc = _load(file, calc_spec, device)
+    atoms, name, label, calc = _load(file, calc_spec, device)
     try:
         result, files = run_relax(
             atoms,
             calc,
             out_dir,
-            name=file.stem,
+            name=name,
             fmax=fmax,
             optimizer=optimizer,
             steps=steps,
-            parameters={"input": str(file), "calc": calc_spec},
+            parameters={"input": label, "calc": calc_spec},
             progress=True,
         )
     except ValueError as exc:
@@ -65,7 +69,7 @@ def relax_cmd(
 
 
 @click.command("md")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
 @click.option(
     "--ensemble", type=click.Choice(["nve", "langevin"]), default="nve", show_default=True
@@ -81,7 +85,7 @@ def relax_cmd(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
 )
 def md_cmd(
-    file: Path,
+    file: Path | None,
     calc_spec: str,
     ensemble: str,
     temperature: float,
@@ -93,17 +97,20 @@ def md_cmd(
     device: str,
     out_dir: Path,
 ) -> None:
-    """Run MD of the cluster in FILE: .traj, HDF5 energy/temperature series and a PNG."""
+    """Run MD of the cluster in FILE: .traj, HDF5 energy/temperature series and a PNG.
+
+    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    """
     from ase_au20.workflows.md import run_md_files
 
-    atoms, calc = _load(file, calc_spec, device)
+    atoms, name, label, calc = _load(file, calc_spec, device)
     try:
         result, files = run_md_files(
             atoms,
             calc,
             out_dir,
-            name=file.stem,
-            parameters={"input": str(file), "calc": calc_spec},
+            name=name,
+            parameters={"input": label, "calc": calc_spec},
             progress=True,
             ensemble=ensemble,
             temperature=temperature,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator
+from ase_au20.cli.workflow_options import build_calculator, read_input_cluster
 
 CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 OUT_PATH = click.Path(file_okay=False, path_type=Path)
@@ -235,25 +235,27 @@ def select_cmd(
 
 
 @click.command("energy-map")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @click.option("--out", "out_dir", type=OUT_PATH, default=Path("."), show_default=True)
-def energy_map_cmd(file: Path, calc_spec: str, device: str, out_dir: Path) -> None:
-    """Per-atom energy map of FILE: PDB (B-factor), VMD script, 3D PNG and HDF5 in --out."""
+def energy_map_cmd(file: Path | None, calc_spec: str, device: str, out_dir: Path) -> None:
+    """Per-atom energy map of FILE: PDB (B-factor), VMD script, 3D PNG and HDF5 in --out.
+
+    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    """
     import numpy as np
 
     from ase_au20.workflows.energy_maps import write_energy_map
-    from ase_au20.workflows.inputs import read_cluster
 
+    atoms, name, label = read_input_cluster(file)
     try:
-        atoms = read_cluster(file)
         emap, files = write_energy_map(
             atoms,
             build_calculator(calc_spec, device),
             out_dir,
-            file.stem,
-            {"input": str(file), "calc": calc_spec},
+            name,
+            {"input": label, "calc": calc_spec},
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -50,3 +50,17 @@ def check_writable(out_dir: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise click.ClickException(f"--out {out_dir} is not writable: {exc}") from exc
+
+
+def read_input_cluster(file: Path | None):
+    """(atoms, output name, input label) of the cluster in FILE, or of the built-in Td Au20."""
+    if file is None:
+        from ase_au20.structures import au20_ground_state
+
+        return au20_ground_state(), "au20-td", "built-in Td ground state"
+    from ase_au20.workflows.inputs import read_cluster
+
+    try:
+        return read_cluster(file), file.stem, str(file)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -67,3 +67,9 @@ def test_cli_energy_map(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "td-energies.pdb").is_file() and "per-atom spread" in res.output
+
+
+def test_cli_energy_map_without_a_file_maps_the_built_in_td(tmp_path):
+    res = CliRunner().invoke(energy_map_cmd, ["--calc", "emt", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "au20-td-energies.pdb").is_file()

@@ -65,6 +65,18 @@ def test_cli_relax(tmp_path):
     assert (out / "guess-relaxed.xyz").is_file() and (out / "guess-relax.h5").is_file()
 
 
+def test_cli_relax_without_a_file_relaxes_the_built_in_td(tmp_path):
+    from ase_au20.workflows.results import read_results
+
+    res = CliRunner().invoke(relax_cmd, ["--calc", "emt", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    relaxed = read(tmp_path / "au20-td-relaxed.xyz")
+    moved = np.abs(relaxed.positions - au20_ground_state().positions).max()
+    assert len(relaxed) == 20 and moved > 0.01  # EMT's minimum is not the DFT geometry
+    _, attrs = read_results(tmp_path / "au20-td-relax.h5")
+    assert attrs["parameters"]["input"] == "built-in Td ground state"
+
+
 def test_cli_relax_clear_errors(tmp_path):
     runner = CliRunner()
     res = runner.invoke(relax_cmd, [str(tmp_path / "missing.xyz"), "--calc", "emt"])
