@@ -12,7 +12,7 @@ CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 OUT_PATH = click.Path(file_okay=False, path_type=Path)
 
 
-def _workers(value: str) -> int | None:
+def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
     """``--workers``: a positive count, or None for auto (decided once the calculator is built)."""
     if value == "auto":
         return None
@@ -53,7 +53,7 @@ def _workers(value: str) -> int | None:
     "--workers",
     default="auto",
     show_default=True,
-    callback=lambda ctx, param, value: _workers(value),
+    callback=_workers,
     help="processes the runs share, one core each; the minima are those of one process. "
     "auto: one per run up to the usable cores (1 for SchNet on a GPU)",
 )
