@@ -27,6 +27,7 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
         ("sensitivity speed", ["sensitivity_speed.py"]),
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
+        ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
         (
             "ground-state search",
             [
