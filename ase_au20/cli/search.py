@@ -48,7 +48,9 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
     show_default=True,
     help="starts in a random point group (AIRSS-style) or unconstrained random clusters",
 )
-@click.option("--runs", default=2, show_default=True, type=int, help="independent runs")
+@click.option(
+    "--runs", default=2, show_default=True, type=click.IntRange(min=1), help="independent runs"
+)
 @click.option(
     "--workers",
     default="auto",
@@ -119,6 +121,8 @@ def search_cmd(
     calc = build_calculator(calc_spec, device)
     if workers is None:
         workers = auto_workers(calc, runs)
+    processes = min(workers, runs)
+    click.echo(f"{runs} {method} run(s) on {processes} process{'es' if processes > 1 else ''}")
     settings = SearchSettings(
         method=method,
         starts=starts,

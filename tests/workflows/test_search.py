@@ -191,6 +191,7 @@ def test_cli_search(db_copy, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "ground state (isomer" in res.output and "db rows written" in res.output
+    assert "1 multistart run(s) on 1 process\n" in res.output
     assert (tmp_path / "s" / "candidates.xyz").stat().st_size > 0
     res = CliRunner().invoke(search_cmd, ["--calc", "emt", "--workers", "0"])
     assert res.exit_code == 2 and "use a positive number or auto, not '0'" in res.output
