@@ -12,38 +12,36 @@ from ase_au20.cli.workflow_options import (
     check_writable,
     parse_floats,
     parse_ints,
+    read_input_cluster,
 )
 
 CALC_HELP = "schnet, krr, emt or a trained model directory"
 
 
 def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
-    """The Atoms to study and a description; ``None`` means the built-in ground state."""
-    from ase_au20.workflows.inputs import read_cluster
-
+    """The Atoms to study and a description: STRUCTURE, the --db isomer or the built-in Td."""
     if structure is not None and (db is not None or cluster_id is not None):
         raise click.UsageError("give either STRUCTURE or --db/--cluster-id, not both")
     if (db is None) != (cluster_id is None):
         raise click.UsageError("--db and --cluster-id go together")
-    try:
-        if structure is not None:
-            return read_cluster(structure), str(structure)
-        if db is not None:
-            from ase_au20.database import load_rows
+    if db is None:
+        atoms, _, label = read_input_cluster(structure)
+        return atoms, label
+    from ase_au20.database import load_rows
 
-            rows = load_rows(db)
-            hits = [i for i, cid in enumerate(rows.ids) if cid == cluster_id]
-            if not hits:
-                raise ValueError(
-                    f"cluster_id {cluster_id} is not in {db} "
-                    f"({len(rows)} isomers, ids {rows.ids.min()}..{rows.ids.max()})"
-                )
-            atoms = rows.atoms[hits[0]].copy()
-            atoms.calc = None
-            return atoms, f"{db} cluster_id={cluster_id}"
+    try:
+        rows = load_rows(db)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    return None, "built-in Td ground state"
+    hits = [i for i, cid in enumerate(rows.ids) if cid == cluster_id]
+    if not hits:
+        raise click.ClickException(
+            f"cluster_id {cluster_id} is not in {db} "
+            f"({len(rows)} isomers, ids {rows.ids.min()}..{rows.ids.max()})"
+        )
+    atoms = rows.atoms[hits[0]].copy()
+    atoms.calc = None
+    return atoms, f"{db} cluster_id={cluster_id}"
 
 
 @click.command("sensitivity")
@@ -102,7 +100,6 @@ def sensitivity_cmd(
     neither, the built-in tetrahedral Au20 ground state, relaxed with --calc.
     """
     start = time.perf_counter()
-    from ase_au20.structures import au20_ground_state
     from ase_au20.workflows.calculators import model_card_of
     from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
     from ase_au20.workflows.sensitivity import relax as relax_structure
@@ -120,9 +117,8 @@ def sensitivity_cmd(
         raise click.BadParameter(str(exc)) from exc
     atoms, source = _structure(structure, db, cluster_id)
     calc = build_calculator(calc_spec, device)
-    if atoms is None:
-        atoms = au20_ground_state()
-        relax = True if relax is None else relax
+    if relax is None:  # the built-in Td is the DFT geometry, not a minimum of --calc
+        relax = structure is None and db is None
     if relax:
         try:
             atoms, converged = relax_structure(atoms, calc, fmax=fmax)
