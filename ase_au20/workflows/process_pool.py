@@ -64,16 +64,16 @@ def map_in_processes(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    for job in jobs:
-        for item in job:
-            try:
-                pickle.dumps(item)
-            except Exception as exc:  # what pickling raises depends on the object
-                raise ValueError(
-                    f"cannot send {type(item).__name__} to worker processes ({exc}); "
-                    "pass a fresh object (an ASE calculator that has not computed yet) "
-                    "or use one worker"
-                ) from exc
+    distinct = {id(item): item for job in jobs for item in job}  # one calculator, many runs
+    for item in distinct.values():
+        try:
+            pickle.dumps(item)
+        except Exception as exc:  # what pickling raises depends on the object
+            raise ValueError(
+                f"cannot send {type(item).__name__} to worker processes ({exc}); "
+                "pass a fresh object (an ASE calculator that has not computed yet) "
+                "or use one worker"
+            ) from exc
     context = multiprocessing.get_context("spawn")
     ticks = context.Queue()
 
