@@ -14,6 +14,8 @@ from ase_au20._version import __version__
 _LAZY = {
     "SchNetAu20": "ase_au20.calculators.schnet",
     "KRRAu20": "ase_au20.calculators.krr",
+    "CommitteeAu20": "ase_au20.calculators.committee",
+    "Au20Calculator": "ase_au20.calculators.base",
     "build_database": "ase_au20.database",
     "load_rows": "ase_au20.database",
     "connect": "ase_au20.database",

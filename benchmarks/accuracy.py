@@ -35,7 +35,7 @@ import numpy as np
 from ase_au20.database import build_database, connect, load_rows
 from ase_au20.models import load_model
 from ase_au20.models.conformal import ConformalCalibrator
-from ase_au20.models.krr_training import fit_row
+from ase_au20.models.krr.training import fit_row
 from ase_au20.models.metrics import interval_metrics, regression_metrics
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 
@@ -149,7 +149,7 @@ def group_cv(
     pred = {"KRR": np.empty(len(rows))}
     use_schnet = schnet and "SchNet" in models
     if use_schnet:
-        from ase_au20.models.schnet_training import SchNetConfig, train_schnet
+        from ase_au20.models.schnet.training import SchNetConfig, train_schnet
 
         card_hp = dict(models["SchNet"].card["hyperparameters"])
         config = SchNetConfig.from_dict({**card_hp, "ensemble": 1, "device": "cpu"})

@@ -162,7 +162,7 @@ def run(
 
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
-    from ase_au20.models.schnet import torch_threads
+    from ase_au20.models.schnet.network import torch_threads
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)

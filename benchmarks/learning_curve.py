@@ -22,9 +22,9 @@ import numpy as np
 from accuracy import ensure_databases
 
 from ase_au20.database.rows import IsomerSet, load_rows
-from ase_au20.models.kernels import average_gram
-from ase_au20.models.krr import solve_weighted_ridge
-from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+from ase_au20.models.krr.kernels import average_gram
+from ase_au20.models.krr.model import solve_weighted_ridge
+from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
 from ase_au20.paths import data_dir
 
 SHIPPED_SOAP = SoapSettings(r_cut=8.0, n_max=6, l_max=4, sigma=0.4)

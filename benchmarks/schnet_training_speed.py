@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ase_au20.database import load_rows
-from ase_au20.models.schnet import SchNet, SchNetModel
-from ase_au20.models.schnet_config import SchNetConfig
-from ase_au20.models.schnet_training import train_schnet
+from ase_au20.models.schnet.config import SchNetConfig
+from ase_au20.models.schnet.network import SchNet, SchNetModel
+from ase_au20.models.schnet.training import train_schnet
 from ase_au20.paths import PRETRAINED_DIR
 
 

@@ -1,21 +1,25 @@
-"""Shared ASE calculator logic: validation, conformal uncertainty, caching and batching.
+"""``Au20Calculator``: one ASE calculator over any registered model (``models.protocol.Model``).
 
-Subclasses only turn a list of Atoms into raw model predictions (``_model_predict``);
-everything an ASE user sees — which results exist, their units, the error bar, the
-warnings for unusual input — lives here so both calculators behave identically.
+Validation, conformal uncertainty, caching, batching and thread safety live here, and the
+model only turns a list of Atoms into raw predictions, so every model type behaves the
+same to an ASE user. ``SchNetAu20``, ``KRRAu20`` and ``CommitteeAu20`` only pick the
+default shipped model and their load options.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import warnings
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_au20.models.protocol import Model
 from ase_au20.validation import check_cluster
 
 TRAINING_SIZE = 20
@@ -27,8 +31,8 @@ PROPERTIES = (
     "energy_uncertainty",
     "energy_interval",
 )
-# Epistemic spread (eV): ensemble std, or the KRR predictive std; only models that have one
-# list it among their implemented properties.
+# Epistemic spread (eV): ensemble std, committee disagreement or the KRR predictive std;
+# only models that have one list it among their implemented properties.
 SPREAD = "energy_std"
 EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 2)}
 
@@ -40,33 +44,62 @@ class OutsideDomainWarning(UserWarning):
 class Au20Calculator(Calculator):
     """ASE calculator for a trained Au20 model with a calibrated energy error bar.
 
-    Parameters ``confidence`` (coverage of ``energy_interval``, 0 < c < 1) and
-    ``mondrian`` (per predicted-ΔE-bucket calibration) can be changed with ``calc.set``.
+    ``model``: a registered model name (the shipped model), a trained model directory or a
+    loaded model; None takes the class's ``default_model``. ``load_options`` (``device``,
+    ``dtype``) reach the loaders that accept them. Parameters ``confidence`` (coverage of
+    ``energy_interval``, 0 < c < 1) and ``mondrian`` (per predicted-ΔE-bucket calibration)
+    can be changed with ``calc.set``.
+
+    One calculator may be shared by threads: a lock makes each property request (check
+    state, compute, read results) and each ``predict`` atomic, so concurrent calls give the
+    results of serial ones.
     """
 
     implemented_properties = list(PROPERTIES)
     default_parameters = {"confidence": 0.9, "mondrian": True}
+    default_model: ClassVar[str | None] = None
 
     def __init__(
         self,
-        model: Any,
-        card: dict[str, Any],
+        model: str | os.PathLike[str] | Model | None = None,
         confidence: float = 0.9,
         mondrian: bool = True,
+        load_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Wrap a loaded model and its card; ``model.predict`` does the physics."""
         from ase_au20.models.conformal import ConformalCalibrator
 
         super().__init__(**kwargs)
-        self.model = model
-        self.card = card
-        conformal = card.get("conformal")
+        self.model = _resolve_model(model, self.default_model, load_options or {})
+        model_type = self.model.card.get("model_type")
+        if self.default_model is not None and model_type != self.default_model:
+            raise ValueError(
+                f"{type(self).__name__} takes {self.default_model} models, not a "
+                f"{model_type} model: use Au20Calculator, or the calculator of that type"
+            )
+        self.card = self.model.card
+        conformal = self.card.get("conformal")
         self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
         self._warned: set[str] = set()
-        if self._has_spread():
+        self._lock = threading.RLock()
+        if self.model.has_spread:
             self.implemented_properties = [*PROPERTIES, SPREAD]
         self.set(confidence=confidence, mondrian=mondrian)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the lock (e.g. for worker processes); a new one is made on load."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
+        """ASE's property request, atomic under the calculator's lock."""
+        with self._lock:
+            return super().get_property(name, atoms, allow_calculation)
 
     @property
     def confidence(self) -> float:
@@ -94,16 +127,18 @@ class Au20Calculator(Calculator):
             self.reset()
         return changed
 
-    # -- what subclasses provide -------------------------------------------------------
-
     def _model_predict(self, structures: list[Atoms], forces: bool) -> dict[str, Any]:
-        """Raw predictions: ``energy`` (n,), ``energies`` and, if asked, ``forces`` per
-        structure, and ``spread`` (n,) or None."""
-        raise NotImplementedError
-
-    def _has_spread(self) -> bool:
-        """Whether ``_model_predict`` returns an epistemic ``spread`` (exposed as energy_std)."""
-        raise NotImplementedError
+        """The model's predictions with padded per-atom arrays cut back to each size."""
+        out = self.model.predict(structures, forces=forces)
+        sizes = [len(a) for a in structures]
+        raw: dict[str, Any] = {
+            "energy": out["energy"],
+            "energies": [out["energies"][i][:n] for i, n in enumerate(sizes)],
+            "spread": out.get(SPREAD),
+        }
+        if forces:
+            raw["forces"] = [out["forces"][i][:n] for i, n in enumerate(sizes)]
+        return raw
 
     # -- input handling ----------------------------------------------------------------
 
@@ -184,6 +219,13 @@ class Au20Calculator(Calculator):
         system_changes: Sequence[str] = tuple(all_changes),
     ) -> None:
         """ASE entry point: energy, error bar and per-atom energies; forces only if asked."""
+        with self._lock:
+            self._calculate(atoms, properties, system_changes)
+
+    def _calculate(
+        self, atoms: Atoms | None, properties: Sequence[str], system_changes: Sequence[str]
+    ) -> None:
+        """``calculate`` under the lock."""
         super().calculate(atoms, properties, system_changes)
         structure = self._prepare(self.atoms)
         wanted = ["energy", *(["forces"] if "forces" in properties else [])]
@@ -211,10 +253,11 @@ class Au20Calculator(Calculator):
         """
         if isinstance(properties, str):
             properties = (properties,)
-        prepared = [self._prepare(a, index=i) for i, a in enumerate(structures)]
-        if not prepared:
-            return {p: np.empty(EMPTY_SHAPES.get(p, (0,))) for p in properties}
-        out = self._evaluate(prepared, list(properties))
+        with self._lock:
+            prepared = [self._prepare(a, index=i) for i, a in enumerate(structures)]
+            if not prepared:
+                return {p: np.empty(EMPTY_SHAPES.get(p, (0,))) for p in properties}
+            out = self._evaluate(prepared, list(properties))
         result: dict[str, np.ndarray] = {}
         for prop in properties:
             value = out[prop]
@@ -231,6 +274,26 @@ class Au20Calculator(Calculator):
         (default stdout). Returns nothing, so a REPL shows the summary once; the text itself
         is ``summarise_card(calc.card, calc.confidence, calc.mondrian)``."""
         print(summarise_card(self.card, self.confidence, self.mondrian), file=file)
+
+
+def _resolve_model(
+    model: str | os.PathLike[str] | Model | None, default: str | None, options: dict[str, Any]
+) -> Model:
+    """A loaded model from a name, a directory, a model, or the class default."""
+    from ase_au20.models import load_model
+
+    if model is None:
+        if default is None:
+            raise ValueError("Au20Calculator needs a model: a registered name or a directory")
+        model = default
+    if isinstance(model, str | os.PathLike):
+        return load_model(model, **options)
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"{type(model).__name__} does not follow the model protocol "
+            "(card, has_spread, predict, save, load)"
+        )
+    return model
 
 
 def _object_array(items: list[np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""ASE plugin registration: lists SchNetAu20 and KRRAu20 in ASE's plugin collection.
+"""ASE plugin registration: one calculator plugin per registered model type.
 
 Loaded through the ``ase.plugins`` entry point; implementations are given as import
 strings so collecting plugins never imports torch or dscribe.
@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from ase._4.plugins.plugin import CalculatorPlugin
 
+from ase_au20.models.registry import MODELS
+
 CITATION = "ase-au20: machine-learned Au20 energy models with calibrated uncertainty"
 
 __ase_plugins__ = {
     CalculatorPlugin(
-        name="schnet_au20",
+        name=entry.plugin_name,
         citation=CITATION,
-        implementation="ase_au20.calculators.schnet.SchNetAu20",
-    ),
-    CalculatorPlugin(
-        name="krr_au20",
-        citation=CITATION,
-        implementation="ase_au20.calculators.krr.KRRAu20",
-    ),
+        implementation=entry.calculator.replace(":", "."),
+    )
+    for entry in MODELS.values()
 }

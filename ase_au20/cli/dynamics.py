@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator, read_input_cluster
-
-CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
+from ase_au20.cli.workflow_options import build_calculator, calc_option, read_input_cluster
 
 
 def _load(file: Path | None, calc_spec: str, device: str):
@@ -19,7 +17,7 @@ def _load(file: Path | None, calc_spec: str, device: str):
 
 @click.command("relax")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@calc_option()
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
 @click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
 @click.option("--steps", default=500, show_default=True, type=int, help="maximum optimizer steps")
@@ -70,7 +68,7 @@ def relax_cmd(
 
 @click.command("md")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@calc_option()
 @click.option(
     "--ensemble", type=click.Choice(["nve", "langevin"]), default="nve", show_default=True
 )

@@ -41,7 +41,7 @@ def _shipped_grid() -> str:
     """The shipped KRR's CV grid as the command-line options it sets, for --help."""
     from dataclasses import fields
 
-    from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH
+    from ase_au20.models.krr.search import SHIPPED_KRR_SEARCH
 
     def text(value: Any) -> str:
         if isinstance(value, tuple):
@@ -151,8 +151,8 @@ def train_krr_cmd(db_path: str, out: Path, recipe: str, quiet: bool, **grid: Any
     """SOAP+KRR: group-aware 5-fold CV over the grid, refit, conformal calibration, test score."""
     from dataclasses import replace
 
-    from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH, KRRSearch
-    from ase_au20.models.krr_training import train_krr
+    from ase_au20.models.krr.search import SHIPPED_KRR_SEARCH, KRRSearch
+    from ase_au20.models.krr.training import train_krr
 
     if recipe == "shipped":
         search = replace(SHIPPED_KRR_SEARCH, **given_on_command_line(grid))

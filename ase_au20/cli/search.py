@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator, read_input_cluster
+from ase_au20.cli.workflow_options import build_calculator, calc_option, read_input_cluster
 
-CALC_HELP = "schnet, krr, emt or a trained model directory (default: schnet)"
 OUT_PATH = click.Path(file_okay=False, path_type=Path)
 
 
@@ -240,7 +239,7 @@ def select_cmd(
 
 @click.command("energy-map")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@calc_option()
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @click.option("--out", "out_dir", type=OUT_PATH, default=Path("."), show_default=True)
 def energy_map_cmd(file: Path | None, calc_spec: str, device: str, out_dir: Path) -> None:

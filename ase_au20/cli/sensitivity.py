@@ -9,13 +9,12 @@ import click
 
 from ase_au20.cli.workflow_options import (
     build_calculator,
+    calc_option,
     check_writable,
     parse_floats,
     parse_ints,
     read_input_cluster,
 )
-
-CALC_HELP = "schnet, krr, emt or a trained model directory"
 
 
 def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
@@ -48,7 +47,7 @@ def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
 @click.argument("structure", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="isomer database")
 @click.option("--cluster-id", type=int, help="cluster_id of the isomer in --db")
-@click.option("--calc", "calc_spec", default="schnet", show_default=True, help=CALC_HELP)
+@calc_option()
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @click.option(
     "--sigmas",

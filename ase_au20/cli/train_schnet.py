@@ -14,14 +14,14 @@ def _default(name: str) -> object:
     """Default of a SchNetConfig field (the plain recipe), read without importing torch."""
     import dataclasses
 
-    from ase_au20.models.schnet_config import SchNetConfig
+    from ase_au20.models.schnet.config import SchNetConfig
 
     return {f.name: f.default for f in dataclasses.fields(SchNetConfig)}[name]
 
 
 def _shipped_changes() -> str:
     """The shipped recipe as the command-line options it sets, for --help."""
-    from ase_au20.models.schnet_config import SHIPPED_RECIPE
+    from ase_au20.models.schnet.config import SHIPPED_RECIPE
 
     return " ".join(
         f"--{name.replace('_', '-')} {value:g}" for name, value in SHIPPED_RECIPE.items()
@@ -185,8 +185,8 @@ def schnet(
     **options: Any,
 ) -> None:
     """SchNet: early stopping on val, conformal calibration on calib, test score, model card."""
-    from ase_au20.models.schnet_config import SchNetConfig, shipped_config
-    from ase_au20.models.schnet_fit import fit_schnet
+    from ase_au20.models.schnet.config import SchNetConfig, shipped_config
+    from ase_au20.models.schnet.fit import fit_schnet
 
     try:
         if recipe == "shipped":
@@ -195,7 +195,7 @@ def schnet(
             config = SchNetConfig(**options)
         teacher_model = None
         if teacher is not None:
-            from ase_au20.models.krr import KRRModel
+            from ase_au20.models.krr.model import KRRModel
 
             teacher_model = KRRModel.load(teacher)
         elif config.kd_lambda > 0 or config.vkd > 0 or config.kd_atom_weight > 0:

@@ -8,6 +8,21 @@ from pathlib import Path
 
 import click
 
+from ase_au20.models.registry import MODELS
+
+
+def calc_option(default: str = "schnet"):
+    """The ``--calc`` option of every workflow verb; its choices and help come from the
+    model registry."""
+    models = "; ".join(f"{e.name}: {e.summary}" for e in MODELS.values())
+    return click.option(
+        "--calc",
+        "calc_spec",
+        default=default,
+        show_default=True,
+        help=f"{models}; emt: ASE's EMT (quick checks); or a trained model directory.",
+    )
+
 
 def parse_floats(text: str, name: str) -> tuple[float, ...]:
     """``"0.01,0.02"`` -> (0.01, 0.02); ``ValueError`` naming the option otherwise."""
@@ -33,7 +48,7 @@ def parse_ints(text: str, name: str) -> tuple[int, ...]:
 
 def build_calculator(spec: str, device: str):
     """``make_calculator`` with load failures (e.g. no shipped model) turned into click errors."""
-    from ase_au20.workflows.calculators import make_calculator
+    from ase_au20.calculators.factory import make_calculator
 
     try:
         return make_calculator(spec, device=device)

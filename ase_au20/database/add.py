@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ase_au20.database.fingerprint import fingerprint_matrix
 from ase_au20.database.groups import ENERGY_TOLERANCE, duplicate_groups
 from ase_au20.database.labels import assign_buckets, robust_outliers
 from ase_au20.database.rows import NEW_SPLIT, load_rows
@@ -26,6 +25,7 @@ from ase_au20.database.store import (
     write_rows,
 )
 from ase_au20.database.xyz import BadFile, read_isomers, xyz_files
+from ase_au20.geometry.fingerprint import fingerprint_matrix
 
 REQUIRED_METADATA = (
     "energy_reference",

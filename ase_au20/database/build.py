@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20._version import __version__
-from ase_au20.database.fingerprint import DEFAULT_TOLERANCE, fingerprint_matrix
 from ase_au20.database.groups import ENERGY_TOLERANCE, duplicate_groups, group_sizes
 from ase_au20.database.labels import (
     OUTLIER_Z,
@@ -35,6 +34,7 @@ from ase_au20.database.store import (
     write_rows,
 )
 from ase_au20.database.xyz import N_ATOMS, BadFile, read_isomers, xyz_files
+from ase_au20.geometry.fingerprint import DEFAULT_TOLERANCE, fingerprint_matrix
 
 SPLIT_SCHEMES = ("group", "seed")
 

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ase_au20.database.fingerprint import DEFAULT_TOLERANCE, max_deviation
+from ase_au20.geometry.fingerprint import DEFAULT_TOLERANCE, max_deviation
 
 ENERGY_TOLERANCE = 1e-3  # eV; copies of one isomer in the dataset agree to < 3e-4 eV
 

@@ -1,7 +1,8 @@
-"""Energy models of Au clusters: SOAP+KRR and SchNet, their cards, calibration and training.
+"""Energy models of Au clusters behind one protocol (``protocol.Model``) and one registry.
 
-``load_model`` opens any trained model directory (or a shipped one by kind) by reading the
-card's ``model_type``; heavy dependencies load only then.
+``load_model`` opens a trained model directory, or a shipped model by its registered name,
+through the class that ``registry`` lists for the card's ``model_type``; heavy
+dependencies load only then.
 """
 
 from __future__ import annotations
@@ -10,32 +11,33 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ase_au20.models.registry import MODEL_NAMES, load_options, model_class
 from ase_au20.paths import PRETRAINED_DIR
 
-MODEL_KINDS = ("krr", "schnet")
 
-
-def pretrained_dir(kind: str) -> Path:
-    """Directory of the shipped model of ``kind`` ("krr" or "schnet"); ValueError if absent."""
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}: use {', '.join(MODEL_KINDS)}")
-    path = PRETRAINED_DIR / kind
+def pretrained_dir(name: str) -> Path:
+    """Directory of the shipped model registered as ``name``; ValueError if absent."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}: use {', '.join(MODEL_NAMES)}")
+    path = PRETRAINED_DIR / name
     if not (path / "card.json").is_file():
-        raise ValueError(f"no shipped {kind} model in {path}: run `make reproduce`")
+        raise ValueError(f"no shipped {name} model in {path}: run `make reproduce`")
     return path
 
 
-def load_model(path_or_kind: str | os.PathLike[str]) -> Any:
-    """A loaded model from a directory or a shipped kind, dispatched on card['model_type']."""
+def model_directory(spec: str | os.PathLike[str]) -> Path:
+    """A registered name as its shipped directory; anything else as a path."""
+    text = os.fspath(spec)
+    return pretrained_dir(text) if text in MODEL_NAMES else Path(text)
+
+
+def load_model(spec: str | os.PathLike[str], **options: Any) -> Any:
+    """A loaded model from a directory or a shipped name, by the card's ``model_type``.
+
+    ``options`` (e.g. ``device``, ``dtype``) reach the loaders that accept them.
+    """
     from ase_au20.models.card import read_card
 
-    spec = os.fspath(path_or_kind)
-    path = pretrained_dir(spec) if spec in MODEL_KINDS else Path(spec)
+    path = model_directory(spec)
     model_type = read_card(path)["model_type"]
-    if model_type == "krr":
-        from ase_au20.models.krr import KRRModel
-
-        return KRRModel.load(path)
-    from ase_au20.models.schnet import SchNetModel
-
-    return SchNetModel.load(path)
+    return model_class(model_type).load(path, **load_options(model_type, options))

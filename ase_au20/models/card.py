@@ -3,8 +3,9 @@
 A card says what the model is (architecture, hyper-parameters, features), what scale its
 energies are on (energy_reference, bucket_edges), where it came from (training ids hash,
 split scheme, package version, date), how good it is (metrics) and how wide its intervals
-are (conformal). ``files`` maps each weights file to its SHA-256 so that a card never loads
-weights it was not written with, and a truncated file is caught before it is parsed.
+are (conformal). ``files`` maps each weights file to its SHA-256, and ``sha256`` seals the
+whole card (so the weights too): an edited card, a swapped or truncated weights file is
+refused before anything is parsed, with one clear error each.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ase_au20._version import __version__
+from ase_au20.models.registry import MODEL_NAMES
 
 CARD_NAME = "card.json"
-MODEL_TYPES = ("krr", "schnet")
+SEAL = "sha256"
 REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
     "model_type": str,
     "architecture": (str, dict),
@@ -94,23 +96,55 @@ def validate_card(card: Any, source: str = "model card") -> dict[str, Any]:
     for key, kind in REQUIRED_KEYS.items():
         if isinstance(card[key], bool) or not isinstance(card[key], kind):
             raise ValueError(f"{source}: {key!r} has type {type(card[key]).__name__}")
-    if card["model_type"] not in MODEL_TYPES:
+    if card["model_type"] not in MODEL_NAMES:
         raise ValueError(
-            f"{source}: unknown model_type {card['model_type']!r} (use {', '.join(MODEL_TYPES)})"
+            f"{source}: unknown model_type {card['model_type']!r} (use {', '.join(MODEL_NAMES)})"
         )
+    _check_version(card["package_version"], source)
     if len(card["bucket_edges"]) != 2 or card["bucket_edges"][0] > card["bucket_edges"][1]:
         raise ValueError(f"{source}: bucket_edges must be [low, high], got {card['bucket_edges']}")
     files = card.get("files", {})
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise ValueError(f"{source}: 'files' must map file names to SHA-256 strings")
+    if card["conformal"] is not None:
+        from ase_au20.models.conformal import ConformalCalibrator
+
+        try:
+            ConformalCalibrator.from_dict(card["conformal"])
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
     return card
 
 
-def write_card(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> Path:
-    """Validate and write ``card.json`` atomically (temp file + rename); returns its path."""
+def _check_version(version: str, source: str) -> None:
+    """ValueError for a card written by a newer major version than this package."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise ValueError(f"{source}: package_version {version!r} is not a version") from None
+    ours = int(__version__.split(".")[0])
+    if major > ours:
+        raise ValueError(
+            f"{source}: written by ase-au20 {version}, a newer major version than this "
+            f"{__version__}: upgrade ase-au20 to load it"
+        )
+
+
+def card_sha256(card: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``card`` without its seal; it covers the weights
+    through their hashes under ``files``."""
+    body = {k: v for k, v in card.items() if k != SEAL}
+    text = json.dumps(json_safe(body), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_card(directory: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """Validate, seal (``card["sha256"]``, set in place) and write ``card.json`` atomically
+    (temp file + rename); returns its path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    validate_card(dict(card))
+    validate_card(card)
+    card[SEAL] = card_sha256(card)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".card-", suffix=".json")
     with os.fdopen(fd, "w") as handle:
         json.dump(json_safe(card), handle, indent=2, allow_nan=False)
@@ -144,6 +178,30 @@ def read_card(directory: str | os.PathLike[str]) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     return validate_card(card, source=str(path))
+
+
+def open_model_card(
+    directory: str | os.PathLike[str], model_type: str, weights: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The validated card of a model directory of ``model_type``, after checking its seal,
+    that every file in ``weights`` is listed, and every listed file's SHA-256."""
+    directory = Path(directory)
+    card = read_card(directory)
+    source = directory / CARD_NAME
+    if card["model_type"] != model_type:
+        raise ValueError(f"{source}: model_type is {card['model_type']!r}, not {model_type!r}")
+    if SEAL not in card:
+        raise ValueError(f"{source}: the card is not sealed (no {SEAL!r}): save the model again")
+    if card[SEAL] != card_sha256(card):
+        raise ValueError(
+            f"{source}: the card was edited after the model was saved (its SHA-256 over "
+            "card and weights differs); restore it or train the model again"
+        )
+    unlisted = [name for name in weights if name not in card.get("files", {})]
+    if unlisted:
+        raise ValueError(f"{source}: weights file(s) {', '.join(unlisted)} not listed in 'files'")
+    check_files(directory, card)
+    return card
 
 
 def check_files(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> None:

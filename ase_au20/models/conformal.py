@@ -67,8 +67,13 @@ class ConformalCalibrator:
         bucket_edges: Sequence[float],
         spread: np.ndarray | None = None,
         levels: Sequence[float] = DEFAULT_LEVELS,
+        spread_offset: float = 0.0,
     ) -> ConformalCalibrator:
-        """Quantiles of calibration scores, globally and per predicted-ΔE bucket."""
+        """Quantiles of calibration scores, globally and per predicted-ΔE bucket.
+
+        Normalised scores divide by ``spread + spread_offset`` (eV): the offset keeps the
+        interval from collapsing where the members of a committee happen to agree.
+        """
         pred = np.asarray(pred_energy, dtype=float)
         true = np.asarray(true_energy, dtype=float)
         if pred.shape != true.shape or pred.ndim != 1 or len(pred) == 0:
@@ -92,7 +97,11 @@ class ConformalCalibrator:
         if spread is None:
             data.update(_tables(residuals, buckets, levels))
         else:
-            data.update(_tables(residuals / _check_spread(spread, len(pred)), buckets, levels))
+            if not (math.isfinite(spread_offset) and spread_offset >= 0):
+                raise ValueError(f"spread_offset must be finite and >= 0, got {spread_offset}")
+            data["spread_offset"] = float(spread_offset)
+            scale = _check_spread(np.asarray(spread, dtype=float) + spread_offset, len(pred))
+            data.update(_tables(residuals / scale, buckets, levels))
             data["absolute"] = _tables(residuals, buckets, levels)
         return cls(data)
 
@@ -117,8 +126,17 @@ class ConformalCalibrator:
             if len(d["bucket_edges"]) != 2:
                 raise ValueError("bucket_edges must have two entries")
             bool(d["normalised"])
+            offset = float(d.get("spread_offset", 0.0))
+            if not (math.isfinite(offset) and offset >= 0):
+                raise ValueError(f"spread_offset {offset} must be finite and >= 0")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"malformed conformal entry in model card: {err!r}") from None
+        tables = [("", d), *([("absolute ", d["absolute"])] if "absolute" in d else [])]
+        for label, table in tables:
+            _check_quantiles(f"{label}global", [table["global"][_key(c)] for c in levels])
+            for name in BUCKETS:
+                quantiles = table["mondrian"][name]["quantiles"]
+                _check_quantiles(f"{label}{name} bucket", [quantiles[_key(c)] for c in levels])
         return cls(d)
 
     @property
@@ -151,7 +169,8 @@ class ConformalCalibrator:
         tables = self._data
         scale = None
         if self.normalised and spread is not None:
-            scale = _check_spread(spread, len(pred))
+            offset = float(self._data.get("spread_offset", 0.0))
+            scale = _check_spread(np.asarray(spread, dtype=float) + offset, len(pred))
         elif self.normalised:
             if "absolute" not in self._data:
                 raise ValueError("this calibrator is normalised by a model spread: pass spread")
@@ -171,15 +190,41 @@ def _tables(scores: np.ndarray, buckets: np.ndarray, levels: list[float]) -> dic
     mondrian: dict[str, Any] = {}
     for name in BUCKETS:
         member = scores[buckets == name]
-        quantiles, fallback = {}, []
+        quantiles, fallback, below = {}, [], 0.0
         for c in levels:
             q = conformal_quantile(member, c)
             if q is None:
-                q = global_q[_key(c)]
+                # the global quantile, but never below this bucket's own lower level
+                q = _at_least(global_q[_key(c)], below)
                 fallback.append(_key(c))
             quantiles[_key(c)] = q
+            below = _finite(q)
         mondrian[name] = {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
     return {"global": global_q, "mondrian": mondrian}
+
+
+def _check_quantiles(table: str, quantiles: list[Any]) -> None:
+    """ValueError unless the quantiles of one table (in level order) are non-negative finite
+    numbers or null (unattainable), non-decreasing with the level."""
+    values = []
+    for q in quantiles:
+        if q is None:
+            values.append(math.inf)
+        elif isinstance(q, bool) or not isinstance(q, int | float) or not math.isfinite(q):
+            raise ValueError(f"conformal {table} quantile {q!r} is not a finite number")
+        elif q < 0:
+            raise ValueError(f"conformal {table} quantile {q} is negative: intervals would invert")
+        else:
+            values.append(float(q))
+    if any(b < a for a, b in zip(values, values[1:], strict=False)):
+        raise ValueError(
+            f"conformal {table} quantiles {quantiles} decrease with the confidence level"
+        )
+
+
+def _at_least(q: float | None, floor: float) -> float | None:
+    """max(q, floor), keeping None (unattainable) as it is."""
+    return None if q is None else max(float(q), floor)
 
 
 def _finite(q: float | None) -> float:

@@ -17,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH, KRRSearch
-from ase_au20.models.krr_training import train_krr
+from ase_au20.models.krr.search import SHIPPED_KRR_SEARCH, KRRSearch
+from ase_au20.models.krr.training import train_krr
 
 
 def reproduce(
@@ -42,8 +42,8 @@ def reproduce(
     cv_mae = krr.metrics["cv"]["mae"]
     print(f"KRR: CV MAE {cv_mae:.3f} eV, test MAE {test_mae:.3f} eV, {times['krr']:.0f} s")
     if schnet:
-        from ase_au20.models.schnet_config import shipped_config
-        from ase_au20.models.schnet_fit import fit_schnet
+        from ase_au20.models.schnet.config import shipped_config
+        from ase_au20.models.schnet.fit import fit_schnet
 
         config = config or shipped_config()
         cpus = os.cpu_count() or 1

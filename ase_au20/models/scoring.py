@@ -25,16 +25,22 @@ def calibrate_and_score(
     energy_reference: float,
     bucket_edges: Sequence[float],
     spread_of: Callable[[dict[str, Any]], np.ndarray | None] = model_spread,
+    spread_offset: float = 0.0,
 ) -> tuple[ConformalCalibrator, dict[str, Any]]:
-    """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` when it
-    is not None) and score ``test``: regression, per-bucket and interval metrics and the
-    mean predicted |F| at the DFT-relaxed geometries (ideally ~0)."""
+    """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` plus
+    ``spread_offset`` when it is not None) and score ``test``: regression, per-bucket and
+    interval metrics and the mean predicted |F| at the DFT-relaxed geometries (ideally ~0)."""
     calib = load_rows(db, "calib")
     if len(calib) == 0:
         raise ValueError("the database has no calib rows: cannot calibrate")
     out = model.predict(calib.atoms)
     calibrator = ConformalCalibrator.fit(
-        out["energy"], calib.energies, energy_reference, bucket_edges, spread=spread_of(out)
+        out["energy"],
+        calib.energies,
+        energy_reference,
+        bucket_edges,
+        spread=spread_of(out),
+        spread_offset=spread_offset,
     )
     metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
     test = load_rows(db, "test")

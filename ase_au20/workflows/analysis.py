@@ -10,13 +10,13 @@ from ase import Atoms
 from scipy import stats
 from tqdm.auto import tqdm
 
-from ase_au20.workflows.rdf import (
+from ase_au20.geometry.metrics import structure_metrics
+from ase_au20.geometry.rdf import (
     default_r_max,
     first_minimum_cutoff,
     mean_radial_distribution,
     radial_distribution,
 )
-from ase_au20.workflows.structure_metrics import structure_metrics
 
 STAT_NAMES = (
     "count",

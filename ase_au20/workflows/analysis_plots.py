@@ -9,9 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
+from ase_au20.geometry.rdf import smooth_rdf
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.analysis import AnalysisResult
-from ase_au20.workflows.rdf import smooth_rdf
 
 SMOOTH = 0.05  # Å, Gaussian broadening of the plotted g(r) (the cutoff uses the same)
 

@@ -1,4 +1,4 @@
-"""Choosing a calculator by name and evaluating many structures with any ASE calculator.
+"""Evaluating many structures with any ASE calculator, and describing the calculator.
 
 Workflows take a plain ASE ``Calculator``; ours add a batched ``predict`` and calibrated
 uncertainty, which is used when present and replaced by a per-structure loop (and NaN
@@ -7,50 +7,12 @@ uncertainty) otherwise, so EMT works everywhere.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-
-CALCULATOR_NAMES = ("schnet", "krr", "emt")
-
-
-def make_calculator(spec: str, device: str = "auto") -> Calculator:
-    """Build a calculator from ``schnet``, ``krr``, ``emt`` or a trained model directory."""
-    name = spec.lower()
-    if name == "emt":
-        from ase.calculators.emt import EMT
-
-        return EMT()
-    if name == "schnet":
-        from ase_au20.calculators.schnet import SchNetAu20
-
-        return SchNetAu20(device=device)
-    if name == "krr":
-        from ase_au20.calculators.krr import KRRAu20
-
-        return KRRAu20()
-    path = Path(spec)
-    card_path = path / "card.json"
-    if not card_path.is_file():
-        raise ValueError(
-            f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)} "
-            "or a trained model directory containing card.json"
-        )
-    model_type = json.loads(card_path.read_text()).get("model_type")
-    if model_type == "schnet":
-        from ase_au20.calculators.schnet import SchNetAu20
-
-        return SchNetAu20(model=path, device=device)
-    if model_type == "krr":
-        from ase_au20.calculators.krr import KRRAu20
-
-        return KRRAu20(model=path)
-    raise ValueError(f"{card_path}: unknown model_type {model_type!r}")
 
 
 def model_card_of(calc: Calculator) -> dict[str, Any]:

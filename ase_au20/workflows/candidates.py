@@ -19,10 +19,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.core import Database
 
 from ase_au20.database import load_rows
-from ase_au20.database.fingerprint import fingerprint_matrix, max_deviation
+from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
+from ase_au20.geometry.metrics import connected
+from ase_au20.geometry.rdf import first_minimum_cutoff, mean_radial_distribution
 from ase_au20.validation import min_pair_distance
-from ase_au20.workflows.rdf import first_minimum_cutoff, mean_radial_distribution
-from ase_au20.workflows.structure_metrics import connected
 
 MIN_PAIR_DISTANCE = 2.3  # Å
 FALLBACK_BOND_CUTOFF = 3.3  # Å, used without a database (the data's g(r) minimum is ~3.03 Å)

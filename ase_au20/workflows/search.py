@@ -1,7 +1,7 @@
 """Global-minimum search for Au clusters with ASE's machinery and any ASE calculator.
 
 Two methods, each run ``runs`` times from reproducible starts: by default random clusters
-with a random point-group symmetry (:mod:`ase_au20.workflows.symmetric_cluster`), or
+with a random point-group symmetry (:mod:`ase_au20.geometry.symmetric_cluster`), or
 unconstrained random compact clusters (``starts="random"``):
 
 - ``basin``: ASE's :class:`~ase.optimize.basin.BasinHopping` (Wales & Doye); every hop
@@ -35,11 +35,11 @@ from ase.io import read
 from ase.optimize.basin import BasinHopping
 from tqdm import tqdm
 
+from ase_au20.geometry.symmetric_cluster import STARTS, search_start
 from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
 from ase_au20.workflows.process_pool import map_in_processes, usable_cores
 from ase_au20.workflows.relax import OPTIMIZERS, relax
-from ase_au20.workflows.symmetric_cluster import STARTS, search_start
 
 METHODS = ("basin", "ga", "multistart")
 WORST_SCORE = -1e9  # GA raw score of candidates that must never breed

@@ -19,12 +19,12 @@ from ase.optimize import BFGS
 from scipy.stats import linregress
 from tqdm.auto import tqdm
 
-from ase_au20.workflows.calculators import predict_batch
-from ase_au20.workflows.perturbation import (
+from ase_au20.geometry.perturbation import (
     Perturbations,
     random_perturbations,
     single_site_perturbations,
 )
+from ase_au20.workflows.calculators import predict_batch
 from ase_au20.workflows.stiffness import (
     harmonic_mean_abs_de,
     harmonic_stiffness,

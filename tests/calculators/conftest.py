@@ -58,8 +58,8 @@ def _card_and_conformal(model_type, architecture, hyper, features, pred, rows, m
 def tiny_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small-SOAP KRR (ζ = 2) fitted on the synthetic train split, saved with its card."""
     from ase_au20.database import connect, load_rows
-    from ase_au20.models.krr import KRRModel
-    from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+    from ase_au20.models.krr.model import KRRModel
+    from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
 
     meta = connect(synthetic_db).metadata
     train, every = load_rows(synthetic_db, "train"), load_rows(synthetic_db)
@@ -84,7 +84,7 @@ def tiny_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -
 def tiny_schnet_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-member 16-feature SchNet trained for a few epochs on the synthetic split."""
     from ase_au20.database import connect, load_rows
-    from ase_au20.models.schnet_training import SchNetConfig, train_schnet
+    from ase_au20.models.schnet.training import SchNetConfig, train_schnet
 
     meta = connect(synthetic_db).metadata
     train, val = load_rows(synthetic_db, "train"), load_rows(synthetic_db, "val")

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
+import model_files
 import numpy as np
 import pytest
 
-from ase_au20.calculators import krr as krr_module
-from ase_au20.calculators import schnet as schnet_module
+import ase_au20.models as models_module
 from ase_au20.calculators.krr import KRRAu20
 from ase_au20.calculators.schnet import SchNetAu20
 
 
 def test_missing_shipped_model_is_a_clear_error(monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(krr_module, "PRETRAINED_DIR", tmp_path)
-    monkeypatch.setattr(schnet_module, "PRETRAINED_DIR", tmp_path)
-    with pytest.raises(ValueError, match="no shipped pretrained KRR model.*make reproduce"):
+    monkeypatch.setattr(models_module, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(ValueError, match="no shipped krr model.*make reproduce"):
         KRRAu20()
-    with pytest.raises(ValueError, match="no shipped pretrained SchNet model.*make reproduce"):
+    with pytest.raises(ValueError, match="no shipped schnet model.*make reproduce"):
         SchNetAu20()
 
 
@@ -41,8 +39,8 @@ def test_schnet_dtype_is_checked_and_float64_agrees(tiny_schnet_dir, rattled_au2
 
 
 def test_loaded_model_objects_are_accepted(tiny_krr_dir, tiny_schnet_dir, rattled_au20) -> None:
-    from ase_au20.models.krr import KRRModel
-    from ase_au20.models.schnet import SchNetModel
+    from ase_au20.models.krr.model import KRRModel
+    from ase_au20.models.schnet.network import SchNetModel
 
     for cls, model_cls, path in (
         (KRRAu20, KRRModel, tiny_krr_dir),
@@ -65,9 +63,9 @@ def test_uncalibrated_card_gives_nan_uncertainty_with_one_warning(
 ) -> None:
     folder = tmp_path / "uncalibrated"
     shutil.copytree(tiny_krr_dir, folder)
-    card = json.loads((folder / "card.json").read_text())
+    card = model_files.read(folder)
     card["conformal"] = None
-    (folder / "card.json").write_text(json.dumps(card))
+    model_files.reseal(folder, card)
     calc = KRRAu20(model=folder)
     with pytest.warns(UserWarning, match="no conformal calibration"):
         half = calc.get_property("energy_uncertainty", rattled_au20)

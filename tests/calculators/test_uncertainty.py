@@ -14,8 +14,8 @@ def normalised_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFact
     from ase_au20.database import connect, load_rows
     from ase_au20.models.card import new_card
     from ase_au20.models.conformal import ConformalCalibrator
-    from ase_au20.models.krr import KRRModel
-    from ase_au20.models.soap import SoapFeaturizer, SoapSettings
+    from ase_au20.models.krr.model import KRRModel
+    from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
 
     meta = connect(synthetic_db).metadata
     train, every = load_rows(synthetic_db, "train"), load_rows(synthetic_db)

@@ -108,7 +108,7 @@ def test_train_krr_shipped_recipe_keeps_its_grid_under_overrides(
     synthetic_db: Path, tmp_path: Path
 ) -> None:
     """--recipe shipped starts from the shipped grid; options given beside it replace axes."""
-    from ase_au20.models.krr_search import SHIPPED_KRR_SEARCH
+    from ase_au20.models.krr.search import SHIPPED_KRR_SEARCH
 
     overrides = ["--r-cut", "5", "--n-max", "3", "--l-max", "2", "--sigma", "0.5"]
     overrides += ["--zeta", "3", "--lambda", "1e-3", "--outlier-weight", "1", "--n-sparse", "40"]
@@ -136,7 +136,7 @@ def test_cli_import_stays_light() -> None:
     code = "import json, sys, ase_au20.cli; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
-    assert not loaded & {"numpy", "torch", "dscribe", "ase.db", "ase_au20.models.krr_training"}
+    assert not loaded & {"numpy", "torch", "dscribe", "ase.db", "ase_au20.models.krr.training"}
 
 
 def test_train_krr_refuses_a_bad_soap_setting_before_reading_the_database(tmp_path: Path) -> None:

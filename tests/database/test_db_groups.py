@@ -7,17 +7,17 @@ import pytest
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
-from ase_au20.database.fingerprint import (
-    distance_fingerprint,
-    fingerprint_matrix,
-    same_geometry,
-)
 from ase_au20.database.groups import duplicate_groups, group_sizes
 from ase_au20.database.labels import (
     assign_buckets,
     bucket_edges,
     robust_center_scale,
     robust_outliers,
+)
+from ase_au20.geometry.fingerprint import (
+    distance_fingerprint,
+    fingerprint_matrix,
+    same_geometry,
 )
 from ase_au20.structures import au20_ground_state
 

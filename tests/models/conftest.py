@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ase_au20.models.krr_training import KRRSearch, TrainResult, train_krr
-from ase_au20.models.soap import SoapSettings
+from ase_au20.models.krr.soap import SoapSettings
+from ase_au20.models.krr.training import KRRSearch, TrainResult, train_krr
 
 TINY_SOAP = SoapSettings(r_cut=5.0, n_max=3, l_max=2, sigma=0.5)
 

@@ -16,7 +16,7 @@ from ase_au20.models.card import (
     training_ids_sha256,
     write_card,
 )
-from ase_au20.models.krr import KRRModel
+from ase_au20.models.krr.model import KRRModel
 
 
 def _card() -> dict:
@@ -93,5 +93,5 @@ def test_load_model_dispatches_on_model_type(tiny_krr) -> None:
     assert card["model_type"] == "krr"
     assert card["conformal"]["n_calib"] > 0
     assert set(card["metrics"]) >= {"cv", "calib", "test"}
-    with pytest.raises(ValueError, match="unknown model kind"):
+    with pytest.raises(ValueError, match="unknown model 'gp'"):
         pretrained_dir("gp")

@@ -90,7 +90,11 @@ def test_small_bucket_falls_back_to_global_and_unattainable_is_infinite() -> Non
     d = cal.to_dict()
     assert d["mondrian"]["low"]["n"] == 2
     assert "0.8" in d["mondrian"]["low"]["fallback"]
-    assert cal.half_width([0.7], 0.8)[0] == cal.half_width([0.7], 0.8, mondrian=False)[0]
+    # the global quantile, but never below the bucket's own lower level (intervals that
+    # shrink with a higher confidence would be absurd)
+    own = cal.half_width([0.7], 0.6)[0]
+    assert cal.half_width([0.7], 0.8)[0] == max(own, cal.half_width([0.7], 0.8, mondrian=False)[0])
+    assert own > cal.half_width([0.7], 0.8, mondrian=False)[0]  # this data takes the floor
     assert math.isinf(cal.half_width([5.0], 0.99, mondrian=False)[0])  # n=32: k=33 > n
 
 

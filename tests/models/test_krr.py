@@ -5,14 +5,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import model_files
 import numpy as np
 import pytest
 from ase import Atoms
 
 from ase_au20.database import load_rows
-from ase_au20.models.kernels import average_gram, sparse_features
-from ase_au20.models.krr import KRRModel, _power_pair
-from ase_au20.models.soap import SoapFeaturizer
+from ase_au20.models.krr.kernels import average_gram, sparse_features
+from ase_au20.models.krr.model import KRRModel, _power_pair
+from ase_au20.models.krr.soap import SoapFeaturizer
 from ase_au20.structures import au20_ground_state
 
 
@@ -182,28 +183,25 @@ def test_truncated_weights_are_a_clear_error(tiny_krr, tmp_path: Path) -> None:
     (bad / "weights.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="does not match its model card"):
         KRRModel.load(bad)
-    card = (bad / "card.json").read_text()  # without the hash the parser must still refuse it
-    import json
-
-    parsed = json.loads(card)
-    parsed.pop("files")
-    (bad / "card.json").write_text(json.dumps(parsed))
+    card = model_files.read(bad)
+    card.pop("files")
+    model_files.reseal(bad, card)
+    with pytest.raises(ValueError, match=r"weights\.npz not listed in 'files'"):
+        KRRModel.load(bad)
+    model_files.reseal(bad, card, rehash=("weights.npz",))  # a card crafted for the bad file
     with pytest.raises(ValueError, match="unreadable weights file"):
         KRRModel.load(bad)
 
 
 def test_card_that_does_not_match_weights_is_a_clear_error(tiny_krr, tmp_path: Path) -> None:
-    import json
-
     bad = _copy(tiny_krr.directory, tmp_path / "m")
-    card = json.loads((bad / "card.json").read_text())
-    card.pop("files")
+    card = model_files.read(bad)
     card["features"].update(n_max=4, n_features=30)  # weights were written for 18 features
-    (bad / "card.json").write_text(json.dumps(card))
+    model_files.reseal(bad, card)
     with pytest.raises(ValueError, match="weights do not match the card"):
         KRRModel.load(bad)
     card["model_type"] = "schnet"
-    (bad / "card.json").write_text(json.dumps(card))
+    model_files.reseal(bad, card)
     with pytest.raises(ValueError, match="not 'krr'"):
         KRRModel.load(bad)
     (bad / "card.json").unlink()
@@ -230,7 +228,7 @@ def test_sparse_model_energy_std_is_the_sor_predictive_std(train_set) -> None:
 
 
 def test_normalised_calibration_uses_energy_std(synthetic_db: Path, tmp_path: Path) -> None:
-    from ase_au20.models.krr_training import KRRSearch, train_krr
+    from ase_au20.models.krr.training import KRRSearch, train_krr
 
     search = KRRSearch(
         r_cut=(5.0,), n_max=(3,), l_max=(2,), sigma=(0.5,), zeta=(3,), lam=(1e-3,), n_sparse=50

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ase_au20.database import load_rows
-from ase_au20.models.krr_training import cross_validate, group_folds
+from ase_au20.models.krr.training import cross_validate, group_folds
 
 
 def test_group_folds_drop_near_duplicates_of_held_out_rows() -> None:
@@ -32,7 +32,7 @@ def test_cross_validate_rows_cover_the_grid(synthetic_db, tiny_search) -> None:
 def test_zero_force_grid_reports_held_out_forces_and_tolerance_picks_smooth_rows(
     synthetic_db,
 ) -> None:
-    from ase_au20.models.krr_training import KRRSearch, best_row
+    from ase_au20.models.krr.training import KRRSearch, best_row
 
     rows = load_rows(synthetic_db, ("train", "val"))
     search = KRRSearch(

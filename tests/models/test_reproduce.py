@@ -10,7 +10,7 @@ import pytest
 
 from ase_au20.models import load_model
 from ase_au20.models.reproduce import main, reproduce
-from ase_au20.models.schnet_training import SchNetConfig
+from ase_au20.models.schnet.training import SchNetConfig
 from ase_au20.structures import au20_ground_state
 
 TINY_SCHNET = SchNetConfig(
@@ -61,8 +61,8 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
     from types import SimpleNamespace
 
     from ase_au20.models import reproduce as reproduce_module
-    from ase_au20.models import schnet_fit
-    from ase_au20.models.schnet_config import shipped_config
+    from ase_au20.models.schnet import fit as schnet_fit
+    from ase_au20.models.schnet.config import shipped_config
     from ase_au20.paths import PRETRAINED_DIR
 
     teacher = object()
@@ -88,7 +88,7 @@ def test_reproduce_trains_with_fewer_workers_on_fewer_cpus(monkeypatch, tmp_path
     from types import SimpleNamespace
 
     from ase_au20.models import reproduce as reproduce_module
-    from ase_au20.models import schnet_fit
+    from ase_au20.models.schnet import fit as schnet_fit
 
     krr = SimpleNamespace(model=object(), metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
     monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)

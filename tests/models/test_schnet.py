@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import model_files
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,8 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from ase_au20.models.card import new_card
-from ase_au20.models.schnet import SchNet, SchNetModel, torch_threads
-from ase_au20.models.schnet_config import SchNetArchitecture
+from ase_au20.models.schnet.config import SchNetArchitecture
+from ase_au20.models.schnet.network import SchNet, SchNetModel, torch_threads
 from ase_au20.structures import au20_ground_state
 
 TINY = SchNetArchitecture(hidden=16, blocks=2, rbf=16, cutoff=5.0)
@@ -139,9 +140,9 @@ def test_save_needs_a_complete_card(tmp_path: Path) -> None:
 
 def test_card_that_does_not_match_weights_is_a_clear_error(tmp_path: Path) -> None:
     directory = tiny_model().save(tmp_path / "m")
-    card = json.loads((directory / "card.json").read_text())
+    card = model_files.read(directory)
     card["architecture"]["hidden"] = 32
-    (directory / "card.json").write_text(json.dumps(card))
+    model_files.reseal(directory, card)
     with pytest.raises(ValueError, match=r"member_0\.pt: weights do not match"):
         SchNetModel.load(directory)
 
@@ -153,16 +154,14 @@ def test_truncated_or_missing_weights_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"member_1\.pt"):
         SchNetModel.load(directory)
     member.unlink()
-    with pytest.raises(ValueError, match="ensemble member"):
+    with pytest.raises(ValueError, match=r"member_1\.pt: missing"):
         SchNetModel.load(directory)
 
 
 def test_corrupt_file_without_checksum_is_a_clear_error(tmp_path: Path) -> None:
     directory = tiny_model().save(tmp_path / "m")
-    card = json.loads((directory / "card.json").read_text())
-    del card["files"]
-    (directory / "card.json").write_text(json.dumps(card))
     (directory / "member_0.pt").write_bytes(b"not a torch file")
+    model_files.reseal(directory, model_files.read(directory), rehash=("member_0.pt",))
     with pytest.raises(ValueError, match=r"member_0\.pt: cannot read weights"):
         SchNetModel.load(directory)
 

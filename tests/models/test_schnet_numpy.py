@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ase_au20.models.schnet import SchNet, SchNetModel
-from ase_au20.models.schnet_config import SchNetArchitecture
-from ase_au20.models.schnet_numpy import NumpySchNet, _softplus_and_sigmoid
+from ase_au20.models.schnet.config import SchNetArchitecture
+from ase_au20.models.schnet.network import SchNet, SchNetModel
+from ase_au20.models.schnet.numpy_path import NumpySchNet, _softplus_and_sigmoid
 from ase_au20.structures import au20_ground_state
 
 ARCH = SchNetArchitecture(

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from ase_au20.cli import main
 from ase_au20.database import load_rows
 from ase_au20.models.card import read_card
-from ase_au20.models.schnet import SchNet, SchNetModel
-from ase_au20.models.schnet_config import SchNetConfig, shipped_config
-from ase_au20.models.schnet_training import train_schnet, training_device
+from ase_au20.models.schnet.config import SchNetConfig, shipped_config
+from ase_au20.models.schnet.network import SchNet, SchNetModel
+from ase_au20.models.schnet.training import train_schnet, training_device
 
 TINY = {
     "hidden": 16,
@@ -105,7 +105,7 @@ def test_per_atom_distillation_pulls_atom_energies_towards_the_teacher(splits, t
 
 
 def test_force_distillation_pulls_forces_towards_the_teacher(splits, tiny_krr) -> None:
-    from ase_au20.models.schnet_training import _vicinal_pool
+    from ase_au20.models.schnet.training import _vicinal_pool
 
     train, val = splits
     config = tiny_config(epochs=12, kd_lambda=0.5, vkd=32, kd_force_subset=8)
@@ -201,7 +201,7 @@ def test_cli_shipped_recipe_with_overrides(synthetic_db: Path, tiny_krr, tmp_pat
 def test_every_shipped_recipe_setting_is_a_cli_option() -> None:
     """--help lists the shipped recipe as options: each of them must exist."""
     from ase_au20.cli.train_schnet import schnet
-    from ase_au20.models.schnet_config import SHIPPED_RECIPE
+    from ase_au20.models.schnet.config import SHIPPED_RECIPE
 
     options = {p.name for p in schnet.params}
     assert set(SHIPPED_RECIPE) <= options
@@ -218,7 +218,7 @@ def test_cli_rejects_distillation_without_teacher(synthetic_db: Path, tmp_path: 
 def test_vicinal_rattles_stay_outside_the_repulsion_radius(splits) -> None:
     from scipy.spatial.distance import pdist
 
-    from ase_au20.models.schnet_training import _vicinal_pool
+    from ase_au20.models.schnet.training import _vicinal_pool
 
     class Teacher:
         def predict(self, structures, forces=False):
@@ -263,10 +263,11 @@ def test_two_workers_train_the_same_network_as_one(splits) -> None:
     assert not torch.allclose(state_one["embedding"], untrained.embedding)
 
 
-def test_bad_worker_counts_are_value_errors(splits) -> None:
+def test_bad_worker_counts_are_value_errors(splits, monkeypatch) -> None:
     train, val = splits
     with pytest.raises(ValueError, match="workers must be at least 1"):
         SchNetConfig(workers=0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(ValueError, match="CPU data parallelism"):
         train_schnet(train, val, tiny_config(workers=2, device="cuda"), progress=False)
     with pytest.raises(ValueError, match="exceeds the"):

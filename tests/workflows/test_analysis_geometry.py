@@ -8,14 +8,7 @@ from ase import Atoms
 from ase.cluster import Octahedron
 from ase.io import read
 
-from ase_au20.structures import TD_BOND_LENGTH, au20_ground_state
-from ase_au20.workflows.rdf import (
-    first_minimum_cutoff,
-    mean_radial_distribution,
-    number_density,
-    radial_distribution,
-)
-from ase_au20.workflows.structure_metrics import (
+from ase_au20.geometry.metrics import (
     asphericity,
     connected,
     count_distinct,
@@ -23,6 +16,13 @@ from ase_au20.workflows.structure_metrics import (
     structure_metrics,
     surface_mask,
 )
+from ase_au20.geometry.rdf import (
+    first_minimum_cutoff,
+    mean_radial_distribution,
+    number_density,
+    radial_distribution,
+)
+from ase_au20.structures import TD_BOND_LENGTH, au20_ground_state
 
 
 def neighbours_per_atom(atoms: Atoms, dr: float = 0.02) -> float:

@@ -8,8 +8,8 @@ from ase import Atoms
 from ase.cluster import Icosahedron, Octahedron
 from scipy.spatial.transform import Rotation
 
+from ase_au20.geometry.point_group import point_group
 from ase_au20.structures import au20_ground_state
-from ase_au20.workflows.point_group import point_group
 
 
 def ring(n: int, radius: float, z: float, phase: float = 0.0) -> list[list[float]]:

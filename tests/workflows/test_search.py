@@ -11,17 +11,17 @@ from ase.db import connect
 from click.testing import CliRunner
 
 from ase_au20.cli.search import search_cmd
-from ase_au20.database.fingerprint import fingerprint_matrix, max_deviation
+from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
+from ase_au20.geometry.metrics import connected
+from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
 from ase_au20.workflows.process_pool import map_in_processes, usable_cores
-from ase_au20.workflows.random_cluster import random_cluster
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
 from ase_au20.workflows.search import SearchSettings, auto_workers, global_search, search_run
 from ase_au20.workflows.search_run import run_search
-from ase_au20.workflows.structure_metrics import connected
 
 
 class EMTWithUncertainty(EMT):

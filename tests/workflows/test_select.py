@@ -15,7 +15,7 @@ from ase.io import read
 from click.testing import CliRunner
 
 from ase_au20.cli.search import select_cmd
-from ase_au20.workflows.random_cluster import random_cluster
+from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.workflows.select import score_candidates, select_from_db, unlabelled_rows
 
 N_CANDIDATES = 8

@@ -9,12 +9,12 @@ import pytest
 from ase.calculators.emt import EMT
 from scipy.spatial.transform import Rotation
 
-from ase_au20.structures import au20_ground_state
-from ase_au20.workflows.perturbation import (
+from ase_au20.geometry.perturbation import (
     aligned_rmsd,
     random_perturbations,
     single_site_perturbations,
 )
+from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.results import read_results, write_results
 from ase_au20.workflows.sensitivity import SensitivityConfig, relax, run_sensitivity
 from ase_au20.workflows.sensitivity_report import to_results, write_outputs

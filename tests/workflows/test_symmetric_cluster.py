@@ -8,13 +8,9 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
-from ase_au20.structures import au20_ground_state
-from ase_au20.validation import min_pair_distance
-from ase_au20.workflows.point_group import point_group
-from ase_au20.workflows.random_cluster import random_cluster
-from ase_au20.workflows.relax import relax
-from ase_au20.workflows.search import WORST_SCORE, SearchSettings, ga_score, global_search
-from ase_au20.workflows.symmetric_cluster import (
+from ase_au20.geometry.point_group import point_group
+from ase_au20.geometry.random_cluster import random_cluster
+from ase_au20.geometry.symmetric_cluster import (
     POINT_GROUPS,
     can_hold,
     group_operations,
@@ -22,6 +18,10 @@ from ase_au20.workflows.symmetric_cluster import (
     search_start,
     symmetric_cluster,
 )
+from ase_au20.structures import au20_ground_state
+from ase_au20.validation import min_pair_distance
+from ase_au20.workflows.relax import relax
+from ase_au20.workflows.search import WORST_SCORE, SearchSettings, ga_score, global_search
 
 ORDERS = {"C2": 2, "C3": 3, "Cs": 2, "C2v": 4, "C3v": 6, "D2": 4, "D3": 6, "D2d": 8}
 ORDERS |= {"D3h": 12, "D5h": 20, "T": 12, "Td": 24}

@@ -10,7 +10,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull
 from scipy.spatial.distance import pdist, squareform
 
-from ase_au20.workflows.point_group import point_group
+from ase_au20.geometry.point_group import point_group
 
 SURFACE_TOLERANCE = 0.5  # Å from a convex-hull facet plane still counts as surface
 BOND_BIN = 0.02  # Å; bond lengths closer than this count as one distinct length

@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ase_au20.models.schnet import CATMULL_ROM
+from ase_au20.models.schnet.spline import CATMULL_ROM as _CR
+from ase_au20.models.schnet.spline import CATMULL_ROM_DERIVATIVE as _CR_DERIVATIVE
 
-_CR = CATMULL_ROM.double().numpy()
-# d/du of the Catmull-Rom weights: rows are the coefficients of 1, u, u^2 (u^3: none).
-_CR_DERIVATIVE = np.stack([_CR[1], 2.0 * _CR[2], 3.0 * _CR[3], np.zeros(4)])
 _LOG2 = math.log(2.0)
 _EXP_LIMIT = 60.0  # ln(1 + eᵃ) = a to float64 round-off above this; e^60 is finite in float32
 

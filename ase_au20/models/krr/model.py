@@ -30,8 +30,8 @@ import numpy as np
 from ase import Atoms
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 
-from ase_au20.models.card import check_files, file_sha256, read_card, write_card
-from ase_au20.models.kernels import (
+from ase_au20.models.card import file_sha256, open_model_card, write_card
+from ase_au20.models.krr.kernels import (
     KERNELS,
     average_gram,
     check_zeta,
@@ -41,7 +41,7 @@ from ase_au20.models.kernels import (
     sparse_features,
     sparse_force_features,
 )
-from ase_au20.models.soap import (
+from ase_au20.models.krr.soap import (
     SoapFeaturizer,
     SoapSettings,
     forces_from_gradient,
@@ -115,6 +115,11 @@ class KRRModel:
         self._featurizer: SoapFeaturizer | None = None
         self._env64: np.ndarray | None = None
         self._factor64: np.ndarray | None = None
+        self._threadpools: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the thread-pool controller (ctypes handles), e.g. for workers."""
+        return {**self.__dict__, "_threadpools": None}
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -207,6 +212,11 @@ class KRRModel:
 
     # --------------------------------------------------------------- prediction
     @property
+    def has_spread(self) -> bool:
+        """Sparse models store the Cholesky factor behind the predictive std."""
+        return "spread_factor" in self.arrays
+
+    @property
     def featurizer(self) -> SoapFeaturizer:
         """The SOAP featurizer (built on first use: dscribe import is slow)."""
         if self._featurizer is None:
@@ -266,6 +276,17 @@ class KRRModel:
             raise ValueError("predict takes a list of Atoms; wrap a single structure in a list")
         if len(structures) == 0:
             raise ValueError("predict needs at least one structure")
+        if self._threadpools is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._threadpools = ThreadpoolController()
+        # one BLAS thread: the per-structure products are tiny, and a second thread
+        # doubles the single-call time
+        with self._threadpools.limit(limits=1, user_api="blas"):
+            return self._predict(structures, forces)
+
+    def _predict(self, structures: Sequence[Atoms], forces: bool) -> dict[str, Any]:
+        """``predict`` once the thread pools are limited."""
         total, per_atom, all_forces, spread = [], [], [], []
         for atoms in structures:
             if len(atoms) == 0:
@@ -325,13 +346,8 @@ class KRRModel:
     def load(cls, directory: str | os.PathLike[str]) -> KRRModel:
         """Load a model directory; a mismatched, truncated or foreign file is a ValueError."""
         directory = Path(directory)
-        card = read_card(directory)
-        if card["model_type"] != "krr":
-            raise ValueError(f"{directory}: model_type is {card['model_type']!r}, not 'krr'")
-        check_files(directory, card)
+        card = open_model_card(directory, "krr", [WEIGHTS_NAME])
         path = directory / WEIGHTS_NAME
-        if not path.is_file():
-            raise ValueError(f"{path}: missing")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: np.asarray(data[k]) for k in data.files}

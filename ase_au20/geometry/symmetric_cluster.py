@@ -17,7 +17,7 @@ from ase import Atoms
 from scipy.spatial.distance import cdist, pdist
 from scipy.spatial.transform import Rotation
 
-from ase_au20.workflows.random_cluster import RADIUS_PER_CBRT_N, random_cluster
+from ase_au20.geometry.random_cluster import RADIUS_PER_CBRT_N, random_cluster
 
 STARTS = ("symmetric", "random")
 _Z, _X, _BODY_DIAGONAL = (0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (1.0, 1.0, 1.0)

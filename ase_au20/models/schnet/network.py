@@ -28,16 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ase_au20.models.batching import Structure, chunks, group_by_size
 from ase_au20.models.card import (
     CARD_NAME,
     REQUIRED_KEYS,
-    check_files,
     file_sha256,
-    read_card,
+    open_model_card,
     write_card,
 )
-from ase_au20.models.schnet_config import SchNetArchitecture
+from ase_au20.models.schnet.batching import Structure, chunks, group_by_size
+from ase_au20.models.schnet.config import SchNetArchitecture
+from ase_au20.models.schnet.spline import CATMULL_ROM
 
 LOG2 = math.log(2.0)
 # torch threads per predict chunk on CPU: one. Intra-op threads on these small tensors ran
@@ -51,10 +51,7 @@ PREDICT_THREADS = 1
 # (medians of interleaved runs, 640 Au20). On CUDA larger launches amortise the kernel
 # overheads (512: a choice, not measured here: no GPU on the development machines).
 CPU_CHUNK, CUDA_CHUNK = 16, 512
-# Catmull-Rom spline: rows are the coefficients of 1, u, u^2, u^3; columns nodes k-1 .. k+2.
-CATMULL_ROM = 0.5 * torch.tensor(
-    [[0.0, 2.0, 0.0, 0.0], [-1.0, 0.0, 1.0, 0.0], [2.0, -5.0, 4.0, -1.0], [-1.0, 3.0, -3.0, 1.0]]
-)
+CATMULL_ROM_T = torch.from_numpy(CATMULL_ROM)
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -156,7 +153,7 @@ def _spline_nodes(
     k = t.detach().floor().long().clamp_(0, n_grid - 4)
     u = t - k
     powers = torch.stack((torch.ones_like(u), u, u * u, u * u * u), dim=1)
-    return powers @ CATMULL_ROM.to(u), k.unsqueeze(-1) + torch.arange(4, device=d.device)
+    return powers @ CATMULL_ROM_T.to(u), k.unsqueeze(-1) + torch.arange(4, device=d.device)
 
 
 class Interaction(nn.Module):
@@ -273,9 +270,35 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"unknown device {device!r}: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        build = (
+            "a CPU-only build"
+            if torch.version.cuda is None
+            else f"built for CUDA {torch.version.cuda}, but it finds no GPU"
+        )
+        raise ValueError(
+            f"device {device!r} asked for CUDA, but the installed torch {torch.__version__} is "
+            f"{build}: use device='cpu' or 'auto'"
+        )
+    count = torch.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
+        raise ValueError(f"device {device!r}: only {count} CUDA device(s) visible")
+    return resolved
+
+
+DTYPES = ("float32", "float64")
+
+
+def torch_dtype(dtype: Any) -> torch.dtype:
+    """``"float32"``/``"float64"`` or one of those torch dtypes -> the torch dtype."""
+    if isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64):
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return getattr(torch, dtype)
+    raise ValueError(f"dtype must be one of {DTYPES} (or the torch dtype), got {dtype!r}")
 
 
 @contextmanager
@@ -333,13 +356,29 @@ class SchNetModel:
         # single structures on CPU: NumPy with an analytic gradient (see schnet_numpy)
         self.single_path = None
         if self.device.type == "cpu" and self.table_spacing is not None:
-            from ase_au20.models.schnet_numpy import NumpySchNet
+            from ase_au20.models.schnet.numpy_path import NumpySchNet
 
             np_dtype = np.float64 if dtype == torch.float64 else np.float32
             self.single_path = [NumpySchNet(net, np_dtype) for net in self.networks]
 
     def __len__(self) -> int:
         return len(self.networks)
+
+    @property
+    def has_spread(self) -> bool:
+        """Only an ensemble (several networks) has a spread."""
+        return len(self.networks) > 1
+
+    def to(self, device: str | torch.device = "auto", dtype: Any = torch.float32) -> SchNetModel:
+        """This model on another device or dtype (a copy; ``dtype`` a name or torch dtype)."""
+        return SchNetModel(
+            self.networks,
+            self.atom_mean,
+            self.atom_std,
+            card=self.card,
+            device=device,
+            dtype=torch_dtype(dtype),
+        )
 
     @property
     def cutoff(self) -> float:
@@ -376,14 +415,12 @@ class SchNetModel:
         cls,
         directory: str | os.PathLike,
         device: str | torch.device = "auto",
-        dtype: torch.dtype = torch.float32,
+        dtype: Any = torch.float32,
     ) -> SchNetModel:
         """Load a model directory; a missing, truncated or mismatched file is a ValueError."""
         directory = Path(directory)
-        card = read_card(directory)
+        card = open_model_card(directory, "schnet")
         card_path = directory / CARD_NAME
-        if card["model_type"] != "schnet":
-            raise ValueError(f"{card_path}: model_type is {card['model_type']!r}, not 'schnet'")
         try:
             if not isinstance(card["architecture"], dict):
                 raise TypeError("architecture must be a JSON object")
@@ -391,6 +428,9 @@ class SchNetModel:
             size = int(card["architecture"].get("ensemble_size", 1))
             scaling = card["target_scaling"]
             atom_mean, atom_std = float(scaling["atom_mean"]), float(scaling["atom_std"])
+            spacing = card["hyperparameters"].get("table_spacing")
+            if spacing is not None and not (isinstance(spacing, int | float) and spacing > 0):
+                raise ValueError(f"table_spacing must be a positive number, got {spacing!r}")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{card_path}: invalid SchNet card ({err})") from None
         found = sorted(p.name for p in directory.glob("member_*.pt"))
@@ -400,9 +440,13 @@ class SchNetModel:
                 f"{card_path}: card lists {size} ensemble member(s) {expected} "
                 f"but the directory holds {found}"
             )
-        check_files(directory, card)
+        unlisted = [name for name in expected if name not in card.get("files", {})]
+        if unlisted:
+            raise ValueError(f"{card_path}: weights file(s) {', '.join(unlisted)} not in 'files'")
         networks = [_load_member(directory / name, arch) for name in expected]
-        return cls(networks, atom_mean, atom_std, card=card, device=device, dtype=dtype)
+        return cls(
+            networks, atom_mean, atom_std, card=card, device=device, dtype=torch_dtype(dtype)
+        )
 
     # -- prediction ----------------------------------------------------------------------
 
@@ -512,5 +556,8 @@ def _load_member(path: Path, arch: SchNetArchitecture) -> SchNet:
             if items
         )
         raise ValueError(f"{path}: weights do not match the card's architecture {arch} ({details})")
+    bad = sorted(name for name, tensor in state.items() if not torch.isfinite(tensor).all())
+    if bad:
+        raise ValueError(f"{path}: non-finite (NaN/inf) weights in {', '.join(bad[:5])}")
     net.load_state_dict(state)
     return net

@@ -71,7 +71,7 @@ class SchNetConfig:
     ``threads=1`` by default: on a 2-core machine shared with other work, two intra-op
     threads ran up to 10x slower than one (each waits for the other's descheduled core).
     ``workers > 1`` trains each network data-parallel over that many CPU processes (see
-    ``ase_au20.models.data_parallel``); results then differ from ``workers=1`` by
+    ``ase_au20.models.schnet.data_parallel``); results then differ from ``workers=1`` by
     floating-point summation order only.
     """
 

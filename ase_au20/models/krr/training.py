@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet, connect, load_rows
 from ase_au20.models.card import new_card
-from ase_au20.models.kernels import (
+from ase_au20.models.krr.kernels import (
     average_gram,
     farthest_point_sample,
     median_sq_distance,
@@ -29,15 +29,15 @@ from ase_au20.models.kernels import (
     rbf_gram,
     sparse_features,
 )
-from ase_au20.models.krr import (
+from ase_au20.models.krr.model import (
     KRRModel,
     solve_sparse_ridge,
     solve_weighted_ridge,
     zero_force_features,
 )
-from ase_au20.models.krr_search import KRRSearch
+from ase_au20.models.krr.search import KRRSearch
+from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
 from ase_au20.models.scoring import calibrate_and_score
-from ase_au20.models.soap import SoapFeaturizer, SoapSettings
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")

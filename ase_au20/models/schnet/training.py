@@ -38,14 +38,14 @@ from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet
-from ase_au20.models.data_parallel import SINGLE, Shard, run_data_parallel
-from ase_au20.models.schnet import (
+from ase_au20.models.schnet.config import SchNetConfig
+from ase_au20.models.schnet.data_parallel import SINGLE, Shard, run_data_parallel
+from ase_au20.models.schnet.network import (
     SchNet,
     SchNetModel,
     resolve_device,
     torch_threads,
 )
-from ase_au20.models.schnet_config import SchNetConfig
 
 
 class Teacher(Protocol):

@@ -15,8 +15,8 @@ import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.models.card import new_card
-from ase_au20.models.schnet import SchNetModel
-from ase_au20.models.schnet_training import SchNetConfig, Teacher, train_schnet
+from ase_au20.models.schnet.network import SchNetModel
+from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
 from ase_au20.models.scoring import calibrate_and_score
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ase_au20.models.soap import SoapSettings
+    from ase_au20.models.krr.soap import SoapSettings
 
 
 @dataclass
@@ -34,7 +34,7 @@ class KRRSearch:
 
     def soap_grid(self) -> list[SoapSettings]:
         """Every SOAP setting of the grid."""
-        from ase_au20.models.soap import SoapSettings
+        from ase_au20.models.krr.soap import SoapSettings
 
         return [
             SoapSettings(float(r), int(n), int(lm), float(s))

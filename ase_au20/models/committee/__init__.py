@@ -1,0 +1,1 @@
+"""A committee of registered models: a weighted average whose member disagreement is its spread."""

@@ -1,0 +1,90 @@
+"""The one table of model types: name -> model class, calculator class, load options, help.
+
+Loading, card validation, the ASE plugin, the CLI's ``--calc`` choices and help,
+``evaluate`` and ``reproduce`` all read this table, so a new model type is one folder under
+``models/`` plus one entry here. Classes are import strings: reading the table imports
+neither torch nor dscribe.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model type.
+
+    ``model`` and ``calculator`` are ``"module:Class"`` strings; ``options`` are the
+    keyword arguments its ``load`` accepts (others given to ``load_model`` are ignored).
+    """
+
+    name: str
+    model: str
+    calculator: str
+    summary: str
+    options: tuple[str, ...] = ()
+
+    @property
+    def plugin_name(self) -> str:
+        """Name in ASE's plugin collection (``get_calculator_class``)."""
+        return f"{self.name}_au20"
+
+
+MODELS: dict[str, ModelEntry] = {
+    entry.name: entry
+    for entry in (
+        ModelEntry(
+            "schnet",
+            "ase_au20.models.schnet.network:SchNetModel",
+            "ase_au20.calculators.schnet:SchNetAu20",
+            "SchNet network (ensemble) distilled from the KRR; fast, autograd forces",
+            ("device", "dtype"),
+        ),
+        ModelEntry(
+            "krr",
+            "ase_au20.models.krr.model:KRRModel",
+            "ase_au20.calculators.krr:KRRAu20",
+            "SOAP + kernel ridge regression; analytic forces, predictive std",
+        ),
+        ModelEntry(
+            "committee",
+            "ase_au20.models.committee.model:CommitteeModel",
+            "ase_au20.calculators.committee:CommitteeAu20",
+            "weighted average of the shipped KRR and SchNet; their disagreement is the spread",
+            ("device", "dtype"),
+        ),
+    )
+}
+MODEL_NAMES = tuple(MODELS)
+
+
+def entry(name: str) -> ModelEntry:
+    """The registered entry of ``name``; ValueError listing the known names otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model type {name!r}: use {', '.join(MODEL_NAMES)}")
+    return MODELS[name]
+
+
+def import_object(spec: str) -> Any:
+    """The object named by ``"module:attribute"``."""
+    module, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def model_class(name: str) -> Any:
+    """The model class registered as ``name`` (imports its module)."""
+    return import_object(entry(name).model)
+
+
+def calculator_class(name: str) -> Any:
+    """The ASE calculator class registered for ``name`` (imports its module)."""
+    return import_object(entry(name).calculator)
+
+
+def load_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` that ``name``'s ``load`` accepts."""
+    accepted = entry(name).options
+    return {k: v for k, v in options.items() if k in accepted}

@@ -1,0 +1,1 @@
+"""SchNet: the torch network, its NumPy single-structure path, configuration and training."""
