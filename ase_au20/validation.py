@@ -11,6 +11,7 @@ from ase import Atoms
 
 CALCULATOR_MIN_DISTANCE = 1.5  # Å; closer Au-Au pairs are unphysical for any model here
 DATABASE_MIN_DISTANCE = 1.0  # Å; looser, only catches corrupt files
+MAX_COORDINATE = 1e4  # Å; beyond, distances lose precision and no cluster is that large
 GOLD = 79
 
 
@@ -35,6 +36,12 @@ def check_cluster(atoms: Atoms, min_distance: float = CALCULATOR_MIN_DISTANCE) -
     if not np.all(np.isfinite(positions)):
         bad = np.where(~np.isfinite(positions).all(axis=1))[0]
         raise ValueError(f"non-finite (NaN/inf) positions for atom(s) {bad.tolist()}")
+    far = np.where((np.abs(positions) > MAX_COORDINATE).any(axis=1))[0]
+    if len(far):
+        raise ValueError(
+            f"coordinates beyond {MAX_COORDINATE:.0e} Å for atom(s) {far.tolist()}: "
+            "not a cluster (corrupt or unit-confused input?)"
+        )
     dmin = min_pair_distance(positions)
     if dmin < min_distance:
         raise ValueError(

@@ -4,16 +4,30 @@ The KRR model works on L2-normalised per-atom vectors; this module returns the r
 vectors, the normalised ones and, for forces, dscribe's analytical derivatives
 (``attach=True`` so that each centre moves with its atom) plus the chain rule through the
 normalisation that turns dE/dp̂ into forces.
+
+Continuity and memory: dscribe drops neighbours beyond r_cut plus a small padding, where a
+neighbour's Gaussian still overlaps the GTO basis (a jump of ~1e-3 of the vector). We
+include neighbours up to ``NEIGHBOUR_FACTOR``·r_cut, where a neighbour's share of the
+vector is below 1e-13 of it, so the descriptor is continuous to round-off. Atoms farther
+than that from every atom of another group cannot see that group, so each connected
+group is described in its own box: dscribe's cell list then scales with the group, not
+with the bounding box of the whole input (one far atom used to cost 0.67 GB).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import pdist, squareform
+
+# neighbours count up to this multiple of r_cut (see the module docstring)
+NEIGHBOUR_FACTOR = 2.5
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,11 @@ class SoapSettings:
     l_max: int = 4
     sigma: float = 0.4
 
+    @property
+    def neighbour_radius(self) -> float:
+        """Distance (Å) up to which a neighbour enters an atom's vector."""
+        return NEIGHBOUR_FACTOR * self.r_cut
+
     def to_dict(self) -> dict[str, Any]:
         """The card's ``features`` entry: settings plus the fixed choices."""
         return {
@@ -33,6 +52,7 @@ class SoapSettings:
             "species": ["Au"],
             "periodic": False,
             "normalisation": "l2 per atom",
+            "neighbour_radius": self.neighbour_radius,
             **asdict(self),
         }
 
@@ -42,7 +62,7 @@ class SoapSettings:
         if d.get("descriptor", "soap") != "soap" or d.get("rbf", "gto") != "gto":
             raise ValueError(f"unsupported descriptor in card features: {d}")
         try:
-            return cls(
+            settings = cls(
                 r_cut=float(d["r_cut"]),
                 n_max=int(d["n_max"]),
                 l_max=int(d["l_max"]),
@@ -50,16 +70,37 @@ class SoapSettings:
             )
         except KeyError as err:
             raise ValueError(f"card features lack SOAP setting {err}") from None
+        radius = d.get("neighbour_radius", settings.neighbour_radius)
+        if radius != settings.neighbour_radius:
+            raise ValueError(
+                f"card features: neighbour_radius {radius} Å, but this package describes "
+                f"neighbours up to {settings.neighbour_radius} Å for r_cut {settings.r_cut}"
+            )
+        return settings
+
+
+@cache
+def _soap_class() -> type:
+    """dscribe's SOAP with the neighbour padding widened to the settings' radius (built on
+    first use: importing dscribe is slow)."""
+    from dscribe.descriptors import SOAP
+
+    class WholeNeighbourhoodSOAP(SOAP):
+        padding = 0.0
+
+        def get_cutoff_padding(self) -> float:
+            """Neighbours up to r_cut + padding enter (dscribe: r_cut + 3.7 sigma)."""
+            return self.padding
+
+    return WholeNeighbourhoodSOAP
 
 
 class SoapFeaturizer:
     """dscribe SOAP for Au, non-periodic, dense output; per-atom vectors."""
 
     def __init__(self, settings: SoapSettings) -> None:
-        from dscribe.descriptors import SOAP
-
         self.settings = settings
-        self._soap = SOAP(
+        self._soap = _soap_class()(
             species=["Au"],
             r_cut=settings.r_cut,
             n_max=settings.n_max,
@@ -69,6 +110,7 @@ class SoapFeaturizer:
             periodic=False,
             sparse=False,
         )
+        self._soap.padding = settings.neighbour_radius - settings.r_cut
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the settings only: dscribe's SOAP holds ctypes handles (for worker processes)."""
@@ -82,8 +124,33 @@ class SoapFeaturizer:
         """Length of one per-atom vector."""
         return int(self._soap.get_number_of_features())
 
+    def _groups(self, atoms: Atoms) -> list[np.ndarray] | None:
+        """Index arrays of the groups of atoms that see each other (within the neighbour
+        radius, transitively), or None when the whole input is one group."""
+        positions = atoms.get_positions()
+        if len(positions) < 2:
+            return None
+        distances = pdist(positions)
+        if distances.max() <= self.settings.neighbour_radius:
+            return None
+        adjacency = squareform(distances <= self.settings.neighbour_radius)
+        count, labels = connected_components(adjacency, directed=False)
+        if count == 1:
+            return None
+        return [np.flatnonzero(labels == k) for k in range(count)]
+
     def raw(self, atoms: Atoms) -> np.ndarray:
         """Unnormalised per-atom SOAP, shape (N, F)."""
+        groups = self._groups(atoms)
+        if groups is None:
+            return self._raw(atoms)
+        out = np.empty((len(atoms), self.n_features))
+        for index in groups:
+            out[index] = self._raw(atoms[index])
+        return out
+
+    def _raw(self, atoms: Atoms) -> np.ndarray:
+        """dscribe's vectors of one group."""
         return np.asarray(self._soap.create(_isolated(atoms)), dtype=float).reshape(len(atoms), -1)
 
     def normalised(self, atoms: Atoms) -> np.ndarray:
@@ -98,12 +165,27 @@ class SoapFeaturizer:
         self, atoms: Atoms
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalised vectors (N, F), their norms (N,) and raw d p_i / d r_a (N, N, 3, F)."""
+        groups = self._groups(atoms)
+        if groups is None:
+            raw, deriv = self._raw_with_derivatives(atoms)
+        else:
+            n, f = len(atoms), self.n_features
+            raw, deriv = np.empty((n, f)), np.zeros((n, n, 3, f))
+            for index in groups:
+                raw[index], deriv[np.ix_(index, index)] = self._raw_with_derivatives(atoms[index])
+        unit, norms = normalise(raw)
+        return unit, norms, deriv
+
+    def _raw_with_derivatives(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+        """dscribe's vectors (N, F) and analytical derivatives (N, N, 3, F) of one group."""
         deriv, raw = self._soap.derivatives(
             _isolated(atoms), method="analytical", return_descriptor=True, attach=True
         )
         n = len(atoms)
-        unit, norms = normalise(np.asarray(raw, dtype=float).reshape(n, -1))
-        return unit, norms, np.asarray(deriv, dtype=float).reshape(n, n, 3, -1)
+        return (
+            np.asarray(raw, dtype=float).reshape(n, -1),
+            np.asarray(deriv, dtype=float).reshape(n, n, 3, -1),
+        )
 
 
 def normalised_jacobian(unit: np.ndarray, norms: np.ndarray, deriv: np.ndarray) -> np.ndarray:
