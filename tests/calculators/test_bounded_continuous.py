@@ -91,7 +91,8 @@ far = au20_ground_state(); far.positions[0] = [1600.0, 1600.0, 1600.0]
 scaled = au20_ground_state(); scaled.positions *= 1000.0
 out = [calc.get_property("energy", a) for a in (far, scaled)]
 out.append(float(np.abs(calc.get_property("forces", scaled)).max()))
-print(json.dumps({"values": out, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"values": out, "rss_mb": rss_mb}))
 """
 
 
