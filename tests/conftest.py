@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,19 @@ def bad_xyz_dir(tmp_path: Path, synthetic_xyz_dir: Path) -> tuple[Path, list[str
         (folder / name).write_bytes(content)
     (folder / "README.txt").write_text("not an xyz file, ignored\n")
     return folder, good, {name: reason for name, (_, reason) in BAD_XYZ_CASES.items()}
+
+
+def _shipped(kind: str) -> Path:
+    """The shipped pretrained model directory, or skip when it has not been built yet."""
+    from ase_au20.paths import PRETRAINED_DIR
+
+    path = PRETRAINED_DIR / kind
+    if not (path / "card.json").is_file():
+        pytest.skip(f"no shipped {kind} model in {path} (make reproduce)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Callable[[str], Path]:
+    """``shipped_model("krr"|"schnet"|"committee")``: the pretrained model folder, or skip."""
+    return _shipped

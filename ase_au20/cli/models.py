@@ -64,6 +64,56 @@ def train() -> None:
 train.add_command(schnet)
 
 
+@train.command("committee")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Isomer database whose calib rows calibrate (and by default weight) the committee.",
+)
+@click.option(
+    "--members",
+    default="krr,schnet",
+    show_default=True,
+    help="Comma-separated members: registered model names (the shipped models) or trained "
+    "model directories.",
+)
+@click.option(
+    "--weight-split",
+    type=click.Choice(["val", "calib"]),
+    default="calib",
+    show_default=True,
+    help="Rows whose MAE picks the weights (val is in-sample for a KRR trained on train+val).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Committee directory to write (card.json; members are referenced, not copied).",
+)
+def train_committee_cmd(db_path: str, members: str, weight_split: str, out: Path) -> None:
+    """Weighted committee of trained models: weights, conformal calibration, test score."""
+    from ase_au20.models.committee.training import fit_committee
+
+    names = [m.strip() for m in members.split(",") if m.strip()]
+    try:
+        committee = fit_committee(db_path, out, names, weight_split=weight_split)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    metrics = committee.card["metrics"]
+    weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, committee.weights, strict=True))
+    click.echo(f"weights ({weight_split} MAE {metrics['weights']['mae']:.3f} eV): {weights}")
+    if "test" in metrics:
+        t = metrics["test"]
+        interval = t["intervals"]["0.9"]["mondrian"]
+        click.echo(
+            f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f} eV; 90% interval "
+            f"coverage {interval['coverage']:.3f}, mean width {interval['mean_width']:.2f} eV"
+        )
+    click.echo(f"committee written to {out}")
+
+
 @train.command("krr")
 @click.option(
     "--db",
@@ -193,7 +243,7 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
 
 
 @click.command("evaluate")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model")
 @click.option(
     "--db",
     "db_path",
@@ -212,15 +262,21 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where metrics.json and the PNGs go [default: MODEL_DIR].",
+    help="Where metrics.json and the PNGs go [default: ./evaluate-<MODEL name>].",
 )
-def evaluate(model_dir: Path, db_path: str, split: str, out: Path | None) -> None:
-    """Score a trained model: metrics.json, parity.png, residuals_by_bucket.png, intervals.png."""
+def evaluate(model: str, db_path: str, split: str, out: Path | None) -> None:
+    """Score MODEL (a registered name: schnet, krr, committee; or a trained model directory):
+    metrics.json, parity.png, residuals_by_bucket.png, intervals.png."""
+    from ase_au20.models import model_directory
     from ase_au20.models.evaluate import evaluate_model, format_table
 
     try:
-        metrics = evaluate_model(model_dir, db_path, out, split=split)
+        directory = model_directory(model)
+        if not directory.is_dir():
+            raise ValueError(f"{model!r} is neither a registered model nor a model directory")
+        out = out or Path(f"evaluate-{Path(model).name}")
+        metrics = evaluate_model(directory, db_path, out, split=split)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(format_table(metrics))
-    click.echo(f"wrote metrics.json and plots to {out or model_dir}")
+    click.echo(f"wrote metrics.json and plots to {out}")

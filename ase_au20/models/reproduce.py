@@ -4,8 +4,9 @@
 
 Steps: SOAP+KRR (group-aware CV over SHIPPED_KRR_SEARCH on train+val, refit, conformal on
 calib, test score) → SchNet trained on train/val with the KRR as distillation teacher
-(``schnet_fit.fit_schnet`` with ``schnet_config.shipped_config()``), calibrated on calib.
-Both are deterministic: KRR is closed-form, SchNet is seeded. Prints the run time of each step.
+(``schnet.fit.fit_schnet`` with ``schnet.config.shipped_config()``), calibrated on calib →
+the committee of both (``committee.training.fit_committee``). All are deterministic: KRR and
+the committee are closed-form, SchNet is seeded. Prints the run time of each step.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def reproduce(
     search: KRRSearch = SHIPPED_KRR_SEARCH,
     config: Any = None,
 ) -> dict[str, float]:
-    """Train and save ``out/krr`` (and ``out/schnet``); returns the seconds of each step.
+    """Train and save ``out/krr`` (and ``out/schnet``, ``out/committee``); returns the
+    seconds of each step.
 
     ``search`` and ``config`` (a SchNetConfig) replace the shipped recipes, for tests.
     """
@@ -58,6 +60,17 @@ def reproduce(
         times["schnet"] = time.perf_counter() - start
         test = model.card["metrics"].get("test", {})
         print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")
+    if schnet:
+        from ase_au20.models.committee.training import fit_committee
+
+        start = time.perf_counter()
+        committee = fit_committee(db, out / "committee", (out / "krr", out / "schnet"))
+        times["committee"] = time.perf_counter() - start
+        test = committee.card["metrics"].get("test", {})
+        print(
+            f"committee: weights {committee.weights.tolist()}, "
+            f"test MAE {test.get('mae', float('nan')):.3f} eV, {times['committee']:.0f} s"
+        )
     print(f"reproduce: total {sum(times.values()):.0f} s")
     return times
 
@@ -66,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (see module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="seed-split database (db build --split seed)")
-    parser.add_argument("--out", required=True, help="folder that receives krr/ and schnet/")
-    parser.add_argument("--krr-only", action="store_true", help="skip SchNet")
+    parser.add_argument(
+        "--out", required=True, help="folder that receives krr/, schnet/ and committee/"
+    )
+    parser.add_argument("--krr-only", action="store_true", help="skip SchNet and the committee")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if not Path(args.db).is_file():

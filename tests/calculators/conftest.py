@@ -15,23 +15,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from ase_au20.paths import PRETRAINED_DIR
-
 TINY_SOAP = {"r_cut": 5.0, "n_max": 3, "l_max": 2, "sigma": 0.5}
-
-
-def _shipped(kind: str) -> Path:
-    """The shipped pretrained model directory, or skip when it has not been built yet."""
-    path = PRETRAINED_DIR / kind
-    if not (path / "card.json").is_file():
-        pytest.skip(f"no shipped {kind} model in {path} (make reproduce)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def shipped_model() -> Callable[[str], Path]:
-    """``shipped_model("krr"|"schnet")``: the pretrained model folder, or skip if absent."""
-    return _shipped
 
 
 def _card_and_conformal(model_type, architecture, hyper, features, pred, rows, meta, train_ids):
@@ -118,18 +102,61 @@ def tiny_schnet_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="session")
-def calculator_factories(tiny_krr_dir: Path, tiny_schnet_dir: Path) -> dict[str, Callable]:
+def tiny_committee_dir(
+    synthetic_db: Path, tiny_krr_dir: Path, tiny_schnet_dir: Path, tmp_path_factory
+) -> Path:
+    """The tiny KRR and SchNet as a 0.6 / 0.4 committee, calibrated on every synthetic row."""
+    from ase_au20.database import connect, load_rows
+    from ase_au20.models import load_model
+    from ase_au20.models.card import new_card
+    from ase_au20.models.committee.model import CommitteeModel
+    from ase_au20.models.conformal import ConformalCalibrator
+
+    meta = connect(synthetic_db).metadata
+    every = load_rows(synthetic_db)
+    sources = [tiny_krr_dir, tiny_schnet_dir]
+    members = [load_model(path, device="cpu") for path in sources]
+    committee = CommitteeModel(members, [0.6, 0.4], sources)
+    out = committee.predict(every.atoms)
+    calibrator = ConformalCalibrator.fit(
+        out["energy"],
+        every.energies,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        spread=out["energy_std"],
+        spread_offset=0.05,
+    )
+    committee.card = new_card(
+        "committee",
+        {},
+        {"weights": [0.6, 0.4]},
+        {},
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        every.ids,
+        "group",
+        conformal=calibrator.to_dict(),
+    )
+    return committee.save(tmp_path_factory.mktemp("tiny_committee"))
+
+
+@pytest.fixture(scope="session")
+def calculator_factories(
+    tiny_krr_dir: Path, tiny_schnet_dir: Path, tiny_committee_dir: Path
+) -> dict[str, Callable]:
     """name -> factory(**kwargs) building that calculator on its tiny model."""
+    from ase_au20.calculators.committee import CommitteeAu20
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
 
     return {
         "krr": lambda **kw: KRRAu20(model=tiny_krr_dir, **kw),
         "schnet": lambda **kw: SchNetAu20(model=tiny_schnet_dir, device="cpu", **kw),
+        "committee": lambda **kw: CommitteeAu20(model=tiny_committee_dir, device="cpu", **kw),
     }
 
 
-CALCULATORS = ["krr", "schnet"]
+CALCULATORS = ["krr", "schnet", "committee"]
 
 
 @pytest.fixture(params=CALCULATORS)
@@ -142,7 +169,7 @@ def make_calc(request: pytest.FixtureRequest, calculator_factories: dict) -> Cal
 def make_calc_fp64(request: pytest.FixtureRequest, calculator_factories: dict) -> Callable:
     """Each calculator in double precision (SchNet float64; KRR always is)."""
     factory = calculator_factories[request.param]
-    if request.param == "schnet":
+    if request.param in ("schnet", "committee"):
         return lambda **kw: factory(dtype="float64", **kw)
     return factory
 

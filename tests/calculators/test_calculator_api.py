@@ -230,6 +230,9 @@ def test_mondrian_and_global_intervals_come_from_the_card(make_calc, rattled_au2
             expected = conformal["mondrian"][bucket]["quantiles"]["0.9"]
         else:
             expected = conformal["global"]["0.9"]
+        if conformal["normalised"]:  # scores were divided by the spread (plus its offset)
+            spread = calc.get_property(SPREAD, rattled_au20)
+            expected *= spread + conformal.get("spread_offset", 0.0)
         assert calc.get_property("energy_uncertainty", rattled_au20) == pytest.approx(expected)
 
 

@@ -37,7 +37,7 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
         )
         for name in ("a", "b")
     ]
-    assert set(runs[0]) == {"krr", "schnet"}
+    assert set(runs[0]) == {"krr", "schnet", "committee"}
     a, b = tmp_path / "a", tmp_path / "b"
     assert (a / "krr/weights.npz").read_bytes() == (b / "krr/weights.npz").read_bytes()
     atoms = au20_ground_state()
@@ -49,6 +49,23 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
     assert teacher["type"] == "KRRModel"
     assert teacher["files"] == load_model(a / "krr").card["files"]  # taught by this very KRR
     assert card["conformal"]["normalised"] is True  # two members: spread-normalised
+    committee = [load_model(d / "committee") for d in (a, b)]
+    assert committee[0].card["hyperparameters"] == committee[1].card["hyperparameters"]
+    members = committee[0].card["architecture"]["members"]
+    assert [m["model"] for m in members] == ["../krr", "../schnet"]  # beside it, not shipped
+    assert members[0]["sha256"] == load_model(a / "krr").card["sha256"]
+
+
+def _fake_committee(monkeypatch) -> None:
+    """Skip the committee step of ``reproduce`` (its members are fakes here)."""
+    from types import SimpleNamespace
+
+    from ase_au20.models.committee import training
+
+    def fake(db, out, members):
+        return SimpleNamespace(weights=np.array([0.5, 0.5]), card={"metrics": {}})
+
+    monkeypatch.setattr(training, "fit_committee", fake)
 
 
 def test_cli_refuses_missing_database(tmp_path: Path) -> None:
@@ -75,6 +92,7 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
         return SimpleNamespace(card={"metrics": {"test": {"mae": 0.4}}})
 
     monkeypatch.setattr(schnet_fit, "fit_schnet", fake_fit)
+    _fake_committee(monkeypatch)
     reproduce(tmp_path / "db", tmp_path / "out", progress=False)
     assert seen["teacher"] is teacher
     assert seen["config"] == shipped_config()
@@ -100,6 +118,7 @@ def test_reproduce_trains_with_fewer_workers_on_fewer_cpus(monkeypatch, tmp_path
         return SimpleNamespace(card={"metrics": {"test": {"mae": 0.4}}})
 
     monkeypatch.setattr(schnet_fit, "fit_schnet", fake_fit)
+    _fake_committee(monkeypatch)
     recipe = replace(TINY_SCHNET, workers=2)
     reproduce(tmp_path / "db", tmp_path / "out", progress=False, config=recipe)
     assert seen["config"] == replace(recipe, workers=1)

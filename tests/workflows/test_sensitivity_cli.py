@@ -78,9 +78,10 @@ def test_errors_are_clear(tmp_path: Path, synthetic_db: Path, args, message) -> 
 
 
 def test_missing_shipped_model_is_named(tmp_path: Path, monkeypatch) -> None:
-    schnet = pytest.importorskip("ase_au20.calculators.schnet")
-    monkeypatch.setattr(schnet, "PRETRAINED_DIR", tmp_path / "empty")
+    import ase_au20.models as models
+
+    monkeypatch.setattr(models, "PRETRAINED_DIR", tmp_path / "empty")
     result = invoke("--out", str(tmp_path / "out"))
     assert result.exit_code != 0
     assert "cannot load calculator 'schnet'" in result.output
-    assert "pretrained" in result.output
+    assert "no shipped schnet model" in result.output and "make reproduce" in result.output

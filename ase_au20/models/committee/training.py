@@ -23,6 +23,7 @@ from ase_au20.models.committee.model import CommitteeModel
 from ase_au20.models.scoring import calibrate_and_score
 
 WEIGHT_STEP = 0.05
+SPREAD_FLOOR = 1e-3  # eV: the offset where members agree everywhere (one member weighted 1)
 
 
 def weight_grid(n_members: int, step: float = WEIGHT_STEP) -> np.ndarray:
@@ -60,7 +61,8 @@ def fit_committee(
     weights = best_weights(predictions, rows.energies)
     committee = CommitteeModel(models, weights, sources)
     calib = load_rows(db, "calib")
-    offset = float(np.median(committee.predict(calib.atoms)["energy_std"])) if len(calib) else 0.0
+    spread = committee.predict(calib.atoms)["energy_std"] if len(calib) else np.zeros(1)
+    offset = max(float(np.median(spread)), SPREAD_FLOOR)
     calibrator, metrics = calibrate_and_score(
         committee, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset
     )
