@@ -25,6 +25,7 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     return [
         ("calculator speed", ["calculator_speed.py"]),
         ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
+        ("data-parallel gradient exchange", ["gradient_exchange.py"]),
         ("sensitivity speed", ["sensitivity_speed.py"]),
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),

@@ -1,11 +1,12 @@
 """CPU data parallelism for training: one process per core, gradients summed every step.
 
 The batch is split row by row over ``workers`` processes (each with one torch thread); after
-each backward pass the gradients are summed with ``torch.distributed`` (gloo), so every
-process takes the same optimiser step and keeps the same weights. Processes rather than
-threads because torch's intra-op threads barely help the many small tensor operations of a
-20-atom batch (2 threads were slower than 1 here), while two processes each run a whole
-half-batch without waiting on each other except once per step.
+each backward pass the gradients are summed through shared memory, so every process takes
+the same optimiser step and keeps the same weights. Processes rather than threads because
+torch's intra-op threads barely help the many small tensor operations of a 20-atom batch.
+Not DistributedDataParallel: it is no faster here (``benchmarks/gradient_exchange.py``), and
+its reducer expects one forward per backward where our loss runs up to three (energies,
+zero-force and teacher-force passes) and a process may hold an empty share of a batch.
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ class Shard:
 
         Each process writes its flat gradient into its row of the shared buffer, waits for
         the others (a one-number all-reduce as barrier) and adds the rows in rank order, so
-        every process gets the same sum. 0.5 ms per step for the 305k-parameter SchNet,
-        against 2.7 ms for gloo's all-reduce of the same tensor (2-core machine); the two
-        halves of the buffer alternate so that no process overwrites a row another one is
-        still reading. A parameter without a gradient in this process counts as zero.
+        every process gets the same sum; the two halves of the buffer alternate so that no
+        process overwrites a row another one is still reading. A parameter without a
+        gradient in this process counts as zero.
         """
         if self.workers == 1:
             return

@@ -100,8 +100,8 @@ class FilterNetwork(nn.Module):
 
         Grid nodes sit at multiples of ``spacing``, so every table gives the same C1 function
         of distance. Not differentiable in ``d``: forces go through ``interpolate_in_d``.
-        Block by block, the products stay in cache: energy-only predict ran 1.2-1.4x faster
-        than with one product over all blocks (measured on 654 Au20, CPU).
+        Block by block, the products stay in cache (1.2-1.4x faster energy-only predict on
+        CPU than one product over all blocks).
         """
         weights, nodes = _spline_nodes(d, lo, spacing, table.shape[1])
         rows = torch.arange(0, 4 * len(d) + 1, 4, device=d.device)
