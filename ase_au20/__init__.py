@@ -15,6 +15,7 @@ _LAZY = {
     "SchNetAu20": "ase_au20.calculators.schnet",
     "KRRAu20": "ase_au20.calculators.krr",
     "CommitteeAu20": "ase_au20.calculators.committee",
+    "XtbDeltaAu20": "ase_au20.calculators.xtb_delta",
     "Au20Calculator": "ase_au20.calculators.base",
     "build_database": "ase_au20.database",
     "load_rows": "ase_au20.database",

@@ -1,10 +1,11 @@
-"""Calculator speed on CPU: SchNetAu20, KRRAu20, CommitteeAu20 beside SchNetPack's SpkCalculator.
+"""Calculator speed on CPU: our calculators beside SchNetPack's SpkCalculator.
 
 Targets: one energy+forces call on Au20, median — SchNet ≤ 3 ms, KRR ≤ 6 ms, the committee
 ≤ the sum of its members' calls + 10 %; ``predict`` energy-only throughput — SchNet ≥ 1,000
 structures/s; SpkCalculator with a SchNet of the same size (128 hidden, 4 interactions, 64
-RBF, 6 Å; random weights) at least 3× slower per call. Every timed call sees new positions,
-so nothing is cached.
+RBF, 6 Å; random weights) at least 3× slower per call. XtbDeltaAu20 is timed beside its
+GFN1-xTB part, which dominates it. Every timed call sees new positions, so nothing is
+cached.
 Our call times are measured back to back, one calculator at a time (as an optimiser or MD
 calls it); the SchNetPack ratio from calls that take turns on every geometry, so that load
 from other processes hits both sides alike.
@@ -160,6 +161,7 @@ def run(
     schnet_model: str | None = None,
     krr_model: str | None = None,
     committee_model: str | None = None,
+    delta_model: str | None = None,
     calls: int = 200,
     batch: int = 2000,
     with_schnetpack: bool = True,
@@ -171,15 +173,26 @@ def run(
     from ase_au20.calculators.committee import CommitteeAu20
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
+    from ase_au20.calculators.xtb_delta import XtbDeltaAu20
     from ase_au20.models.schnet.network import torch_threads
+    from ase_au20.models.xtb_delta.baseline import xtb_energy_forces
 
     schnet = SchNetAu20(model=schnet_model, device="cpu")
     krr = KRRAu20(model=krr_model)
     committee = CommitteeAu20(model=committee_model, device="cpu")
+    delta = XtbDeltaAu20(model=delta_model)
     load_before = os.getloadavg()[0]
     # our own figures first, before SchNetPack (and its neighbour-list libraries) is imported
     median_rate, best_rate = throughput(schnet, batch)
+    delta_ms = call_ms({"xtb-delta": delta}, 10, warmup=2)["xtb-delta"]
+    gfn1 = []
+    for atoms in _rattled_series(10, seed=3):
+        start = time.perf_counter()
+        xtb_energy_forces(atoms, delta.model.baseline)
+        gfn1.append(time.perf_counter() - start)
     krr_figures = {
+        "xtb_delta_call_ms": delta_ms,
+        "gfn1_call_ms": 1e3 * statistics.median(gfn1),
         "krr_call_ms": call_ms({"krr": krr}, max(calls // 4, 20), warmup=5)["krr"],
         "krr_md_step_ms": median_md_step_ms(krr, max(calls // 4, 20), warmup=5),
     }
@@ -247,6 +260,8 @@ def run(
     )
     report(row("KRRAu20 energy+forces, one call", "krr_call_ms", "ms", "target <= 6"))
     report(row("KRRAu20 get_forces + get_potential_energy", "krr_md_step_ms", "ms", ""))
+    report(row("XtbDeltaAu20 energy+forces, one call", "xtb_delta_call_ms", "ms", ""))
+    report(row("  of which GFN1-xTB (tblite) alone", "gfn1_call_ms", "ms", ""))
     report(row("CommitteeAu20 energy+forces, one call", "committee_call_ms", "ms", ""))
     report(row("  sum of its members' calls (above)", "members_call_ms", "ms", ""))
     report(row("  committee / members", "committee_over_members", "x", "target <= 1.1"))
@@ -271,11 +286,20 @@ def main() -> None:
     parser.add_argument("--schnet", help="SchNet model directory (default: shipped model)")
     parser.add_argument("--krr", help="KRR model directory (default: shipped model)")
     parser.add_argument("--committee", help="committee directory (default: shipped model)")
+    parser.add_argument("--xtb-delta", help="xtb-delta directory (default: shipped model)")
     parser.add_argument("--calls", type=int, default=200, help="timed single calls")
     parser.add_argument("--batch", type=int, default=2000, help="structures for throughput")
     parser.add_argument("--no-schnetpack", action="store_true", help="skip SpkCalculator")
     args = parser.parse_args()
-    run(args.schnet, args.krr, args.committee, args.calls, args.batch, not args.no_schnetpack)
+    run(
+        args.schnet,
+        args.krr,
+        args.committee,
+        args.xtb_delta,
+        args.calls,
+        args.batch,
+        not args.no_schnetpack,
+    )
 
 
 if __name__ == "__main__":

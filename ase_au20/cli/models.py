@@ -64,6 +64,70 @@ def train() -> None:
 train.add_command(schnet)
 
 
+@train.command("xtb-delta")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Isomer database built by `au20-workflow db build`.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model directory to write (card.json, weights.npz, cv_table.csv).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for the GFN1-xTB single points [default: the usable cores].",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="GFN1 results cache [default: $AU20_CACHE/xtb or ~/.cache/ase-au20/xtb].",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_xtb_delta_cmd(
+    db_path: str, out: Path, workers: int | None, cache_dir: Path | None, quiet: bool
+) -> None:
+    """GFN1-xTB + Δ-KRR: GFN1 single points of every row (cached), group-aware CV of the Δ
+    over the shipped grid (zero-force term on the GFN1 forces), refit, calibration, test."""
+    from ase_au20.models.xtb_delta.cache import BaselineCache
+    from ase_au20.models.xtb_delta.training import SHIPPED_DELTA_SEARCH, train_xtb_delta
+
+    try:
+        result = train_xtb_delta(
+            db_path,
+            out,
+            SHIPPED_DELTA_SEARCH,
+            cache=BaselineCache(cache_dir),
+            workers=workers,
+            progress=not quiet,
+        )
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(format_cv_table(result.cv_table))
+    _print_scores(result.metrics)
+    click.echo(f"model written to {out}")
+
+
+def _print_scores(metrics: dict[str, Any]) -> None:
+    """The CV and test lines of a trained KRR-type model."""
+    click.echo(f"\nbest CV MAE {metrics['cv']['mae']:.3f} eV, RMSE {metrics['cv']['rmse']:.3f} eV")
+    if "test" in metrics:
+        t = metrics["test"]
+        click.echo(
+            f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f}  "
+            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV; "
+            f"mean |F| at test minima {t['mean_abs_force']:.3f} eV/Å"
+        )
+
+
 @train.command("committee")
 @click.option(
     "--db",
@@ -214,15 +278,7 @@ def train_krr_cmd(db_path: str, out: Path, recipe: str, quiet: bool, **grid: Any
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(format_cv_table(result.cv_table))
-    metrics = result.metrics
-    click.echo(f"\nbest CV MAE {metrics['cv']['mae']:.3f} eV, RMSE {metrics['cv']['rmse']:.3f} eV")
-    if "test" in metrics:
-        t = metrics["test"]
-        click.echo(
-            f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f}  "
-            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV; "
-            f"mean |F| at test minima {t['mean_abs_force']:.3f} eV/Å"
-        )
+    _print_scores(result.metrics)
     click.echo(f"model written to {out}")
 
 

@@ -30,7 +30,7 @@ class ModelEntry:
     @property
     def plugin_name(self) -> str:
         """Name in ASE's plugin collection (``get_calculator_class``)."""
-        return f"{self.name}_au20"
+        return f"{self.name.replace('-', '_')}_au20"
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -48,6 +48,12 @@ MODELS: dict[str, ModelEntry] = {
             "ase_au20.models.krr.model:KRRModel",
             "ase_au20.calculators.krr:KRRAu20",
             "SOAP + kernel ridge regression; analytic forces, predictive std",
+        ),
+        ModelEntry(
+            "xtb-delta",
+            "ase_au20.models.xtb_delta.model:XtbDeltaModel",
+            "ase_au20.calculators.xtb_delta:XtbDeltaAu20",
+            "GFN1-xTB (tblite) + KRR on its residual; most accurate, ~0.5 s per call",
         ),
         ModelEntry(
             "committee",

@@ -3,7 +3,8 @@
     python -m ase_au20.models.reproduce --db au20-seed.db --out ase_au20/models/pretrained
 
 Steps: SOAP+KRR (group-aware CV over SHIPPED_KRR_SEARCH on train+val, refit, conformal on
-calib, test score) → SchNet trained on train/val with the KRR as distillation teacher
+calib, test score) → the GFN1-xTB Δ model (SHIPPED_DELTA_SEARCH; GFN1 results cached) →
+SchNet trained on train/val with the Δ model as distillation teacher
 (``schnet.fit.fit_schnet`` with ``schnet.config.shipped_config()``), calibrated on calib →
 the committee of both (``committee.training.fit_committee``). All are deterministic: KRR and
 the committee are closed-form, SchNet is seeded. Prints the run time of each step.
@@ -29,50 +30,70 @@ def reproduce(
     progress: bool = True,
     search: KRRSearch = SHIPPED_KRR_SEARCH,
     config: Any = None,
+    delta_search: KRRSearch | None = None,
 ) -> dict[str, float]:
-    """Train and save ``out/krr`` (and ``out/schnet``, ``out/committee``); returns the
-    seconds of each step.
+    """Train and save ``out/krr``, ``out/xtb-delta`` and (with ``schnet``) ``out/schnet``
+    taught by the Δ model and ``out/committee``; returns the seconds of each step.
 
-    ``search`` and ``config`` (a SchNetConfig) replace the shipped recipes, for tests.
+    ``search``, ``delta_search`` and ``config`` (a SchNetConfig) replace the shipped
+    recipes, for tests.
     """
+    from ase_au20.models.xtb_delta.cache import BaselineCache
+    from ase_au20.models.xtb_delta.training import SHIPPED_DELTA_SEARCH, train_xtb_delta
+
     out = Path(out)
     times: dict[str, float] = {}
     start = time.perf_counter()
     krr = train_krr(db, out / "krr", search, progress=progress)
     times["krr"] = time.perf_counter() - start
-    test_mae = krr.metrics.get("test", {}).get("mae", float("nan"))
-    cv_mae = krr.metrics["cv"]["mae"]
-    print(f"KRR: CV MAE {cv_mae:.3f} eV, test MAE {test_mae:.3f} eV, {times['krr']:.0f} s")
-    if schnet:
-        from ase_au20.models.schnet.config import shipped_config
-        from ase_au20.models.schnet.fit import fit_schnet
+    _report("KRR", krr.metrics, times["krr"])
+    start = time.perf_counter()
+    cache = BaselineCache()
+    delta = train_xtb_delta(
+        db, out / "xtb-delta", delta_search or SHIPPED_DELTA_SEARCH, cache=cache, progress=progress
+    )
+    times["xtb-delta"] = time.perf_counter() - start
+    _report("xtb-delta", delta.metrics, times["xtb-delta"])
+    if not schnet:
+        print(f"reproduce: total {sum(times.values()):.0f} s")
+        return times
+    from ase_au20.models.committee.training import fit_committee
+    from ase_au20.models.schnet.config import shipped_config
+    from ase_au20.models.schnet.fit import fit_schnet
 
-        config = config or shipped_config()
-        cpus = os.cpu_count() or 1
-        if config.workers > cpus:
-            print(
-                f"SchNet: {cpus} CPU(s), training with workers={cpus} instead of "
-                f"{config.workers}: the weights differ from the shipped ones by rounding only"
-            )
-            config = replace(config, workers=cpus)
-        start = time.perf_counter()
-        model = fit_schnet(db, out / "schnet", config, teacher=krr.model, progress=progress)
-        times["schnet"] = time.perf_counter() - start
-        test = model.card["metrics"].get("test", {})
-        print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")
-    if schnet:
-        from ase_au20.models.committee.training import fit_committee
-
-        start = time.perf_counter()
-        committee = fit_committee(db, out / "committee", (out / "krr", out / "schnet"))
-        times["committee"] = time.perf_counter() - start
-        test = committee.card["metrics"].get("test", {})
+    config = config or shipped_config()
+    cpus = os.cpu_count() or 1
+    if config.workers > cpus:
         print(
-            f"committee: weights {committee.weights.tolist()}, "
-            f"test MAE {test.get('mae', float('nan')):.3f} eV, {times['committee']:.0f} s"
+            f"SchNet: {cpus} CPU(s), training with workers={cpus} instead of "
+            f"{config.workers}: the weights differ from the shipped ones by rounding only"
         )
+        config = replace(config, workers=cpus)
+    start = time.perf_counter()
+    delta.model.cache = cache  # the teacher's GFN1 runs on the rattled rows are cached too
+    model = fit_schnet(db, out / "schnet", config, teacher=delta.model, progress=progress)
+    delta.model.cache = None
+    times["schnet"] = time.perf_counter() - start
+    test = model.card["metrics"].get("test", {})
+    print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")
+    start = time.perf_counter()
+    committee = fit_committee(db, out / "committee", (out / "krr", out / "schnet"))
+    times["committee"] = time.perf_counter() - start
+    test = committee.card["metrics"].get("test", {})
+    print(
+        f"committee: weights {committee.weights.tolist()}, "
+        f"test MAE {test.get('mae', float('nan')):.3f} eV, {times['committee']:.0f} s"
+    )
     print(f"reproduce: total {sum(times.values()):.0f} s")
     return times
+
+
+def _report(name: str, metrics: dict[str, Any], seconds: float) -> None:
+    """One line: CV and test MAE of a KRR-type model and its training time."""
+    test_mae = metrics.get("test", {}).get("mae", float("nan"))
+    print(
+        f"{name}: CV MAE {metrics['cv']['mae']:.3f} eV, test MAE {test_mae:.3f} eV, {seconds:.0f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,14 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="seed-split database (db build --split seed)")
     parser.add_argument(
-        "--out", required=True, help="folder that receives krr/, schnet/ and committee/"
+        "--out", required=True, help="folder that receives krr/, xtb-delta/, schnet/, committee/"
     )
-    parser.add_argument("--krr-only", action="store_true", help="skip SchNet and the committee")
+    parser.add_argument(
+        "--no-schnet", action="store_true", help="only the KRR and xtb-delta models"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if not Path(args.db).is_file():
         parser.error(f"database not found: {args.db}")
-    reproduce(args.db, args.out, schnet=not args.krr_only, progress=not args.quiet)
+    reproduce(args.db, args.out, schnet=not args.no_schnet, progress=not args.quiet)
 
 
 if __name__ == "__main__":

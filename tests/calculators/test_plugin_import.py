@@ -39,7 +39,7 @@ def test_plugin_collection_lists_both_calculators() -> None:
 
     calculators = PluginCollection.from_entry_points().calculators
     ours = {p.name: p for p in calculators if p.package == "ase_au20"}
-    assert set(ours) == {"schnet_au20", "krr_au20", "committee_au20"}
+    assert set(ours) == {"schnet_au20", "krr_au20", "committee_au20", "xtb_delta_au20"}
     assert ours["schnet_au20"].implementation is SchNetAu20
     assert ours["krr_au20"].implementation is KRRAu20
     assert ours["krr_au20"].module.__name__ == "ase_au20.calculators.plugin"

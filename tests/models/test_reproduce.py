@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ase_au20.models import load_model
+from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.reproduce import main, reproduce
 from ase_au20.models.schnet.training import SchNetConfig
 from ase_au20.structures import au20_ground_state
@@ -28,16 +29,35 @@ TINY_SCHNET = SchNetConfig(
 )
 
 
+TINY_DELTA = KRRSearch(
+    r_cut=(5.0,),
+    n_max=(3,),
+    l_max=(2,),
+    sigma=(0.5,),
+    zeta=(3,),
+    lam=(1e-3,),
+    n_sparse=60,
+    zero_force_weight=(1.0,),
+)
+
+
 def test_reproduce_is_deterministic_and_teaches_schnet(
-    synthetic_db: Path, tiny_search, tmp_path: Path
+    synthetic_db: Path, tiny_search, tmp_path: Path, monkeypatch
 ) -> None:
+    pytest.importorskip("tblite")
+    monkeypatch.setenv("AU20_CACHE", str(tmp_path / "cache"))
     runs = [
         reproduce(
-            synthetic_db, tmp_path / name, progress=False, search=tiny_search, config=TINY_SCHNET
+            synthetic_db,
+            tmp_path / name,
+            progress=False,
+            search=tiny_search,
+            config=TINY_SCHNET,
+            delta_search=TINY_DELTA,
         )
         for name in ("a", "b")
     ]
-    assert set(runs[0]) == {"krr", "schnet", "committee"}
+    assert set(runs[0]) == {"krr", "xtb-delta", "schnet", "committee"}
     a, b = tmp_path / "a", tmp_path / "b"
     assert (a / "krr/weights.npz").read_bytes() == (b / "krr/weights.npz").read_bytes()
     atoms = au20_ground_state()
@@ -46,14 +66,26 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
     card = load_model(a / "schnet").card
     assert card["hyperparameters"]["kd_lambda"] == 0.5
     teacher = card["training"]["teacher"]
-    assert teacher["type"] == "KRRModel"
-    assert teacher["files"] == load_model(a / "krr").card["files"]  # taught by this very KRR
+    assert teacher["type"] == "XtbDeltaModel"
+    assert teacher["files"] == load_model(a / "xtb-delta").card["files"]  # this very Δ model
     assert card["conformal"]["normalised"] is True  # two members: spread-normalised
     committee = [load_model(d / "committee") for d in (a, b)]
     assert committee[0].card["hyperparameters"] == committee[1].card["hyperparameters"]
     members = committee[0].card["architecture"]["members"]
     assert [m["model"] for m in members] == ["../krr", "../schnet"]  # beside it, not shipped
     assert members[0]["sha256"] == load_model(a / "krr").card["sha256"]
+
+
+def _fake_delta(monkeypatch):
+    """Skip the xtb-delta step of ``reproduce``; returns the fake Δ model (the teacher)."""
+    from types import SimpleNamespace
+
+    from ase_au20.models.xtb_delta import training
+
+    teacher = SimpleNamespace(cache=None)
+    result = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.2}, "test": {"mae": 0.2}})
+    monkeypatch.setattr(training, "train_xtb_delta", lambda *args, **kwargs: result)
+    return teacher
 
 
 def _fake_committee(monkeypatch) -> None:
@@ -82,9 +114,9 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
     from ase_au20.models.schnet.config import shipped_config
     from ase_au20.paths import PRETRAINED_DIR
 
-    teacher = object()
-    krr = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
+    krr = SimpleNamespace(model=object(), metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
     monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
+    teacher = _fake_delta(monkeypatch)
     seen = {}
 
     def fake_fit(db, out, config, teacher=None, progress=True):
@@ -111,6 +143,7 @@ def test_reproduce_trains_with_fewer_workers_on_fewer_cpus(monkeypatch, tmp_path
     krr = SimpleNamespace(model=object(), metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
     monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
     monkeypatch.setattr(reproduce_module.os, "cpu_count", lambda: 1)
+    _fake_delta(monkeypatch)
     seen = {}
 
     def fake_fit(db, out, config, teacher=None, progress=True):

@@ -76,9 +76,11 @@ def solve_sparse_ridge(
     lam: float,
     weights: np.ndarray | None = None,
     penalty: np.ndarray | None = None,
+    penalty_rhs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Subset of regressors: min Σ w (y − Φc)² + cᵀPc + λ cᵀK_qq c, i.e.
-    (ΦᵀWΦ + P + λK_qq) c = ΦᵀWy, with an optional extra quadratic ``penalty`` P.
+    """Subset of regressors: min Σ w (y − Φc)² + cᵀPc − 2cᵀb + λ cᵀK_qq c, i.e.
+    (ΦᵀWΦ + P + λK_qq) c = ΦᵀWy + b, with an optional extra quadratic ``penalty`` P and its
+    linear part ``penalty_rhs`` b (a penalty |Gc − t|² has P = GᵀG, b = Gᵀt).
 
     Returns the coefficients c and the lower Cholesky factor L of the left-hand side (which
     gives the predictive variance λ φᵀ(LLᵀ)⁻¹φ of a new structure).
@@ -93,7 +95,10 @@ def solve_sparse_ridge(
         lhs += penalty
     lhs[np.diag_indices_from(lhs)] += 1e-10 * np.trace(lhs) / len(lhs)  # K_qq may be singular
     factor = cholesky(lhs, lower=True)
-    coef = cho_solve((factor, True), phi.T @ (w * np.asarray(target, dtype=float)))
+    rhs = phi.T @ (w * np.asarray(target, dtype=float))
+    if penalty_rhs is not None:
+        rhs = rhs + penalty_rhs
+    coef = cho_solve((factor, True), rhs)
     return coef, factor
 
 
@@ -136,6 +141,7 @@ class KRRModel:
         n_sparse: int = 0,
         zero_force_weight: float = 0.0,
         structures: Sequence[Atoms] | None = None,
+        force_targets: Sequence[np.ndarray] | None = None,
     ) -> KRRModel:
         """Fit on normalised per-atom SOAP ``units`` (one (N, F) array per structure).
 
@@ -143,7 +149,9 @@ class KRRModel:
         farthest-point-sampled training environments instead of all of them.
         ``zero_force_weight`` μ > 0 (sparse only; needs the ``structures``): the training
         geometries are DFT minima, so add μ Σ_s |dE_s/dr|² / N_s² to the loss (per-atom
-        energy scale) — it keeps predicted forces at the minima near zero.
+        energy scale) — it keeps predicted forces at the minima near zero. ``force_targets``
+        ((N, 3) per structure) replace that zero by the gradient the model should have there:
+        a Δ model on a baseline with forces F_b wants dE_Δ/dr = F_b, so the sum is force-free.
         """
         energies = np.asarray(energies, dtype=float)
         if len(units) != len(energies) or len(units) == 0:
@@ -158,15 +166,15 @@ class KRRModel:
             envs = np.concatenate(units)
             sparse = envs[farthest_point_sample(envs, n_sparse)]
             hyper["n_sparse"] = len(sparse)
-            penalty = None
+            penalty = penalty_rhs = None
             if zero_force_weight > 0:
                 if structures is None or len(structures) != len(units):
                     raise ValueError("zero_force_weight needs the training structures")
                 hyper["zero_force_weight"] = float(zero_force_weight)
-                featurizer = SoapFeaturizer(settings)
-                penalty = zero_force_weight * sum(
-                    _gtg(featurizer, atoms, sparse, zeta) for atoms in structures
+                gtg, gtt = zero_force_terms(
+                    SoapFeaturizer(settings), structures, sparse, zeta, force_targets
                 )
+                penalty, penalty_rhs = zero_force_weight * gtg, zero_force_weight * gtt
             coef, factor = solve_sparse_ridge(
                 sparse_features(units, sparse, zeta),
                 (sparse @ sparse.T) ** zeta,
@@ -174,6 +182,7 @@ class KRRModel:
                 lam,
                 weights,
                 penalty,
+                penalty_rhs,
             )
             arrays = {
                 "e0": np.array(e0),
@@ -381,10 +390,25 @@ def zero_force_features(
     return sparse_force_features(unit, normalised_jacobian(unit, norms, deriv), sparse, zeta)
 
 
-def _gtg(featurizer: SoapFeaturizer, atoms: Atoms, sparse: np.ndarray, zeta: int) -> np.ndarray:
-    """GᵀG / N² of one structure: its zero-force penalty on the per-atom energy scale."""
-    g = zero_force_features(featurizer, atoms, sparse, zeta)
-    return (g.T @ g) / len(atoms) ** 2
+def zero_force_terms(
+    featurizer: SoapFeaturizer,
+    structures: Sequence[Atoms],
+    sparse: np.ndarray,
+    zeta: int,
+    force_targets: Sequence[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_s G_sᵀG_s / N_s² and Σ_s G_sᵀt_s / N_s²: the penalty Σ_s |G_s c − t_s|² / N_s² on
+    the per-atom energy scale (t_s: the wanted dE/dr, zero by default)."""
+    if force_targets is not None and len(force_targets) != len(structures):
+        raise ValueError(f"{len(force_targets)} force targets for {len(structures)} structures")
+    gtg = np.zeros((len(sparse), len(sparse)))
+    gtt = np.zeros(len(sparse))
+    for s, atoms in enumerate(structures):
+        g = zero_force_features(featurizer, atoms, sparse, zeta)
+        gtg += (g.T @ g) / len(atoms) ** 2
+        if force_targets is not None:
+            gtt += (g.T @ np.asarray(force_targets[s], dtype=float).reshape(-1)) / len(atoms) ** 2
+    return gtg, gtt
 
 
 def _pad(items: list[np.ndarray]) -> np.ndarray:

@@ -60,6 +60,9 @@ class _FoldSolver:
     train/val environments (unsupervised: no energies involved), so the zero-force
     matrices GᵀG are computed once per structure; held-out rows never enter a fold's fit.
     For sparse models the mean predicted |F| on the held-out geometries is also returned.
+    ``force_targets`` ((N, 3) per isomer) are the gradients the fit should have there
+    instead of zero (a Δ model on a baseline: the baseline's forces); |F| is then the
+    total model's, |dE/dr − target|.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class _FoldSolver:
         kernel: str,
         params: dict,
         n_sparse: int,
+        force_targets: list[np.ndarray] | None = None,
     ) -> None:
         self.split = split
         self.fold_ids = sorted(split)
@@ -94,11 +98,18 @@ class _FoldSolver:
             for i in rows
         }
         sizes = np.array([len(a) for a in isomers.atoms], dtype=float)
-        self.gtg = {}
+        self.targets = {
+            i: np.zeros(3 * len(isomers.atoms[i]))
+            if force_targets is None
+            else np.asarray(force_targets[i], dtype=float).reshape(-1)
+            for i in rows
+        }
+        self.gtg, self.gtt = {}, {}
         for f in self.fold_ids:
             tr, _ = split[f]
             g = np.concatenate([self.force_rows[i] / sizes[i] for i in tr]).astype(float)
-            self.gtg[f] = g.T @ g
+            t = np.concatenate([self.targets[i] / sizes[i] for i in tr])
+            self.gtg[f], self.gtt[f] = g.T @ g, g.T @ t
 
     def predict(
         self, per_atom: np.ndarray, lam: float, weights: np.ndarray, mu: float = 0.0
@@ -117,10 +128,11 @@ class _FoldSolver:
                     lam,
                     weights[tr],
                     mu * self.gtg[f] if mu > 0 else None,
+                    mu * self.gtt[f] if mu > 0 else None,
                 )
                 pred[te] = e0 + self.phi[te] @ coef
                 for i in te:
-                    grad = (self.force_rows[i] @ coef).reshape(-1, 3)
+                    grad = (self.force_rows[i] @ coef - self.targets[i]).reshape(-1, 3)
                     forces.append(np.linalg.norm(grad, axis=1).mean())
             else:
                 if mu > 0:
@@ -156,9 +168,14 @@ def _kernel_params(units: list[np.ndarray], search: KRRSearch) -> list[dict[str,
 
 
 def cross_validate(
-    isomers: IsomerSet, search: KRRSearch, progress: bool = True
+    isomers: IsomerSet,
+    search: KRRSearch,
+    progress: bool = True,
+    force_targets: list[np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
-    """Group-aware k-fold CV over the grid (see group_folds); one row per setting (eV)."""
+    """Group-aware k-fold CV over the grid (see group_folds); one row per setting (eV).
+
+    ``force_targets``: see ``_FoldSolver`` (a Δ model's baseline forces)."""
     folds = isomers.folds
     fold_ids = sorted(set(folds[folds >= 0].tolist()))
     if len(fold_ids) < 2:
@@ -173,7 +190,14 @@ def cross_validate(
         units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
         for params in _kernel_params(units, search):
             solver = _FoldSolver(
-                isomers, units, settings, split, search.kernel, params, search.n_sparse
+                isomers,
+                units,
+                settings,
+                split,
+                search.kernel,
+                params,
+                search.n_sparse,
+                force_targets,
             )
             mus = search.zero_force_weight if solver.sparse else (0.0,)
             for lam, ow, mu in itertools.product(search.lam, search.outlier_weight, mus):
@@ -215,8 +239,11 @@ def best_row(table: list[dict[str, Any]], force_tolerance: float | None = None) 
     return min(table, key=lambda r: r["cv_mae"])
 
 
-def fit_row(isomers: IsomerSet, row: dict[str, Any]) -> KRRModel:
-    """Fit the model that a CV-table row describes on ``isomers``."""
+def fit_row(
+    isomers: IsomerSet, row: dict[str, Any], force_targets: list[np.ndarray] | None = None
+) -> KRRModel:
+    """Fit the model that a CV-table row describes on ``isomers`` (``force_targets``: the
+    gradients wanted at the training geometries, see ``KRRModel.fit``)."""
     settings = SoapSettings.from_dict(row)
     units = SoapFeaturizer(settings).normalised_many(isomers.atoms)
     weights = np.where(isomers.is_outlier, float(row["outlier_weight"]), 1.0)
@@ -232,6 +259,7 @@ def fit_row(isomers: IsomerSet, row: dict[str, Any]) -> KRRModel:
         n_sparse=int(row.get("n_sparse") or 0),
         zero_force_weight=float(row.get("zero_force_weight") or 0.0),
         structures=isomers.atoms,
+        force_targets=force_targets,
     )
     model.hyperparameters["outlier_weight"] = float(row["outlier_weight"])
     return model
