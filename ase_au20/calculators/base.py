@@ -319,7 +319,9 @@ def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> s
         if isinstance(section, dict) and section:
             body = ", ".join(f"{k}={_fmt(v)}" for k, v in section.items())
             lines.append(f"  {key}: {body}")
-    lines.append(f"  energy reference: {_fmt(card.get('energy_reference'))} eV (ΔE = E − ref)")
+    reference = card.get("energy_reference")
+    reference = repr(reference) if isinstance(reference, float) else _fmt(reference)
+    lines.append(f"  energy reference: {reference} eV (ΔE = E − ref)")  # full precision
     lines.append(f"  split scheme: {_fmt(card.get('split_scheme'))}")
     lines.append(f"  training ids sha256: {str(card.get('training_ids_sha256', '?'))[:16]}…")
     metrics = card.get("metrics")

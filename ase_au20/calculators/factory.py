@@ -7,14 +7,22 @@ from pathlib import Path
 
 from ase.calculators.calculator import Calculator
 
-from ase_au20.models.registry import MODEL_NAMES, MODELS, calculator_class, load_options
+from ase_au20.models.registry import (
+    MODEL_NAMES,
+    MODELS,
+    calculator_class,
+    import_object,
+    load_options,
+)
 
 CALCULATOR_NAMES = (*MODEL_NAMES, "emt")
 
 
 def make_calculator(spec: str, device: str = "auto") -> Calculator:
-    """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, or a
-    trained model directory (its card's model type picks the calculator class)."""
+    """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, a
+    trained model directory (its card's model type picks the calculator class), or
+    ``module:factory``, any importable callable that returns an ASE calculator (e.g.
+    ``mace.calculators:mace_mp``), called without arguments."""
     name = spec.lower()
     if name == "emt":
         from ase.calculators.emt import EMT
@@ -23,12 +31,33 @@ def make_calculator(spec: str, device: str = "auto") -> Calculator:
     if name in MODELS:
         return calculator_class(name)(**load_options(name, {"device": device}))
     path = Path(spec)
+    if ":" in spec and not path.exists():
+        return _from_factory(spec)
     if not (path / "card.json").is_file():
         raise ValueError(
-            f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)} "
-            "or a trained model directory containing card.json"
+            f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)}, "
+            "a trained model directory containing card.json, or module:factory"
         )
     from ase_au20.models.card import read_card
 
     model_type = read_card(path)["model_type"]
     return calculator_class(model_type)(model=path, **load_options(model_type, {"device": device}))
+
+
+def _from_factory(spec: str) -> Calculator:
+    """The calculator that ``module:factory`` returns when called without arguments."""
+    module, _, attribute = spec.partition(":")
+    try:
+        factory = import_object(spec)
+    except ImportError as err:
+        raise ValueError(f"--calc {spec!r}: cannot import {module!r} ({err})") from None
+    except AttributeError:
+        raise ValueError(f"--calc {spec!r}: {module!r} has no attribute {attribute!r}") from None
+    if not callable(factory):
+        raise ValueError(f"--calc {spec!r}: {attribute!r} is not callable")
+    calc = factory()
+    if not isinstance(calc, Calculator):
+        raise ValueError(
+            f"--calc {spec!r}: {attribute}() returned {type(calc).__name__}, not an ASE calculator"
+        )
+    return calc

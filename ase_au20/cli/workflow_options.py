@@ -20,7 +20,9 @@ def calc_option(default: str = "schnet"):
         "calc_spec",
         default=default,
         show_default=True,
-        help=f"{models}; emt: ASE's EMT (quick checks); or a trained model directory.",
+        help=f"{models}; emt: ASE's EMT (quick checks); a trained model directory; or "
+        "module:factory, any importable callable returning an ASE calculator "
+        "(e.g. mace.calculators:mace_mp).",
     )
 
 

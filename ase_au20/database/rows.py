@@ -36,6 +36,17 @@ class IsomerSet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __repr__(self) -> str:
+        """Counts per split and the energy range, not every value."""
+        if len(self) == 0:
+            return "IsomerSet(0 isomers)"
+        names, counts = np.unique(self.splits, return_counts=True)
+        splits = ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
+        return (
+            f"IsomerSet({len(self)} isomers: {splits}; ids {int(self.ids.min())}-"
+            f"{int(self.ids.max())}; E {self.energies.min():.6f} to {self.energies.max():.6f} eV)"
+        )
+
     def subset(self, selection: np.ndarray | Sequence[int] | Sequence[bool]) -> IsomerSet:
         """The isomers picked by a boolean mask or integer indices."""
         index = np.asarray(selection)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ase._4.plugins import PluginCollection
 
-from ase_au20.calculators.base import SPREAD, Au20Calculator
+from ase_au20.calculators.base import SPREAD, Au20Calculator, summarise_card
 from ase_au20.calculators.factory import CALCULATOR_NAMES, make_calculator
 from ase_au20.models.protocol import Model
 from ase_au20.models.registry import MODELS, calculator_class, model_class
@@ -148,3 +148,35 @@ def test_one_calculator_shared_by_threads_gives_the_serial_results(make_calc) ->
         want_e, want_f = serial[key % 100]
         assert energy == pytest.approx(want_e, abs=1e-9)
         np.testing.assert_allclose(forces, want_f, atol=1e-9)
+
+
+def test_calc_takes_module_factory(tmp_path) -> None:
+    from ase.calculators.emt import EMT
+    from click.testing import CliRunner
+
+    from ase_au20.cli import main
+
+    assert isinstance(make_calculator("ase.calculators.emt:EMT"), EMT)
+    with pytest.raises(ValueError, match="cannot import 'no_such_module'"):
+        make_calculator("no_such_module:thing")
+    with pytest.raises(ValueError, match="has no attribute 'NoSuch'"):
+        make_calculator("ase.calculators.emt:NoSuch")
+    with pytest.raises(ValueError, match="returned Atoms, not an ASE calculator"):
+        make_calculator("ase_au20.structures:au20_ground_state")
+    out = tmp_path / "relax"
+    result = CliRunner().invoke(
+        main, ["relax", "--calc", "ase.calculators.emt:EMT", "--out", str(out), "--fmax", "1.0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert any(out.glob("*.h5"))
+
+
+def test_describe_and_isomer_set_are_readable(tiny_krr_dir, synthetic_db) -> None:
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.database import load_rows
+
+    calc = KRRAu20(model=tiny_krr_dir)
+    reference = calc.card["energy_reference"]
+    assert f"energy reference: {reference!r} eV" in summarise_card(calc.card, 0.9, True)
+    text = repr(load_rows(synthetic_db))
+    assert text.startswith("IsomerSet(44 isomers: ") and len(text) < 200
