@@ -142,25 +142,39 @@ def plot_diagnostics(
     fig, ax = plt.subplots(figsize=(7, 4))
     order = np.argsort(pred_de)
     x = np.arange(len(order))
+    ax.plot(x, pred_de[order], "k-", lw=0.8, label="predicted ΔE", zorder=3)
     if half_width is not None:
         inside = np.abs(resid) <= half_width
-        ax.errorbar(x, pred_de[order], yerr=half_width[order], fmt="none", ecolor="0.7", lw=1)
+        ax.errorbar(
+            x,
+            pred_de[order],
+            yerr=half_width[order],
+            fmt="none",
+            ecolor="0.7",
+            lw=1,
+            label="90 % interval around the prediction",
+        )
         ax.scatter(
             x[inside[order]],
             true_de[order][inside[order]],
             s=8,
             c="tab:green",
-            label=f"inside ({inside.mean():.0%})",
+            label=f"DFT ΔE inside its interval ({inside.mean():.0%})",
+            zorder=4,
         )
         ax.scatter(
-            x[~inside[order]], true_de[order][~inside[order]], s=12, c="tab:red", label="outside"
+            x[~inside[order]],
+            true_de[order][~inside[order]],
+            s=12,
+            c="tab:red",
+            label="DFT ΔE outside",
+            zorder=4,
         )
-        ax.legend()
-        ax.set_title("90 % conformal intervals (Mondrian) around predictions", fontsize=9)
+        ax.set_title("90 % conformal intervals (Mondrian) on the scored isomers")
     else:
-        ax.scatter(x, true_de[order], s=8)
-        ax.set_title("no conformal calibration in this model card", fontsize=9)
-    ax.plot(x, pred_de[order], "k-", lw=0.8)
+        ax.scatter(x, true_de[order], s=8, label="DFT ΔE")
+        ax.set_title("no conformal calibration in this model card")
+    ax.legend(loc="upper left", fontsize=8)
     ax.set(xlabel="isomers sorted by predicted ΔE", ylabel="ΔE (eV)")
     save_figure(fig, out_dir / PLOTS[2])
 

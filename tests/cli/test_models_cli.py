@@ -146,3 +146,19 @@ def test_train_krr_refuses_a_bad_soap_setting_before_reading_the_database(tmp_pa
     result = CliRunner().invoke(main, [*args, "--r-cut", "0.5", "--quiet"])
     assert result.exit_code != 0
     assert "radial cutoff should be bigger than 1 angstrom" in result.output
+
+
+def test_evaluate_takes_a_registered_name_and_writes_beside_the_user(
+    synthetic_db, tmp_path, monkeypatch, shipped_model
+) -> None:
+    from ase_au20.paths import PRETRAINED_DIR
+
+    shipped_model("committee")
+    before = sorted(p.name for p in (PRETRAINED_DIR / "committee").iterdir())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["evaluate", "committee", "--db", str(synthetic_db)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "evaluate-committee" / "metrics.json").is_file()
+    assert sorted(p.name for p in (PRETRAINED_DIR / "committee").iterdir()) == before
+    bad = CliRunner().invoke(main, ["evaluate", "gaussian", "--db", str(synthetic_db)])
+    assert bad.exit_code == 1 and "neither a registered model nor a model directory" in bad.output
