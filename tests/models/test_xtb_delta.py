@@ -81,6 +81,24 @@ def test_cache_computes_each_geometry_once(fake_gfn1, tmp_path) -> None:
     )
 
 
+def test_a_failure_keeps_what_was_computed_before_it(monkeypatch, tmp_path) -> None:
+    structures = [au20_ground_state() for _ in range(3)]
+    for k, atoms in enumerate(structures):
+        atoms.positions[0, 0] += 0.05 * k
+
+    def fails_on_the_second(atoms, settings):
+        if atoms.positions[0, 0] == structures[1].positions[0, 0]:
+            raise BaselineError("GFN1-xTB failed: SCF not converged in 250 cycles")
+        return _fake_gfn1(atoms, settings)
+
+    monkeypatch.setattr(cache_module, "xtb_energy_forces", fails_on_the_second)
+    cache = BaselineCache(tmp_path)
+    with pytest.raises(BaselineError, match="structure 1: GFN1-xTB failed"):
+        cache.compute(structures, XtbSettings(), workers=1, progress=False)
+    assert cache.get(geometry_key(structures[0], XtbSettings())) is not None
+    assert cache.get(geometry_key(structures[2], XtbSettings())) is None
+
+
 @pytest.fixture
 def tiny_delta(fake_gfn1, synthetic_db, tmp_path):
     """A tiny Δ model on the synthetic db with the fake baseline (one process)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -50,10 +50,12 @@ def compute_baseline(
     settings: XtbSettings,
     workers: int | None = None,
     progress: bool = True,
+    on_result: Callable[[int, float, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """GFN1 energies (n,) and forces of ``structures`` on ``workers`` processes (default: the
     usable cores; one process for fewer than ``POOL_MIN`` structures, where starting a pool
-    costs more than it saves)."""
+    costs more than it saves). ``on_result(i, energy, forces)`` sees each result as it
+    arrives, so a cache keeps what was computed before a failure or an interrupt."""
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if len(structures) >= POOL_MIN else 1
     jobs = [(a.numbers, a.positions, settings) for a in structures]
@@ -69,6 +71,8 @@ def compute_baseline(
     energies, forces = [], []
     try:
         for energy, force in computed:
+            if on_result is not None:
+                on_result(len(energies), energy, force)
             energies.append(energy)
             forces.append(force)
             bar.update()
@@ -130,9 +134,13 @@ class BaselineCache:
             else:
                 results[key] = hit
         if missing:
-            todo = [structures[i] for i in missing.values()]
-            energies, forces = compute_baseline(todo, settings, workers, progress)
-            for key, energy, force in zip(missing, energies, forces, strict=True):
-                self.put(key, float(energy), force)
-                results[key] = (float(energy), force)
+            todo = list(missing)
+
+            def store(index: int, energy: float, force: np.ndarray) -> None:
+                self.put(todo[index], energy, force)
+                results[todo[index]] = (energy, force)
+
+            compute_baseline(
+                [structures[i] for i in missing.values()], settings, workers, progress, store
+            )
         return np.array([results[k][0] for k in keys]), [results[k][1] for k in keys]
