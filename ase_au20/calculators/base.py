@@ -276,6 +276,23 @@ class Au20Calculator(Calculator):
         print(summarise_card(self.card, self.confidence, self.mondrian), file=file)
 
 
+class DeviceCalculator(Au20Calculator):
+    """An ``Au20Calculator`` whose model runs on a torch ``device`` in ``dtype`` (SchNet and
+    the models that hold one); ``device="auto"`` picks CUDA when available."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Model | None = None,
+        device: str = "auto",
+        confidence: float = 0.9,
+        mondrian: bool = True,
+        dtype: Any = "float32",
+        **kwargs: Any,
+    ) -> None:
+        options = {"device": device, "dtype": dtype}
+        super().__init__(model, confidence, mondrian, load_options=options, **kwargs)
+
+
 def _resolve_model(
     model: str | os.PathLike[str] | Model | None, default: str | None, options: dict[str, Any]
 ) -> Model:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ase_au20.calculators.base import Au20Calculator
+from ase_au20.calculators.base import DeviceCalculator
 
 
-class SchNetAu20(Au20Calculator):
+class SchNetAu20(DeviceCalculator):
     """SchNet energies, autograd forces and a conformal energy interval for Au clusters.
 
     ``model``: None for the shipped model, a trained model directory, or a loaded
-    ``SchNetModel`` (copied to ``device``/``dtype``). ``device="auto"`` picks CUDA when
-    available. ``dtype="float64"`` makes finite-difference and NVE energy-conservation
-    checks exact to round-off.
+    ``SchNetModel`` (copied to ``device``/``dtype``). ``dtype="float64"`` makes
+    finite-difference and NVE energy-conservation checks exact to round-off.
     """
 
     default_model = "schnet"
@@ -30,5 +29,4 @@ class SchNetAu20(Au20Calculator):
     ) -> None:
         if hasattr(model, "networks"):  # a loaded SchNetModel: re-wrap for device and dtype
             model = model.to(device, dtype)
-        options = {"device": device, "dtype": dtype}
-        super().__init__(model, confidence, mondrian, load_options=options, **kwargs)
+        super().__init__(model, device, confidence, mondrian, dtype, **kwargs)

@@ -27,6 +27,21 @@ def tiny_search() -> KRRSearch:
 
 
 @pytest.fixture(scope="session")
+def tiny_delta_search() -> KRRSearch:
+    """A one-point sparse grid with the zero-force term, for the xtb-delta model."""
+    return KRRSearch(
+        r_cut=(5.0,),
+        n_max=(3,),
+        l_max=(2,),
+        sigma=(0.5,),
+        zeta=(3,),
+        lam=(1e-3,),
+        n_sparse=60,
+        zero_force_weight=(1.0,),
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_krr(
     synthetic_db: Path, tiny_search: KRRSearch, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainResult:

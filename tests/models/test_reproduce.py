@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from ase_au20.models import load_model
-from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.reproduce import main, reproduce
 from ase_au20.models.schnet.training import SchNetConfig
 from ase_au20.structures import au20_ground_state
@@ -29,20 +28,8 @@ TINY_SCHNET = SchNetConfig(
 )
 
 
-TINY_DELTA = KRRSearch(
-    r_cut=(5.0,),
-    n_max=(3,),
-    l_max=(2,),
-    sigma=(0.5,),
-    zeta=(3,),
-    lam=(1e-3,),
-    n_sparse=60,
-    zero_force_weight=(1.0,),
-)
-
-
 def test_reproduce_is_deterministic_and_teaches_schnet(
-    synthetic_db: Path, tiny_search, tmp_path: Path, monkeypatch
+    synthetic_db: Path, tiny_search, tiny_delta_search, tmp_path: Path, monkeypatch
 ) -> None:
     pytest.importorskip("tblite")
     monkeypatch.setenv("AU20_CACHE", str(tmp_path / "cache"))
@@ -53,7 +40,7 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
             progress=False,
             search=tiny_search,
             config=TINY_SCHNET,
-            delta_search=TINY_DELTA,
+            delta_search=tiny_delta_search,
         )
         for name in ("a", "b")
     ]

@@ -9,23 +9,11 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from ase_au20.models import load_model
-from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.xtb_delta import cache as cache_module
 from ase_au20.models.xtb_delta.baseline import BaselineError, XtbSettings, xtb_energy_forces
 from ase_au20.models.xtb_delta.cache import BaselineCache, geometry_key
 from ase_au20.models.xtb_delta.model import XtbDeltaModel
 from ase_au20.structures import au20_ground_state
-
-TINY_DELTA = KRRSearch(
-    r_cut=(5.0,),
-    n_max=(3,),
-    l_max=(2,),
-    sigma=(0.5,),
-    zeta=(3,),
-    lam=(1e-3,),
-    n_sparse=60,
-    zero_force_weight=(1.0,),
-)
 
 
 def test_gfn1_of_the_td_pyramid_and_a_clear_error_when_the_scf_fails() -> None:
@@ -100,13 +88,13 @@ def test_a_failure_keeps_what_was_computed_before_it(monkeypatch, tmp_path) -> N
 
 
 @pytest.fixture
-def tiny_delta(fake_gfn1, synthetic_db, tmp_path):
+def tiny_delta(fake_gfn1, synthetic_db, tiny_delta_search, tmp_path):
     """A tiny Δ model on the synthetic db with the fake baseline (one process)."""
     from ase_au20.models.xtb_delta.training import train_xtb_delta
 
     cache = BaselineCache(tmp_path / "cache")
     return train_xtb_delta(
-        synthetic_db, tmp_path / "delta", TINY_DELTA, cache=cache, workers=1, progress=False
+        synthetic_db, tmp_path / "delta", tiny_delta_search, cache=cache, workers=1, progress=False
     )
 
 
@@ -128,7 +116,7 @@ def test_forces_are_the_exact_gradient_of_the_total(tiny_delta) -> None:
 
 
 def test_zero_force_term_cancels_the_baseline_forces_at_the_minima(
-    tiny_delta, fake_gfn1, synthetic_db, tmp_path
+    tiny_delta, fake_gfn1, synthetic_db, tiny_delta_search, tmp_path
 ) -> None:
     from dataclasses import replace
 
@@ -138,7 +126,7 @@ def test_zero_force_term_cancels_the_baseline_forces_at_the_minima(
     plain = train_xtb_delta(
         synthetic_db,
         tmp_path / "plain",
-        replace(TINY_DELTA, zero_force_weight=(0.0,)),
+        replace(tiny_delta_search, zero_force_weight=(0.0,)),
         cache=BaselineCache(tmp_path / "cache"),
         workers=1,
         progress=False,

@@ -299,6 +299,37 @@ def train_krr(
     calibrator, metrics = calibrate_and_score(
         model, db, meta["energy_reference"], meta["bucket_edges"]
     )
+    out = save_cv_model(
+        model,
+        "krr",
+        model.hyperparameters,
+        search,
+        best,
+        table,
+        trainval,
+        meta,
+        calibrator,
+        metrics,
+        out,
+    )
+    return TrainResult(model, table, out, metrics)
+
+
+def save_cv_model(
+    model: Any,
+    model_type: str,
+    hyperparameters: dict[str, Any],
+    search: KRRSearch,
+    best: dict[str, Any],
+    table: list[dict[str, Any]],
+    trainval: IsomerSet,
+    meta: dict[str, Any],
+    calibrator: Any,
+    metrics: dict[str, Any],
+    out: str | os.PathLike[str],
+) -> Path:
+    """Record the CV winner in ``metrics``, build the card, save the model and the CV table
+    (the last steps of every CV-trained KRR-type model)."""
     metrics["cv"] = {
         "mae": best["cv_mae"],
         "rmse": best["cv_rmse"],
@@ -308,9 +339,9 @@ def train_krr(
         "force_tolerance": search.force_tolerance,
     }
     model.card = new_card(
-        "krr",
+        model_type,
         model.architecture,
-        model.hyperparameters,
+        hyperparameters,
         best,
         meta["energy_reference"],
         meta["bucket_edges"],
@@ -323,4 +354,4 @@ def train_krr(
     out = Path(out)
     model.save(out)
     write_cv_table(out / CV_TABLE_NAME, table)
-    return TrainResult(model, table, out, metrics)
+    return out

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from pathlib import Path
 
 from ase_au20.database import connect, load_rows
-from ase_au20.models.card import new_card
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer
 from ase_au20.models.krr.training import (
-    CV_TABLE_NAME,
     TRAIN_SPLITS,
     TrainResult,
     best_row,
     cross_validate,
     fit_row,
-    write_cv_table,
+    save_cv_model,
 )
 from ase_au20.models.scoring import calibrate_and_score
 from ase_au20.models.xtb_delta.baseline import XtbSettings
@@ -77,29 +74,18 @@ def train_xtb_delta(
     calibrator, metrics = calibrate_and_score(
         model, db, meta["energy_reference"], meta["bucket_edges"]
     )
-    metrics["cv"] = {
-        "mae": best["cv_mae"],
-        "rmse": best["cv_rmse"],
-        "n": int(len(trainval)),
-        "folds": "database fold column, near-duplicates of held-out rows dropped from training",
-        "mean_abs_force": best.get("cv_mean_force"),
-        "force_tolerance": search.force_tolerance,
-    }
-    model.card = new_card(
+    out = save_cv_model(
+        model,
         "xtb-delta",
-        model.architecture,
         model.delta.hyperparameters,
-        best,  # save() records the SOAP and xTB settings as the features
-        meta["energy_reference"],
-        meta["bucket_edges"],
-        trainval.ids,
-        meta["split_scheme"],
-        metrics=metrics,
-        conformal=calibrator.to_dict(),
+        search,
+        best,
+        table,
+        trainval,
+        meta,
+        calibrator,
+        metrics,
+        out,
     )
-    model.card["dataset_hash"] = meta.get("dataset_hash", "")
-    out = Path(out)
-    model.save(out)
-    write_cv_table(out / CV_TABLE_NAME, table)
     model.cache = None  # a loaded model computes its baseline afresh unless given a cache
     return TrainResult(model, table, out, metrics)
