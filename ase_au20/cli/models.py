@@ -37,6 +37,24 @@ class NumberList(click.ParamType):
 FLOATS, INTS = NumberList(float), NumberList(int)
 
 
+def db_option(help_text: str):
+    """The required ``--db`` option of the model verbs."""
+    return click.option(
+        "--db",
+        "db_path",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help=help_text,
+    )
+
+
+def model_out_option(help_text: str):
+    """The required ``--out`` model directory of the train verbs."""
+    return click.option(
+        "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help=help_text
+    )
+
+
 def _shipped_grid() -> str:
     """The shipped KRR's CV grid as the command-line options it sets, for --help."""
     from dataclasses import fields
@@ -65,19 +83,8 @@ train.add_command(schnet)
 
 
 @train.command("xtb-delta")
-@click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Isomer database built by `au20-workflow db build`.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Model directory to write (card.json, weights.npz, cv_table.csv).",
-)
+@db_option("Isomer database built by `au20-workflow db build`.")
+@model_out_option("Model directory to write (card.json, weights.npz, cv_table.csv).")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -129,13 +136,7 @@ def _print_scores(metrics: dict[str, Any]) -> None:
 
 
 @train.command("committee")
-@click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Isomer database whose calib rows calibrate (and by default weight) the committee.",
-)
+@db_option("Isomer database whose calib rows calibrate (and by default weight) the committee.")
 @click.option(
     "--members",
     default="krr,schnet",
@@ -150,12 +151,7 @@ def _print_scores(metrics: dict[str, Any]) -> None:
     show_default=True,
     help="Rows whose MAE picks the weights (val is in-sample for a KRR trained on train+val).",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Committee directory to write (card.json; members are referenced, not copied).",
-)
+@model_out_option("Committee directory to write (card.json; members are referenced, not copied).")
 def train_committee_cmd(db_path: str, members: str, weight_split: str, out: Path) -> None:
     """Weighted committee of trained models: weights, conformal calibration, test score."""
     from ase_au20.models.committee.training import fit_committee
@@ -179,19 +175,8 @@ def train_committee_cmd(db_path: str, members: str, weight_split: str, out: Path
 
 
 @train.command("krr")
-@click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Isomer database built by `au20-workflow db build`.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Model directory to write (card.json, weights.npz, cv_table.csv).",
-)
+@db_option("Isomer database built by `au20-workflow db build`.")
+@model_out_option("Model directory to write (card.json, weights.npz, cv_table.csv).")
 @recipe_option(
     "Starting grid: the defaults shown here (plain: a quick dense ζ=2 model, without the "
     "zero-force term, so with large forces at minima), or the "
@@ -300,13 +285,7 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
 
 @click.command("evaluate")
 @click.argument("model")
-@click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Isomer database with the split to score.",
-)
+@db_option("Isomer database with the split to score.")
 @click.option(
     "--split",
     default="test",
@@ -321,7 +300,7 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
     help="Where metrics.json and the PNGs go [default: ./evaluate-<MODEL name>].",
 )
 def evaluate(model: str, db_path: str, split: str, out: Path | None) -> None:
-    """Score MODEL (a registered name: schnet, krr, committee; or a trained model directory):
+    """Score MODEL (a registered name: schnet, krr, xtb-delta, committee; or a model directory):
     metrics.json, parity.png, residuals_by_bucket.png, intervals.png."""
     from ase_au20.models import model_directory
     from ase_au20.models.evaluate import evaluate_model, format_table

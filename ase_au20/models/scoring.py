@@ -12,6 +12,16 @@ from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 
 REPORT_CONFIDENCES = (0.8, 0.9)
+TRAINING_METADATA = ("energy_reference", "bucket_edges", "split_scheme")
+
+
+def training_metadata(db: Any, db_path: Any) -> dict[str, Any]:
+    """The database metadata a trainer needs, or ValueError naming the missing key."""
+    meta = db.metadata
+    for key in TRAINING_METADATA:
+        if key not in meta:
+            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    return meta
 
 
 def model_spread(out: dict[str, Any]) -> np.ndarray | None:

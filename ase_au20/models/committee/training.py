@@ -20,7 +20,7 @@ from ase_au20.database import connect, load_rows
 from ase_au20.models import load_model, model_directory
 from ase_au20.models.card import new_card
 from ase_au20.models.committee.model import CommitteeModel
-from ase_au20.models.scoring import calibrate_and_score
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 WEIGHT_STEP = 0.05
 SPREAD_FLOOR = 1e-3  # eV: the offset where members agree everywhere (one member weighted 1)
@@ -48,10 +48,7 @@ def fit_committee(
 ) -> CommitteeModel:
     """Choose weights on ``weight_split``, calibrate on calib, score test, save to ``out``."""
     db = connect(os.fspath(db_path))
-    meta = db.metadata
-    for key in ("energy_reference", "bucket_edges", "split_scheme"):
-        if key not in meta:
-            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    meta = training_metadata(db, db_path)
     sources = [model_directory(m) for m in members]
     models = [load_model(path, device="cpu") for path in sources]
     rows = load_rows(db, weight_split)

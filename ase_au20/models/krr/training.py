@@ -37,7 +37,7 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import calibrate_and_score
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -286,10 +286,7 @@ def train_krr(
     for settings in search.soap_grid():  # dscribe checks each setting: fail before any work
         SoapFeaturizer(settings)
     db = connect(os.fspath(db_path))
-    meta = db.metadata
-    for key in ("energy_reference", "bucket_edges", "split_scheme"):
-        if key not in meta:
-            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    meta = training_metadata(db, db_path)
     trainval = load_rows(db, TRAIN_SPLITS)
     if len(trainval) == 0:
         raise ValueError(f"{db_path}: no train/val rows")

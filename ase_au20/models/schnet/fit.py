@@ -17,7 +17,7 @@ from ase_au20.database import connect, load_rows
 from ase_au20.models.card import new_card
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
-from ase_au20.models.scoring import calibrate_and_score
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 
 def _spread(out: dict[str, Any], model: SchNetModel) -> np.ndarray | None:
@@ -36,10 +36,7 @@ def fit_schnet(
 ) -> SchNetModel:
     """Train on ``train``/``val`` of ``db_path``, calibrate, score, write the card and save."""
     db = connect(os.fspath(db_path))
-    meta = db.metadata
-    for key in ("energy_reference", "bucket_edges", "split_scheme"):
-        if key not in meta:
-            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    meta = training_metadata(db, db_path)
     train, val = load_rows(db, "train"), load_rows(db, "val")
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{db_path}: SchNet training needs train and val rows")

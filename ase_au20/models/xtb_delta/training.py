@@ -18,7 +18,7 @@ from ase_au20.models.krr.training import (
     fit_row,
     save_cv_model,
 )
-from ase_au20.models.scoring import calibrate_and_score
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 from ase_au20.models.xtb_delta.baseline import XtbSettings
 from ase_au20.models.xtb_delta.cache import BaselineCache
 from ase_au20.models.xtb_delta.model import XtbDeltaModel
@@ -57,10 +57,7 @@ def train_xtb_delta(
     for settings in search.soap_grid():  # dscribe checks each setting before any work
         SoapFeaturizer(settings)
     db = connect(os.fspath(db_path))
-    meta = db.metadata
-    for key in ("energy_reference", "bucket_edges", "split_scheme"):
-        if key not in meta:
-            raise ValueError(f"{db_path}: database metadata lacks {key!r}; rebuild it")
+    meta = training_metadata(db, db_path)
     cache = cache or BaselineCache()
     cache.compute(load_rows(db).atoms, baseline, workers=workers, progress=progress)
     trainval = load_rows(db, TRAIN_SPLITS)
