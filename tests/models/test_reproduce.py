@@ -53,8 +53,10 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
     card = load_model(a / "schnet").card
     assert card["hyperparameters"]["kd_lambda"] == 0.5
     teacher = card["training"]["teacher"]
-    assert teacher["type"] == "XtbDeltaModel"
-    assert teacher["files"] == load_model(a / "xtb-delta").card["files"]  # this very Δ model
+    assert teacher["type"] == "KRRModel"
+    assert teacher["files"] == load_model(a / "krr").card["files"]  # taught by this very KRR
+    delta = [load_model(d / "xtb-delta").card for d in (a, b)]
+    assert delta[0]["files"] == delta[1]["files"]  # the Δ fit is deterministic too
     assert card["conformal"]["normalised"] is True  # two members: spread-normalised
     committee = [load_model(d / "committee") for d in (a, b)]
     assert committee[0].card["hyperparameters"] == committee[1].card["hyperparameters"]
@@ -63,16 +65,14 @@ def test_reproduce_is_deterministic_and_teaches_schnet(
     assert members[0]["sha256"] == load_model(a / "krr").card["sha256"]
 
 
-def _fake_delta(monkeypatch):
-    """Skip the xtb-delta step of ``reproduce``; returns the fake Δ model (the teacher)."""
+def _fake_delta(monkeypatch) -> None:
+    """Skip the xtb-delta step of ``reproduce``."""
     from types import SimpleNamespace
 
     from ase_au20.models.xtb_delta import training
 
-    teacher = SimpleNamespace(cache=None)
-    result = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.2}, "test": {"mae": 0.2}})
+    result = SimpleNamespace(model=None, metrics={"cv": {"mae": 0.2}, "test": {"mae": 0.2}})
     monkeypatch.setattr(training, "train_xtb_delta", lambda *args, **kwargs: result)
-    return teacher
 
 
 def _fake_committee(monkeypatch) -> None:
@@ -101,9 +101,10 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
     from ase_au20.models.schnet.config import shipped_config
     from ase_au20.paths import PRETRAINED_DIR
 
-    krr = SimpleNamespace(model=object(), metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
+    teacher = object()
+    krr = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
     monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
-    teacher = _fake_delta(monkeypatch)
+    _fake_delta(monkeypatch)
     seen = {}
 
     def fake_fit(db, out, config, teacher=None, progress=True):
