@@ -10,8 +10,10 @@ class XtbDeltaAu20(Au20Calculator):
     predictive std as ``energy_std`` and a conformal interval scaled by it.
 
     Each call runs one GFN1-xTB SCF (tblite, bounded by the card's ``max_iterations``); an
-    SCF that does not converge is a ``ValueError`` naming it. ``model``: None for the
-    shipped model or a trained model directory.
+    SCF that does not converge is a ``ValueError`` naming it. ``predict`` on 8 or more
+    structures runs GFN1 in spawned processes on the usable cores, so a script that calls it
+    needs the ``if __name__ == "__main__":`` guard. ``model``: None for the shipped model or
+    a trained model directory.
     """
 
     default_model = "xtb-delta"
