@@ -293,40 +293,25 @@ def train_krr(
     table = cross_validate(trainval, search, progress=progress)
     best = best_row(table, search.force_tolerance)
     model = fit_row(trainval, best)
-    calibrator, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"]
-    )
-    out = save_cv_model(
-        model,
-        "krr",
-        model.hyperparameters,
-        search,
-        best,
-        table,
-        trainval,
-        meta,
-        calibrator,
-        metrics,
-        out,
-    )
-    return TrainResult(model, table, out, metrics)
+    return calibrate_and_save(model, "krr", db, meta, search, best, table, trainval, out)
 
 
-def save_cv_model(
+def calibrate_and_save(
     model: Any,
     model_type: str,
-    hyperparameters: dict[str, Any],
+    db: Any,
+    meta: dict[str, Any],
     search: KRRSearch,
     best: dict[str, Any],
     table: list[dict[str, Any]],
     trainval: IsomerSet,
-    meta: dict[str, Any],
-    calibrator: Any,
-    metrics: dict[str, Any],
     out: str | os.PathLike[str],
-) -> Path:
-    """Record the CV winner in ``metrics``, build the card, save the model and the CV table
-    (the last steps of every CV-trained KRR-type model)."""
+) -> TrainResult:
+    """The last steps of every CV-trained KRR-type model: conformal calibration on calib,
+    test score, the CV winner in the metrics, the card, the model and its CV table saved."""
+    calibrator, metrics = calibrate_and_score(
+        model, db, meta["energy_reference"], meta["bucket_edges"]
+    )
     metrics["cv"] = {
         "mae": best["cv_mae"],
         "rmse": best["cv_rmse"],
@@ -338,7 +323,7 @@ def save_cv_model(
     model.card = new_card(
         model_type,
         model.architecture,
-        hyperparameters,
+        model.hyperparameters,
         best,
         meta["energy_reference"],
         meta["bucket_edges"],
@@ -351,4 +336,4 @@ def save_cv_model(
     out = Path(out)
     model.save(out)
     write_cv_table(out / CV_TABLE_NAME, table)
-    return out
+    return TrainResult(model, table, out, metrics)

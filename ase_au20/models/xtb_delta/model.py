@@ -42,6 +42,11 @@ class XtbDeltaModel:
         self.cache = cache
 
     @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The Δ KRR's hyper-parameters (the card records them)."""
+        return self.delta.hyperparameters
+
+    @property
     def has_spread(self) -> bool:
         """The Δ KRR's predictive std, when it is sparse."""
         return self.delta.has_spread
@@ -86,7 +91,7 @@ class XtbDeltaModel:
         self.card.update(
             model_type="xtb-delta",
             architecture=self.architecture,
-            hyperparameters=self.delta.hyperparameters,
+            hyperparameters=self.hyperparameters,
             features={
                 **settings.to_dict(),
                 "n_features": n_soap_features(settings),

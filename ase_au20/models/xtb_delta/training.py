@@ -14,11 +14,11 @@ from ase_au20.models.krr.training import (
     TRAIN_SPLITS,
     TrainResult,
     best_row,
+    calibrate_and_save,
     cross_validate,
     fit_row,
-    save_cv_model,
 )
-from ase_au20.models.scoring import calibrate_and_score, training_metadata
+from ase_au20.models.scoring import training_metadata
 from ase_au20.models.xtb_delta.baseline import XtbSettings
 from ase_au20.models.xtb_delta.cache import BaselineCache
 from ase_au20.models.xtb_delta.model import XtbDeltaModel
@@ -68,21 +68,6 @@ def train_xtb_delta(
     table = cross_validate(residual, search, progress=progress, force_targets=base_forces)
     best = best_row(table, search.force_tolerance)
     model = XtbDeltaModel(baseline, fit_row(residual, best, base_forces), cache=cache)
-    calibrator, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"]
-    )
-    out = save_cv_model(
-        model,
-        "xtb-delta",
-        model.delta.hyperparameters,
-        search,
-        best,
-        table,
-        trainval,
-        meta,
-        calibrator,
-        metrics,
-        out,
-    )
+    result = calibrate_and_save(model, "xtb-delta", db, meta, search, best, table, trainval, out)
     model.cache = None  # a loaded model computes its baseline afresh unless given a cache
-    return TrainResult(model, table, out, metrics)
+    return result
