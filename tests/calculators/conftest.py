@@ -18,12 +18,15 @@ from ase import Atoms
 TINY_SOAP = {"r_cut": 5.0, "n_max": 3, "l_max": 2, "sigma": 0.5}
 
 
-def _card_and_conformal(model_type, architecture, hyper, features, pred, rows, meta, train_ids):
+def _card_and_conformal(
+    model_type, architecture, hyper, features, pred, rows, meta, train_ids, **spread
+):
+    """A card calibrated on ``rows`` (``spread``, ``spread_offset``: a normalised one)."""
     from ase_au20.models.card import new_card
     from ase_au20.models.conformal import ConformalCalibrator
 
     calibrator = ConformalCalibrator.fit(
-        pred, rows.energies, meta["energy_reference"], meta["bucket_edges"]
+        pred, rows.energies, meta["energy_reference"], meta["bucket_edges"], **spread
     )
     return new_card(
         model_type,
@@ -108,9 +111,7 @@ def tiny_committee_dir(
     """The tiny KRR and SchNet as a 0.6 / 0.4 committee, calibrated on every synthetic row."""
     from ase_au20.database import connect, load_rows
     from ase_au20.models import load_model
-    from ase_au20.models.card import new_card
     from ase_au20.models.committee.model import CommitteeModel
-    from ase_au20.models.conformal import ConformalCalibrator
 
     meta = connect(synthetic_db).metadata
     every = load_rows(synthetic_db)
@@ -118,24 +119,17 @@ def tiny_committee_dir(
     members = [load_model(path, device="cpu") for path in sources]
     committee = CommitteeModel(members, [0.6, 0.4], sources)
     out = committee.predict(every.atoms)
-    calibrator = ConformalCalibrator.fit(
-        out["energy"],
-        every.energies,
-        meta["energy_reference"],
-        meta["bucket_edges"],
-        spread=out["energy_std"],
-        spread_offset=0.05,
-    )
-    committee.card = new_card(
+    committee.card = _card_and_conformal(
         "committee",
         {},
         {"weights": [0.6, 0.4]},
         {},
-        meta["energy_reference"],
-        meta["bucket_edges"],
+        out["energy"],
+        every,
+        meta,
         every.ids,
-        "group",
-        conformal=calibrator.to_dict(),
+        spread=out["energy_std"],
+        spread_offset=0.05,
     )
     return committee.save(tmp_path_factory.mktemp("tiny_committee"))
 
