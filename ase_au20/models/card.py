@@ -197,11 +197,16 @@ def open_model_card(
             f"{source}: the card was edited after the model was saved (its SHA-256 over "
             "card and weights differs); restore it or train the model again"
         )
-    unlisted = [name for name in weights if name not in card.get("files", {})]
-    if unlisted:
-        raise ValueError(f"{source}: weights file(s) {', '.join(unlisted)} not listed in 'files'")
+    require_listed(card, weights, source)
     check_files(directory, card)
     return card
+
+
+def require_listed(card: Mapping[str, Any], names: Iterable[str], source: Any) -> None:
+    """ValueError unless every weights file in ``names`` is listed (hashed) in ``files``."""
+    unlisted = [name for name in names if name not in card.get("files", {})]
+    if unlisted:
+        raise ValueError(f"{source}: weights file(s) {', '.join(unlisted)} not listed in 'files'")
 
 
 def check_files(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> None:

@@ -33,6 +33,7 @@ from ase_au20.models.card import (
     REQUIRED_KEYS,
     file_sha256,
     open_model_card,
+    require_listed,
     write_card,
 )
 from ase_au20.models.schnet.batching import Structure, chunks, group_by_size
@@ -440,9 +441,7 @@ class SchNetModel:
                 f"{card_path}: card lists {size} ensemble member(s) {expected} "
                 f"but the directory holds {found}"
             )
-        unlisted = [name for name in expected if name not in card.get("files", {})]
-        if unlisted:
-            raise ValueError(f"{card_path}: weights file(s) {', '.join(unlisted)} not in 'files'")
+        require_listed(card, expected, card_path)
         networks = [_load_member(directory / name, arch) for name in expected]
         return cls(
             networks, atom_mean, atom_std, card=card, device=device, dtype=torch_dtype(dtype)
