@@ -123,9 +123,7 @@ def resolve_member(reference: str, committee_dir: Path) -> Path:
     return Path(committee_dir) / reference
 
 
+
 def _weighted(weights: np.ndarray, arrays: list[np.ndarray]) -> np.ndarray:
-    """Σ_k w_k a_k of NaN-padded per-atom arrays of the same shape."""
-    total = weights[0] * np.asarray(arrays[0], dtype=float)
-    for w, a in zip(weights[1:], arrays[1:], strict=True):
-        total = total + w * np.asarray(a, dtype=float)
-    return total
+    """Σ_k w_k a_k of per-atom arrays of one shape (NaN padding stays NaN)."""
+    return np.tensordot(weights, np.stack([np.asarray(a, dtype=float) for a in arrays]), axes=1)
