@@ -23,10 +23,15 @@ def adjacency(atoms: Atoms, cutoff: float) -> np.ndarray:
     return bonded
 
 
+def fragments(atoms: Atoms, cutoff: float) -> list[np.ndarray]:
+    """Atom indices of each connected piece of the bond graph at ``cutoff`` Å."""
+    n_parts, labels = connected_components(adjacency(atoms, cutoff), directed=False)
+    return [np.flatnonzero(labels == k) for k in range(n_parts)]
+
+
 def connected(atoms: Atoms, cutoff: float) -> bool:
     """Whether the bond graph at ``cutoff`` Å is one piece (no fragment has flown off)."""
-    n_parts, _ = connected_components(adjacency(atoms, cutoff), directed=False)
-    return n_parts == 1
+    return len(fragments(atoms, cutoff)) == 1
 
 
 def coordination_numbers(atoms: Atoms, cutoff: float) -> np.ndarray:

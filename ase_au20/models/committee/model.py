@@ -123,7 +123,6 @@ def resolve_member(reference: str, committee_dir: Path) -> Path:
     return Path(committee_dir) / reference
 
 
-
 def _weighted(weights: np.ndarray, arrays: list[np.ndarray]) -> np.ndarray:
     """Σ_k w_k a_k of per-atom arrays of one shape (NaN padding stays NaN)."""
     return np.tensordot(weights, np.stack([np.asarray(a, dtype=float) for a in arrays]), axes=1)

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import pdist
+
+from ase_au20.geometry.metrics import fragments
 
 # neighbours count up to this multiple of r_cut (see the module docstring)
 NEIGHBOUR_FACTOR = 2.5
@@ -127,17 +128,11 @@ class SoapFeaturizer:
     def _groups(self, atoms: Atoms) -> list[np.ndarray] | None:
         """Index arrays of the groups of atoms that see each other (within the neighbour
         radius, transitively), or None when the whole input is one group."""
-        positions = atoms.get_positions()
-        if len(positions) < 2:
-            return None
-        distances = pdist(positions)
-        if distances.max() <= self.settings.neighbour_radius:
-            return None
-        adjacency = squareform(distances <= self.settings.neighbour_radius)
-        count, labels = connected_components(adjacency, directed=False)
-        if count == 1:
-            return None
-        return [np.flatnonzero(labels == k) for k in range(count)]
+        radius = self.settings.neighbour_radius
+        if len(atoms) < 2 or pdist(atoms.get_positions()).max() <= radius:
+            return None  # the common case, without building the graph
+        groups = fragments(atoms, radius)
+        return None if len(groups) == 1 else groups
 
     def raw(self, atoms: Atoms) -> np.ndarray:
         """Unnormalised per-atom SOAP, shape (N, F)."""
