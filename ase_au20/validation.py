@@ -12,6 +12,9 @@ from ase import Atoms
 CALCULATOR_MIN_DISTANCE = 1.5  # Å; closer Au-Au pairs are unphysical for any model here
 DATABASE_MIN_DISTANCE = 1.0  # Å; looser, only catches corrupt files
 MAX_COORDINATE = 1e4  # Å; beyond, distances lose precision and no cluster is that large
+BOND_CUTOFF = 3.03  # Å, first minimum of g(r) over the 899 DFT isomers
+MAX_NEIGHBOUR_GAP = 2 * BOND_CUTOFF  # Å; an atom farther from all others is not bound
+MAX_EXTENT = 60.0  # Å; an Au20 straight chain at BOND_CUTOFF spans 57.6, the widest isomer 17.8
 GOLD = 79
 
 
@@ -46,4 +49,33 @@ def check_cluster(atoms: Atoms, min_distance: float = CALCULATOR_MIN_DISTANCE) -
     if dmin < min_distance:
         raise ValueError(
             f"atoms closer than {min_distance} Å (closest pair {dmin:.3f} Å): unphysical geometry"
+        )
+
+
+def check_compact(
+    atoms: Atoms, max_gap: float = MAX_NEIGHBOUR_GAP, max_extent: float = MAX_EXTENT
+) -> None:
+    """Raise ``ValueError`` for an atom with no neighbour within ``max_gap`` Å, or pieces
+    spread over more than ``max_extent`` Å.
+
+    Catches atoms torn off a labelled cluster (a stray atom 1000 Å away would otherwise be
+    stored with a label no cluster has). Pieces of several atoms within the extent stay:
+    the dataset holds five DFT minima that are two fragments up to 14.5 Å apart.
+    """
+    from scipy.spatial.distance import pdist, squareform
+
+    if len(atoms) < 2:
+        return
+    dist = squareform(pdist(atoms.get_positions()))
+    np.fill_diagonal(dist, np.inf)
+    lonely = np.flatnonzero(dist.min(axis=1) > max_gap)
+    if len(lonely):
+        raise ValueError(
+            f"atom(s) {lonely.tolist()} have no neighbour within {max_gap:.2f} Å: "
+            "torn off the cluster"
+        )
+    np.fill_diagonal(dist, 0.0)
+    if dist.max() > max_extent:
+        raise ValueError(
+            f"atoms spread over {dist.max():.1f} Å (more than {max_extent:g} Å): not one cluster"
         )

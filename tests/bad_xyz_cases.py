@@ -27,5 +27,15 @@ BAD_XYZ_CASES: dict[str, tuple[bytes, str]] = {
     "111.xyz": (_lines(*_GOOD_LINES[:3], "Au 0.5 0 0", *_GOOD_LINES[4:]), "closer than 1.0"),
     "112.xyz": (_lines(*_GOOD_LINES, "Au 60 0 0"), "21 atom lines, line 1 declares 20"),
     "113.xyz": (_lines(*_GOOD_LINES[:4], "Au 1.0 2.0", *_GOOD_LINES[5:]), "line 5: expected"),
+    "114.xyz": (_lines(*_GOOD_LINES[:5], "Au 1000 0 0", *_GOOD_LINES[6:]), "torn off the cluster"),
+    "115.xyz": (_lines(*_GOOD_LINES[:5], "Au 1e300 0 0", *_GOOD_LINES[6:]), "coordinates beyond"),
     "notanid.xyz": (_lines(*_GOOD_LINES), "stem 'notanid' is not an integer"),
+    "99999999999999999999.xyz": (_lines(*_GOOD_LINES), "outside 0..9223372036854775807"),
+}
+
+# Entries named *.xyz that are not regular files: name -> expected reason fragment
+SPECIAL_XYZ_CASES: dict[str, str] = {
+    "120.xyz": "a directory",
+    "121.xyz": "dangling symbolic link",
+    "122.xyz": "a FIFO",
 }

@@ -11,7 +11,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.optimize import BFGS
-from bad_xyz_cases import BAD_XYZ_CASES
+from bad_xyz_cases import BAD_XYZ_CASES, SPECIAL_XYZ_CASES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_COUNT = 40  # random relaxed clusters; 4 near-duplicate copies are added on top
@@ -127,8 +127,12 @@ def bad_xyz_dir(tmp_path: Path, synthetic_xyz_dir: Path) -> tuple[Path, list[str
         (folder / name).write_bytes((synthetic_xyz_dir / name).read_bytes())
     for name, (content, _) in BAD_XYZ_CASES.items():
         (folder / name).write_bytes(content)
+    (folder / "120.xyz").mkdir()
+    (folder / "121.xyz").symlink_to(folder / "gone.xyz")
+    os.mkfifo(folder / "122.xyz")
     (folder / "README.txt").write_text("not an xyz file, ignored\n")
-    return folder, good, {name: reason for name, (_, reason) in BAD_XYZ_CASES.items()}
+    expected = {name: reason for name, (_, reason) in BAD_XYZ_CASES.items()}
+    return folder, good, {**expected, **SPECIAL_XYZ_CASES}
 
 
 def _shipped(kind: str) -> Path:

@@ -104,20 +104,23 @@ def info(database: str) -> None:
 
 
 @db.command()
-@click.argument("xyz_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("sources", nargs=-1, required=True)
 @click.option("--db", "database", required=True, help="Existing database file or server URL.")
-@click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
-def add(xyz_dir: Path, database: str, strict: bool) -> None:
-    """Add newly labelled <id>.xyz files; existing rows are never changed.
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on any rejected input.")
+def add(sources: tuple[str, ...], database: str, strict: bool) -> None:
+    """Add labelled structures from SOURCES; existing rows are never changed.
 
-    New rows get split "new" (fold -1), ΔE/bucket/outlier labels from the stored
-    metadata, and the duplicate group of any existing near-duplicate.
+    SOURCES are folders (their *.xyz, *.extxyz and *.traj files), files in any ASE format
+    with an energy (FILE@INDEX picks frames, the last by default; the dataset's bare
+    <id>.xyz keeps its id) or databases (URL@SELECTION, labelled rows only). Structures
+    matching an existing row are reported, not added. New rows get ΔE/bucket/outlier labels
+    from the stored metadata and a group-aware split, so `train --db` uses them.
     """
     from ase_au20.database.add import add_to_database
 
     try:
-        report = add_to_database(xyz_dir, database, strict=strict, progress=True)
-    except ValueError as err:
+        report = add_to_database(list(sources), database, strict=strict, progress=True)
+    except (ValueError, TimeoutError) as err:
         raise click.ClickException(str(err)) from None
     for bad in report.bad_files:
         click.echo(f"warning: {bad}", err=True)
@@ -125,10 +128,30 @@ def add(xyz_dir: Path, database: str, strict: bool) -> None:
         click.echo(f"warning: {note}", err=True)
     if report.already_present:
         click.echo(f"{len(report.already_present)} file(s) already in the database, left as is")
-    click.echo(
-        f"added {report.n_added} rows to {database} "
-        f"({report.n_matching_existing} join an existing duplicate group)"
-    )
+    for match in report.matches:
+        click.echo(str(match))
+    splits = ", ".join(f"{n} {name}" for name, n in sorted(report.split_sizes.items()))
+    click.echo(f"added {report.n_added} rows to {database}" + (f" ({splits})" if splits else ""))
     _print_summary(database)
     if report.n_warnings:
         click.echo(f"{report.n_warnings} warning(s)", err=True)
+
+
+@db.command()
+@click.argument("database")
+def migrate(database: str) -> None:
+    """Move predictions stored as labels (older `search --db` rows) into pred_* keys.
+
+    Rows without a cluster_id that carry an energy get it as pred_energy and lose the
+    energy, so `ase db DATABASE 'energy<…'` sees DFT labels only. Safe to run twice.
+    """
+    from ase_au20.database import connect
+    from ase_au20.database.migrate import migrate_predictions
+    from ase_au20.database.writer_lock import writer_lock
+
+    try:
+        with writer_lock(database):
+            n = migrate_predictions(connect(database))
+    except (ValueError, TimeoutError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"migrated {n} prediction row(s) in {database}")

@@ -1,22 +1,30 @@
-"""Adding newly labelled xyz files to an existing database without touching its rows.
+"""Adding newly labelled structures to an existing database without touching its rows.
 
 New rows are labelled against the stored metadata (energy reference, bucket edges,
-outlier centre/scale, duplicate tolerance) so existing labels stay valid; they join the
-duplicate group of any existing near-duplicate, and get ``split="new"`` and fold -1 so
-no model trained on the old splits mistakes them for training or test data.
+outlier centre/scale, duplicate tolerance) so existing labels stay valid. A structure
+whose fingerprint matches an existing row (or an earlier one of the same batch) within the
+duplicate tolerance is reported, not added twice. New duplicate groups get a split drawn
+group-aware with the build's fractions, so `train --db` learns from the train rows among
+them and `evaluate` scores the test rows. The read-modify-write runs under the database's
+writer lock, so concurrent `db add` runs neither duplicate rows nor merge groups falsely.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ase_au20.database.build import split_implausible
 from ase_au20.database.groups import ENERGY_TOLERANCE, duplicate_groups
+from ase_au20.database.labelled_inputs import UNASSIGNED_ID, read_labelled
 from ase_au20.database.labels import assign_buckets, robust_outliers
-from ase_au20.database.rows import NEW_SPLIT, load_rows
+from ase_au20.database.migrate import require_migrated
+from ase_au20.database.rows import load_rows
+from ase_au20.database.splits import extend_split
 from ase_au20.database.store import (
     connect,
     dataset_hash,
@@ -24,8 +32,9 @@ from ase_au20.database.store import (
     row_key_value_pairs,
     write_rows,
 )
-from ase_au20.database.xyz import BadFile, read_isomers, xyz_files
-from ase_au20.geometry.fingerprint import fingerprint_matrix
+from ase_au20.database.writer_lock import writer_lock
+from ase_au20.database.xyz import N_ATOMS, BadFile, Isomer
+from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 
 REQUIRED_METADATA = (
     "energy_reference",
@@ -37,28 +46,41 @@ REQUIRED_METADATA = (
 
 
 @dataclass
+class Match:
+    """A new structure left out because an existing (or earlier new) row has its geometry."""
+
+    source: str
+    cluster_id: int  # the row it matches
+    distance: float  # Å, fingerprint distance
+    energy_difference: float  # eV, new label − stored label
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source} matches isomer {self.cluster_id} ({self.distance:.4f} Å; "
+            f"labels differ by {self.energy_difference:+.6f} eV): not added"
+        )
+
+
+@dataclass
 class AddReport:
-    """What `db add` did: rows added, files skipped as bad or already present, group matches."""
+    """What `db add` did: rows added (with their splits), files skipped, matches."""
 
     n_added: int
     bad_files: list[BadFile]
     already_present: list[str]
-    n_matching_existing: int
+    matches: list[Match] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
+    split_sizes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def n_warnings(self) -> int:
-        """Malformed files plus notes (files already in the db are not warnings)."""
+        """Malformed files plus notes (matches and ids already present are not warnings)."""
         return len(self.bad_files) + len(self.notes)
 
 
-def add_to_database(
-    xyz_dir: str | os.PathLike[str],
-    db_url: str | os.PathLike[str],
-    strict: bool = False,
-    progress: bool = False,
-) -> AddReport:
-    """Append the isomers of ``xyz_dir`` whose ids are not yet in the database."""
+def _open_au20_database(db_url: str | os.PathLike[str]):
+    """The database and its metadata; ValueError unless it is an ase-au20 database."""
     if not is_server_url(db_url) and not Path(db_url).is_file():
         raise ValueError(f"database not found: {db_url} (create it with `db build`)")
     db = connect(db_url)
@@ -68,32 +90,111 @@ def add_to_database(
         raise ValueError(
             f"{db_url} is not an ase-au20 database (metadata lacks {', '.join(missing)})"
         )
-    files = xyz_files(Path(xyz_dir))
-    isomers, bad = read_isomers(files, progress=progress)
-    if strict and bad:
-        raise ValueError(
-            f"{len(bad)} malformed file(s) in {xyz_dir} (strict mode):\n"
-            + "\n".join(str(b) for b in bad)
-        )
+    return db, metadata
+
+
+def _unique_ids(isomers: list[Isomer], known: set[int]) -> tuple[list[Isomer], list[BadFile]]:
+    """Give unassigned isomers the next free ids; a BadFile for an id repeated in the batch."""
+    taken = set(known) | {i.cluster_id for i in isomers if i.cluster_id != UNASSIGNED_ID}
+    next_id = max(taken, default=-1) + 1
+    out, bad, seen = [], [], {}
+    for isomer in isomers:
+        cluster_id = isomer.cluster_id
+        if cluster_id == UNASSIGNED_ID:
+            cluster_id, next_id = next_id, next_id + 1
+        elif cluster_id in seen:
+            reason = f"id {cluster_id} already read from {seen[cluster_id]}"
+            bad.append(BadFile(isomer.source, reason))
+            continue
+        seen[cluster_id] = isomer.source
+        out.append(Isomer(cluster_id, isomer.energy, isomer.atoms, isomer.source))
+    return out, bad
+
+
+def _match_geometries(
+    isomers: list[Isomer],
+    old_fps: np.ndarray,
+    old_ids: np.ndarray,
+    old_energies: np.ndarray,
+    tol: float,
+) -> tuple[list[Isomer], list[Match]]:
+    """Isomers whose fingerprint is new, and a Match for each one seen before (in order)."""
+    fps = [*old_fps]
+    ids, energies = [*old_ids.tolist()], [*old_energies.tolist()]
+    kept, matches = [], []
     if not isomers:
-        raise ValueError(
-            f"no valid xyz file in {xyz_dir} ({len(files)} .xyz file(s) found)"
-            + "".join(f"\n{b}" for b in bad)
+        return kept, matches
+    new_fps = fingerprint_matrix([i.atoms for i in isomers])
+    for isomer, fp in zip(isomers, new_fps, strict=True):
+        if fps:
+            dist = max_deviation(fp[None], np.asarray(fps))[0]
+            closest = int(dist.argmin())
+            if dist[closest] < tol:
+                matches.append(
+                    Match(
+                        isomer.source,
+                        ids[closest],
+                        float(dist[closest]),
+                        isomer.energy - energies[closest],
+                    )
+                )
+                continue
+        kept.append(isomer)
+        fps.append(fp)
+        ids.append(isomer.cluster_id)
+        energies.append(isomer.energy)
+    return kept, matches
+
+
+def add_to_database(
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    db_url: str | os.PathLike[str],
+    strict: bool = False,
+    progress: bool = False,
+) -> AddReport:
+    """Append the labelled structures of ``sources`` (see ``labelled_inputs``) that are new."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    db, _ = _open_au20_database(db_url)
+    isomers, bad = read_labelled(list(sources))
+    with writer_lock(db_url):
+        metadata = dict(db.metadata)  # read under the lock: another writer may have added
+        require_migrated(db, db_url)
+        old = load_rows(db)
+        centre = float(np.median(old.energies)) / N_ATOMS if len(old) else None
+        isomers, implausible = split_implausible(isomers, centre)
+        bad += implausible
+        if strict and bad:
+            raise ValueError(
+                f"{len(bad)} rejected input(s) (strict mode):\n" + "\n".join(str(b) for b in bad)
+            )
+        if not isomers and not bad:
+            raise ValueError(f"no labelled structure in {', '.join(map(str, sources))}")
+        known = set(old.ids.tolist())
+        already = [i.source for i in isomers if i.cluster_id in known]
+        isomers = [i for i in isomers if i.cluster_id not in known]
+        isomers, repeated = _unique_ids(isomers, known)
+        bad += repeated
+        tol = float(metadata["duplicate_tolerance"])
+        isomers, matches = _match_geometries(
+            isomers, fingerprint_matrix(old.atoms), old.ids, old.energies, tol
         )
-    old = load_rows(db)
-    known = set(old.ids.tolist())
-    already = [i.source for i in isomers if i.cluster_id in known]
-    isomers = [i for i in isomers if i.cluster_id not in known]
-    report = AddReport(0, bad, already, 0)
-    if not isomers:
-        return report
+        report = AddReport(0, bad, already, matches)
+        if not isomers:
+            return report
+        _write_new_rows(db, metadata, old, isomers, report)
+    return report
+
+
+def _write_new_rows(db, metadata: dict, old, isomers: list[Isomer], report: AddReport) -> None:
+    """Label, group and split the new isomers and write them with the updated metadata."""
     energies = np.array([i.energy for i in isomers])
     reference = float(metadata["energy_reference"])
     delta_e = energies - reference
     if delta_e.min() < 0:
         report.notes.append(
             f"{int((delta_e < 0).sum())} new isomer(s) below the energy reference "
-            f"{reference:.5f} eV (negative delta_e; the reference is kept)"
+            f"{reference:.6f} eV (negative delta_e; the reference is kept)"
         )
     all_atoms = [*old.atoms, *(i.atoms for i in isomers)]
     all_energies = np.concatenate([old.energies, energies])
@@ -104,14 +205,25 @@ def add_to_database(
         energy_tol=float(metadata.get("duplicate_energy_tolerance", ENERGY_TOLERANCE)),
         existing=old.groups,
     )[len(old) :]
-    report.n_matching_existing = int(np.isin(groups, old.groups).sum())
+    seed = int(metadata.get("split_parameters", {}).get("seed", 0) or 0)
+    seed += int(metadata.get("n_added", 0))  # a different draw for every batch
+    assignment = extend_split(old.splits, old.folds, groups, seed=seed)
     buckets = assign_buckets(delta_e, metadata["bucket_edges"])
     outliers = robust_outliers(
         delta_e, float(metadata["delta_e_median"]), float(metadata["delta_e_mad"])
     )
     kvps = [
-        row_key_value_pairs(i.cluster_id, de, b, g, o, NEW_SPLIT, -1, i.source)
-        for i, de, b, g, o in zip(isomers, delta_e, buckets, groups, outliers, strict=True)
+        row_key_value_pairs(i.cluster_id, de, b, g, o, s, f, i.source)
+        for i, de, b, g, o, s, f in zip(
+            isomers,
+            delta_e,
+            buckets,
+            groups,
+            outliers,
+            assignment.splits,
+            assignment.folds,
+            strict=True,
+        )
     ]
     ids = [*old.ids.tolist(), *(i.cluster_id for i in isomers)]
     metadata["dataset_hash"] = dataset_hash(ids, all_energies, all_atoms)
@@ -120,4 +232,6 @@ def add_to_database(
         write_rows(db, [i.atoms for i in isomers], kvps)
         db.metadata = metadata
     report.n_added = len(isomers)
-    return report
+    report.added_ids = [i.cluster_id for i in isomers]
+    names, counts = np.unique(assignment.splits, return_counts=True)
+    report.split_sizes = {str(n): int(c) for n, c in zip(names, counts, strict=True)}

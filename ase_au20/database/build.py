@@ -14,6 +14,7 @@ from ase_au20.database.labels import (
     OUTLIER_Z,
     assign_buckets,
     bucket_edges,
+    implausible_energies,
     robust_center_scale,
     robust_outliers,
 )
@@ -26,6 +27,7 @@ from ase_au20.database.splits import (
     seed_split,
 )
 from ase_au20.database.store import (
+    KEY_DESCRIPTIONS,
     dataset_hash,
     fresh_database,
     is_server_url,
@@ -33,7 +35,8 @@ from ase_au20.database.store import (
     temp_path_beside,
     write_rows,
 )
-from ase_au20.database.xyz import N_ATOMS, BadFile, read_isomers, xyz_files
+from ase_au20.database.writer_lock import writer_lock
+from ase_au20.database.xyz import N_ATOMS, BadFile, Isomer, read_isomers, xyz_files
 from ase_au20.geometry.fingerprint import DEFAULT_TOLERANCE, fingerprint_matrix
 
 SPLIT_SCHEMES = ("group", "seed")
@@ -55,6 +58,16 @@ class BuildReport:
     def n_warnings(self) -> int:
         """Skipped files plus split notes."""
         return len(self.bad_files) + len(self.notes)
+
+
+def split_implausible(
+    isomers: list[Isomer], centre: float | None = None
+) -> tuple[list[Isomer], list[BadFile]]:
+    """Isomers whose energy is plausible, and a BadFile for each of the others."""
+    reasons = implausible_energies(np.array([i.energy for i in isomers]), N_ATOMS, centre)
+    good = [i for i, r in zip(isomers, reasons, strict=True) if not r]
+    bad = [BadFile(i.source, r) for i, r in zip(isomers, reasons, strict=True) if r]
+    return good, bad
 
 
 def build_database(
@@ -83,6 +96,8 @@ def build_database(
     if split == "seed":
         seed_splits = Path(seed_splits) if seed_splits else xyz_dir.parent / "splits_seed"
     isomers, bad = read_isomers(files, progress=progress)
+    isomers, implausible = split_implausible(isomers)
+    bad = bad + implausible
     if strict and bad:
         raise ValueError(
             f"{len(bad)} malformed file(s) in {xyz_dir} (strict mode):\n"
@@ -143,7 +158,8 @@ def build_database(
         "n_atoms": N_ATOMS,
         "ase_au20_version": __version__,
     }
-    with fresh_database(db_path) as db:
+    metadata["key_descriptions"] = KEY_DESCRIPTIONS
+    with writer_lock(db_path), fresh_database(db_path) as db:
         write_rows(db, atoms, kvps)
         db.metadata = metadata
     sizes = group_sizes(groups)

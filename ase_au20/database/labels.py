@@ -6,6 +6,29 @@ import numpy as np
 
 OUTLIER_Z = 3.0  # robust z-score above which an isomer is flagged
 MAD_TO_SIGMA = 0.6745  # Φ⁻¹(0.75): makes the MAD a consistent estimate of σ for normal data
+MAX_PER_ATOM_DEVIATION = 5.0  # eV/atom; above gold's cohesive energy (3.8), so no isomer pair
+
+
+def implausible_energies(
+    energies: np.ndarray, n_atoms: int, centre: float | None = None
+) -> list[str]:
+    """A reason for each energy whose per-atom value is far from ``centre`` (``""`` if fine).
+
+    ``centre`` is the per-atom energy the set is judged against (eV/atom; default: the
+    median of ``energies``). A typo (−15572.09 for −1557.209) or a unit slip (Hartree,
+    kJ/mol) moves a per-atom energy by tens of eV or more; two isomers cannot differ by
+    more than the energy of pulling every atom apart (the dataset spans 1.3 eV/atom).
+    """
+    per_atom = np.asarray(energies, dtype=float) / n_atoms
+    if centre is None:
+        centre = float(np.median(per_atom)) if len(per_atom) else 0.0
+    return [
+        f"energy {e * n_atoms:.6f} eV is {e - centre:+.3f} eV/atom from the others' "
+        f"{centre:.4f} eV/atom (more than {MAX_PER_ATOM_DEVIATION} eV/atom: a typo or unit slip?)"
+        if abs(e - centre) > MAX_PER_ATOM_DEVIATION
+        else ""
+        for e in per_atom
+    ]
 
 
 def bucket_edges(delta_e: np.ndarray) -> list[float]:

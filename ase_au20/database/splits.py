@@ -151,3 +151,34 @@ def seed_split(
         calib |= groups == g
     folds[calib] = -1
     return SplitAssignment(_names_from_folds(folds, test, calib), folds, notes)
+
+
+def extend_split(
+    splits: np.ndarray,
+    folds: np.ndarray,
+    new_groups: np.ndarray,
+    seed: int = 0,
+    test_fraction: float = TEST_FRACTION,
+    calib_fraction: float = CALIB_FRACTION,
+    n_folds: int = N_FOLDS,
+) -> SplitAssignment:
+    """Splits of new rows, whole groups at a time, filling the bins furthest below target.
+
+    ``splits``/``folds`` are the existing rows' (their counts are the starting sizes);
+    ``new_groups`` the duplicate group of each new row. A new row in a group that already
+    has rows would break the group apart across splits, so callers add only new groups.
+    """
+    new_groups = np.asarray(new_groups)
+    rest = (1.0 - test_fraction - calib_fraction) / n_folds
+    fractions = np.array([test_fraction, calib_fraction, *([rest] * n_folds)])
+    splits, folds = np.asarray(splits), np.asarray(folds)
+    start = np.array(
+        [(splits == "test").sum(), (splits == "calib").sum()]
+        + [((folds == k) & np.isin(splits, ("train", "val"))).sum() for k in range(n_folds)]
+    )
+    order = list(np.unique(new_groups))
+    order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
+    bins = _allocate(new_groups, order, fractions, start)
+    test, calib = bins == 0, bins == 1
+    new_folds = np.where(bins >= 2, bins - 2, -1)
+    return SplitAssignment(_names_from_folds(new_folds, test, calib), new_folds)

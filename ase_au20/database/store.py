@@ -2,7 +2,9 @@
 
 SQLite files are built under a temporary name in the target folder and moved into place
 with ``os.replace``, so a failed build leaves the previous database untouched. Server
-URLs (PostgreSQL, MySQL) are rewritten inside one transaction instead.
+URLs (PostgreSQL, MySQL) are rewritten inside one transaction instead. Writers of one
+SQLite file take :func:`ase_au20.database.writer_lock.writer_lock` around their
+read-modify-write, so ASE's own lock file (which a killed writer leaves behind) is not used.
 """
 
 from __future__ import annotations
@@ -22,11 +24,62 @@ from ase.db.core import Database
 
 SERVER_PREFIXES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
 KEYS = ("cluster_id", "delta_e", "bucket", "dup_group", "is_outlier", "split", "fold", "source")
+PREDICTION_KEYS = (
+    "pred_energy",
+    "pred_uncertainty",
+    "pred_std",
+    "in_domain",
+    "model",
+    "model_card_sha256",
+)
+# key -> (short, long, unit), stored in the metadata for viewers of the database
+KEY_DESCRIPTIONS = {
+    "cluster_id": ("Isomer id", "Isomer id (the xyz file stem); labelled rows only", ""),
+    "delta_e": ("ΔE", "DFT energy above the database's energy_reference", "eV"),
+    "bucket": ("Bucket", "low / mid / high: ΔE below, between or above the quartiles", ""),
+    "dup_group": ("Duplicate group", "Rows with near-identical fingerprints share it", ""),
+    "is_outlier": ("Outlier", "Robust z-score of ΔE above 3", ""),
+    "split": ("Split", "train / val / calib / test (group-aware)", ""),
+    "fold": ("Fold", "Cross-validation fold of train/val rows, -1 otherwise", ""),
+    "source": ("Source", "File or workflow the row came from", ""),
+    "pred_energy": ("Predicted E", "Model prediction, never a label", "eV"),
+    "pred_uncertainty": ("Pred. half-width", "Conformal interval half-width", "eV"),
+    "pred_std": ("Pred. spread", "Epistemic spread of the model", "eV"),
+    "in_domain": ("In domain", "Whether the model's domain check accepted the structure", ""),
+    "model": ("Model", "Name of the model that made the prediction", ""),
+    "model_card_sha256": ("Model card", "SHA-256 of the model card that made the prediction", ""),
+}
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+POSTGRES_EXTRA = 'pip install "ase-au20[postgres]"'
 
 
 def connect(url: str | os.PathLike[str]) -> Database:
-    """Open an ASE database by file name or server URL (anything ``ase.db.connect`` takes)."""
-    return ase_connect(str(url))
+    """Open an ASE database by file name or server URL (anything ``ase.db.connect`` takes).
+
+    ValueError (one line, no traceback for the CLI) for a file that is not a database of its
+    extension's kind and for a server URL whose driver is not installed.
+    """
+    url = os.fspath(url)
+    if is_server_url(url):
+        try:
+            return ase_connect(url)
+        except ModuleNotFoundError as err:
+            raise ValueError(
+                f"{url.split('://')[0]}:// databases need the driver package {err.name!r}: "
+                f"{POSTGRES_EXTRA}"
+            ) from None
+    path = Path(url).expanduser()
+    if path.suffix == ".db" and path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                raise ValueError(f"{path} is not an SQLite database (wrong file header)")
+    try:
+        # writers serialise through writer_lock; ASE's lock file would survive a kill
+        return ase_connect(str(path), use_lock_file=False)
+    except ValueError as err:
+        raise ValueError(f"cannot open database {path}: {err}") from None
 
 
 def is_server_url(url: str | os.PathLike[str]) -> bool:

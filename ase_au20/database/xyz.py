@@ -8,6 +8,8 @@ with a generic message, so a small strict parser gives each bad file a one-line 
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,10 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster
+from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster, check_compact
 
 N_ATOMS = 20  # every isomer in an Au20 database has exactly this many atoms
+MAX_CLUSTER_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL bigint) stores
 
 
 class XyzError(ValueError):
@@ -47,11 +50,36 @@ class BadFile:
 
 
 def cluster_id_of(path: Path) -> int:
-    """The integer isomer id of ``<id>.xyz``; XyzError for any other stem."""
+    """The integer isomer id of ``<id>.xyz``; XyzError for any other stem or one too large."""
     try:
-        return int(path.stem)
+        cluster_id = int(path.stem)
     except ValueError:
         raise XyzError(f"file name stem {path.stem!r} is not an integer isomer id") from None
+    check_cluster_id(cluster_id)
+    return cluster_id
+
+
+def check_cluster_id(cluster_id: int) -> None:
+    """XyzError for an id that a database integer column cannot hold or that is negative."""
+    if not 0 <= cluster_id <= MAX_CLUSTER_ID:
+        raise XyzError(f"isomer id {cluster_id} is outside 0..{MAX_CLUSTER_ID} (SQLite integers)")
+
+
+def regular_file_problem(path: Path) -> str:
+    """Why ``path`` is not a readable regular file (``""`` when it is one); never opens it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "dangling symbolic link" if path.is_symlink() else "no such file"
+    except OSError as err:
+        return f"cannot stat: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a regular file"
+    return "not a regular file"
 
 
 def _parse_float(token: str, what: str) -> float:
@@ -102,6 +130,7 @@ def parse_xyz_text(text: str, n_atoms: int = N_ATOMS) -> tuple[float, Atoms]:
     atoms = Atoms(symbols, positions=np.array(positions))
     try:
         check_cluster(atoms, min_distance=DATABASE_MIN_DISTANCE)
+        check_compact(atoms)
     except ValueError as err:
         raise XyzError(str(err)) from None
     return energy, atoms
@@ -110,6 +139,9 @@ def parse_xyz_text(text: str, n_atoms: int = N_ATOMS) -> tuple[float, Atoms]:
 def read_isomer(path: Path, n_atoms: int = N_ATOMS) -> Isomer:
     """Read one ``<id>.xyz`` file; the Atoms carry a SinglePointCalculator with the energy."""
     cluster_id = cluster_id_of(path)
+    problem = regular_file_problem(path)
+    if problem:
+        raise XyzError(problem)
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -123,7 +155,11 @@ def read_isomer(path: Path, n_atoms: int = N_ATOMS) -> Isomer:
 
 
 def xyz_files(folder: Path) -> list[Path]:
-    """The ``*.xyz`` files of ``folder``, numeric stems first in id order, then the rest."""
+    """The ``*.xyz`` entries of ``folder``, numeric stems first in id order, then the rest.
+
+    Directories, FIFOs and dangling links named ``*.xyz`` are listed too, so the reader
+    reports each instead of skipping it silently.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"xyz folder not found: {folder}")
@@ -132,7 +168,7 @@ def xyz_files(folder: Path) -> list[Path]:
         stem = path.stem
         return (0, int(stem), "") if stem.lstrip("-").isdigit() else (1, 0, stem)
 
-    return sorted((p for p in folder.iterdir() if p.suffix == ".xyz" and p.is_file()), key=key)
+    return sorted((p for p in folder.iterdir() if p.suffix == ".xyz"), key=key)
 
 
 def read_isomers(

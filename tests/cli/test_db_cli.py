@@ -6,8 +6,10 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import random_compact_au20, write_isomer_xyz
 
 from ase_au20.cli import main
 from ase_au20.database import load_rows
@@ -85,13 +87,13 @@ def test_info_and_add(
     new.mkdir()
     shutil.copy(synthetic_xyz_dir / "0.xyz", new / "900.xyz")
     shutil.copy(synthetic_xyz_dir / "5.xyz", new)
+    energy = load_rows(db).energies.mean()
+    write_isomer_xyz(new / "901.xyz", random_compact_au20(np.random.default_rng(7)), energy)
     result = runner.invoke(main, ["db", "add", str(new), "--db", str(db)])
     assert result.exit_code == 0, result.output
-    assert (
-        "added 1 rows" in result.stdout and "(1 join an existing duplicate group)" in result.stdout
-    )
+    assert re.search(r"^added 1 rows to .*\(1 (train|val|calib|test)\)$", result.stdout, re.M)
+    assert re.search(r"^900.xyz matches isomer 0 \(0.0000 Å", result.stdout, re.M)
     assert "1 file(s) already in the database" in result.stdout
-    assert re.search(r"^split new +1$", result.stdout, re.M)
     result = runner.invoke(main, ["db", "info", str(tmp_path / "missing.db")])
     assert result.exit_code == 1 and "database not found" in result.stderr
     assert not (tmp_path / "missing.db").exists()

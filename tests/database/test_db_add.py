@@ -42,28 +42,29 @@ def test_add_appends_labels_and_keeps_existing(
         shutil.copy(synthetic_xyz_dir / f"{i}.xyz", new)
     (new / "77.xyz").write_text("20\nnot-a-number\n")
     report = add_to_database(new, small_db)
-    assert report.n_added == 4
+    assert report.n_added == 2 and report.added_ids == [30, 31]
     assert report.already_present == ["3.xyz"]
     assert [(b.source, b.reason) for b in report.bad_files] == [
         ("77.xyz", "energy on line 2 is not a number: 'not-a-number'")
     ]
-    assert report.n_matching_existing == 2
+    # copies of existing isomers are reported as matches, not added a second time
+    assert [(m.source, m.cluster_id) for m in report.matches] == [("40.xyz", 0), ("42.xyz", 1)]
+    assert all(m.distance < 0.01 for m in report.matches)
     after = _snapshot(small_db)
     assert {k: after[k] for k in before} == before
     rows = load_rows(small_db)
-    assert len(rows) == 34
-    new_rows = rows.subset(rows.splits == "new")
-    assert sorted(new_rows.ids.tolist()) == [30, 31, 40, 42]
-    assert set(new_rows.folds) == {-1}
-    group_of = dict(zip(rows.ids.tolist(), rows.groups.tolist(), strict=True))
-    assert group_of[40] == group_of[0] and group_of[42] == group_of[1]
-    assert group_of[30] not in set(rows.groups[rows.splits != "new"])
+    assert len(rows) == 32
+    new_rows = rows.subset(np.isin(rows.ids, [30, 31]))
+    assert set(new_rows.splits) <= {"train", "val", "calib", "test"}
+    assert sum(report.split_sizes.values()) == 2
+    old_groups = set(rows.groups[~np.isin(rows.ids, [30, 31])].tolist())
+    assert not set(new_rows.groups.tolist()) & old_groups
     meta = connect(small_db).metadata
     assert meta["energy_reference"] == meta_before["energy_reference"]
     np.testing.assert_allclose(new_rows.delta_e, new_rows.energies - meta["energy_reference"])
-    assert meta["dataset_hash"] != meta_before["dataset_hash"] and meta["n_added"] == 4
+    assert meta["dataset_hash"] != meta_before["dataset_hash"] and meta["n_added"] == 2
     again = add_to_database(new, small_db)  # nothing new the second time
-    assert again.n_added == 0 and len(again.already_present) == 5
+    assert again.n_added == 0 and len(again.already_present) == 3 and len(again.matches) == 2
     assert _snapshot(small_db) == after
 
 
@@ -72,7 +73,7 @@ def test_add_errors(small_db: Path, tmp_path: Path) -> None:
         add_to_database(tmp_path, tmp_path / "nope.db")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="no valid xyz file"):
+    with pytest.raises(ValueError, match="no labelled structure"):
         add_to_database(empty, small_db)
     (empty / "5.xyz").write_text("")
     with pytest.raises(ValueError, match="strict mode"):
