@@ -222,7 +222,8 @@ def select_cmd(
         raise click.ClickException(str(exc)) from exc
     click.echo(
         f"pool {selection.pool_size}  within window {len(selection)}  "
-        f"exported {min(n_select, len(selection))}"
+        f"exported {min(n_select, len(selection))}  left out {selection.n_left_out} "
+        "(already labelled or out of domain)"
     )
     click.echo(
         f"{'rank':>4} {'row':>6} {'score':>8} {'disagree':>9} {'epist.':>8} "

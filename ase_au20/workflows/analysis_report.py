@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from ase_au20.workflows.analysis import STAT_NAMES, AnalysisResult
@@ -68,13 +70,11 @@ def write_outputs(
         "ground_state": out / "ground_state.xyz",
         "table": out / "lowest_isomers.csv",
     }
-    ground = result.lowest_atoms[0].copy()
-    ground.info.update(
-        cluster_id=int(result.lowest["cluster_id"].iloc[0]),
-        energy=float(result.lowest["energy"].iloc[0]),
-    )
+    ground = Atoms(result.lowest_atoms[0].numbers, positions=result.lowest_atoms[0].positions)
+    ground.calc = SinglePointCalculator(ground, energy=float(result.lowest["energy"].iloc[0]))
+    ground.info["cluster_id"] = int(result.lowest["cluster_id"].iloc[0])  # a DFT label
     write(paths["ground_state"], ground, format="extxyz")
-    result.lowest.to_csv(paths["table"], index=False, float_format="%.6g")
+    result.lowest.to_csv(paths["table"], index=False)
     paths["hdf5"] = write_results(out / "analysis.h5", to_results(result, parameters))
     return paths
 

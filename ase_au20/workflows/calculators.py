@@ -8,11 +8,37 @@ uncertainty) otherwise, so EMT works everywhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model made a prediction: its name and the SHA-256 of its card (``""``: none)."""
+
+    name: str
+    card_sha256: str = ""
+
+    @classmethod
+    def of(cls, calc: Calculator, name: str = "") -> ModelIdentity:
+        """The identity of ``calc``: ``name`` (e.g. the ``--calc`` spec) or its class name."""
+        card = getattr(calc, "card", None)
+        sha = str(card.get("sha256", "")) if isinstance(card, dict) else ""
+        return cls(name or type(calc).__name__, sha)
+
+    def pairs(self) -> dict[str, str]:
+        """The ``model`` / ``model_card_sha256`` key-value pairs of a prediction row."""
+        return {"model": self.name, "model_card_sha256": self.card_sha256}
+
+
+def uncertainty_properties(calc: Calculator) -> tuple[str, ...]:
+    """The trust properties beyond the interval that ``calc`` implements (spread, domain)."""
+    implemented = getattr(calc, "implemented_properties", ())
+    return tuple(p for p in ("energy_std", "in_domain", "domain_score") if p in implemented)
 
 
 def model_card_of(calc: Calculator) -> dict[str, Any]:

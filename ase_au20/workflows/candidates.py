@@ -15,14 +15,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.core import Database
 
 from ase_au20.database import load_rows
+from ase_au20.database.migrate import require_migrated
+from ase_au20.database.writer_lock import writer_lock
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
 from ase_au20.geometry.rdf import first_minimum_cutoff, mean_radial_distribution
 from ase_au20.validation import min_pair_distance
+from ase_au20.workflows.calculators import ModelIdentity
 
 MIN_PAIR_DISTANCE = 2.3  # Å
 FALLBACK_BOND_CUTOFF = 3.3  # Å, used without a database (the data's g(r) minimum is ~3.03 Å)
@@ -41,6 +43,8 @@ class Candidate:
     lcb: float  # eV, energy − κ·uncertainty
     run: int
     step: int
+    std: float = np.nan  # eV, epistemic spread (NaN when the calculator has none)
+    in_domain: bool | None = None  # the calculator's domain verdict (None: it gives none)
     matches_cluster_id: int = -1  # known isomer with the same fingerprint, or -1
     match_distance: float = np.inf  # Å, fingerprint distance to the closest known isomer
 
@@ -122,16 +126,46 @@ def search_rows(db: Database) -> list[Atoms]:
     return [row.toatoms() for row in db.select(source=SEARCH_SOURCE)]
 
 
+def prediction_pairs(
+    energy: float, uncertainty: float, std: float, in_domain: bool | None, model: ModelIdentity
+) -> dict[str, Any]:
+    """The DESIGN.md key-value pairs of a prediction (never an ``energy``: that is a label)."""
+    kvp: dict[str, Any] = {"pred_energy": float(energy), **model.pairs()}
+    if np.isfinite(uncertainty):
+        kvp["pred_uncertainty"] = float(uncertainty)
+    if np.isfinite(std):
+        kvp["pred_std"] = float(std)
+    if in_domain is not None:
+        kvp["in_domain"] = bool(in_domain)
+    return kvp
+
+
 def store_candidates(
     db: Database,
     candidates: Sequence[Candidate],
     extra: dict[str, Any],
+    model: ModelIdentity,
     tol: float = DEDUP_TOLERANCE,
+    db_url: str | None = None,
 ) -> tuple[list[int], int]:
-    """Write new candidates as rows with ``source="search"``; skip ones already stored.
+    """Write new candidates as prediction rows (``source="search"``); skip ones already stored.
 
     Returns the row ids written (one per candidate, 0 when skipped) and the number skipped.
+    The read-compare-write runs under the writer lock of ``db_url`` (SQLite files).
     """
+    with writer_lock(db_url or db.filename):
+        require_migrated(db, db_url or db.filename)
+        return _store_new(db, candidates, extra, model, tol)
+
+
+def _store_new(
+    db: Database,
+    candidates: Sequence[Candidate],
+    extra: dict[str, Any],
+    model: ModelIdentity,
+    tol: float,
+) -> tuple[list[int], int]:
+    """The body of :func:`store_candidates`, under its lock."""
     existing = search_rows(db)
     existing_fps = fingerprint_matrix(existing) if existing else None
     row_ids: list[int] = []
@@ -145,18 +179,16 @@ def store_candidates(
                     skipped += 1
                     continue
             atoms = cand.atoms.copy()
-            atoms.calc = SinglePointCalculator(atoms, energy=cand.energy)
+            atoms.calc = None  # a prediction is never stored as the row's energy
             kvp = {
                 "source": SEARCH_SOURCE,
-                "predicted_energy": float(cand.energy),
+                **prediction_pairs(cand.energy, cand.uncertainty, cand.std, cand.in_domain, model),
                 "lcb": float(cand.lcb),
                 "search_rank": rank,
                 "search_run": int(cand.run),
                 "matches_cluster_id": int(cand.matches_cluster_id),
                 **extra,
             }
-            if np.isfinite(cand.uncertainty):
-                kvp["energy_uncertainty"] = float(cand.uncertainty)
             if np.isfinite(cand.match_distance):
                 kvp["match_distance"] = float(cand.match_distance)
             row_ids.append(db.write(atoms, key_value_pairs=kvp))

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.calculators import model_card_of
 from ase_au20.workflows.results import Results, write_results
+from ase_au20.workflows.structure_files import predicted_structure
 
 OPTIMIZERS = {"bfgs": BFGS, "fire": FIRE}
 
@@ -118,12 +119,13 @@ def run_relax(
         "png": out / f"{name}-relax.png",
     }
     result = relax(atoms, calc, fmax, optimizer, steps, files["traj"], progress)
-    relaxed = result.atoms.copy()
-    relaxed.info["energy_eV"] = float(result.energies[-1])
+    card = model_card_of(calc)
+    model = str((parameters or {}).get("calc") or card.get("model_type", type(calc).__name__))
+    relaxed = predicted_structure(result.atoms, float(result.energies[-1]), model)
     write(files["xyz"], relaxed, format="extxyz")
     res = Results(
         parameters={"fmax": fmax, "optimizer": optimizer, "steps": steps, **(parameters or {})},
-        model_card=model_card_of(calc),
+        model_card=card,
     )
     res.add("history/energy", result.energies, "eV", "potential energy at each optimizer step")
     res.add("history/fmax", result.fmax, "eV/Å", "largest atomic force norm at each step")

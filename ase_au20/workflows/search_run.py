@@ -20,9 +20,15 @@ from ase.io import write
 from ase_au20.database import connect
 from ase_au20.plotting import save_figure
 from ase_au20.workflows import candidates as cands
-from ase_au20.workflows.calculators import model_card_of, predict_batch
+from ase_au20.workflows.calculators import (
+    ModelIdentity,
+    model_card_of,
+    predict_batch,
+    uncertainty_properties,
+)
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.search import Minimum, SearchSettings, best_so_far, global_search
+from ase_au20.workflows.structure_files import predicted_structure
 
 
 @dataclass
@@ -89,11 +95,14 @@ def run_search(
         for i in cands.unique_indices([m.atoms for m in pool], [m.energy for m in pool], dedup_tol)
     ]
     structures = [m.atoms for m in keep]
+    extras = uncertainty_properties(calc)
     if structures:
-        predicted = predict_batch(calc, structures, ("energy",))
-        energy, uncertainty = predicted["energy"], predicted["energy_uncertainty"]
+        predicted = predict_batch(calc, structures, ("energy", *extras))
     else:
-        energy, uncertainty = np.zeros(0), np.zeros(0)
+        predicted = {"energy": np.zeros(0), "energy_uncertainty": np.zeros(0)}
+    energy, uncertainty = predicted["energy"], predicted["energy_uncertainty"]
+    std = predicted.get("energy_std", np.full(len(structures), np.nan))
+    in_domain = predicted.get("in_domain", [None] * len(structures))
     lcb = cands.lower_confidence_bound(energy, uncertainty, kappa)
     match_ids, match_dist = cands.match_known(
         structures, known, known_ids, match_tol, scale_invariant
@@ -109,6 +118,8 @@ def run_search(
             step=keep[i].step,
             matches_cluster_id=int(match_ids[i]),
             match_distance=float(match_dist[i]),
+            std=float(std[i]),
+            in_domain=None if in_domain[i] is None else bool(in_domain[i]),
         )
         for i in order
     ]
@@ -117,8 +128,14 @@ def run_search(
     if known:
         _ground_state(report, known, known_ids, match_tol, scale_invariant)
     if db is not None and store and candidates:
-        extra = {"search_method": settings.method, "search_calc": calc_name or type(calc).__name__}
-        row_ids, report.rows_skipped = cands.store_candidates(db, candidates, extra, dedup_tol)
+        row_ids, report.rows_skipped = cands.store_candidates(
+            db,
+            candidates,
+            {"search_method": settings.method},
+            ModelIdentity.of(calc, calc_name),
+            dedup_tol,
+            str(db_url),
+        )
         report.rows_written = sum(1 for r in row_ids if r)
     parameters = {
         **dataclasses.asdict(settings),
@@ -226,19 +243,11 @@ def write_search_files(
         "closest candidate fingerprint distance to it",
     )
     write_results(files["h5"], res)
+    model_name = parameters.get("calc") or model_card.get("model_type", "unknown")
     frames = []
     for rank, c in enumerate(cs):
-        atoms = c.atoms.copy()
-        atoms.calc = None
-        atoms.info.update(
-            rank=rank,
-            energy_eV=c.energy,
-            lcb_eV=c.lcb,
-            run=c.run,
-            matches_cluster_id=c.matches_cluster_id,
-        )
-        if np.isfinite(c.uncertainty):
-            atoms.info["energy_uncertainty_eV"] = c.uncertainty
+        atoms = predicted_structure(c.atoms, c.energy, model_name, c.uncertainty)
+        atoms.info.update(rank=rank, lcb=c.lcb, run=c.run, matches_cluster_id=c.matches_cluster_id)
         frames.append(atoms)
     if frames:
         write(files["xyz"], frames, format="extxyz")

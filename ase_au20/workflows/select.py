@@ -1,7 +1,9 @@
 """Which unlabelled structures are most worth a DFT calculation?
 
 Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates are such
-rows). Every calculator predicts each structure; the acquisition score, in eV, is
+rows), less those the search matched to a labelled isomer, those whose fingerprint matches
+one now, and those a model judged out of its domain. Every calculator predicts each
+structure; the acquisition score, in eV, is
 
     score = sqrt(disagreement² + epistemic_std²) + conformal half-width
 
@@ -29,6 +31,8 @@ from ase.io import write
 
 from ase_au20.database import connect
 from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.candidates import MATCH_TOLERANCE, known_isomers, match_known
+from ase_au20.workflows.structure_files import predicted_structure
 
 DEFAULT_ENERGY_WINDOW = 1.0  # eV above the lowest mean prediction
 
@@ -47,19 +51,37 @@ class Selection:
     conformal_half_width: np.ndarray  # eV (NaN: no calculator reports one)
     score: np.ndarray  # eV
     pool_size: int
+    n_left_out: int = 0  # unlabelled rows not in the pool (already labelled, out of domain)
 
     def __len__(self) -> int:
         return len(self.row_ids)
 
 
-def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms]]:
-    """Row ids and structures of rows without a DFT label (no ``cluster_id`` key)."""
+def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms], int]:
+    """Row ids and structures of the pool, and how many unlabelled rows were left out.
+
+    Left out: rows a search matched to a labelled isomer (``matches_cluster_id`` ≥ 0), rows
+    whose fingerprint is within MATCH_TOLERANCE of a labelled isomer, out-of-domain rows.
+    """
     ids, structures = [], []
+    left_out = 0
     for row in db.select(include_data=False):
-        if "cluster_id" not in row:
-            ids.append(row.id)
-            structures.append(row.toatoms())
-    return np.array(ids, dtype=int), structures
+        if "cluster_id" in row:
+            continue
+        if row.get("matches_cluster_id", -1) >= 0 or row.get("in_domain", True) is False:
+            left_out += 1
+            continue
+        ids.append(row.id)
+        structures.append(row.toatoms())
+    known, known_ids = known_isomers(db)
+    matched, _ = match_known(structures, known, known_ids, MATCH_TOLERANCE)
+    keep = matched < 0
+    left_out += int((~keep).sum())
+    return (
+        np.array(ids, dtype=int)[keep],
+        [a for a, k in zip(structures, keep, strict=True) if k],
+        left_out,
+    )
 
 
 def _nanmean_rows(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -153,13 +175,13 @@ def export_selection(selection: Selection, n: int, out_dir: str | os.PathLike) -
             name = ""
             if rank < n:
                 path = out / f"select_{rank:03d}_row{row_id}.xyz"
-                atoms = selection.atoms[rank].copy()
-                atoms.calc = None
-                atoms.info.update(
-                    row_id=row_id,
-                    score_eV=float(selection.score[rank]),
-                    mean_energy_eV=float(selection.mean_energy[rank]),
+                atoms = predicted_structure(
+                    selection.atoms[rank],
+                    float(selection.mean_energy[rank]),
+                    "mean of " + ", ".join(names),
+                    float(selection.conformal_half_width[rank]),
                 )
+                atoms.info.update(row_id=row_id, score=float(selection.score[rank]))
                 write(path, atoms, format="extxyz")
                 files[f"xyz_{rank}"] = path
                 name = path.name
@@ -173,7 +195,7 @@ def export_selection(selection: Selection, n: int, out_dir: str | os.PathLike) -
                 *[selection.energies[k] for k in names],
             ]
             writer.writerow(
-                [rank, row_id, int(rank < n), name, *[f"{float(v[rank]):.6f}" for v in values]]
+                [rank, row_id, int(rank < n), name, *[repr(float(v[rank])) for v in values]]
             )
     files["csv"] = out / "scores.csv"
     os.replace(tmp, files["csv"])
@@ -190,6 +212,12 @@ def select_from_db(
     """Score the unlabelled rows of ``db_url`` and export the ``n`` most informative."""
     if "://" not in str(db_url) and not Path(db_url).is_file():
         raise ValueError(f"database not found: {db_url}")
-    row_ids, structures = unlabelled_rows(connect(db_url))
+    row_ids, structures, left_out = unlabelled_rows(connect(db_url))
+    if not structures and left_out:
+        raise ValueError(
+            f"all {left_out} unlabelled rows of {db_url} match labelled isomers or are out of "
+            "domain: nothing to select"
+        )
     selection = score_candidates(structures, row_ids, calcs, energy_window)
+    selection.n_left_out = left_out
     return selection, export_selection(selection, n, out_dir)

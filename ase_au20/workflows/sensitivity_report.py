@@ -17,6 +17,7 @@ from ase_au20.workflows.sensitivity_plots import (
     plot_abs_de_vs_rmsd,
     plot_site_stiffness,
 )
+from ase_au20.workflows.structure_files import predicted_structure
 from ase_au20.workflows.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
 
 N_EXTREME_SITES = 5
@@ -93,17 +94,12 @@ def to_results(
     return res
 
 
-def _site_value_units(values_ev: np.ndarray) -> tuple[float, str]:
-    """The finest of µeV/meV/eV in which ``values_ev`` fit the PDB B-factor column."""
-    peak = float(np.abs(values_ev).max())
-    for scale, unit in ((1e6, "µeV"), (1e3, "meV"), (1.0, "eV")):
-        if peak * scale < 999.0:
-            return scale, unit
-    raise ValueError(f"site values up to {peak:.3g} eV do not fit a PDB B-factor column")
+SITE_UNIT = "meV"  # per-site energies in the PNGs, the CSV and the PDB B-factors alike
+SITE_SCALE = 1e3  # eV -> SITE_UNIT
 
 
 def extreme_sites(result: SensitivityResult, n: int = N_EXTREME_SITES) -> pd.DataFrame:
-    """The n stiffest and n softest sites by K_i, stiffest first."""
+    """The n stiffest and n softest sites by K_i, stiffest first (energies in meV)."""
     ranked = result.sites.sort_values("K", ascending=False).reset_index(drop=True)
     n = min(n, len(ranked) // 2) or 1
     top = ranked.head(n).assign(rank=np.arange(1, n + 1), group="top")
@@ -111,7 +107,17 @@ def extreme_sites(result: SensitivityResult, n: int = N_EXTREME_SITES) -> pd.Dat
         rank=np.arange(len(ranked) - n + 1, len(ranked) + 1), group="bottom"
     )
     columns = ["group", "rank", "site", "K", "K_std", "harmonic_stiffness", "harmonic_expected_de"]
-    return pd.concat([top, bottom])[columns]
+    table = pd.concat([top, bottom])[columns]
+    for column in ("K", "K_std", "harmonic_expected_de"):
+        table[column] = SITE_SCALE * table[column]
+    return table.rename(
+        columns={
+            "K": f"K_{SITE_UNIT}",
+            "K_std": f"K_std_{SITE_UNIT}",
+            "harmonic_stiffness": "harmonic_stiffness_eV_per_A2",
+            "harmonic_expected_de": f"harmonic_expected_de_{SITE_UNIT}",
+        }
+    )
 
 
 def write_outputs(
@@ -124,7 +130,7 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     k_values = result.sites["K"].to_numpy()
-    scale, unit = _site_value_units(k_values)
+    scale, unit = SITE_SCALE, SITE_UNIT
     label = f"K_i (mean |ΔE|, {unit}) at σ = {result.config.site_sigma:g} Å"
     paths = {
         "structure": out / "structure.xyz",
@@ -142,9 +148,13 @@ def write_outputs(
     }
     paths["vmd"] = write_vmd_script(paths["pdb"], out / "site_K.tcl", label)
     paths["csv"] = out / "site_extremes.csv"
-    extreme_sites(result).to_csv(paths["csv"], index=False, float_format="%.6g")
-    structure = result.structure.copy()
-    structure.info["energy"] = result.base_energy
+    extreme_sites(result).to_csv(paths["csv"], index=False)
+    structure = predicted_structure(
+        result.structure,
+        result.base_energy,
+        str(parameters.get("calc") or model_card.get("model_type", "unknown")),
+        result.base_uncertainty,
+    )
     write(paths["structure"], structure, format="extxyz")
     paths["hdf5"] = write_results(
         out / "sensitivity.h5", to_results(result, parameters, model_card)
@@ -168,6 +178,7 @@ def format_report(result: SensitivityResult) -> str:
         }
     )
     extremes = extreme_sites(result)
+    k_column = f"K_{SITE_UNIT}"
     lines = [
         f"base energy {result.base_energy:.4f} eV"
         + (f" ± {result.base_uncertainty:.3f}" if np.isfinite(result.base_uncertainty) else "")
@@ -179,11 +190,12 @@ def format_report(result: SensitivityResult) -> str:
         " (2 = harmonic minimum)",
         "stiffest sites (K_i/meV): "
         + ", ".join(
-            f"{int(r.site)}:{1e3 * r.K:.3g}" for r in extremes[extremes.group == "top"].itertuples()
+            f"{int(r.site)}:{getattr(r, k_column):.3g}"
+            for r in extremes[extremes.group == "top"].itertuples()
         ),
         "softest sites (K_i/meV): "
         + ", ".join(
-            f"{int(r.site)}:{1e3 * r.K:.3g}"
+            f"{int(r.site)}:{getattr(r, k_column):.3g}"
             for r in extremes[extremes.group == "bottom"].itertuples()
         ),
     ]

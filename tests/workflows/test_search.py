@@ -17,6 +17,7 @@ from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
+from ase_au20.workflows.calculators import ModelIdentity
 from ase_au20.workflows.process_pool import map_in_processes, usable_cores
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
@@ -86,11 +87,19 @@ def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
     assert dist[np.triu_indices(len(cs), 1)].min() >= cands.DEDUP_TOLERANCE
     rows = list(connect(db_copy).select(source="search"))
     assert len(rows) == len(cs) == report.rows_written
-    assert sorted(r.energy for r in rows) == pytest.approx(energies)
-    assert all(r.matches_cluster_id == -1 and r.search_calc == "emt" for r in rows)
+    # predictions are key-value pairs, never the row's energy (which is a label)
+    assert all(r.get("energy") is None and r.get("calculator") is None for r in rows)
+    assert sorted(r.pred_energy for r in rows) == pytest.approx(energies)
+    assert all(r.matches_cluster_id == -1 and r.model == "emt" for r in rows)
+    assert all(r.model_card_sha256 == "" and "pred_uncertainty" not in r for r in rows)
     assert all("cluster_id" not in r for r in rows)  # never mistaken for labelled isomers
+    labelled = list(connect(db_copy).select("energy<1e9"))
+    assert labelled and all("cluster_id" in r for r in labelled)
     assert report.ground_state_id >= 0 and not report.found_ground_state
-    row_ids, skipped = cands.store_candidates(connect(db_copy), cs, {})
+    identity = ModelIdentity("emt")
+    row_ids, skipped = cands.store_candidates(
+        connect(db_copy), cs, {}, identity, db_url=str(db_copy)
+    )
     assert skipped == len(cs) and not any(row_ids)  # a re-run adds no duplicate rows
     arrays, attrs = read_results(report.files["h5"])
     np.testing.assert_allclose(arrays["candidates/energy"], energies)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 from ase.io import read
 from click.testing import CliRunner
 
 from ase_au20.cli.search import select_cmd
+from ase_au20.database import load_rows
 from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.workflows.select import score_candidates, select_from_db, unlabelled_rows
 
@@ -34,16 +34,25 @@ def candidate_db(synthetic_db, tmp_path):
     db = connect(path)
     rng = np.random.default_rng(11)
     for _ in range(N_CANDIDATES):
-        atoms = random_cluster(rng)
-        atoms.calc = SinglePointCalculator(atoms, energy=0.0)
-        db.write(atoms, source="search", predicted_energy=0.0)
+        db.write(random_cluster(rng), source="search", pred_energy=0.0, matches_cluster_id=-1)
     return path
 
 
 def test_pool_is_the_unlabelled_rows(candidate_db):
-    ids, structures = unlabelled_rows(connect(candidate_db))
-    assert len(ids) == len(structures) == N_CANDIDATES
+    ids, structures, left_out = unlabelled_rows(connect(candidate_db))
+    assert len(ids) == len(structures) == N_CANDIDATES and left_out == 0
     assert all(connect(candidate_db).get(id=int(i)).source == "search" for i in ids)
+
+
+def test_pool_leaves_out_labelled_matches_and_out_of_domain(candidate_db):
+    db = connect(candidate_db)
+    known = load_rows(db).atoms[3].copy()
+    known.rattle(0.001, seed=1)  # a search minimum that is a labelled isomer
+    db.write(known, source="search", pred_energy=0.0, matches_cluster_id=-1)
+    db.write(random_cluster(np.random.default_rng(5)), source="search", matches_cluster_id=7)
+    db.write(random_cluster(np.random.default_rng(6)), source="search", in_domain=False)
+    ids, structures, left_out = unlabelled_rows(db)
+    assert len(ids) == N_CANDIDATES and left_out == 3
 
 
 def test_select_exports_n_and_sorted_scores(candidate_db, tmp_path):
@@ -69,7 +78,7 @@ def test_select_exports_n_and_sorted_scores(candidate_db, tmp_path):
 
 
 def test_energy_window_keeps_low_energies_only(candidate_db):
-    ids, structures = unlabelled_rows(connect(candidate_db))
+    ids, structures, _ = unlabelled_rows(connect(candidate_db))
     full = score_candidates(structures, ids, {"emt": EMT(), "lj": gold_lj()}, energy_window=None)
     window = float(np.median(full.relative_energy))
     low = score_candidates(structures, ids, {"emt": EMT(), "lj": gold_lj()}, window)
@@ -125,7 +134,7 @@ class EnsembleEMT(EMT):
 
 
 def test_score_combines_disagreement_spread_and_interval(candidate_db):
-    ids, structures = unlabelled_rows(connect(candidate_db))
+    ids, structures, _ = unlabelled_rows(connect(candidate_db))
     sel = score_candidates(structures, ids, {"ens": EnsembleEMT(), "lj": gold_lj()}, None)
     np.testing.assert_allclose(sel.epistemic_std, 0.2)
     np.testing.assert_allclose(sel.conformal_half_width, 0.5)  # LJ has none: mean of the rest
