@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.optimize import BFGS
 from bad_xyz_cases import BAD_XYZ_CASES, SPECIAL_XYZ_CASES
+from isomer_files import random_compact_au20, write_isomer_xyz
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_COUNT = 40  # random relaxed clusters; 4 near-duplicate copies are added on top
@@ -33,26 +33,6 @@ def au20_data_dir() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
-
-
-def write_isomer_xyz(path: Path, atoms: Atoms, energy: float) -> None:
-    """Write one isomer in the dataset's format: count, bare energy, ``Au x y z`` lines."""
-    lines = [str(len(atoms)), f"{energy:.6f}"]
-    lines += [f"Au {x:14.8f} {y:14.8f} {z:14.8f}" for x, y, z in atoms.get_positions()]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def random_compact_au20(rng: np.random.Generator, radius: float = 4.3, dmin: float = 2.5) -> Atoms:
-    """Twenty Au atoms placed at random in a sphere, no pair closer than ``dmin`` Å."""
-    positions: list[np.ndarray] = []
-    while len(positions) < 20:
-        point = rng.uniform(-radius, radius, 3)
-        if np.linalg.norm(point) > radius:
-            continue
-        if positions and np.linalg.norm(np.array(positions) - point, axis=1).min() < dmin:
-            continue
-        positions.append(point)
-    return Atoms("Au20", positions=positions)
 
 
 @pytest.fixture(scope="session")

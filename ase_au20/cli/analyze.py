@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import check_writable
+from ase_au20.cli.workflow_options import default_out, out_options, published, staged_out
 
 
 @click.command("analyze")
@@ -17,13 +17,7 @@ from ase_au20.cli.workflow_options import check_writable
     type=click.Path(dir_okay=False, path_type=Path),
     help="isomer database (from `au20-workflow db build`)",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="output folder",
-)
+@out_options("analyze", "DB")
 @click.option(
     "--n-lowest",
     default=10,
@@ -34,7 +28,9 @@ from ase_au20.cli.workflow_options import check_writable
 @click.option(
     "--symmetry-tol", default=0.1, show_default=True, type=float, help="point-group tolerance, Å"
 )
-def analyze_cmd(db: Path, out_dir: Path, n_lowest: int, symmetry_tol: float) -> None:
+def analyze_cmd(
+    db: Path, out_dir: Path | None, overwrite: bool, n_lowest: int, symmetry_tol: float
+) -> None:
     """ΔE statistics, the lowest distinct isomers, g(r) and a structural table.
 
     Writes analysis.h5, energy_distribution.png, rdf.png, ground_state.xyz and
@@ -45,7 +41,7 @@ def analyze_cmd(db: Path, out_dir: Path, n_lowest: int, symmetry_tol: float) -> 
     from ase_au20.workflows.analysis import run_analysis
     from ase_au20.workflows.analysis_report import format_report, write_outputs
 
-    check_writable(out_dir)
+    out_dir = default_out(out_dir, "analyze", db.stem)
     try:
         isomers = load_rows(db)
         if len(isomers) < 2:
@@ -61,7 +57,8 @@ def analyze_cmd(db: Path, out_dir: Path, n_lowest: int, symmetry_tol: float) -> 
         "dataset_hash": metadata.get("dataset_hash"),
         "energy_reference": metadata.get("energy_reference"),
     }
-    paths = write_outputs(result, out_dir, parameters)
+    with staged_out(out_dir, overwrite) as stage:
+        paths = published(write_outputs(result, stage, parameters), stage, out_dir)
     click.echo(format_report(result))
     for kind, path in paths.items():
         click.echo(f"{kind:<20}{path}")

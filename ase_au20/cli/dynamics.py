@@ -6,55 +6,66 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator, calc_option, read_input_cluster
+from ase_au20.cli.workflow_options import (
+    build_calculator,
+    calc_option,
+    default_out,
+    out_options,
+    published,
+    read_input_cluster,
+    staged_out,
+)
 
 
-def _load(file: Path | None, calc_spec: str, device: str):
+def _load(file: str | None, calc_spec: str, device: str):
     """``read_input_cluster`` of FILE plus the calculator; errors become click errors."""
     atoms, name, label = read_input_cluster(file)
     return atoms, name, label, build_calculator(calc_spec, device)
 
 
 @click.command("relax")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False)
 @calc_option()
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
 @click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
 @click.option("--steps", default=500, show_default=True, type=int, help="maximum optimizer steps")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
-)
+@out_options("relax", "FILE")
 def relax_cmd(
-    file: Path | None,
+    file: str | None,
     calc_spec: str,
     fmax: float,
     optimizer: str,
     steps: int,
     device: str,
-    out_dir: Path,
+    out_dir: Path | None,
+    overwrite: bool,
 ) -> None:
     """Relax the cluster in FILE: relaxed xyz, .traj, HDF5 history and a PNG in --out.
 
-    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    FILE is any ASE-readable file (FILE@INDEX picks a frame, the last by default) or a
+    database row (au20.db@id=318); without it, the built-in tetrahedral Au20 ground state.
     """
     from ase_au20.workflows.relax import run_relax
 
     atoms, name, label, calc = _load(file, calc_spec, device)
-    try:
-        result, files = run_relax(
-            atoms,
-            calc,
-            out_dir,
-            name=name,
-            fmax=fmax,
-            optimizer=optimizer,
-            steps=steps,
-            parameters={"input": label, "calc": calc_spec},
-            progress=True,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    out_dir = default_out(out_dir, "relax", name)
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            result, files = run_relax(
+                atoms,
+                calc,
+                stage,
+                name=name,
+                fmax=fmax,
+                optimizer=optimizer,
+                steps=steps,
+                parameters={"input": label, "calc": calc_spec},
+                progress=True,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    files = published(files, stage, out_dir)
     click.echo(f"{'steps':<12}{result.steps}")
     click.echo(f"{'converged':<12}{result.converged}")
     click.echo(f"{'E start':<12}{result.energies[0]:.5f} eV")
@@ -67,7 +78,7 @@ def relax_cmd(
 
 
 @click.command("md")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False)
 @calc_option()
 @click.option(
     "--ensemble", type=click.Choice(["nve", "langevin"]), default="nve", show_default=True
@@ -79,11 +90,9 @@ def relax_cmd(
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".")
-)
+@out_options("md", "FILE")
 def md_cmd(
-    file: Path | None,
+    file: str | None,
     calc_spec: str,
     ensemble: str,
     temperature: float,
@@ -93,33 +102,38 @@ def md_cmd(
     interval: int,
     seed: int,
     device: str,
-    out_dir: Path,
+    out_dir: Path | None,
+    overwrite: bool,
 ) -> None:
     """Run MD of the cluster in FILE: .traj, HDF5 energy/temperature series and a PNG.
 
-    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    FILE is any ASE-readable file (FILE@INDEX picks a frame, the last by default) or a
+    database row (au20.db@id=318); without it, the built-in tetrahedral Au20 ground state.
     """
     from ase_au20.workflows.md import run_md_files
 
     atoms, name, label, calc = _load(file, calc_spec, device)
-    try:
-        result, files = run_md_files(
-            atoms,
-            calc,
-            out_dir,
-            name=name,
-            parameters={"input": label, "calc": calc_spec},
-            progress=True,
-            ensemble=ensemble,
-            temperature=temperature,
-            steps=steps,
-            timestep=timestep,
-            friction=friction,
-            seed=seed,
-            interval=interval,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    out_dir = default_out(out_dir, "md", name)
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            result, files = run_md_files(
+                atoms,
+                calc,
+                stage,
+                name=name,
+                parameters={"input": label, "calc": calc_spec},
+                progress=True,
+                ensemble=ensemble,
+                temperature=temperature,
+                steps=steps,
+                timestep=timestep,
+                friction=friction,
+                seed=seed,
+                interval=interval,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    files = published(files, stage, out_dir)
     click.echo(f"{'time':<22}{result.time[-1] / 1000:.3f} ps ({steps} steps of {timestep} fs)")
     click.echo(f"{'mean temperature':<22}{result.temperature.mean():.1f} K")
     click.echo(f"{'mean potential E':<22}{result.potential.mean():.5f} eV")

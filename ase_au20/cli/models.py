@@ -9,6 +9,7 @@ import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
+from ase_au20.cli.workflow_options import default_out, model_out_option, out_options, staged_out
 
 
 class NumberList(click.ParamType):
@@ -45,13 +46,6 @@ def db_option(help_text: str):
         required=True,
         type=click.Path(exists=True, dir_okay=False),
         help=help_text,
-    )
-
-
-def model_out_option(help_text: str):
-    """The required ``--out`` model directory of the train verbs."""
-    return click.option(
-        "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help=help_text
     )
 
 
@@ -100,7 +94,12 @@ train.add_command(schnet)
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_xtb_delta_cmd(
-    db_path: str, out: Path, workers: int | None, cache_dir: Path | None, quiet: bool
+    db_path: str,
+    out: Path,
+    overwrite: bool,
+    workers: int | None,
+    cache_dir: Path | None,
+    quiet: bool,
 ) -> None:
     """GFN1-xTB + Δ-KRR: GFN1 single points of every row (cached), group-aware CV of the Δ
     over the shipped grid (zero-force term on the GFN1 forces), refit, calibration, test."""
@@ -108,14 +107,15 @@ def train_xtb_delta_cmd(
     from ase_au20.models.xtb_delta.training import SHIPPED_DELTA_SEARCH, train_xtb_delta
 
     try:
-        result = train_xtb_delta(
-            db_path,
-            out,
-            SHIPPED_DELTA_SEARCH,
-            cache=BaselineCache(cache_dir),
-            workers=workers,
-            progress=not quiet,
-        )
+        with staged_out(out, overwrite) as stage:
+            result = train_xtb_delta(
+                db_path,
+                stage,
+                SHIPPED_DELTA_SEARCH,
+                cache=BaselineCache(cache_dir),
+                workers=workers,
+                progress=not quiet,
+            )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(format_cv_table(result.cv_table))
@@ -152,13 +152,16 @@ def _print_scores(metrics: dict[str, Any]) -> None:
     help="Rows whose MAE picks the weights (val is in-sample for a KRR trained on train+val).",
 )
 @model_out_option("Committee directory to write (card.json; members are referenced, not copied).")
-def train_committee_cmd(db_path: str, members: str, weight_split: str, out: Path) -> None:
+def train_committee_cmd(
+    db_path: str, members: str, weight_split: str, out: Path, overwrite: bool
+) -> None:
     """Weighted committee of trained models: weights, conformal calibration, test score."""
     from ase_au20.models.committee.training import fit_committee
 
     names = [m.strip() for m in members.split(",") if m.strip()]
     try:
-        committee = fit_committee(db_path, out, names, weight_split=weight_split)
+        with staged_out(out, overwrite) as stage:
+            committee = fit_committee(db_path, stage, names, weight_split=weight_split)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     metrics = committee.card["metrics"]
@@ -246,7 +249,9 @@ def train_committee_cmd(db_path: str, members: str, weight_split: str, out: Path
     help="Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_krr_cmd(db_path: str, out: Path, recipe: str, quiet: bool, **grid: Any) -> None:
+def train_krr_cmd(
+    db_path: str, out: Path, overwrite: bool, recipe: str, quiet: bool, **grid: Any
+) -> None:
     """SOAP+KRR: group-aware 5-fold CV over the grid, refit, conformal calibration, test score."""
     from dataclasses import replace
 
@@ -259,7 +264,8 @@ def train_krr_cmd(db_path: str, out: Path, recipe: str, quiet: bool, **grid: Any
         search = KRRSearch(**grid)
     click.echo(f"grid: {search.size()} CV fits")
     try:
-        result = train_krr(db_path, out, search, progress=not quiet)
+        with staged_out(out, overwrite) as stage:
+            result = train_krr(db_path, stage, search, progress=not quiet)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(format_cv_table(result.cv_table))
@@ -293,24 +299,24 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
     type=click.Choice(["train", "val", "calib", "test"]),
     help="Rows to score.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where metrics.json and the PNGs go [default: ./evaluate-<MODEL name>].",
-)
-def evaluate(model: str, db_path: str, split: str, out: Path | None) -> None:
+@out_options("evaluate", "MODEL")
+def evaluate(model: str, db_path: str, split: str, out_dir: Path | None, overwrite: bool) -> None:
     """Score MODEL (a registered name: schnet, krr, xtb-delta, committee; or a model directory):
-    metrics.json, parity.png, residuals_by_bucket.png, intervals.png."""
+    metrics.json, parity.png, residuals_by_bucket.png, intervals.png.
+
+    Rows the model was trained or calibrated on (the ids in its card) are left out and
+    counted, so the figures are those of structures it never saw.
+    """
     from ase_au20.models import model_directory
     from ase_au20.models.evaluate import evaluate_model, format_table
 
+    out = default_out(out_dir, "evaluate", Path(model).name)
     try:
         directory = model_directory(model)
         if not directory.is_dir():
             raise ValueError(f"{model!r} is neither a registered model nor a model directory")
-        out = out or Path(f"evaluate-{Path(model).name}")
-        metrics = evaluate_model(directory, db_path, out, split=split)
+        with staged_out(out, overwrite) as stage:
+            metrics = evaluate_model(directory, db_path, stage, split=split)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     click.echo(format_table(metrics))

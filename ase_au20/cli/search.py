@@ -6,9 +6,15 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import build_calculator, calc_option, read_input_cluster
-
-OUT_PATH = click.Path(file_okay=False, path_type=Path)
+from ase_au20.cli.workflow_options import (
+    build_calculator,
+    calc_option,
+    default_out,
+    out_options,
+    published,
+    read_input_cluster,
+    staged_out,
+)
 
 
 def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
@@ -86,7 +92,7 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
 @click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
-@click.option("--out", "out_dir", type=OUT_PATH, default=Path("search"), show_default=True)
+@out_options("search", "CALC")
 def search_cmd(
     calc_spec: str,
     method: str,
@@ -106,7 +112,8 @@ def search_cmd(
     shape_match: bool,
     no_store: bool,
     device: str,
-    out_dir: Path,
+    out_dir: Path | None,
+    overwrite: bool,
 ) -> None:
     """Global-minimum search from random compact starts; ranked candidates in --out (and --db).
 
@@ -117,6 +124,7 @@ def search_cmd(
     from ase_au20.workflows.search import SearchSettings, auto_workers
     from ase_au20.workflows.search_run import run_search
 
+    out_dir = default_out(out_dir, "search", Path(calc_spec.replace(":", "-")).name)
     calc = build_calculator(calc_spec, device)
     if workers is None:
         workers = auto_workers(calc, runs)
@@ -133,23 +141,25 @@ def search_cmd(
         step_size=step_size,
         population=population,
     )
-    try:
-        report = run_search(
-            calc,
-            settings,
-            out_dir,
-            db_url=db_url,
-            kappa=kappa,
-            bond_cutoff=bond_cutoff,
-            match_tol=match_tol,
-            scale_invariant=shape_match,
-            calc_name=calc_spec,
-            store=not no_store,
-            progress=True,
-            workers=workers,
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            report = run_search(
+                calc,
+                settings,
+                stage,
+                db_url=db_url,
+                kappa=kappa,
+                bond_cutoff=bond_cutoff,
+                match_tol=match_tol,
+                scale_invariant=shape_match,
+                calc_name=calc_spec,
+                store=not no_store,
+                progress=True,
+                workers=workers,
+            )
+        except (ValueError, TimeoutError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    report.files = published(report.files, stage, out_dir)
     print_search_report(report)
 
 
@@ -204,9 +214,15 @@ def print_search_report(report, top: int = 10) -> None:
     help="eV above the lowest mean prediction; negative: no window",
 )
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
-@click.option("--out", "out_dir", type=OUT_PATH, default=Path("select"), show_default=True)
+@out_options("select", "DB")
 def select_cmd(
-    db_url: str, n_select: int, calcs: str, energy_window: float, device: str, out_dir: Path
+    db_url: str,
+    n_select: int,
+    calcs: str,
+    energy_window: float,
+    device: str,
+    out_dir: Path | None,
+    overwrite: bool,
 ) -> None:
     """Export the --n unlabelled structures most worth a DFT calculation, with a CSV of scores."""
     from ase_au20.workflows.select import select_from_db
@@ -216,10 +232,13 @@ def select_cmd(
         raise click.ClickException("--calcs needs at least one calculator")
     calculators = {name: build_calculator(name, device) for name in names}
     window = None if energy_window < 0 else energy_window
-    try:
-        selection, files = select_from_db(db_url, calculators, n_select, out_dir, window)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    out_dir = default_out(out_dir, "select", Path(db_url).stem)
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            selection, files = select_from_db(db_url, calculators, n_select, stage, window)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    files = published(files, stage, out_dir)
     click.echo(
         f"pool {selection.pool_size}  within window {len(selection)}  "
         f"exported {min(n_select, len(selection))}  left out {selection.n_left_out} "
@@ -239,30 +258,33 @@ def select_cmd(
 
 
 @click.command("energy-map")
-@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", required=False)
 @calc_option()
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
-@click.option("--out", "out_dir", type=OUT_PATH, default=Path("."), show_default=True)
-def energy_map_cmd(file: Path | None, calc_spec: str, device: str, out_dir: Path) -> None:
+@out_options("energy-map", "FILE")
+def energy_map_cmd(
+    file: str | None, calc_spec: str, device: str, out_dir: Path | None, overwrite: bool
+) -> None:
     """Per-atom energy map of FILE: PDB (B-factor), VMD script, 3D PNG and HDF5 in --out.
 
-    FILE is any ASE-readable file; without it, the built-in tetrahedral Au20 ground state.
+    FILE is any ASE-readable file (FILE@INDEX picks a frame, the last by default) or a
+    database row (au20.db@id=318); without it, the built-in tetrahedral Au20 ground state.
     """
     import numpy as np
 
     from ase_au20.workflows.energy_maps import write_energy_map
 
     atoms, name, label = read_input_cluster(file)
-    try:
-        emap, files = write_energy_map(
-            atoms,
-            build_calculator(calc_spec, device),
-            out_dir,
-            name,
-            {"input": label, "calc": calc_spec},
-        )
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    calc = build_calculator(calc_spec, device)
+    out_dir = default_out(out_dir, "energy-map", name)
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            emap, files = write_energy_map(
+                atoms, calc, stage, name, {"input": label, "calc": calc_spec}
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    files = published(files, stage, out_dir)
     order = np.argsort(emap.energies)
     click.echo(f"total {emap.total:.4f} eV; per-atom spread {np.ptp(emap.energies) * 1000:.1f} meV")
     click.echo(f"{'atom':>4} {'E_i (eV)':>12} {'E_i − min (meV)':>16}")
@@ -270,3 +292,64 @@ def energy_map_cmd(file: Path | None, calc_spec: str, device: str, out_dir: Path
         click.echo(f"{i:>4} {emap.energies[i]:>12.4f} {emap.relative[i] * 1000:>16.1f}")
     for kind, path in files.items():
         click.echo(f"{kind:<4} {path}")
+
+
+@click.command("label")
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--calc",
+    "calc_spec",
+    required=True,
+    help="The oracle: any ASE calculator as module:factory (a DFT code through ASE), or emt "
+    "for quick checks; ase-au20 models are refused (their energies are predictions).",
+)
+@click.option(
+    "--single-point", is_flag=True, help="Evaluate each structure as it is instead of relaxing."
+)
+@click.option("--fmax", default=0.05, show_default=True, type=float, help="relaxation, eV/Å")
+@click.option("--steps", default=200, show_default=True, type=int, help="maximum BFGS steps")
+@out_options("label", "SOURCE")
+def label_cmd(
+    sources: tuple[str, ...],
+    calc_spec: str,
+    single_point: bool,
+    fmax: float,
+    steps: int,
+    out_dir: Path | None,
+    overwrite: bool,
+) -> None:
+    """Label structures (e.g. a `select` folder) with an oracle calculator for `db add`.
+
+    SOURCES are folders (their xyz/extxyz/traj files), files (FILE@INDEX) or database rows
+    (URL@SELECTION). Each structure is relaxed (or evaluated with --single-point) and
+    written to --out as extended xyz with energy= and forces, ready for
+    `au20-workflow db add OUT --db DB`.
+    """
+    from ase_au20.workflows.label import label_structures
+
+    calc = build_calculator(calc_spec, "cpu")
+    out_dir = default_out(out_dir, "label", Path(sources[0].split("@")[0]).name)
+    with staged_out(out_dir, overwrite) as stage:
+        try:
+            report = label_structures(
+                list(sources),
+                calc,
+                stage,
+                calc_spec,
+                single_point=single_point,
+                fmax=fmax,
+                steps=steps,
+                progress=True,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for name, reason in report.failed:
+        click.echo(f"warning: {name}: the oracle failed ({reason})", err=True)
+    for name in report.not_converged:
+        click.echo(f"warning: {name}: not converged to fmax={fmax} eV/Å in {steps} steps", err=True)
+    click.echo(f"labelled {len(report.files)} structure(s) into {out_dir}")
+    if report.energies:
+        click.echo(f"energies {min(report.energies):.6f} to {max(report.energies):.6f} eV")
+    click.echo(f"next: au20-workflow db add {out_dir} --db DB")
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} structure(s) could not be labelled")

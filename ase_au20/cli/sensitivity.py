@@ -10,22 +10,25 @@ import click
 from ase_au20.cli.workflow_options import (
     build_calculator,
     calc_option,
-    check_writable,
+    default_out,
+    out_options,
     parse_floats,
     parse_ints,
+    published,
     read_input_cluster,
+    staged_out,
 )
 
 
-def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
-    """The Atoms to study and a description: STRUCTURE, the --db isomer or the built-in Td."""
+def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
+    """The Atoms to study, a name for the output and a description: STRUCTURE, the --db
+    isomer or the built-in Td."""
     if structure is not None and (db is not None or cluster_id is not None):
         raise click.UsageError("give either STRUCTURE or --db/--cluster-id, not both")
     if (db is None) != (cluster_id is None):
         raise click.UsageError("--db and --cluster-id go together")
     if db is None:
-        atoms, _, label = read_input_cluster(structure)
-        return atoms, label
+        return read_input_cluster(structure)
     from ase_au20.database import load_rows
 
     try:
@@ -40,11 +43,11 @@ def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
         )
     atoms = rows.atoms[hits[0]].copy()
     atoms.calc = None
-    return atoms, f"{db} cluster_id={cluster_id}"
+    return atoms, f"{db.stem}-{cluster_id}", f"{db} cluster_id={cluster_id}"
 
 
 @click.command("sensitivity")
-@click.argument("structure", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("structure", required=False)
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="isomer database")
 @click.option("--cluster-id", type=int, help="cluster_id of the isomer in --db")
 @calc_option()
@@ -72,15 +75,9 @@ def _structure(structure: Path | None, db: Path | None, cluster_id: int | None):
     help="BFGS-relax the structure first [default: only the built-in one]",
 )
 @click.option("--fmax", default=0.01, show_default=True, type=float, help="relaxation, eV/Å")
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="output folder",
-)
+@out_options("sensitivity", "STRUCTURE")
 def sensitivity_cmd(
-    structure: Path | None,
+    structure: str | None,
     db: Path | None,
     cluster_id: int | None,
     calc_spec: str,
@@ -91,7 +88,8 @@ def sensitivity_cmd(
     seed: int,
     relax: bool | None,
     fmax: float,
-    out_dir: Path,
+    out_dir: Path | None,
+    overwrite: bool,
 ) -> None:
     """Perturb a cluster at random and measure |ΔE|; per-site stiffness; HDF5, PNG, PDB, VMD.
 
@@ -104,7 +102,6 @@ def sensitivity_cmd(
     from ase_au20.workflows.sensitivity import relax as relax_structure
     from ase_au20.workflows.sensitivity_report import format_report, write_outputs
 
-    check_writable(out_dir)
     try:
         config = SensitivityConfig(
             sigmas=parse_floats(sigmas, "--sigmas"),
@@ -114,7 +111,8 @@ def sensitivity_cmd(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    atoms, source = _structure(structure, db, cluster_id)
+    atoms, name, source = _structure(structure, db, cluster_id)
+    out_dir = default_out(out_dir, "sensitivity", name)
     calc = build_calculator(calc_spec, device)
     if relax is None:  # the built-in Td is the DFT geometry, not a minimum of --calc
         relax = structure is None and db is None
@@ -137,7 +135,9 @@ def sensitivity_cmd(
         "fmax": fmax,
         **config.as_dict(),
     }
-    paths = write_outputs(result, out_dir, parameters, model_card_of(calc))
+    with staged_out(out_dir, overwrite) as stage:
+        paths = write_outputs(result, stage, parameters, model_card_of(calc))
+    paths = published(paths, stage, out_dir)
     click.echo(format_report(result))
     n_eval = len(result.samples) + len(result.site_samples)
     click.echo(f"{n_eval} perturbed structures + Hessian blocks in {seconds:.1f} s")

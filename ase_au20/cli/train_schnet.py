@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
+from ase_au20.cli.workflow_options import model_out_option, staged_out
 
 
 def _default(name: str) -> object:
@@ -36,12 +37,7 @@ def _shipped_changes() -> str:
     type=click.Path(exists=True, dir_okay=False),
     help="Isomer database built by `au20-workflow db build`.",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Model directory to write (card.json, member_<k>.pt).",
-)
+@model_out_option("Model directory to write (card.json, member_<k>.pt).")
 @recipe_option(
     "Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
     f"model ({_shipped_changes()}; needs --teacher). Options given on the command line "
@@ -179,6 +175,7 @@ def _shipped_changes() -> str:
 def schnet(
     db_path: str,
     out: Path,
+    overwrite: bool,
     recipe: str,
     teacher: Path | None,
     quiet: bool,
@@ -203,7 +200,8 @@ def schnet(
                 "--kd-lambda, --kd-atom-weight, --kd-force-weight and --vkd (all set by "
                 "--recipe shipped) need --teacher KRR_MODEL_DIR"
             )
-        model = fit_schnet(db_path, out, config, teacher_model, progress=not quiet)
+        with staged_out(out, overwrite) as stage:
+            model = fit_schnet(db_path, stage, config, teacher_model, progress=not quiet)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     test = model.card["metrics"].get("test")

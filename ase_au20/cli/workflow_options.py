@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -58,19 +58,74 @@ def build_calculator(spec: str, device: str):
         raise click.ClickException(f"cannot load calculator {spec!r}: {exc}") from exc
 
 
-def check_writable(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove a file can be written there, before any long work."""
+def out_options(verb: str, input_help: str = "INPUT"):
+    """``--out`` (default: ./VERB-INPUT, named after the verb and its input) and
+    ``--overwrite``, the same on every verb that writes a folder."""
+
+    def decorate(command):
+        command = click.option(
+            "--overwrite", is_flag=True, help="Replace --out if it already holds files."
+        )(command)
+        return click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help=f"Output folder, written whole or not at all [default: ./{verb}-{input_help}].",
+        )(command)
+
+    return decorate
+
+
+def model_out_option(help_text: str):
+    """The required ``--out`` model directory of the train verbs, and ``--overwrite``."""
+
+    def decorate(command):
+        command = click.option(
+            "--overwrite", is_flag=True, help="Replace --out if it already holds files."
+        )(command)
+        return click.option(
+            "--out",
+            required=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help=help_text + " Written whole or not at all.",
+        )(command)
+
+    return decorate
+
+
+def default_out(out_dir: Path | None, verb: str, input_name: str) -> Path:
+    """``out_dir``, or ``./<verb>-<input name>``."""
+    return out_dir if out_dir is not None else Path(f"{verb}-{input_name}")
+
+
+@contextlib.contextmanager
+def staged_out(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """``staged_output`` with its refusal (non-empty, unwritable) checked up front as a
+    click error, before any long work; errors of the workflow inside pass through."""
+    from ase_au20.workflows.output_folder import check_output_folder, staged_output
+
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise click.ClickException(f"--out {out_dir} is not writable: {exc}") from exc
+        check_output_folder(out_dir, overwrite)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with staged_output(out_dir, overwrite) as stage:
+        yield stage
 
 
-def read_input_cluster(file: Path | None):
-    """(atoms, output name, input label) of the cluster in FILE, or of the built-in Td Au20."""
+def published(files: dict[str, Path], stage: Path, out_dir: Path) -> dict[str, Path]:
+    """Where ``files`` written under ``stage`` are once the folder is in place."""
+    from ase_au20.workflows.output_folder import final_paths
+
+    return final_paths(files, stage, out_dir)
+
+
+def read_input_cluster(file: str | None):
+    """(atoms, output name, input label) of the cluster FILE names, or of the built-in Td Au20.
+
+    FILE follows ASE: any format, ``file@index`` (the last frame by default) or
+    ``au20.db@id=318``.
+    """
     if file is None:
         from ase_au20.structures import au20_ground_state
 
@@ -78,6 +133,11 @@ def read_input_cluster(file: Path | None):
     from ase_au20.workflows.inputs import read_cluster
 
     try:
-        return read_cluster(file), file.stem, str(file)
+        atoms = read_cluster(file)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    path, _, index = file.partition("@")
+    name = Path(path).stem + (
+        "-" + "".join(c if c.isalnum() else "_" for c in index) if index else ""
+    )
+    return atoms, name, file

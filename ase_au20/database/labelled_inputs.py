@@ -28,6 +28,7 @@ from ase_au20.database.xyz import (
 from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster, check_compact
 
 UNASSIGNED_ID = -1  # an Isomer whose id `db add` assigns
+PREDICTED_BY = "predicted_by"  # info key of a frame whose energy is a model's prediction
 FOLDER_SUFFIXES = (".xyz", ".extxyz", ".traj")
 DB_SUFFIXES = (".db", ".json")
 
@@ -57,6 +58,11 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
     """An Isomer of an ASE structure with an energy label; XyzError naming what is wrong."""
     if len(atoms) != N_ATOMS:
         raise XyzError(f"{len(atoms)} atoms (an Au{N_ATOMS} structure has {N_ATOMS})")
+    if PREDICTED_BY in atoms.info:
+        raise XyzError(
+            f"its energy is a prediction of {atoms.info[PREDICTED_BY]}, not a label "
+            "(label it first: `au20-workflow label`)"
+        )
     try:
         check_cluster(atoms, min_distance=DATABASE_MIN_DISTANCE)
         check_compact(atoms)

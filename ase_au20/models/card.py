@@ -47,6 +47,16 @@ def training_ids_sha256(ids: Iterable[int]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def seen_ids(card: Mapping[str, Any]) -> set[int] | None:
+    """Ids of every row the model was trained or calibrated on; None for a card that
+    predates the lists (it records only a hash of its training ids)."""
+    if "training_ids" not in card:
+        return None
+    return {int(i) for i in card["training_ids"]} | {
+        int(i) for i in card.get("calibration_ids", [])
+    }
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -67,8 +77,15 @@ def new_card(
     split_scheme: str,
     metrics: Mapping[str, Any] | None = None,
     conformal: Mapping[str, Any] | None = None,
+    calibration_ids: Iterable[int] = (),
 ) -> dict[str, Any]:
-    """A complete card with provenance filled in (package version, UTC creation time)."""
+    """A complete card with provenance filled in (package version, UTC creation time).
+
+    ``training_ids`` are every row that shaped the model (fit, early stopping, model
+    selection, a teacher's training rows); ``calibration_ids`` the rows its conformal
+    quantiles (and any weights) were fitted on. `evaluate` never scores either.
+    """
+    training_ids = sorted({int(i) for i in training_ids})
     card = {
         "model_type": model_type,
         "architecture": architecture,
@@ -77,6 +94,8 @@ def new_card(
         "energy_reference": float(energy_reference),
         "bucket_edges": [float(e) for e in bucket_edges],
         "training_ids_sha256": training_ids_sha256(training_ids),
+        "training_ids": training_ids,
+        "calibration_ids": sorted({int(i) for i in calibration_ids}),
         "split_scheme": split_scheme,
         "metrics": dict(metrics or {}),
         "conformal": None if conformal is None else dict(conformal),

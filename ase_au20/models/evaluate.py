@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ase_au20.models.card import json_safe
+from ase_au20.database import IsomerSet
+from ase_au20.models.card import json_safe, seen_ids
 from ase_au20.models.conformal import BUCKETS, ConformalCalibrator
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 from ase_au20.plotting import save_figure
@@ -51,13 +52,35 @@ def score_predictions(
     return out
 
 
+def unseen_rows(rows: IsomerSet, card: dict[str, Any], what: str) -> tuple[IsomerSet, int]:
+    """The rows the model never saw (by the ids its card records) and how many were dropped.
+
+    ValueError when every row was seen, or when the card records no ids (an older model:
+    retrain or re-save it) so that seen rows cannot be told apart.
+    """
+    seen = seen_ids(card)
+    if seen is None:
+        raise ValueError(
+            "the model card does not record the ids the model was trained and calibrated on, "
+            "so rows it has seen cannot be left out; retrain it with this version"
+        )
+    fresh = ~np.isin(rows.ids, sorted(seen))
+    if not fresh.any():
+        raise ValueError(
+            f"{what}: all {len(rows)} rows were used to train or calibrate this model "
+            f"(card split scheme {card.get('split_scheme')!r}); nothing unseen to score"
+        )
+    return rows.subset(fresh), int((~fresh).sum())
+
+
 def evaluate_model(
     model_dir: str | os.PathLike[str],
     db_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
     split: str = "test",
 ) -> dict[str, Any]:
-    """Predict ``split`` of the db with the model in ``model_dir``; write metrics + plots."""
+    """Predict the unseen rows of ``split`` with the model in ``model_dir``; write metrics and
+    plots to ``out_dir`` (default ``./evaluate-<model dir name>``, never the model folder)."""
     from ase_au20.database import load_rows
     from ase_au20.models import load_model
 
@@ -66,6 +89,7 @@ def evaluate_model(
     rows = load_rows(db_path, split)
     if len(rows) == 0:
         raise ValueError(f"{db_path}: no rows in split {split!r}")
+    rows, n_seen = unseen_rows(rows, card, f"{db_path} split {split!r}")
     out = model.predict(rows.atoms, forces=True)
     pred = np.asarray(out["energy"], dtype=float)
     spread = out.get("energy_std")
@@ -78,12 +102,14 @@ def evaluate_model(
         "model_type": card["model_type"],
         "database": str(db_path),
         "split": split,
+        "n_scored": len(rows),
+        "n_left_out_seen": n_seen,  # rows the model was trained or calibrated on
         "energy_reference": reference,
         **score_predictions(pred, rows.energies, rows.buckets, calibrator, spread),
         # the isomers are DFT minima: a physical model predicts |F| ≈ 0 there (eV/Å)
         "mean_abs_force": float(np.nanmean(np.linalg.norm(out["forces"], axis=-1))),
     }
-    out_dir = Path(model_dir if out_dir is None else out_dir)
+    out_dir = Path(f"evaluate-{Path(model_dir).name}" if out_dir is None else out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METRICS_NAME).write_text(
         json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n"
@@ -181,7 +207,13 @@ def plot_diagnostics(
 
 def format_table(metrics: dict[str, Any]) -> str:
     """A short plain-text table of the overall/per-bucket errors and interval figures."""
-    lines = [f"{'subset':<10}{'n':>5}{'MAE':>8}{'RMSE':>8}{'R²':>8}{'max':>8}"]
+    lines = []
+    if metrics.get("n_left_out_seen"):
+        lines.append(
+            f"left out {metrics['n_left_out_seen']} row(s) the model was trained or calibrated "
+            f"on; scoring the {metrics['n_scored']} it never saw"
+        )
+    lines.append(f"{'subset':<10}{'n':>5}{'MAE':>8}{'RMSE':>8}{'R²':>8}{'max':>8}")
     rows = [("all", metrics["overall"]), *metrics["by_bucket"].items()]
     for name, m in rows:
         r2 = m["r2"] if m["r2"] is not None else float("nan")

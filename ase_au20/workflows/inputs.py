@@ -1,4 +1,7 @@
-"""Reading one cluster from a structure file with errors that name the file and the problem."""
+"""Reading structures the way ASE does: any format, ``file@index``, the last frame by default.
+
+Errors name the file and the problem. Database rows are read as ``URL@selection``.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,63 @@ from pathlib import Path
 from ase import Atoms
 from ase.io import read
 
+from ase_au20.database.labelled_inputs import DB_SUFFIXES, FOLDER_SUFFIXES, split_index
 from ase_au20.validation import check_cluster
 
 
-def read_cluster(path: str | os.PathLike) -> Atoms:
-    """Read the first structure of ``path`` (any ASE format) and check it is a valid Au cluster."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+def _frames(path: Path, index: str | None) -> list[Atoms]:
+    """Frames of ``path`` at ``index`` (ASE syntax; the last one by default)."""
     try:
-        atoms = read(path, index=0)
+        frames = read(path, index=index if index is not None else -1)
     except Exception as exc:  # ASE raises many types for malformed files
         raise ValueError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(atoms, Atoms):
+    frames = frames if isinstance(frames, list) else [frames]
+    if not frames or not all(isinstance(a, Atoms) for a in frames):
         raise ValueError(f"{path}: file holds no structure")
+    return frames
+
+
+def read_cluster(source: str | os.PathLike) -> Atoms:
+    """One checked Au cluster: ``file`` (its last frame), ``file@index`` or ``db@selection``."""
+    structures = read_structures([source])
+    if len(structures) != 1:
+        raise ValueError(
+            f"{os.fspath(source)}: selects {len(structures)} structures, one is needed"
+        )
+    atoms = structures[0][1]
     try:
         check_cluster(atoms)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ValueError(f"{os.fspath(source)}: {exc}") from exc
     atoms.info.clear()
     atoms.calc = None
     return atoms
+
+
+def read_structures(sources: list[str | os.PathLike]) -> list[tuple[str, Atoms]]:
+    """(name, Atoms) of every structure in ``sources``: folders (their xyz/extxyz/traj files,
+    last frame each), ``file@index`` and database ``URL@selection`` (every row by default)."""
+    out: list[tuple[str, Atoms]] = []
+    for source in sources:
+        text, index = split_index(os.fspath(source))
+        path = Path(text)
+        if "://" in text or (path.suffix in DB_SUFFIXES and path.is_file()):
+            from ase_au20.database import connect
+
+            try:
+                rows = list(connect(text).select(index))
+            except (ValueError, KeyError, SyntaxError) as exc:
+                raise ValueError(f"{source}: bad selection {index!r} ({exc})") from None
+            out += [(f"{text}@id={row.id}", row.toatoms()) for row in rows]
+        elif path.is_dir():
+            for entry in sorted(p for p in path.iterdir() if p.suffix in FOLDER_SUFFIXES):
+                out += [(entry.name, a) for a in _frames(entry, None)]
+        elif path.is_file():
+            frames = _frames(path, index)
+            if len(frames) == 1:
+                out.append((path.name, frames[0]))
+            else:
+                out += [(f"{path.name}@{k}", a) for k, a in enumerate(frames)]
+        else:
+            raise ValueError(f"no such file, folder or database: {text}")
+    return out

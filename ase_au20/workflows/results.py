@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ase_au20._version import __version__
+from ase_au20.workflows.output_folder import current_umask
 
 
 @dataclass
@@ -48,12 +49,6 @@ def _to_hdf5(data: Any) -> Any:
     return array
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_results(path: str | os.PathLike, results: Results) -> Path:
     """Write ``results`` to ``path`` via a temp file + ``os.replace`` (no half-written file)."""
     path = Path(path)
@@ -71,7 +66,7 @@ def write_results(path: str | os.PathLike, results: Results) -> Path:
                 dset.attrs["units"] = ds.units
                 if ds.description:
                     dset.attrs["description"] = ds.description
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

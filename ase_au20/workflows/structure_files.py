@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-PREDICTED_BY = "predicted_by"  # info key of a frame whose energy is a model prediction
+from ase_au20.database.labelled_inputs import PREDICTED_BY
 
 
 def predicted_structure(

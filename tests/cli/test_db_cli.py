@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import random_compact_au20, write_isomer_xyz
+from isomer_files import random_compact_au20, write_isomer_xyz
 
 from ase_au20.cli import main
 from ase_au20.database import load_rows

@@ -58,10 +58,10 @@ def test_evaluate_writes_metrics_schema_and_plots(
 ) -> None:
     out, _ = trained
     result = CliRunner().invoke(
-        main, ["evaluate", str(out), "--db", str(synthetic_db), "--out", str(tmp_path)]
+        main, ["evaluate", str(out), "--db", str(synthetic_db), "--out", str(tmp_path / "eval")]
     )
     assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["model_type"] == "krr"
     overall = metrics["overall"]
     assert set(overall) == {"n", "mae", "rmse", "r2", "max_error"}
@@ -75,7 +75,7 @@ def test_evaluate_writes_metrics_schema_and_plots(
         else:
             assert 0.0 <= entry["coverage"] <= 1.0 and entry["mean_width"] > 0
     for name in ("parity.png", "residuals_by_bucket.png", "intervals.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert metrics["mean_abs_force"] > 0
     assert "MAE" in result.output and "coverage" in result.output and "mean |F|" in result.output
 

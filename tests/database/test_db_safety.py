@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from click.testing import CliRunner
-from conftest import random_compact_au20, write_isomer_xyz
+from isomer_files import random_compact_au20, write_isomer_xyz
 
 from ase_au20.cli import main
 from ase_au20.database import build_database, connect, load_rows

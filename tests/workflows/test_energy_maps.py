@@ -63,13 +63,13 @@ def test_calculator_without_energies_rejected():
 def test_cli_energy_map(tmp_path):
     write(tmp_path / "td.xyz", au20_ground_state())
     res = CliRunner().invoke(
-        energy_map_cmd, [str(tmp_path / "td.xyz"), "--calc", "emt", "--out", str(tmp_path)]
+        energy_map_cmd, [str(tmp_path / "td.xyz"), "--calc", "emt", "--out", str(tmp_path / "map")]
     )
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "td-energies.pdb").is_file() and "per-atom spread" in res.output
+    assert (tmp_path / "map" / "td-energies.pdb").is_file() and "per-atom spread" in res.output
 
 
 def test_cli_energy_map_without_a_file_maps_the_built_in_td(tmp_path):
-    res = CliRunner().invoke(energy_map_cmd, ["--calc", "emt", "--out", str(tmp_path)])
+    res = CliRunner().invoke(energy_map_cmd, ["--calc", "emt", "--out", str(tmp_path / "map")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "au20-td-energies.pdb").is_file()
+    assert (tmp_path / "map" / "au20-td-energies.pdb").is_file()

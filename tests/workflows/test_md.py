@@ -105,7 +105,9 @@ def test_cli_md_reports_drift(tmp_path):
     assert "drift slope" in res.output and "meV/atom/ps" in res.output
 
 
-def test_cli_md_without_a_file_runs_the_built_in_td(tmp_path):
-    res = CliRunner().invoke(md_cmd, ["--calc", "emt", "--steps", "5", "--out", str(tmp_path)])
+def test_cli_md_without_a_file_runs_the_built_in_td(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(md_cmd, ["--calc", "emt", "--steps", "5"])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "au20-td-md.h5").is_file() and "5 steps of 2.0 fs" in res.output
+    out = tmp_path / "md-au20-td"  # the default --out: verb and input
+    assert (out / "au20-td-md.h5").is_file() and "5 steps of 2.0 fs" in res.output

@@ -65,16 +65,26 @@ def test_cli_relax(tmp_path):
     assert (out / "guess-relaxed.xyz").is_file() and (out / "guess-relax.h5").is_file()
 
 
-def test_cli_relax_without_a_file_relaxes_the_built_in_td(tmp_path):
+def test_cli_relax_without_a_file_relaxes_the_built_in_td(tmp_path, monkeypatch):
     from ase_au20.workflows.results import read_results
 
-    res = CliRunner().invoke(relax_cmd, ["--calc", "emt", "--out", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(relax_cmd, ["--calc", "emt"])
     assert res.exit_code == 0, res.output
-    relaxed = read(tmp_path / "au20-td-relaxed.xyz")
+    out = tmp_path / "relax-au20-td"  # the default --out: verb and input
+    relaxed = read(out / "au20-td-relaxed.xyz")
     moved = np.abs(relaxed.positions - au20_ground_state().positions).max()
     assert len(relaxed) == 20 and moved > 0.01  # EMT's minimum is not the DFT geometry
-    _, attrs = read_results(tmp_path / "au20-td-relax.h5")
+    assert relaxed.get_potential_energy() == pytest.approx(EMT_energy(relaxed))
+    assert relaxed.info["predicted_by"] == "emt"
+    _, attrs = read_results(out / "au20-td-relax.h5")
     assert attrs["parameters"]["input"] == "built-in Td ground state"
+
+
+def EMT_energy(atoms):
+    atoms = atoms.copy()
+    atoms.calc = EMT()
+    return atoms.get_potential_energy()
 
 
 def test_cli_relax_clear_errors(tmp_path):

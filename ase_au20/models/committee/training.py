@@ -75,10 +75,17 @@ def fit_committee(
         {"spread": "weighted std of the member energies", "spread_offset": offset},
         meta["energy_reference"],
         meta["bucket_edges"],
-        load_rows(db, "train").ids.tolist() + load_rows(db, "val").ids.tolist(),
+        load_rows(db, "train").ids.tolist()
+        + load_rows(db, "val").ids.tolist()
+        + [i for m in models for i in m.card.get("training_ids", [])],
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        calibration_ids=[
+            *calib.ids.tolist(),
+            *rows.ids.tolist(),
+            *(i for m in models for i in m.card.get("calibration_ids", [])),
+        ],
     )
     committee.save(Path(out))
     return committee

@@ -331,6 +331,7 @@ def calibrate_and_save(
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        calibration_ids=load_rows(db, "calib").ids,
     )
     model.card["dataset_hash"] = meta.get("dataset_hash", "")
     out = Path(out)

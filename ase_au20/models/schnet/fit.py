@@ -62,6 +62,7 @@ def fit_schnet(
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        calibration_ids=load_rows(db, "calib").ids,
     )
     model.card.update(card, dataset_hash=meta.get("dataset_hash", ""))
     model.save(Path(out))
