@@ -98,7 +98,7 @@ def test_cli_md_reports_drift(tmp_path):
             "--timestep",
             "1",
             "--out",
-            str(tmp_path),
+            str(tmp_path / "md"),
         ],
     )
     assert res.exit_code == 0, res.output
