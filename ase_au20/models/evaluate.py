@@ -52,11 +52,15 @@ def score_predictions(
     return out
 
 
-def unseen_rows(rows: IsomerSet, card: dict[str, Any], what: str) -> tuple[IsomerSet, int]:
-    """The rows the model never saw (by the ids its card records) and how many were dropped.
+def unseen_rows(
+    rows: IsomerSet, card: dict[str, Any], what: str, everything: IsomerSet | None = None
+) -> tuple[IsomerSet, int]:
+    """The rows the model never saw and how many were dropped: rows whose id its card lists
+    as trained or calibrated on, and (given ``everything`` in the db) near-duplicates of
+    them (same ``dup_group``), which would leak the same isomer into the score.
 
     ValueError when every row was seen, or when the card records no ids (an older model:
-    retrain or re-save it) so that seen rows cannot be told apart.
+    retrain it) so that seen rows cannot be told apart.
     """
     seen = seen_ids(card)
     if seen is None:
@@ -64,13 +68,17 @@ def unseen_rows(rows: IsomerSet, card: dict[str, Any], what: str) -> tuple[Isome
             "the model card does not record the ids the model was trained and calibrated on, "
             "so rows it has seen cannot be left out; retrain it with this version"
         )
-    fresh = ~np.isin(rows.ids, sorted(seen))
-    if not fresh.any():
+    seen_rows = np.isin(rows.ids, sorted(seen))
+    if everything is not None:
+        seen_groups = everything.groups[np.isin(everything.ids, sorted(seen))]
+        seen_rows |= np.isin(rows.groups, seen_groups)
+    if seen_rows.all():
         raise ValueError(
-            f"{what}: all {len(rows)} rows were used to train or calibrate this model "
-            f"(card split scheme {card.get('split_scheme')!r}); nothing unseen to score"
+            f"{what}: all {len(rows)} rows (or a near-duplicate of each) were used to train or "
+            f"calibrate this model (card split scheme {card.get('split_scheme')!r}); nothing "
+            "unseen to score"
         )
-    return rows.subset(fresh), int((~fresh).sum())
+    return rows.subset(~seen_rows), int(seen_rows.sum())
 
 
 def evaluate_model(
@@ -89,7 +97,7 @@ def evaluate_model(
     rows = load_rows(db_path, split)
     if len(rows) == 0:
         raise ValueError(f"{db_path}: no rows in split {split!r}")
-    rows, n_seen = unseen_rows(rows, card, f"{db_path} split {split!r}")
+    rows, n_seen = unseen_rows(rows, card, f"{db_path} split {split!r}", load_rows(db_path))
     out = model.predict(rows.atoms, forces=True)
     pred = np.asarray(out["energy"], dtype=float)
     spread = out.get("energy_std")
@@ -103,7 +111,7 @@ def evaluate_model(
         "database": str(db_path),
         "split": split,
         "n_scored": len(rows),
-        "n_left_out_seen": n_seen,  # rows the model was trained or calibrated on
+        "n_left_out_seen": n_seen,  # rows (or duplicates of rows) it was trained/calibrated on
         "energy_reference": reference,
         **score_predictions(pred, rows.energies, rows.buckets, calibrator, spread),
         # the isomers are DFT minima: a physical model predicts |F| ≈ 0 there (eV/Å)
@@ -211,7 +219,7 @@ def format_table(metrics: dict[str, Any]) -> str:
     if metrics.get("n_left_out_seen"):
         lines.append(
             f"left out {metrics['n_left_out_seen']} row(s) the model was trained or calibrated "
-            f"on; scoring the {metrics['n_scored']} it never saw"
+            f"on (or near-duplicates of them); scoring the {metrics['n_scored']} it never saw"
         )
     lines.append(f"{'subset':<10}{'n':>5}{'MAE':>8}{'RMSE':>8}{'R²':>8}{'max':>8}")
     rows = [("all", metrics["overall"]), *metrics["by_bucket"].items()]

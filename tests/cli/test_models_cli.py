@@ -162,3 +162,41 @@ def test_evaluate_takes_a_registered_name_and_writes_beside_the_user(
     assert sorted(p.name for p in (PRETRAINED_DIR / "committee").iterdir()) == before
     bad = CliRunner().invoke(main, ["evaluate", "gaussian", "--db", str(synthetic_db)])
     assert bad.exit_code == 1 and "neither a registered model nor a model directory" in bad.output
+
+
+def test_evaluate_leaves_out_rows_the_model_has_seen(
+    trained: tuple[Path, str], synthetic_xyz_dir: Path, synthetic_db: Path, tmp_path: Path
+) -> None:
+    from ase_au20.database import build_database, load_rows
+
+    out, _ = trained
+    card = json.loads((out / "card.json").read_text())
+    seen = set(card["training_ids"]) | set(card["calibration_ids"])
+    reshuffled = tmp_path / "seed7.db"  # same isomers, another split: its test rows overlap
+    build_database(synthetic_xyz_dir, reshuffled, seed=7)
+    test_ids = set(load_rows(reshuffled, "test").ids.tolist())
+    overlap = len(test_ids & seen)
+    assert 0 < overlap < len(test_ids)
+    result = CliRunner().invoke(
+        main, ["evaluate", str(out), "--db", str(reshuffled), "--out", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["n_left_out_seen"] == overlap
+    assert metrics["overall"]["n"] == len(test_ids) - overlap
+    assert f"left out {overlap} row(s) the model was trained or calibrated on" in result.output
+    refused = CliRunner().invoke(  # the training db's own train rows: all seen
+        main,
+        [
+            "evaluate",
+            str(out),
+            "--db",
+            str(synthetic_db),
+            "--split",
+            "train",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+    )
+    assert refused.exit_code == 1 and "nothing unseen to score" in refused.output
+    assert not (tmp_path / "t").exists()
