@@ -1,0 +1,145 @@
+"""The select → label → db add → train loop closes (issue 19, item 2), with EMT as the oracle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+from click.testing import CliRunner
+
+from ase_au20.cli import main
+from ase_au20.database import connect, load_rows
+from ase_au20.database.add import add_to_database
+from ase_au20.structures import au20_ground_state
+from ase_au20.workflows.label import label_structures
+
+KRR = ["--r-cut", "5", "--n-max", "3", "--l-max", "2", "--sigma", "0.5", "--zeta", "2"]
+KRR += ["--lambda", "1e-3", "--quiet"]
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "au20.db"
+    shutil.copy(synthetic_db, db)
+    n_start = len(load_rows(db))
+    labelled_so_far: set[int] = set()
+    for round_ in range(2):
+        work = tmp_path / f"round{round_}"
+        _run(
+            "search",
+            "--calc",
+            "emt",
+            "--runs",
+            "1",
+            "--steps",
+            "4",
+            "--seed",
+            str(round_),
+            "--db",
+            str(db),
+            "--out",
+            str(work / "search"),
+            "--workers",
+            "1",
+        )
+        _run(
+            "select",
+            "--db",
+            str(db),
+            "--calcs",
+            "emt",
+            "--n",
+            "2",
+            "--energy-window",
+            "-1",
+            "--out",
+            str(work / "select"),
+        )
+        selected = sorted((work / "select").glob("select_*.xyz"))
+        assert len(selected) == 2
+        row_ids = {int(read(f).info["row_id"]) for f in selected}
+        assert not row_ids & labelled_so_far  # never offered again once labelled
+        labelled_so_far |= row_ids
+        output = _run("label", str(work / "select"), "--calc", "emt", "--out", str(work / "labels"))
+        assert "labelled 2 structure(s)" in output
+        for path in sorted((work / "labels").glob("*.xyz")):
+            label = read(path)
+            check = label.copy()
+            check.calc = EMT()
+            assert label.get_potential_energy() == pytest.approx(check.get_potential_energy())
+            assert np.abs(label.get_forces()).max() < 0.06 and label.info["labelled_by"] == "emt"
+        output = _run("db", "add", str(work / "labels"), "--db", str(db))
+        assert "added 2 rows" in output
+        rows = load_rows(db)
+        assert len(rows) == n_start + 2 * (round_ + 1)
+        assert len(set(rows.ids.tolist())) == len(rows)
+        assert set(rows.splits) <= {"train", "val", "calib", "test"}
+        _run("train", "krr", "--db", str(db), "--out", str(work / "krr"), *KRR)
+        card = json.loads((work / "krr" / "card.json").read_text())
+        trained_on = set(card["training_ids"])
+        assert trained_on == set(rows.ids[np.isin(rows.splits, ("train", "val"))].tolist())
+    again = _run("db", "add", str(tmp_path / "round1" / "labels"), "--db", str(db))
+    assert "added 0 rows" in again and again.count("matches isomer") == 2
+
+
+def test_db_add_reads_extxyz_traj_and_database_rows(synthetic_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "au20.db"
+    shutil.copy(synthetic_db, db)
+    reference = load_rows(db).energies.mean()
+    frames = []
+    for k in range(4):
+        atoms = au20_ground_state()
+        atoms.rattle(0.05, seed=k)
+        atoms.positions *= 1.0 + 0.02 * k
+        atoms.calc = SinglePointCalculator(atoms, energy=reference + k, forces=np.zeros((20, 3)))
+        frames.append(atoms)
+    write(tmp_path / "one.extxyz", frames[0])
+    write(tmp_path / "many.traj", frames[1:3])
+    other = tmp_path / "other.db"
+    connect(other).write(frames[3], cluster_id=777)
+    report = add_to_database(
+        [tmp_path / "one.extxyz", f"{tmp_path}/many.traj@:", f"{other}@cluster_id=777"], db
+    )
+    assert report.n_added == 4 and not report.bad_files
+    rows = load_rows(db)
+    added = rows.subset(np.isin(rows.ids, report.added_ids))
+    assert 777 in report.added_ids and min(report.added_ids) > load_rows(synthetic_db).ids.max()
+    np.testing.assert_allclose(sorted(added.energies), sorted(reference + np.arange(4)))
+    # the last frame by default, as ase.io.read: one more row from the trajectory is a match
+    again = add_to_database([tmp_path / "many.traj"], db)
+    assert again.n_added == 0 and [m.source for m in again.matches] == ["many.traj"]
+
+
+def test_db_add_refuses_predictions_and_unlabelled_frames(synthetic_db: Path, tmp_path: Path):
+    db = tmp_path / "au20.db"
+    shutil.copy(synthetic_db, db)
+    calc_free = au20_ground_state()
+    write(tmp_path / "bare.extxyz", calc_free)
+    relax_out = tmp_path / "relax"
+    _run("relax", "--calc", "emt", "--out", str(relax_out))
+    report = add_to_database([tmp_path / "bare.extxyz", relax_out / "au20-td-relaxed.xyz"], db)
+    reasons = {b.source: b.reason for b in report.bad_files}
+    assert report.n_added == 0
+    assert "no energy label" in reasons["bare.extxyz"]
+    assert "is a prediction of emt" in reasons["au20-td-relaxed.xyz"]
+
+
+def test_label_refuses_a_model_as_the_oracle(tmp_path: Path, shipped_model) -> None:
+    from ase_au20.calculators.krr import KRRAu20
+
+    write(tmp_path / "td.xyz", au20_ground_state())
+    with pytest.raises(ValueError, match="its energies are predictions"):
+        label_structures(
+            [tmp_path / "td.xyz"], KRRAu20(shipped_model("krr")), tmp_path / "o", "krr"
+        )
