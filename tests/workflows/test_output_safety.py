@@ -120,3 +120,17 @@ def test_file_arguments_follow_ase(tmp_path: Path, synthetic_db: Path) -> None:
         ["energy-map", f"{copy}@cluster_id={int(rows.ids[4])}", "--calc", "emt", "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
+
+
+def test_analysis_csv_energies_are_full_precision(synthetic_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "an"
+    result = CliRunner().invoke(main, ["analyze", "--db", str(synthetic_db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = load_rows(synthetic_db)
+    energy_of = dict(zip(rows.ids.tolist(), rows.energies.tolist(), strict=True))
+    with (out / "lowest_isomers.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    for row in table:
+        assert float(row["energy"]) == energy_of[int(row["cluster_id"])]  # exact round trip
+    ground = read(out / "ground_state.xyz")
+    assert ground.get_potential_energy() == energy_of[int(table[0]["cluster_id"])]
