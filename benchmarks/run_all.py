@@ -30,6 +30,10 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
         (
+            "active learning: select against random",
+            ["selection.py", "--db", str(out / "au20-seed.db")],
+        ),
+        (
             "ground-state search",
             [
                 "search_ground_state.py",
