@@ -69,6 +69,7 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
         selected = sorted((work / "select").glob("select_*.xyz"))
         assert len(selected) == 2
         row_ids = {int(read(f).info["row_id"]) for f in selected}
+        assert all(np.isfinite(read(f).get_potential_energy()) for f in selected)
         assert not row_ids & labelled_so_far  # never offered again once labelled
         labelled_so_far |= row_ids
         output = _run("label", str(work / "select"), "--calc", "emt", "--out", str(work / "labels"))

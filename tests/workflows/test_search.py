@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.db import connect
+from ase.io import read
 from click.testing import CliRunner
 
 from ase_au20.cli.search import search_cmd
@@ -101,6 +102,9 @@ def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
         connect(db_copy), cs, {}, identity, db_url=str(db_copy)
     )
     assert skipped == len(cs) and not any(row_ids)  # a re-run adds no duplicate rows
+    frames = read(report.files["xyz"], ":")
+    assert [f.get_potential_energy() for f in frames] == pytest.approx(energies)
+    assert all(f.info["predicted_by"] == "emt" for f in frames)
     arrays, attrs = read_results(report.files["h5"])
     np.testing.assert_allclose(arrays["candidates/energy"], energies)
     assert arrays["minima/energy"].shape == (6,)
