@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_au20.models.domain import outside_uncertainty
 from ase_au20.models.protocol import Model
 from ase_au20.validation import check_cluster
 
@@ -30,6 +31,8 @@ PROPERTIES = (
     "energies",
     "energy_uncertainty",
     "energy_interval",
+    "in_domain",
+    "domain_score",
 )
 # Epistemic spread (eV): ensemble std, committee disagreement or the KRR predictive std;
 # only models that have one list it among their implemented properties.
@@ -38,7 +41,8 @@ EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 
 
 
 class OutsideDomainWarning(UserWarning):
-    """Input the model accepts but was not trained on (periodic cell, size other than 20)."""
+    """Input the model accepts but was not trained on (outside its domain of applicability,
+    periodic cell, size other than 20)."""
 
 
 class Au20Calculator(Calculator):
@@ -78,6 +82,12 @@ class Au20Calculator(Calculator):
                 f"{model_type} model: use Au20Calculator, or the calculator of that type"
             )
         self.card = self.model.card
+        self.domain = getattr(self.model, "domain", None)
+        if self.domain is None:
+            raise ValueError(
+                f"the {model_type} model has no domain of applicability: load it from its "
+                "directory (models.load_model), or fit one with models.domain.attach_domain"
+            )
         conformal = self.card.get("conformal")
         self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
         self._warned: set[str] = set()
@@ -205,7 +215,17 @@ class Au20Calculator(Calculator):
         out["energies"] = [np.asarray(e, dtype=float) for e in raw["energies"]]
         if "forces" in properties:
             out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]
-        half = self._uncertainty(energy, raw.get("spread"))
+        verdict = self.domain.verdict(structures)
+        out["domain_score"], out["in_domain"] = verdict.score, verdict.in_domain
+        if not verdict.in_domain.all():
+            k = int(np.argmax(verdict.score))
+            self._warn_once(
+                "domain",
+                f"structure outside the model's domain of applicability ({verdict.worst_check[k]}"
+                f" check, domain score {verdict.score[k]:.2f} > 1): the energy is an "
+                "extrapolation and energy_uncertainty is widened by the score squared",
+            )
+        half = outside_uncertainty(self._uncertainty(energy, raw.get("spread")), verdict.score)
         if raw.get("spread") is not None:
             out[SPREAD] = np.asarray(raw["spread"], dtype=float).reshape(len(structures))
         out["energy_uncertainty"] = half
@@ -236,6 +256,8 @@ class Au20Calculator(Calculator):
             "energies": out["energies"][0],
             "energy_uncertainty": float(out["energy_uncertainty"][0]),
             "energy_interval": out["energy_interval"][0],
+            "in_domain": bool(out["in_domain"][0]),
+            "domain_score": float(out["domain_score"][0]),
         }
         if "forces" in out:
             self.results["forces"] = out["forces"][0]
@@ -248,8 +270,9 @@ class Au20Calculator(Calculator):
         """Evaluate many structures in one batched model call.
 
         Returns arrays keyed by the requested properties: ``energy``/``free_energy``/
-        ``energy_uncertainty`` (n,), ``energy_interval`` (n, 2), ``energies`` (n, N) and
-        ``forces`` (n, N, 3) (object arrays when cluster sizes differ).
+        ``energy_uncertainty``/``in_domain``/``domain_score`` (n,), ``energy_interval``
+        (n, 2), ``energies`` (n, N) and ``forces`` (n, N, 3) (object arrays when cluster
+        sizes differ).
         """
         if isinstance(properties, str):
             properties = (properties,)

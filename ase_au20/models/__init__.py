@@ -32,7 +32,8 @@ def model_directory(spec: str | os.PathLike[str]) -> Path:
 
 
 def load_model(spec: str | os.PathLike[str], **options: Any) -> Any:
-    """A loaded model from a directory or a shipped name, by the card's ``model_type``.
+    """A loaded model from a directory or a shipped name, by the card's ``model_type``,
+    with its domain of applicability as ``model.domain``.
 
     ``options`` (e.g. ``device``, ``dtype``) reach the loaders that accept them.
     """

@@ -1,8 +1,9 @@
 """What every model is: a typed protocol that calculators, evaluation and workflows rely on.
 
 A model turns a list of Atoms into energies (eV), per-atom energies, forces (eV/Å) when
-asked and, when it has one, an epistemic spread; it carries its card and saves to / loads
-from a directory. Nothing outside ``models/`` needs to know which model it holds.
+asked and, when it has one, an epistemic spread; it carries its card and its domain of
+applicability and saves to / loads from a directory. Nothing outside ``models/`` needs to
+know which model it holds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Model(Protocol):
     """
 
     card: dict[str, Any]
+    domain: Any  # models.domain.Domain of the training structures (None before it is fitted)
 
     @property
     def has_spread(self) -> bool:

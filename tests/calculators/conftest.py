@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+from ase_au20.models.domain import attach_domain
+
 TINY_SOAP = {"r_cut": 5.0, "n_max": 3, "l_max": 2, "sigma": 0.5}
 
 
@@ -64,7 +66,9 @@ def tiny_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -
         meta,
         train.ids,
     )
-    return model.save(tmp_path_factory.mktemp("tiny_krr"))
+    directory = model.save(tmp_path_factory.mktemp("tiny_krr"))
+    attach_domain(directory, train.atoms)
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +105,9 @@ def tiny_schnet_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory
         train.ids,
     )
     model.card = {**model.card, **{k: v for k, v in card.items() if k not in model.card}}
-    return model.save(tmp_path_factory.mktemp("tiny_schnet"))
+    directory = model.save(tmp_path_factory.mktemp("tiny_schnet"))
+    attach_domain(directory, [*train.atoms, *val.atoms])
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +137,9 @@ def tiny_committee_dir(
         spread=out["energy_std"],
         spread_offset=0.05,
     )
-    return committee.save(tmp_path_factory.mktemp("tiny_committee"))
+    directory = committee.save(tmp_path_factory.mktemp("tiny_committee"))
+    attach_domain(directory, every.atoms)
+    return directory
 
 
 @pytest.fixture(scope="session")

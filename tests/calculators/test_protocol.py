@@ -11,9 +11,22 @@ from ase._4.plugins import PluginCollection
 
 from ase_au20.calculators.base import SPREAD, Au20Calculator, summarise_card
 from ase_au20.calculators.factory import CALCULATOR_NAMES, make_calculator
+from ase_au20.models.domain import Domain
 from ase_au20.models.protocol import Model
 from ase_au20.models.registry import MODELS, calculator_class, model_class
 from ase_au20.structures import au20_ground_state
+
+
+def _thermal_copies(n: int = 6) -> list:
+    copies = []
+    for seed in range(n):
+        atoms = au20_ground_state()
+        atoms.rattle(0.08, seed=seed)
+        copies.append(atoms)
+    return copies
+
+
+PAIR_DOMAIN = Domain.fit(_thermal_copies())
 
 
 class PairModel:
@@ -23,6 +36,7 @@ class PairModel:
 
     def __init__(self) -> None:
         self.card = {"model_type": "pair", "conformal": None, "energy_reference": 0.0}
+        self.domain = PAIR_DOMAIN
 
     def predict(self, structures, forces=False):
         energies, all_forces = [], []

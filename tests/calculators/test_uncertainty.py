@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ase_au20.models.domain import attach_domain
+
 
 @pytest.fixture(scope="module")
 def normalised_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -41,7 +43,9 @@ def normalised_krr_dir(synthetic_db: Path, tmp_path_factory: pytest.TempPathFact
         "group",
         conformal=calibrator.to_dict(),
     )
-    return model.save(tmp_path_factory.mktemp("normalised_krr"))
+    directory = model.save(tmp_path_factory.mktemp("normalised_krr"))
+    attach_domain(directory, train.atoms)
+    return directory
 
 
 def test_half_width_is_quantile_times_spread(normalised_krr_dir, rattled_au20) -> None:
@@ -53,10 +57,11 @@ def test_half_width_is_quantile_times_spread(normalised_krr_dir, rattled_au20) -
     far = au20_ground_state()
     far.positions *= 1.15  # stretched: further from the training data
     structures = [rattled_au20, far]
-    out = calc.predict(structures, properties=("energy", "energy_uncertainty"))
+    out = calc.predict(structures, properties=("energy", "energy_uncertainty", "domain_score"))
     spread = calc.model.predict(structures)["energy_std"]
     q = calc.card["conformal"]["global"]["0.9"]
-    np.testing.assert_allclose(out["energy_uncertainty"], q * spread, rtol=1e-9)
+    grown = np.maximum(out["domain_score"], 1.0) ** 2  # outside the domain: × score²
+    np.testing.assert_allclose(out["energy_uncertainty"], q * spread * grown, rtol=1e-9)
     assert out["energy_uncertainty"][0] != pytest.approx(out["energy_uncertainty"][1])
     single = calc.get_property("energy_uncertainty", rattled_au20)
     assert single == pytest.approx(out["energy_uncertainty"][0], rel=1e-9)

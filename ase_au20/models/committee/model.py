@@ -17,6 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from ase_au20.models.card import SEAL, open_model_card, write_card
+from ase_au20.models.domain import Domain, with_domain
 from ase_au20.models.protocol import Model
 from ase_au20.models.registry import MODEL_NAMES
 from ase_au20.paths import PRETRAINED_DIR
@@ -25,6 +26,8 @@ from ase_au20.paths import PRETRAINED_DIR
 class CommitteeModel:
     """A weighted average of member models (weights ≥ 0 summing to 1); ``sources`` are the
     members' directories or registered names, recorded by ``save``."""
+
+    domain: Domain | None = None  # the domain of applicability: set by load / attach_domain
 
     def __init__(
         self,
@@ -102,7 +105,7 @@ class CommitteeModel:
                     "calibrated with (its card SHA-256 differs): train the committee again"
                 )
             members.append(member)
-        return cls(members, [w for _, w, _ in specs], sources, card)
+        return with_domain(cls(members, [w for _, w, _ in specs], sources, card), directory)
 
 
 def member_reference(path: Path, committee_dir: Path) -> str:

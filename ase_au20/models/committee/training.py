@@ -20,6 +20,7 @@ from ase_au20.database import connect, load_rows
 from ase_au20.models import load_model, model_directory
 from ase_au20.models.card import new_card
 from ase_au20.models.committee.model import CommitteeModel
+from ase_au20.models.domain import attach_domain
 from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 WEIGHT_STEP = 0.05
@@ -88,4 +89,6 @@ def fit_committee(
         ],
     )
     committee.save(Path(out))
+    trainval = load_rows(db, ("train", "val"))
+    attach_domain(out, trainval.atoms, committee)
     return committee

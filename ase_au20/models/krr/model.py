@@ -31,6 +31,7 @@ from ase import Atoms
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 
 from ase_au20.models.card import file_sha256, open_model_card, write_card
+from ase_au20.models.domain import Domain, with_domain
 from ase_au20.models.krr.kernels import (
     KERNELS,
     average_gram,
@@ -104,6 +105,8 @@ def solve_sparse_ridge(
 
 class KRRModel:
     """A fitted SOAP+KRR energy model; see the module docstring for the energy form."""
+
+    domain: Domain | None = None  # the domain of applicability: set by load / attach_domain
 
     def __init__(
         self,
@@ -368,9 +371,10 @@ class KRRModel:
                 f"{directory}: card n_features {expected} contradicts its SOAP settings"
             )
         try:
-            return cls(settings, card["hyperparameters"], arrays, card)
+            model = cls(settings, card["hyperparameters"], arrays, card)
         except ValueError as err:
             raise ValueError(f"{directory}: weights do not match the card: {err}") from None
+        return with_domain(model, directory)
 
 
 def _power_pair(x: np.ndarray, zeta: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet, connect, load_rows
 from ase_au20.models.card import new_card
+from ase_au20.models.domain import attach_domain
 from ase_au20.models.krr.kernels import (
     average_gram,
     farthest_point_sample,
@@ -336,5 +337,6 @@ def calibrate_and_save(
     model.card["dataset_hash"] = meta.get("dataset_hash", "")
     out = Path(out)
     model.save(out)
+    attach_domain(out, trainval.atoms, model)
     write_cv_table(out / CV_TABLE_NAME, table)
     return TrainResult(model, table, out, metrics)

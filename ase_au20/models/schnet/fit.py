@@ -15,6 +15,7 @@ import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.models.card import new_card
+from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
 from ase_au20.models.scoring import calibrate_and_score, training_metadata
@@ -66,4 +67,5 @@ def fit_schnet(
     )
     model.card.update(card, dataset_hash=meta.get("dataset_hash", ""))
     model.save(Path(out))
+    attach_domain(out, [*train.atoms, *val.atoms], model)
     return model

@@ -36,6 +36,7 @@ from ase_au20.models.card import (
     require_listed,
     write_card,
 )
+from ase_au20.models.domain import Domain, with_domain
 from ase_au20.models.schnet.batching import Structure, chunks, group_by_size
 from ase_au20.models.schnet.config import SchNetArchitecture
 from ase_au20.models.schnet.spline import CATMULL_ROM
@@ -319,6 +320,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
 class SchNetModel:
     """One SchNet or an ensemble of them, with target scaling, card and batched prediction."""
 
+    domain: Domain | None = None  # the domain of applicability: set by load / attach_domain
+
     def __init__(
         self,
         networks: Sequence[SchNet],
@@ -372,7 +375,7 @@ class SchNetModel:
 
     def to(self, device: str | torch.device = "auto", dtype: Any = torch.float32) -> SchNetModel:
         """This model on another device or dtype (a copy; ``dtype`` a name or torch dtype)."""
-        return SchNetModel(
+        copy = SchNetModel(
             self.networks,
             self.atom_mean,
             self.atom_std,
@@ -380,6 +383,8 @@ class SchNetModel:
             device=device,
             dtype=torch_dtype(dtype),
         )
+        copy.domain = self.domain
+        return copy
 
     @property
     def cutoff(self) -> float:
@@ -443,9 +448,10 @@ class SchNetModel:
             )
         require_listed(card, expected, card_path)
         networks = [_load_member(directory / name, arch) for name in expected]
-        return cls(
+        model = cls(
             networks, atom_mean, atom_std, card=card, device=device, dtype=torch_dtype(dtype)
         )
+        return with_domain(model, directory)
 
     # -- prediction ----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from ase_au20.models.card import file_sha256, open_model_card, write_card
+from ase_au20.models.domain import Domain, with_domain
 from ase_au20.models.krr.model import WEIGHTS_NAME, KRRModel, n_soap_features
 from ase_au20.models.krr.soap import SoapSettings
 from ase_au20.models.xtb_delta.baseline import XtbSettings
@@ -28,6 +29,8 @@ from ase_au20.models.xtb_delta.cache import BaselineCache, compute_baseline
 class XtbDeltaModel:
     """The GFN1-xTB baseline plus a KRR on its residual; ``cache`` (optional) reuses
     baseline results of geometries seen before (training and evaluation rows)."""
+
+    domain: Domain | None = None  # the domain of applicability: set by load / attach_domain
 
     def __init__(
         self,
@@ -125,4 +128,4 @@ class XtbDeltaModel:
             raise ValueError(
                 f"{directory}: weights or settings do not match the card: {err}"
             ) from None
-        return cls(baseline, delta, card, cache)
+        return with_domain(cls(baseline, delta, card, cache), directory)

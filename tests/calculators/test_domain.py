@@ -1,0 +1,128 @@
+"""Domain of applicability (issue 18, item 1): every DFT isomer and thermal geometry inside,
+every unphysical cluster outside, and the calculators say so."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import units
+from ase.calculators.emt import EMT
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+from ase_au20.calculators.base import OutsideDomainWarning
+from ase_au20.database import load_rows
+from ase_au20.geometry.unphysical_clusters import KINDS, unphysical_corpus
+from ase_au20.models import load_model
+from ase_au20.models.domain import DOMAIN_NAME, Domain, attach_domain
+from ase_au20.structures import au20_ground_state
+
+
+def thermal_geometries(n: int, temperature: float = 300.0, seed: int = 0) -> list:
+    """Snapshots of Td Au20 in EMT Langevin MD at ``temperature`` K, 10 fs apart."""
+    atoms = au20_ground_state()
+    atoms.calc = EMT()
+    thermalize_momenta(atoms, temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    dyn = Langevin(
+        atoms,
+        2 * units.fs,
+        temperature_K=temperature,
+        friction=0.02,
+        rng=np.random.default_rng(seed + 1),
+        fixcm=False,
+    )
+    dyn.run(200)
+    frames = []
+    for _ in range(n):
+        dyn.run(5)
+        frames.append(atoms.copy())
+    return frames
+
+
+@pytest.fixture(scope="module")
+def shipped_domain(shipped_model) -> Domain:
+    return load_model(shipped_model("krr")).domain
+
+
+@pytest.mark.data
+def test_every_dft_isomer_is_inside(shipped_domain: Domain, real_db: Path) -> None:
+    rows = load_rows(real_db)
+    verdict = shipped_domain.verdict(rows.atoms)
+    assert len(rows) == 899 and verdict.in_domain.all(), verdict.score.max()
+
+
+def test_thermal_geometries_are_inside(shipped_domain: Domain) -> None:
+    frames = thermal_geometries(150)
+    assert shipped_domain.verdict(frames).in_domain.mean() >= 0.99
+    rng = np.random.default_rng(3)
+    rattled = []
+    for _ in range(150):
+        atoms = au20_ground_state()
+        atoms.positions += rng.normal(0.0, 0.1, atoms.positions.shape)
+        rattled.append(atoms)
+    assert shipped_domain.verdict(rattled).in_domain.mean() >= 0.98
+
+
+def test_every_unphysical_cluster_is_outside(shipped_domain: Domain, real_db: Path) -> None:
+    bases = load_rows(real_db, "test").atoms[:10]
+    corpus = unphysical_corpus(bases, per_kind=10, seed=2)
+    verdict = shipped_domain.verdict([a for _, a in corpus])
+    assert {k for k, _ in corpus} == set(KINDS)
+    missed = [k for (k, _), inside in zip(corpus, verdict.in_domain, strict=True) if inside]
+    assert not missed
+
+
+def test_calculator_flags_a_collapsed_cluster_and_widens_its_interval(shipped_model) -> None:
+    from ase_au20.calculators.krr import KRRAu20
+
+    calc = KRRAu20(shipped_model("krr"))
+    good = au20_ground_state()
+    collapsed = au20_ground_state()
+    collapsed.positions *= 1.68 / 2.62  # closest pair 1.68 Å, as in the issue
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OutsideDomainWarning)
+        inside = calc.predict([good], ("energy", "in_domain", "domain_score"))
+    assert inside["in_domain"][0] and inside["domain_score"][0] <= 1.0
+    with pytest.warns(OutsideDomainWarning, match="outside the model's domain"):
+        out = calc.predict(
+            [collapsed], ("energy", "energy_std", "energy_uncertainty", "in_domain", "domain_score")
+        )
+    assert not out["in_domain"][0] and out["domain_score"][0] > 1.0
+    raw = calc.calibrator.half_width(out["energy"], 0.9, mondrian=True, spread=out["energy_std"])
+    assert out["energy_uncertainty"][0] == pytest.approx(raw[0] * out["domain_score"][0] ** 2)
+    assert out["energy_uncertainty"][0] > raw[0]
+    with warnings.catch_warnings():  # one warning per calculator, not one per call
+        warnings.simplefilter("error", OutsideDomainWarning)
+        collapsed.calc = calc
+        assert collapsed.calc.get_property("in_domain", collapsed) is False
+    assert {"in_domain", "domain_score"} <= set(calc.implemented_properties)
+
+
+def test_domain_file_is_listed_hashed_and_checked(tiny_krr_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    card = json.loads((tiny_krr_dir / "card.json").read_text())
+    assert DOMAIN_NAME in card["files"] and card["domain"]["checks"][0] == "shortest_pair"
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_krr_dir, copy)
+    loaded = load_model(copy).domain
+    assert loaded.limits == pytest.approx(load_model(tiny_krr_dir).domain.limits)
+    with np.load(copy / DOMAIN_NAME) as data:
+        arrays = dict(data)
+    arrays["limits"] = arrays["limits"] * 2
+    np.savez(copy / DOMAIN_NAME, **arrays)
+    with pytest.raises(ValueError, match="domain.npz"):
+        load_model(copy)
+    (copy / DOMAIN_NAME).unlink()
+    with pytest.raises(ValueError, match="domain.npz"):
+        load_model(copy)
+
+
+def test_attach_domain_needs_two_structures(tiny_krr_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least two"):
+        attach_domain(tiny_krr_dir, [au20_ground_state()])
