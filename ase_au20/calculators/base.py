@@ -20,6 +20,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from ase_au20.models.domain import outside_uncertainty
+from ase_au20.models.pair_conformal import PairCalibrator
 from ase_au20.models.protocol import Model
 from ase_au20.validation import check_cluster
 
@@ -90,6 +91,8 @@ class Au20Calculator(Calculator):
             )
         conformal = self.card.get("conformal")
         self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
+        pairs = self.card.get("pair_conformal")
+        self.pair_calibrator = None if pairs is None else PairCalibrator.from_dict(pairs)
         self._warned: set[str] = set()
         self._lock = threading.RLock()
         if self.model.has_spread:
@@ -289,6 +292,63 @@ class Au20Calculator(Calculator):
                 value = np.stack(value) if same else _object_array(value)
             result[prop] = value
         return result
+
+    # -- relative energies -------------------------------------------------------------
+
+    def energy_difference(
+        self, a: Atoms, b: Atoms, confidence: float | None = None
+    ) -> dict[str, Any]:
+        """E(a) − E(b) (eV) with its own calibrated interval and the probability that a is
+        the lower: ``delta``, ``interval`` (lo, hi), ``p_lower``, ``in_domain`` (both)."""
+        out = self.energy_differences([a, b], [(0, 1)], confidence)
+        return {
+            "delta": float(out["delta"][0]),
+            "interval": (float(out["interval"][0, 0]), float(out["interval"][0, 1])),
+            "p_lower": float(out["p_lower"][0]),
+            "in_domain": bool(out["in_domain"][0]),
+        }
+
+    def energy_differences(
+        self,
+        structures: Sequence[Atoms],
+        pairs: Sequence[tuple[int, int]] | None = None,
+        confidence: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``energy_difference`` of many pairs (i, j) of ``structures`` (default: all i < j)
+        from one batched prediction: arrays ``pairs`` (m, 2), ``delta``, ``interval`` (m, 2),
+        ``p_lower`` and ``in_domain``.
+
+        The interval is calibrated on the differences of calib pairs (the two errors are
+        correlated, so it is narrower than two half-widths added); outside the domain it
+        widens by the larger domain score squared, and ``p_lower`` moves towards 0.5.
+        """
+        if self.pair_calibrator is None:
+            raise ValueError(
+                "the model card has no pair calibration (pair_conformal): retrain the model "
+                "with this version"
+            )
+        confidence = self.confidence if confidence is None else float(confidence)
+        n = len(structures)
+        index = (
+            np.stack(np.triu_indices(n, 1), axis=1)
+            if pairs is None
+            else np.asarray(pairs, dtype=int).reshape(-1, 2)
+        )
+        if len(index) and (index.min() < 0 or index.max() >= n):
+            raise ValueError(f"pair indices must lie in 0..{n - 1}")
+        out = self.predict(structures, ("energy", "domain_score", "in_domain"))
+        energy, score = out["energy"], out["domain_score"]
+        i, j = index[:, 0], index[:, 1]
+        delta = energy[i] - energy[j]
+        widen = np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
+        half = self.pair_calibrator.half_width(confidence) * widen
+        return {
+            "pairs": index,
+            "delta": delta,
+            "interval": np.stack([delta - half, delta + half], axis=1),
+            "p_lower": self.pair_calibrator.p_lower(delta, widen),
+            "in_domain": out["in_domain"][i] & out["in_domain"][j],
+        }
 
     # -- model card --------------------------------------------------------------------
 

@@ -170,9 +170,11 @@ def train_committee_cmd(
     if "test" in metrics:
         t = metrics["test"]
         interval = t["intervals"]["0.9"]["mondrian"]
+        width = interval["mean_width"]  # None in the card: unattainable level, infinite
         click.echo(
             f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f} eV; 90% interval "
-            f"coverage {interval['coverage']:.3f}, mean width {interval['mean_width']:.2f} eV"
+            f"coverage {interval['coverage']:.3f}, mean width "
+            f"{float('inf') if width is None else width:.2f} eV"
         )
     click.echo(f"committee written to {out}")
 

@@ -78,6 +78,7 @@ def new_card(
     metrics: Mapping[str, Any] | None = None,
     conformal: Mapping[str, Any] | None = None,
     calibration_ids: Iterable[int] = (),
+    pair_conformal: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A complete card with provenance filled in (package version, UTC creation time).
 
@@ -99,6 +100,7 @@ def new_card(
         "split_scheme": split_scheme,
         "metrics": dict(metrics or {}),
         "conformal": None if conformal is None else dict(conformal),
+        "pair_conformal": None if pair_conformal is None else dict(pair_conformal),
         "package_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }

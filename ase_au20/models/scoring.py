@@ -10,6 +10,7 @@ import numpy as np
 from ase_au20.database import load_rows
 from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
+from ase_au20.models.pair_conformal import PairCalibrator
 
 REPORT_CONFIDENCES = (0.8, 0.9)
 TRAINING_METADATA = ("energy_reference", "bucket_edges", "split_scheme")
@@ -36,10 +37,11 @@ def calibrate_and_score(
     bucket_edges: Sequence[float],
     spread_of: Callable[[dict[str, Any]], np.ndarray | None] = model_spread,
     spread_offset: float = 0.0,
-) -> tuple[ConformalCalibrator, dict[str, Any]]:
+) -> tuple[ConformalCalibrator, PairCalibrator, dict[str, Any]]:
     """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` plus
-    ``spread_offset`` when it is not None) and score ``test``: regression, per-bucket and
-    interval metrics and the mean predicted |F| at the DFT-relaxed geometries (ideally ~0)."""
+    ``spread_offset`` when it is not None) and the pair-difference calibration, and score
+    ``test``: regression, per-bucket, interval and pair-interval metrics and the mean
+    predicted |F| at the DFT-relaxed geometries (ideally ~0)."""
     calib = load_rows(db, "calib")
     if len(calib) == 0:
         raise ValueError("the database has no calib rows: cannot calibrate")
@@ -52,6 +54,7 @@ def calibrate_and_score(
         spread=spread_of(out),
         spread_offset=spread_offset,
     )
+    pairs = PairCalibrator.fit(out["energy"], calib.energies)
     metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
     test = load_rows(db, "test")
     if len(test):
@@ -72,5 +75,26 @@ def calibrate_and_score(
                 }
                 for c in REPORT_CONFIDENCES
             },
+            "pair_intervals": pair_interval_metrics(pred, test.energies, pairs, 0.9),
         }
-    return calibrator, metrics
+    return calibrator, pairs, metrics
+
+
+def pair_interval_metrics(
+    pred: np.ndarray, true: np.ndarray, pairs: PairCalibrator, confidence: float
+) -> dict[str, float]:
+    """Coverage and full width of the pair intervals over every pair i < j of rows, and the
+    misordering rate of pairs closer than 0.5 eV in truth."""
+    i, j = np.triu_indices(len(pred), 1)
+    predicted, actual = pred[i] - pred[j], true[i] - true[j]
+    half = pairs.half_width(confidence)
+    close = np.abs(actual) < 0.5
+    wrong = np.sign(predicted) != np.sign(actual)
+    return {
+        "confidence": confidence,
+        "n_pairs": int(len(i)),
+        "coverage": float(np.mean(np.abs(predicted - actual) <= half)),
+        "full_width": float(2 * half),
+        "misordered_close": float(wrong[close].mean()) if close.any() else float("nan"),
+        "n_close": int(close.sum()),
+    }

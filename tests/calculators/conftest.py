@@ -26,6 +26,7 @@ def _card_and_conformal(
     """A card calibrated on ``rows`` (``spread``, ``spread_offset``: a normalised one)."""
     from ase_au20.models.card import new_card
     from ase_au20.models.conformal import ConformalCalibrator
+    from ase_au20.models.pair_conformal import PairCalibrator
 
     calibrator = ConformalCalibrator.fit(
         pred, rows.energies, meta["energy_reference"], meta["bucket_edges"], **spread
@@ -40,6 +41,7 @@ def _card_and_conformal(
         train_ids,
         "group",
         conformal=calibrator.to_dict(),
+        pair_conformal=PairCalibrator.fit(pred, rows.energies).to_dict(),
     )
 
 

@@ -13,6 +13,7 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from ase_au20.models.card import new_card
+from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.config import SchNetArchitecture
 from ase_au20.models.schnet.network import SchNet, SchNetModel, torch_threads
 from ase_au20.structures import au20_ground_state
@@ -120,8 +121,12 @@ def test_tabulated_filters_match_exact_ones(rattled: Atoms) -> None:
 def test_save_load_round_trip(tmp_path: Path, rattled: Atoms) -> None:
     model = tiny_model(members=2)
     model.save(tmp_path / "m")
+    other = rattled.copy()
+    other.rattle(0.05, seed=9)
+    attach_domain(tmp_path / "m", [rattled, other])
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "card.json",
+        "domain.npz",
         "member_0.pt",
         "member_1.pt",
     ]

@@ -61,7 +61,7 @@ def fit_committee(
     calib = load_rows(db, "calib")
     spread = committee.predict(calib.atoms)["energy_std"] if len(calib) else np.zeros(1)
     offset = max(float(np.median(spread)), SPREAD_FLOOR)
-    calibrator, metrics = calibrate_and_score(
+    calibrator, pairs, metrics = calibrate_and_score(
         committee, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset
     )
     metrics["weights"] = {
@@ -82,6 +82,7 @@ def fit_committee(
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        pair_conformal=pairs.to_dict(),
         calibration_ids=[
             *calib.ids.tolist(),
             *rows.ids.tolist(),

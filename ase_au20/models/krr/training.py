@@ -310,7 +310,7 @@ def calibrate_and_save(
 ) -> TrainResult:
     """The last steps of every CV-trained KRR-type model: conformal calibration on calib,
     test score, the CV winner in the metrics, the card, the model and its CV table saved."""
-    calibrator, metrics = calibrate_and_score(
+    calibrator, pairs, metrics = calibrate_and_score(
         model, db, meta["energy_reference"], meta["bucket_edges"]
     )
     metrics["cv"] = {
@@ -332,6 +332,7 @@ def calibrate_and_save(
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        pair_conformal=pairs.to_dict(),
         calibration_ids=load_rows(db, "calib").ids,
     )
     model.card["dataset_hash"] = meta.get("dataset_hash", "")

@@ -42,7 +42,7 @@ def fit_schnet(
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{db_path}: SchNet training needs train and val rows")
     model = train_schnet(train, val, config, teacher=teacher, progress=progress)
-    calibrator, metrics = calibrate_and_score(
+    calibrator, pairs, metrics = calibrate_and_score(
         model,
         db,
         meta["energy_reference"],
@@ -63,6 +63,7 @@ def fit_schnet(
         meta["split_scheme"],
         metrics=metrics,
         conformal=calibrator.to_dict(),
+        pair_conformal=pairs.to_dict(),
         calibration_ids=load_rows(db, "calib").ids,
     )
     model.card.update(card, dataset_hash=meta.get("dataset_hash", ""))

@@ -1,0 +1,89 @@
+"""Calibrated intervals for energy differences E(a) − E(b), the numbers chemists compare.
+
+The errors of two predictions are correlated (a model that is 0.3 eV too low for one
+isomer is often too low for its neighbour), so adding two absolute half-widths is too
+wide. The difference is calibrated on itself instead: over every ordered pair (a, b) of
+the calib rows, the signed pair error e = (Ê_a − Ê_b) − (E_a − E_b) = r_a − r_b. Its
+absolute quantiles give split-conformal half-widths; its distribution (symmetric by
+construction) gives ``p_lower``, the probability that a is really lower than b given the
+predicted difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+LEVELS = tuple(round(x, 3) for x in np.arange(0.5, 0.991, 0.01))  # interval confidences
+N_CDF = 201  # points of the stored pair-error distribution
+
+
+@dataclass
+class PairCalibrator:
+    """Absolute pair-error quantiles per confidence level and the pair-error distribution."""
+
+    quantiles: dict[str, float]  # confidence (as "0.9") -> half-width, eV
+    cdf_errors: np.ndarray  # pair errors (eV) at probabilities ``cdf_levels``
+    cdf_levels: np.ndarray
+    n_calib: int
+
+    @classmethod
+    def fit(cls, pred: np.ndarray, true: np.ndarray) -> PairCalibrator:
+        """From calib predictions and labels; ValueError with fewer than 3 rows."""
+        residual = np.asarray(pred, dtype=float) - np.asarray(true, dtype=float)
+        n = len(residual)
+        if n < 3:
+            raise ValueError(f"pair calibration needs at least 3 calib rows, got {n}")
+        errors = (residual[:, None] - residual[None, :])[~np.eye(n, dtype=bool)]
+        absolute = np.sort(np.abs(errors))
+        m = len(absolute)
+        quantiles = {}
+        for level in LEVELS:
+            # split-conformal rank over the n calib isomers (the pairs are not independent)
+            rank = min(int(np.ceil((n + 1) * level / n * m)), m) - 1
+            quantiles[f"{level:g}"] = float(absolute[rank])
+        cdf_levels = np.linspace(0.0, 1.0, N_CDF)
+        return cls(quantiles, np.quantile(errors, cdf_levels), cdf_levels, n)
+
+    def half_width(self, confidence: float) -> float:
+        """Half-width (eV) of the interval of E(a) − E(b) at ``confidence``."""
+        key = f"{round(float(confidence), 3):g}"
+        if key not in self.quantiles:
+            raise ValueError(
+                f"pair intervals are calibrated at {LEVELS[0]:g}…{LEVELS[-1]:g} in steps of "
+                f"0.01, not {confidence}"
+            )
+        return self.quantiles[key]
+
+    def p_lower(self, delta: np.ndarray, widen: np.ndarray | float = 1.0) -> np.ndarray:
+        """P(E_a < E_b | predicted E_a − E_b = ``delta``): the share of pair errors above
+        ``delta`` (errors scaled by ``widen`` ≥ 1 outside the domain, towards 0.5)."""
+        scaled = np.asarray(delta, dtype=float) / np.asarray(widen, dtype=float)
+        return 1.0 - np.interp(scaled, self.cdf_errors, self.cdf_levels, left=0.0, right=1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for the model card."""
+        return {
+            "quantiles": self.quantiles,
+            "cdf_errors": self.cdf_errors.tolist(),
+            "cdf_levels": self.cdf_levels.tolist(),
+            "n_calib": self.n_calib,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairCalibrator:
+        """Inverse of ``to_dict``; ValueError for a malformed entry."""
+        try:
+            out = cls(
+                {str(k): float(v) for k, v in data["quantiles"].items()},
+                np.asarray(data["cdf_errors"], dtype=float),
+                np.asarray(data["cdf_levels"], dtype=float),
+                int(data["n_calib"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed pair_conformal entry in the card ({err!r})") from None
+        if out.cdf_errors.shape != out.cdf_levels.shape or np.any(np.diff(out.cdf_errors) < 0):
+            raise ValueError("malformed pair_conformal entry in the card (cdf not sorted)")
+        return out
