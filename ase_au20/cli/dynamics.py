@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ase_au20.cli.workflow_options import (
     build_calculator,
@@ -29,6 +30,11 @@ def _load(file: str | None, calc_spec: str, device: str):
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
 @click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
 @click.option("--steps", default=500, show_default=True, type=int, help="maximum optimizer steps")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the relaxed structure is outside the model's domain of applicability.",
+)
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("relax", "FILE")
 def relax_cmd(
@@ -37,6 +43,7 @@ def relax_cmd(
     fmax: float,
     optimizer: str,
     steps: int,
+    strict: bool,
     device: str,
     out_dir: Path | None,
     overwrite: bool,
@@ -68,6 +75,11 @@ def relax_cmd(
     files = published(files, stage, out_dir)
     click.echo(f"{'steps':<12}{result.steps}")
     click.echo(f"{'converged':<12}{result.converged}")
+    verdict = {None: "no verdict (the calculator gives none)", True: "yes", False: "NO"}
+    click.echo(f"{'in domain':<12}{verdict[result.in_domain]}")
+    final = result.trust.arrays()
+    if np.isfinite(final["energy_uncertainty"][-1]):
+        click.echo(f"{'± (90 %)':<12}{final['energy_uncertainty'][-1]:.3f} eV")
     click.echo(f"{'E start':<12}{result.energies[0]:.5f} eV")
     click.echo(f"{'E final':<12}{result.energies[-1]:.5f} eV")
     click.echo(f"{'fmax final':<12}{result.fmax[-1]:.4f} eV/Å")
@@ -75,6 +87,10 @@ def relax_cmd(
         click.echo(f"{kind:<12}{path}")
     if not result.converged:
         raise click.ClickException(f"not converged to fmax={fmax} eV/Å within {steps} steps")
+    if strict and result.in_domain is False:
+        raise click.ClickException(
+            "the relaxed structure is outside the model's domain of applicability (--strict)"
+        )
 
 
 @click.command("md")
@@ -137,6 +153,13 @@ def md_cmd(
     click.echo(f"{'time':<22}{result.time[-1] / 1000:.3f} ps ({steps} steps of {timestep} fs)")
     click.echo(f"{'mean temperature':<22}{result.temperature.mean():.1f} K")
     click.echo(f"{'mean potential E':<22}{result.potential.mean():.5f} eV")
+    inside = result.trust.arrays()["in_domain"]
+    if np.isfinite(inside).all():
+        first = result.trust.first_outside
+        click.echo(
+            f"{'outside the domain':<22}{int((inside == 0).sum())} of {len(inside)} records"
+            + (f" (first at step {first})" if first is not None else "")
+        )
     if result.drift:
         slope = result.drift["slope_meV_per_atom_per_ps"]
         dev = result.drift["max_deviation_meV_per_atom"]

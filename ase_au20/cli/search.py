@@ -168,6 +168,7 @@ def print_search_report(report, top: int = 10) -> None:
     n_valid = int(report.valid.sum())
     click.echo(
         f"minima {len(report.minima)}  valid {n_valid}  distinct {len(report.candidates)}"
+        f"  outside the domain {report.n_outside_domain}"
         f"  bond cutoff {report.bond_cutoff:.2f} Å  wall {report.wall_time:.1f} s"
     )
     click.echo(

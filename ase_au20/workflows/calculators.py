@@ -7,6 +7,7 @@ uncertainty) otherwise, so EMT works everywhere.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,63 @@ class ModelIdentity:
     def pairs(self) -> dict[str, str]:
         """The ``model`` / ``model_card_sha256`` key-value pairs of a prediction row."""
         return {"model": self.name, "model_card_sha256": self.card_sha256}
+
+
+TRUST_KEYS = ("energy_uncertainty", "energy_std", "domain_score", "in_domain")
+
+
+def trust_of(atoms: Atoms) -> dict[str, float]:
+    """The trust properties of the calculation just done on ``atoms`` (interval half-width,
+    spread, domain score, verdict as 1/0), NaN where the calculator gives none (EMT)."""
+    results = getattr(atoms.calc, "results", None) or {}
+    return {k: float(results[k]) if k in results else float("nan") for k in TRUST_KEYS}
+
+
+class TrustLog:
+    """Per-step trust properties of a relaxation or MD run, copied into each trajectory
+    frame's ``info`` and a warning the first time the structure leaves the domain."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.series: dict[str, list[float]] = {k: [] for k in TRUST_KEYS}
+        self.first_outside: int | None = None
+
+    def record(self, atoms: Atoms, step: int) -> None:
+        """Append the last calculation's values; tag ``atoms.info`` for the trajectory."""
+        values = trust_of(atoms)
+        for key, value in values.items():
+            self.series[key].append(value)
+            if np.isfinite(value):
+                atoms.info[key] = bool(value) if key == "in_domain" else value
+        if values["in_domain"] == 0.0 and self.first_outside is None:
+            self.first_outside = step
+            warnings.warn(
+                f"{self.what} left the model's domain of applicability at step {step} "
+                f"(domain score {values['domain_score']:.2f}): from here on energies are "
+                "extrapolations",
+                stacklevel=2,
+            )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Each series as an array."""
+        return {k: np.array(v, dtype=float) for k, v in self.series.items()}
+
+    def add_to(self, res: Any, group: str) -> None:
+        """Store the series in a Results object under ``group``."""
+        described = {
+            "energy_uncertainty": ("eV", "conformal half-width at the calculator's confidence"),
+            "energy_std": ("eV", "epistemic spread of the model (NaN: it has none)"),
+            "domain_score": ("", "domain of applicability score, > 1 outside (NaN: none)"),
+            "in_domain": ("", "1 inside the model's domain, 0 outside, NaN: no verdict"),
+        }
+        for key, values in self.arrays().items():
+            res.add(f"{group}/{key}", values, *described[key])
+
+    @property
+    def in_domain(self) -> bool | None:
+        """The verdict of the last step (None when the calculator gives none)."""
+        last = self.series["in_domain"][-1] if self.series["in_domain"] else float("nan")
+        return None if not np.isfinite(last) else bool(last)
 
 
 def uncertainty_properties(calc: Calculator) -> tuple[str, ...]:

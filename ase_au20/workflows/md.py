@@ -16,13 +16,14 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixCom
+from ase.io import Trajectory
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.calculators import model_card_of
+from ase_au20.workflows.calculators import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
 
 ENSEMBLES = ("nve", "langevin")
@@ -38,6 +39,7 @@ class MDResult:
     temperature: np.ndarray
     atoms: Atoms
     drift: dict[str, float] = field(default_factory=dict)
+    trust: TrustLog | None = None  # uncertainty, spread and domain verdict per record
 
     @property
     def total(self) -> np.ndarray:
@@ -90,9 +92,8 @@ def run_md(
     thermalize_momenta(atoms, temperature, exact_temperature=True, rng=rng)
     Stationary(atoms)
     ZeroRotation(atoms)
-    traj = str(trajectory) if trajectory is not None else None
     if ensemble == "nve":
-        dyn = VelocityVerlet(atoms, timestep * units.fs, trajectory=traj, loginterval=interval)
+        dyn = VelocityVerlet(atoms, timestep * units.fs)
     else:
         atoms.set_constraint(FixCom())  # ASE's recommended replacement for fixcm=True
         dyn = Langevin(
@@ -102,21 +103,29 @@ def run_md(
             friction=friction / units.fs,
             rng=rng,
             fixcm=False,
-            trajectory=traj,
-            loginterval=interval,
         )
     series: dict[str, list[float]] = {"time": [], "epot": [], "ekin": [], "temp": []}
     bar = tqdm(total=steps, desc=f"md {ensemble}", unit="step", disable=not progress, leave=False)
+
+    trust = TrustLog("the MD run")
+    writer = Trajectory(str(trajectory), "w") if trajectory is not None else None
 
     def record() -> None:
         series["time"].append(dyn.get_time() / units.fs)
         series["epot"].append(float(atoms.get_potential_energy()))
         series["ekin"].append(float(atoms.get_kinetic_energy()))
         series["temp"].append(float(atoms.get_temperature()))
+        trust.record(atoms, dyn.nsteps)
+        if writer is not None:  # after the trust values are in atoms.info
+            writer.write(atoms)
         bar.update(dyn.nsteps - bar.n)  # update() honours tqdm's refresh interval
 
     dyn.attach(record, interval=interval)
-    dyn.run(steps)
+    try:
+        dyn.run(steps)
+    finally:
+        if writer is not None:
+            writer.close()
     bar.close()
     result = MDResult(
         time=np.array(series["time"]),
@@ -124,6 +133,7 @@ def run_md(
         kinetic=np.array(series["ekin"]),
         temperature=np.array(series["temp"]),
         atoms=atoms,
+        trust=trust,
     )
     if ensemble == "nve":
         result.drift = energy_drift(result.time, result.total, len(atoms))
@@ -181,6 +191,7 @@ def run_md_files(
     res.add("series/kinetic_energy", result.kinetic, "eV", "kinetic energy")
     res.add("series/total_energy", result.total, "eV", "potential + kinetic energy")
     res.add("series/temperature", result.temperature, "K", "instantaneous temperature")
+    result.trust.add_to(res, "series")
     units_of = {"slope_meV_per_atom_per_ps": "meV/atom/ps"}
     for key, value in result.drift.items():
         res.add(f"drift/{key}", value, units_of.get(key, "meV/atom"), "NVE total-energy drift")

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.io import write
+from ase.io import Trajectory, write
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.calculators import model_card_of
+from ase_au20.workflows.calculators import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.structure_files import predicted_structure
 
@@ -28,12 +28,19 @@ OPTIMIZERS = {"bfgs": BFGS, "fire": FIRE}
 
 @dataclass
 class RelaxResult:
-    """A relaxed structure and its per-step energy (eV) and max force (eV/Å) history."""
+    """A relaxed structure, its per-step energy (eV) and max force (eV/Å) history, and the
+    trust properties of every step (``trust``; NaN where the calculator gives none)."""
 
     atoms: Atoms
     energies: np.ndarray
     fmax: np.ndarray
     converged: bool
+    trust: TrustLog | None = None
+
+    @property
+    def in_domain(self) -> bool | None:
+        """Whether the relaxed structure is inside the model's domain (None: no verdict)."""
+        return None if self.trust is None else self.trust.in_domain
 
     @property
     def steps(self) -> int:
@@ -61,21 +68,29 @@ def relax(
     atoms.calc = calc
     energies: list[float] = []
     forces_max: list[float] = []
+    trust = TrustLog("the relaxation")
     bar = tqdm(total=steps, desc="relax", unit="step", disable=not progress, leave=False)
+    writer = Trajectory(str(trajectory), "w") if trajectory is not None else None
 
     def record() -> None:
         energies.append(float(atoms.get_potential_energy()))
         forces_max.append(float(np.linalg.norm(atoms.get_forces(), axis=1).max()))
+        trust.record(atoms, len(energies) - 1)
+        if writer is not None:  # after the trust values are in atoms.info
+            writer.write(atoms)
         if len(energies) > 1:
             bar.update(1)
         bar.set_postfix(E=f"{energies[-1]:.4f}", fmax=f"{forces_max[-1]:.3f}", refresh=False)
 
-    traj = str(trajectory) if trajectory is not None else None
-    with OPTIMIZERS[optimizer.lower()](atoms, logfile=None, trajectory=traj) as opt:
-        opt.attach(record, interval=1)
-        converged = bool(opt.run(fmax=fmax, steps=steps))
+    try:
+        with OPTIMIZERS[optimizer.lower()](atoms, logfile=None) as opt:
+            opt.attach(record, interval=1)
+            converged = bool(opt.run(fmax=fmax, steps=steps))
+    finally:
+        if writer is not None:
+            writer.close()
     bar.close()
-    return RelaxResult(atoms, np.array(energies), np.array(forces_max), converged)
+    return RelaxResult(atoms, np.array(energies), np.array(forces_max), converged, trust)
 
 
 def plot_relaxation(result: RelaxResult, path: str | os.PathLike, title: str = "") -> Path:
@@ -132,6 +147,9 @@ def run_relax(
     res.add("final/positions", relaxed.get_positions(), "Å", "relaxed Cartesian positions")
     res.add("final/energy", result.energies[-1], "eV", "energy of the relaxed structure")
     res.add("final/converged", result.converged, "", "max force below fmax within steps")
+    verdict = {None: -1, True: 1, False: 0}[result.in_domain]
+    res.add("final/in_domain", verdict, "", "1 inside the model's domain, 0 outside, -1: none")
+    result.trust.add_to(res, "history")
     write_results(files["h5"], res)
     plot_relaxation(result, files["png"], f"{name} ({optimizer.upper()})")
     return result, files

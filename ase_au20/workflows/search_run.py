@@ -46,6 +46,7 @@ class SearchReport:
     ground_state_distance: float = np.inf  # Å, closest candidate fingerprint to it
     rows_written: int = 0
     rows_skipped: int = 0
+    n_outside_domain: int = 0  # distinct valid minima the calculator judged out of domain
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -100,6 +101,11 @@ def run_search(
         predicted = predict_batch(calc, structures, ("energy", *extras))
     else:
         predicted = {"energy": np.zeros(0), "energy_uncertainty": np.zeros(0)}
+    inside = np.asarray(predicted.get("in_domain", np.ones(len(structures))), dtype=bool)
+    n_outside = int((~inside).sum())  # out-of-domain minima are never candidates
+    structures = [a for a, ok in zip(structures, inside, strict=True) if ok]
+    keep = [m for m, ok in zip(keep, inside, strict=True) if ok]
+    predicted = {k: np.asarray(v)[inside] for k, v in predicted.items()}
     energy, uncertainty = predicted["energy"], predicted["energy_uncertainty"]
     std = predicted.get("energy_std", np.full(len(structures), np.nan))
     in_domain = predicted.get("in_domain", [None] * len(structures))
@@ -125,6 +131,7 @@ def run_search(
     ]
     wall = time.perf_counter() - start
     report = SearchReport(settings, minima, valid, candidates, float(bond_cutoff), wall)
+    report.n_outside_domain = n_outside
     if known:
         _ground_state(report, known, known_ids, match_tol, scale_invariant)
     if db is not None and store and candidates:
@@ -206,7 +213,9 @@ def write_search_files(
     )
     res.add(
         "candidates/positions",
-        np.array([c.atoms.get_positions() for c in cs]).reshape(len(cs), -1, 3),
+        np.array([c.atoms.get_positions() for c in cs]).reshape(len(cs), -1, 3)
+        if cs
+        else np.zeros((0, 0, 3)),
         "Å",
         "Cartesian positions, ranked",
     )
@@ -224,7 +233,13 @@ def write_search_files(
     )
     res.add("summary/n_minima", len(minima), "", "local minima visited")
     res.add("summary/n_valid", int(report.valid.sum()), "", "valid minima")
-    res.add("summary/n_candidates", len(cs), "", "distinct valid minima")
+    res.add("summary/n_candidates", len(cs), "", "distinct valid minima inside the domain")
+    res.add(
+        "summary/n_outside_domain",
+        report.n_outside_domain,
+        "",
+        "distinct valid minima outside the model's domain, dropped",
+    )
     res.add("summary/bond_cutoff", report.bond_cutoff, "Å", "connectivity cutoff")
     res.add("summary/wall_time", report.wall_time, "s", "search + ranking time")
     res.add(

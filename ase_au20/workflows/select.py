@@ -11,8 +11,8 @@ where *disagreement* is the standard deviation of the calculators' energies (e.g
 SchNet), *epistemic_std* the largest epistemic spread a calculator reports through an
 ``energy_std`` property (an ensemble's std, or the shipped KRR's predictive std), and the
 half-width the mean ``energy_uncertainty`` (missing values count as 0). Only structures
-within ``energy_window`` eV of the lowest mean prediction are eligible: the aim is to pin
-down the low-energy isomers.
+within ``energy_window`` eV of the lowest mean prediction and inside every calculator's
+domain of applicability are eligible: the aim is to pin down the low-energy isomers.
 """
 
 from __future__ import annotations
@@ -111,13 +111,13 @@ def score_candidates(
         )
     n = len(structures)
     energies, half_widths, spreads = {}, [], []
+    inside = np.ones(n, dtype=bool)  # out of any calculator's domain: never selected
     for name, calc in calcs.items():
-        props = (
-            ("energy", "energy_std")
-            if "energy_std" in getattr(calc, "implemented_properties", ())
-            else ("energy",)
-        )
+        implemented = getattr(calc, "implemented_properties", ())
+        props = ("energy", *(p for p in ("energy_std", "in_domain") if p in implemented))
         out = predict_batch(calc, structures, props)
+        if "in_domain" in out:
+            inside &= np.asarray(out["in_domain"], dtype=bool)
         energies[name] = np.asarray(out["energy"], dtype=float)
         half_widths.append(np.asarray(out["energy_uncertainty"], dtype=float))
         if "energy_std" in out:
@@ -128,8 +128,8 @@ def score_candidates(
     epistemic = np.nanmax(np.vstack(spreads), axis=0) if spreads else np.full(n, np.nan)
     half_width = _nanmean_rows(half_widths, n)
     score = np.hypot(disagreement, np.nan_to_num(epistemic)) + np.nan_to_num(half_width)
-    relative = mean - mean.min()
-    eligible = np.ones(n, bool) if energy_window is None else relative <= energy_window
+    relative = mean - mean[inside].min() if inside.any() else mean - mean.min()
+    eligible = inside & (np.ones(n, bool) if energy_window is None else relative <= energy_window)
     order = [i for i in np.argsort(-score, kind="stable") if eligible[i]]
     return Selection(
         row_ids=np.asarray(row_ids)[order],

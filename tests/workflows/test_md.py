@@ -111,3 +111,22 @@ def test_cli_md_without_a_file_runs_the_built_in_td(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     out = tmp_path / "md-au20-td"  # the default --out: verb and input
     assert (out / "au20-td-md.h5").is_file() and "5 steps of 2.0 fs" in res.output
+
+
+def test_md_records_trust_per_step(tmp_path, shipped_model):
+    from ase.io import Trajectory
+
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.workflows.md import run_md_files
+    from ase_au20.workflows.results import read_results
+
+    result, files = run_md_files(
+        au20_ground_state(), KRRAu20(shipped_model("krr")), tmp_path, steps=4, temperature=300
+    )
+    arrays, _ = read_results(files["h5"])
+    assert arrays["series/in_domain"].tolist() == [1.0] * 5
+    assert np.all(arrays["series/energy_uncertainty"] > 0)
+    assert np.all(np.isfinite(arrays["series/energy_std"]))
+    with Trajectory(files["traj"]) as frames:
+        assert len(frames) == 5 and all(f.info["in_domain"] is True for f in frames)
+    assert result.trust.first_outside is None

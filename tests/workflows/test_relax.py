@@ -103,3 +103,64 @@ def test_cli_relax_clear_errors(tmp_path):
     write(tmp_path / "cu.xyz", Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]]))
     res = runner.invoke(relax_cmd, [str(tmp_path / "cu.xyz"), "--calc", "emt"])
     assert res.exit_code != 0 and "only Au atoms" in res.output
+
+
+def test_relax_records_trust_per_step(tmp_path, shipped_model):
+    from ase.io import Trajectory
+
+    from ase_au20.workflows.results import read_results
+
+    squeezed = au20_ground_state()
+    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    write(tmp_path / "squeezed.xyz", squeezed)
+    out = tmp_path / "r"
+    args = [str(tmp_path / "squeezed.xyz"), "--calc", str(shipped_model("krr")), "--steps", "3"]
+    with pytest.warns(UserWarning, match="domain of applicability"):
+        res = CliRunner().invoke(relax_cmd, [*args, "--out", str(out)])
+    assert "in domain" in res.output, res.output
+    arrays, _ = read_results(out / "squeezed-relax.h5")
+    n = len(arrays["history/energy"])
+    for key in ("energy_uncertainty", "energy_std", "domain_score", "in_domain"):
+        assert arrays[f"history/{key}"].shape == (n,)
+    assert arrays["history/in_domain"][0] == 0 and arrays["history/domain_score"][0] > 1
+    assert np.isfinite(arrays["history/energy_std"]).all()
+    with Trajectory(out / "squeezed-relax.traj") as frames:
+        assert len(frames) == n and frames[0].info["in_domain"] is False
+        assert frames[0].info["energy_uncertainty"] == pytest.approx(
+            arrays["history/energy_uncertainty"][0]
+        )
+
+
+OUTSIDE_FACTORY = """
+from ase.calculators.emt import EMT
+
+
+class OutsideEMT(EMT):
+    implemented_properties = [*EMT.implemented_properties, "in_domain", "domain_score"]
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.results.update(in_domain=False, domain_score=1.5)
+
+
+def make():
+    return OutsideEMT()
+"""
+
+
+def test_relax_reports_the_domain_apart_from_convergence(tmp_path, monkeypatch):
+    (tmp_path / "outside_calc.py").write_text(OUTSIDE_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--calc", "outside_calc:make", "--fmax", "0.1"]
+    plain = CliRunner().invoke(relax_cmd, [*args, "--out", str(tmp_path / "a")])
+    assert plain.exit_code == 0, plain.output
+    assert "converged   True" in plain.output and "in domain   NO" in plain.output
+    strict = CliRunner().invoke(relax_cmd, [*args, "--strict", "--out", str(tmp_path / "b")])
+    assert strict.exit_code == 1 and "outside the model's domain" in strict.output
+    assert (tmp_path / "b" / "au20-td-relax.h5").is_file()  # the outputs are still written
+
+
+def test_relax_with_emt_records_no_verdict(tmp_path):
+    result = relax(au20_ground_state(), EMT(), steps=2)
+    assert result.in_domain is None
+    assert np.isnan(result.trust.arrays()["domain_score"]).all()

@@ -286,3 +286,21 @@ def test_auto_workers_one_per_run_up_to_the_cores_and_one_on_a_gpu():
     assert auto_workers(EMT(), 64) == min(64, usable_cores())
     on_gpu = SimpleNamespace(model=SimpleNamespace(device=SimpleNamespace(type="cuda")))
     assert auto_workers(on_gpu, 4) == 1
+
+
+class OutsideEMT(EMT):
+    """EMT whose every result is judged outside the domain."""
+
+    implemented_properties = [*EMT.implemented_properties, "in_domain", "domain_score"]
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.results.update(in_domain=False, domain_score=2.0)
+
+
+def test_out_of_domain_minima_are_never_candidates(db_copy, tmp_path):
+    settings = SearchSettings(method="multistart", runs=1, steps=3, seed=0)
+    report = run_search(OutsideEMT(), settings, tmp_path / "out", db_url=db_copy, calc_name="x")
+    assert report.candidates == [] and report.n_outside_domain > 0 and report.rows_written == 0
+    arrays, _ = read_results(report.files["h5"])
+    assert int(arrays["summary/n_outside_domain"]) == report.n_outside_domain

@@ -139,3 +139,25 @@ def test_score_combines_disagreement_spread_and_interval(candidate_db):
     np.testing.assert_allclose(sel.epistemic_std, 0.2)
     np.testing.assert_allclose(sel.conformal_half_width, 0.5)  # LJ has none: mean of the rest
     np.testing.assert_allclose(sel.score, np.hypot(sel.disagreement, 0.2) + 0.5)
+
+
+class HalfOutsideEMT(EnsembleEMT):
+    """EnsembleEMT that judges every other structure outside its domain, and calls those
+    far lower in energy (as a collapsed structure would be)."""
+
+    implemented_properties = [*EnsembleEMT.implemented_properties, "in_domain"]
+
+    def predict(self, structures, properties=("energy",)):
+        out = super().predict(structures, properties)
+        outside = np.arange(len(structures)) % 2 == 1
+        out["energy"] = np.where(outside, out["energy"] - 50.0, out["energy"])
+        out["in_domain"] = ~outside
+        return out
+
+
+def test_out_of_domain_structures_are_never_selected(candidate_db):
+    ids, structures, _ = unlabelled_rows(connect(candidate_db))
+    sel = score_candidates(structures, ids, {"ens": HalfOutsideEMT()}, energy_window=1.0)
+    inside_ids = set(ids[::2].tolist())
+    assert len(sel) > 0 and set(sel.row_ids.tolist()) <= inside_ids
+    assert sel.relative_energy.min() == pytest.approx(0.0)  # relative to the inside minimum
