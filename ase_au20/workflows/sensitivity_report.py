@@ -99,23 +99,26 @@ SITE_SCALE = 1e3  # eV -> SITE_UNIT
 
 
 def extreme_sites(result: SensitivityResult, n: int = N_EXTREME_SITES) -> pd.DataFrame:
-    """The n stiffest and n softest sites by K_i, stiffest first (energies in meV)."""
-    ranked = result.sites.sort_values("K", ascending=False).reset_index(drop=True)
+    """The n stiffest and n softest sites, stiffest first, ranked by the Hessian block's
+    expected |ΔE| σ²·tr(H_ii)/2 (exact, no sampling noise), with the Monte Carlo K_i beside
+    it as a check (energies in meV)."""
+    ranked = result.sites.sort_values("harmonic_expected_de", ascending=False)
+    ranked = ranked.reset_index(drop=True)
     n = min(n, len(ranked) // 2) or 1
     top = ranked.head(n).assign(rank=np.arange(1, n + 1), group="top")
     bottom = ranked.tail(n).assign(
         rank=np.arange(len(ranked) - n + 1, len(ranked) + 1), group="bottom"
     )
-    columns = ["group", "rank", "site", "K", "K_std", "harmonic_stiffness", "harmonic_expected_de"]
+    columns = ["group", "rank", "site", "harmonic_expected_de", "K", "K_std", "harmonic_stiffness"]
     table = pd.concat([top, bottom])[columns]
     for column in ("K", "K_std", "harmonic_expected_de"):
         table[column] = SITE_SCALE * table[column]
     return table.rename(
         columns={
+            "harmonic_expected_de": f"hessian_expected_de_{SITE_UNIT}",
             "K": f"K_{SITE_UNIT}",
             "K_std": f"K_std_{SITE_UNIT}",
             "harmonic_stiffness": "harmonic_stiffness_eV_per_A2",
-            "harmonic_expected_de": f"harmonic_expected_de_{SITE_UNIT}",
         }
     )
 
@@ -129,24 +132,24 @@ def write_outputs(
     """Write the HDF5 file, PNGs, PDB + VMD script, CSV and structure; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    k_values = result.sites["K"].to_numpy()
-    scale, unit = SITE_SCALE, SITE_UNIT
-    label = f"K_i (mean |ΔE|, {unit}) at σ = {result.config.site_sigma:g} Å"
+    values = SITE_SCALE * result.sites["harmonic_expected_de"].to_numpy()
+    sigma = result.config.site_sigma
+    label = f"σ²·tr(H_ii)/2 ({SITE_UNIT}): expected |ΔE| of atom i moved by σ = {sigma:g} Å"
     paths = {
         "structure": out / "structure.xyz",
         "abs_de_by_sigma": plot_abs_de_by_sigma(result, out / "abs_de_by_sigma.png"),
         "abs_de_vs_rmsd": plot_abs_de_vs_rmsd(result, out / "abs_de_vs_rmsd.png"),
         "site_stiffness": plot_site_stiffness(result, out / "site_stiffness.png"),
-        "site_k_3d": plot_site_values_3d(
+        "site_hessian_3d": plot_site_values_3d(
             result.structure,
-            scale * k_values,
-            out / "site_K_3d.png",
-            "Per-site sensitivity K_i",
+            values,
+            out / "site_hessian_3d.png",
+            "Per-site stiffness from the Hessian blocks",
             label,
         ),
-        "pdb": write_bfactor_pdb(result.structure, scale * k_values, out / "site_K.pdb"),
+        "pdb": write_bfactor_pdb(result.structure, values, out / "site_hessian.pdb"),
     }
-    paths["vmd"] = write_vmd_script(paths["pdb"], out / "site_K.tcl", label)
+    paths["vmd"] = write_vmd_script(paths["pdb"], out / "site_hessian.tcl", label)
     paths["csv"] = out / "site_extremes.csv"
     extreme_sites(result).to_csv(paths["csv"], index=False)
     structure = predicted_structure(
@@ -178,7 +181,7 @@ def format_report(result: SensitivityResult) -> str:
         }
     )
     extremes = extreme_sites(result)
-    k_column = f"K_{SITE_UNIT}"
+    k_column, h_column = f"K_{SITE_UNIT}", f"hessian_expected_de_{SITE_UNIT}"
     lines = [
         f"base energy {result.base_energy:.4f} eV"
         + (f" ± {result.base_uncertainty:.3f}" if np.isfinite(result.base_uncertainty) else "")
@@ -188,14 +191,14 @@ def format_report(result: SensitivityResult) -> str:
         f"{1e3 * result.global_k:.4g} meV",
         f"log-log slope of |ΔE| vs RMSD: {result.slope:.3f} ± {result.slope_stderr:.3f}"
         " (2 = harmonic minimum)",
-        "stiffest sites (K_i/meV): "
+        "stiffest sites (σ²·tr(H_ii)/2 in meV; Monte Carlo K_i in brackets): "
         + ", ".join(
-            f"{int(r.site)}:{getattr(r, k_column):.3g}"
+            f"{int(r.site)}:{getattr(r, h_column):.3g} ({getattr(r, k_column):.3g})"
             for r in extremes[extremes.group == "top"].itertuples()
         ),
-        "softest sites (K_i/meV): "
+        "softest sites: "
         + ", ".join(
-            f"{int(r.site)}:{getattr(r, k_column):.3g}"
+            f"{int(r.site)}:{getattr(r, h_column):.3g} ({getattr(r, k_column):.3g})"
             for r in extremes[extremes.group == "bottom"].itertuples()
         ),
     ]

@@ -92,9 +92,9 @@ def test_site_csv_is_meV_at_full_precision(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, [*SENSITIVITY, "--out", str(out)]).exit_code == 0
     with (out / "site_extremes.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert "K_meV" in rows[0] and "K" not in rows[0]
+    assert "K_meV" in rows[0] and "hessian_expected_de_meV" in rows[0] and "K" not in rows[0]
     assert max(len(r["K_meV"].replace("-", "").replace(".", "")) for r in rows) > 6
-    assert "(mean |ΔE|, meV)" in (out / "site_K.tcl").read_text()
+    assert "σ²·tr(H_ii)/2 (meV)" in (out / "site_hessian.tcl").read_text()
 
 
 def test_file_arguments_follow_ase(tmp_path: Path, synthetic_db: Path) -> None:

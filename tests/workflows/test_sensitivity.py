@@ -21,7 +21,7 @@ from ase_au20.workflows.sensitivity_report import to_results, write_outputs
 from ase_au20.workflows.stiffness import hessian_diagonal_blocks
 
 SMALL = {"sigmas": (0.01, 0.02, 0.04), "ks": (1, 4), "repeats": 10, "seed": 7}
-PNGS = ("abs_de_by_sigma.png", "abs_de_vs_rmsd.png", "site_stiffness.png", "site_K_3d.png")
+PNGS = ("abs_de_by_sigma.png", "abs_de_vs_rmsd.png", "site_stiffness.png", "site_hessian_3d.png")
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,13 @@ def test_share_resolvable_uses_the_uncertainty(td_emt) -> None:
 def test_outputs_schema_and_reproducibility(td_emt, small_run, tmp_path: Path) -> None:
     atoms, calc = td_emt
     paths = write_outputs(small_run, tmp_path / "a", {"seed": 7}, {"calculator": "EMT"})
-    for name in (*PNGS, "sensitivity.h5", "site_K.pdb", "site_K.tcl", "site_extremes.csv"):
+    for name in (
+        *PNGS,
+        "sensitivity.h5",
+        "site_hessian.pdb",
+        "site_hessian.tcl",
+        "site_extremes.csv",
+    ):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
     assert paths["hdf5"] == tmp_path / "a" / "sensitivity.h5"
     arrays, attrs = read_results(paths["hdf5"])
@@ -203,3 +209,13 @@ def test_outputs_schema_and_reproducibility(td_emt, small_run, tmp_path: Path) -
     for key in arrays:
         np.testing.assert_array_equal(same[key], arrays[key], err_msg=key)
     assert not np.array_equal(different["samples/energy"], arrays["samples/energy"])
+
+
+def test_sites_are_ranked_by_the_hessian_blocks(small_run) -> None:
+    from ase_au20.workflows.sensitivity_report import extreme_sites
+
+    table = extreme_sites(small_run)
+    hessian = table["hessian_expected_de_meV"].to_numpy()
+    assert np.all(np.diff(hessian) <= 0)  # stiffest first, exact: no Monte Carlo noise
+    expected = 1e3 * small_run.sites["harmonic_expected_de"].max()
+    assert hessian[0] == pytest.approx(expected)

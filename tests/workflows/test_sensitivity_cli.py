@@ -33,9 +33,9 @@ def test_default_structure_is_the_relaxed_pyramid(tmp_path: Path) -> None:
         "abs_de_by_sigma.png",
         "abs_de_vs_rmsd.png",
         "site_stiffness.png",
-        "site_K_3d.png",
-        "site_K.pdb",
-        "site_K.tcl",
+        "site_hessian_3d.png",
+        "site_hessian.pdb",
+        "site_hessian.tcl",
         "site_extremes.csv",
         "structure.xyz",
     ):
