@@ -172,14 +172,17 @@ def print_search_report(report, top: int = 10) -> None:
         f"  bond cutoff {report.bond_cutoff:.2f} Å  wall {report.wall_time:.1f} s"
     )
     click.echo(
-        f"{'rank':>4} {'E (eV)':>12} {'±u (eV)':>8} {'LCB (eV)':>12} {'run':>3} {'known id':>8}"
+        f"{'rank':>4} {'E (eV)':>12} {'±u (eV)':>8} {'gap (eV)':>9} {'gap interval':>16}"
+        f" {'P(lower)':>8} {'run':>3} {'known id':>8}"
     )
     for rank, c in enumerate(report.candidates[:top]):
         known = str(c.matches_cluster_id) if c.matches_cluster_id >= 0 else "new"
+        lo, hi = c.gap_interval
         click.echo(
-            f"{rank:>4} {c.energy:>12.4f} {c.uncertainty:>8.3f} {c.lcb:>12.4f} "
-            f"{c.run:>3} {known:>8}"
+            f"{rank:>4} {c.energy:>12.4f} {c.uncertainty:>8.3f} {c.gap:>9.3f}"
+            f" {f'[{lo:.2f}, {hi:.2f}]':>16} {c.p_below_best:>8.2f} {c.run:>3} {known:>8}"
         )
+    click.echo("P(lower): probability that the candidate is really below the lowest one")
     if report.ground_state_id >= 0:
         state = (
             f"found at rank {report.ground_state_rank}"

@@ -45,6 +45,9 @@ class Candidate:
     step: int
     std: float = np.nan  # eV, epistemic spread (NaN when the calculator has none)
     in_domain: bool | None = None  # the calculator's domain verdict (None: it gives none)
+    gap: float = np.nan  # eV, energy above the lowest candidate
+    gap_interval: tuple[float, float] = (np.nan, np.nan)  # eV, calibrated interval of the gap
+    p_below_best: float = np.nan  # probability it is really lower than the lowest candidate
     matches_cluster_id: int = -1  # known isomer with the same fingerprint, or -1
     match_distance: float = np.inf  # Å, fingerprint distance to the closest known isomer
 
@@ -71,6 +74,24 @@ def unique_indices(structures: Sequence[Atoms], energies: Sequence[float], tol: 
         if not kept or max_deviation(fps[index], fps[kept]).min() >= tol:
             kept.append(int(index))
     return kept
+
+
+def fill_gaps_to_best(calc: Any, candidates: Sequence[Candidate]) -> None:
+    """Each candidate's gap to the lowest-energy candidate; with a calculator that offers
+    ``energy_differences`` also the gap's calibrated interval and the probability that the
+    candidate is the lower one ("could this be the ground state instead?")."""
+    if not candidates:
+        return
+    energies = np.array([c.energy for c in candidates])
+    best = int(np.argmin(energies))
+    for cand, energy in zip(candidates, energies, strict=True):
+        cand.gap = float(energy - energies[best])
+    if not hasattr(calc, "energy_differences"):
+        return
+    pairs = [(k, best) for k in range(len(candidates))]
+    out = calc.energy_differences([c.atoms for c in candidates], pairs)
+    for cand, (lo, hi), p in zip(candidates, out["interval"], out["p_lower"], strict=True):
+        cand.gap_interval, cand.p_below_best = (float(lo), float(hi)), float(p)
 
 
 def lower_confidence_bound(energy: np.ndarray, uncertainty: np.ndarray, kappa: float) -> np.ndarray:

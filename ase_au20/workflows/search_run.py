@@ -129,6 +129,7 @@ def run_search(
         )
         for i in order
     ]
+    cands.fill_gaps_to_best(calc, candidates)
     wall = time.perf_counter() - start
     report = SearchReport(settings, minima, valid, candidates, float(bond_cutoff), wall)
     report.n_outside_domain = n_outside
@@ -210,6 +211,19 @@ def write_search_files(
     )
     res.add(
         "candidates/lcb", np.array([c.lcb for c in cs]), "eV", "energy − κ·uncertainty (rank key)"
+    )
+    res.add("candidates/gap", np.array([c.gap for c in cs]), "eV", "energy above the lowest")
+    res.add(
+        "candidates/gap_interval",
+        np.array([c.gap_interval for c in cs]).reshape(len(cs), 2),
+        "eV",
+        "calibrated interval of the gap (NaN: the calculator has no pair calibration)",
+    )
+    res.add(
+        "candidates/p_below_best",
+        np.array([c.p_below_best for c in cs]),
+        "",
+        "probability that the candidate is really lower than the lowest one",
     )
     res.add(
         "candidates/positions",

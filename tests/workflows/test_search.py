@@ -304,3 +304,29 @@ def test_out_of_domain_minima_are_never_candidates(db_copy, tmp_path):
     assert report.candidates == [] and report.n_outside_domain > 0 and report.rows_written == 0
     arrays, _ = read_results(report.files["h5"])
     assert int(arrays["summary/n_outside_domain"]) == report.n_outside_domain
+
+
+def test_gaps_to_the_best_candidate_with_and_without_pair_calibration(shipped_model):
+    from ase_au20.calculators.krr import KRRAu20
+
+    structures = [au20_ground_state() for _ in range(3)]
+    for k, atoms in enumerate(structures):
+        atoms.rattle(0.03, seed=k)
+    calc = KRRAu20(shipped_model("krr"))
+    energies = calc.predict(structures)["energy"]
+    candidates = [
+        cands.Candidate(atoms=a, energy=float(e), uncertainty=0.5, lcb=float(e), run=0, step=k)
+        for k, (a, e) in enumerate(zip(structures, energies, strict=True))
+    ]
+    cands.fill_gaps_to_best(calc, candidates)
+    best = int(np.argmin(energies))
+    assert [c.gap for c in candidates] == pytest.approx(energies - energies[best])
+    assert candidates[best].p_below_best == pytest.approx(0.5, abs=0.02)
+    for c in candidates:
+        assert c.gap_interval[0] < c.gap < c.gap_interval[1]
+    plain = [
+        cands.Candidate(atoms=a, energy=e, uncertainty=np.nan, lcb=e, run=0, step=0)
+        for a, e in zip(structures, [3.0, 1.0, 2.0], strict=True)
+    ]
+    cands.fill_gaps_to_best(EMT(), plain)
+    assert [c.gap for c in plain] == [2.0, 0.0, 1.0] and np.isnan(plain[0].p_below_best)
