@@ -29,6 +29,7 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("sensitivity speed", ["sensitivity_speed.py"]),
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
+        ("uncertainty and domain", ["uncertainty.py", "--db", str(out / "au20-seed.db")]),
         (
             "active learning: select against random",
             ["selection.py", "--db", str(out / "au20-seed.db")],

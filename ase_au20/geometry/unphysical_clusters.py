@@ -25,13 +25,16 @@ def collapsed(base: Atoms, rng: np.random.Generator) -> Atoms:
 
 
 def torn(base: Atoms, rng: np.random.Generator) -> Atoms:
-    """One atom moved 5–15 Å away from the rest."""
+    """One atom moved outward until it is 5–15 Å from every other atom."""
     out = base.copy()
     centre = out.positions.mean(axis=0)
     k = int(rng.integers(len(out)))
     direction = out.positions[k] - centre
     direction /= np.linalg.norm(direction)
-    out.positions[k] += direction * rng.uniform(5.0, 15.0)
+    gap = rng.uniform(5.0, 15.0)
+    others = np.delete(out.positions, k, axis=0)
+    while np.linalg.norm(others - out.positions[k], axis=1).min() < gap:
+        out.positions[k] += 0.5 * direction
     return out
 
 
@@ -58,8 +61,9 @@ def chain(base: Atoms, rng: np.random.Generator) -> Atoms:
 
 
 def flattened(base: Atoms, rng: np.random.Generator) -> Atoms:
-    """Squashed flat along a random axis (to 5–25 %) and spread in the plane until its
-    shortest pair is back at 2.4–2.6 Å: a pancake, not a collapse."""
+    """Squashed flat along a random axis (to 5–25 %) and spread in the plane only until its
+    shortest pair is 1.9–2.15 Å: a pancake whose bonds were not restored. (A planar cluster
+    with proper bonds is not unphysical: the dataset holds exactly planar isomers.)"""
     out = base.copy()
     centre = out.positions.mean(axis=0)
     axis = rng.normal(size=3)
@@ -69,10 +73,12 @@ def flattened(base: Atoms, rng: np.random.Generator) -> Atoms:
     x = x - np.outer(along, axis) + np.outer(rng.uniform(0.05, 0.25) * along, axis)
     out.positions = centre + x
     d = _shortest_pair(out)
-    target = rng.uniform(2.4, 2.6)
+    target = rng.uniform(1.9, 2.15)
     if d < target:
         in_plane = x - np.outer(x @ axis, axis)
         out.positions = centre + x + in_plane * (target / d - 1.0)
+    # the spread can open the shortest pair past the target: scale back to it exactly
+    out.positions = centre + (out.positions - centre) * (target / _shortest_pair(out))
     return out
 
 
