@@ -1,8 +1,8 @@
 """Store a structure with its prediction and calibrated error bar in an ASE database.
 
-``ase.db`` keeps only standard results (energy, forces, ...) of a calculator, so the
-uncertainty, interval, confidence and model name go into key-value pairs, where
-``ase db`` can also show and filter them.
+A prediction is never the row's ``energy`` (that is a DFT label): the predicted energy,
+interval, spread, domain verdict, confidence and model go into key-value pairs, where
+``ase db`` can show and filter them, and predicted forces into the row's data.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.core import Database
 
-PREDICTION_KEYS = ("energy_uncertainty", "energy_lo", "energy_hi", "confidence", "model")
+from ase_au20.database.predictions import prediction_pairs
+
+PREDICTION_KEYS = ("pred_energy", "pred_lo", "pred_hi", "confidence", "model")
 
 
 @dataclass
 class StoredPrediction:
-    """A structure read back from the db with its energy, forces and error bar."""
+    """A structure read back from the db with its predicted energy, forces and error bar."""
 
     atoms: Atoms
     energy: float
@@ -29,6 +30,7 @@ class StoredPrediction:
     energy_interval: np.ndarray
     confidence: float
     model: str
+    in_domain: bool | None
 
 
 def write_prediction(
@@ -39,27 +41,30 @@ def write_prediction(
     **key_value_pairs: Any,
 ) -> int:
     """Predict ``atoms`` with one of our calculators and write the row; returns its id."""
-    wanted = ["energy", "energy_uncertainty", "energy_interval", *(["forces"] if forces else [])]
+    wanted = ["energy", "energy_uncertainty", "energy_interval", "in_domain"]
+    wanted += ["energy_std"] if "energy_std" in calc.implemented_properties else []
+    wanted += ["forces"] if forces else []
     work = atoms.copy()
     work.calc = calc
     values = {p: calc.get_property(p, work) for p in wanted}
     lo, hi = (float(x) for x in values["energy_interval"])
-    stored = atoms.copy()
-    stored.calc = SinglePointCalculator(
-        stored,
-        energy=float(values["energy"]),
-        free_energy=float(values["energy"]),
-        forces=values.get("forces"),
-    )
+    stored = Atoms(atoms.numbers, positions=atoms.get_positions(), cell=atoms.cell, pbc=atoms.pbc)
     kvp = {
-        "energy_uncertainty": float(values["energy_uncertainty"]),
-        "energy_lo": lo,
-        "energy_hi": hi,
+        **prediction_pairs(
+            values["energy"],
+            values["energy_uncertainty"],
+            values.get("energy_std", np.nan),
+            values["in_domain"],
+            calc.card.get("model_type", type(calc).__name__),
+            calc.card.get("sha256", ""),
+        ),
+        "pred_lo": lo,
+        "pred_hi": hi,
         "confidence": float(calc.confidence),
-        "model": f"{type(calc).__name__}:{calc.card.get('model_type', '?')}",
         **key_value_pairs,
     }
-    return db.write(stored, key_value_pairs=kvp)
+    data = {"pred_forces": np.asarray(values["forces"])} if forces else {}
+    return db.write(stored, key_value_pairs=kvp, data=data)
 
 
 def read_prediction(db: Database, selection: Any = None, **query: Any) -> StoredPrediction:
@@ -68,14 +73,14 @@ def read_prediction(db: Database, selection: Any = None, **query: Any) -> Stored
     missing = [k for k in PREDICTION_KEYS if k not in row.key_value_pairs]
     if missing:
         raise ValueError(f"row {row.id} has no prediction keys {missing}: not written by us")
-    atoms = row.toatoms()
-    forces = np.asarray(row.forces) if row.get("forces") is not None else None
+    forces = row.data.get("pred_forces")
     return StoredPrediction(
-        atoms=atoms,
-        energy=float(row.energy),
-        forces=forces,
-        energy_uncertainty=float(row.energy_uncertainty),
-        energy_interval=np.array([row.energy_lo, row.energy_hi], dtype=float),
+        atoms=row.toatoms(),
+        energy=float(row.pred_energy),
+        forces=None if forces is None else np.asarray(forces),
+        energy_uncertainty=float(row.get("pred_uncertainty", np.nan)),
+        energy_interval=np.array([row.pred_lo, row.pred_hi], dtype=float),
         confidence=float(row.confidence),
         model=str(row.model),
+        in_domain=row.get("in_domain"),
     )

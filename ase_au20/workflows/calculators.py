@@ -31,10 +31,6 @@ class ModelIdentity:
         sha = str(card.get("sha256", "")) if isinstance(card, dict) else ""
         return cls(name or type(calc).__name__, sha)
 
-    def pairs(self) -> dict[str, str]:
-        """The ``model`` / ``model_card_sha256`` key-value pairs of a prediction row."""
-        return {"model": self.name, "model_card_sha256": self.card_sha256}
-
 
 TRUST_KEYS = ("energy_uncertainty", "energy_std", "domain_score", "in_domain")
 

@@ -19,6 +19,7 @@ from ase.db.core import Database
 
 from ase_au20.database import load_rows
 from ase_au20.database.migrate import require_migrated
+from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.writer_lock import writer_lock
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
@@ -147,20 +148,6 @@ def search_rows(db: Database) -> list[Atoms]:
     return [row.toatoms() for row in db.select(source=SEARCH_SOURCE)]
 
 
-def prediction_pairs(
-    energy: float, uncertainty: float, std: float, in_domain: bool | None, model: ModelIdentity
-) -> dict[str, Any]:
-    """The DESIGN.md key-value pairs of a prediction (never an ``energy``: that is a label)."""
-    kvp: dict[str, Any] = {"pred_energy": float(energy), **model.pairs()}
-    if np.isfinite(uncertainty):
-        kvp["pred_uncertainty"] = float(uncertainty)
-    if np.isfinite(std):
-        kvp["pred_std"] = float(std)
-    if in_domain is not None:
-        kvp["in_domain"] = bool(in_domain)
-    return kvp
-
-
 def store_candidates(
     db: Database,
     candidates: Sequence[Candidate],
@@ -203,7 +190,14 @@ def _store_new(
             atoms.calc = None  # a prediction is never stored as the row's energy
             kvp = {
                 "source": SEARCH_SOURCE,
-                **prediction_pairs(cand.energy, cand.uncertainty, cand.std, cand.in_domain, model),
+                **prediction_pairs(
+                    cand.energy,
+                    cand.uncertainty,
+                    cand.std,
+                    cand.in_domain,
+                    model.name,
+                    model.card_sha256,
+                ),
                 "lcb": float(cand.lcb),
                 "search_rank": rank,
                 "search_run": int(cand.run),

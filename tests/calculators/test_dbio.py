@@ -13,7 +13,7 @@ from ase.db import connect
 from ase_au20.calculators.dbio import read_prediction, write_prediction
 
 
-def test_round_trip_keeps_energy_forces_and_uncertainty(make_calc, rattled_au20, tmp_path):
+def test_round_trip_keeps_prediction_forces_and_uncertainty(make_calc, rattled_au20, tmp_path):
     calc = make_calc(confidence=0.8)
     db = connect(tmp_path / "pred.db")
     row_id = write_prediction(db, rattled_au20, calc, tag="rattled")
@@ -27,12 +27,14 @@ def test_round_trip_keeps_energy_forces_and_uncertainty(make_calc, rattled_au20,
         back.energy_interval, calc.get_property("energy_interval", rattled_au20)
     )
     assert back.confidence == 0.8
-    assert back.model == f"{type(calc).__name__}:{calc.card['model_type']}"
+    assert back.model == calc.card["model_type"]
+    assert back.in_domain == calc.get_property("in_domain", rattled_au20)
     np.testing.assert_allclose(back.atoms.positions, rattled_au20.positions)
-    assert db.get(row_id).tag == "rattled"
-    # the row behaves like any ASE row: energy on the atoms, keys queryable
-    assert db.get(energy_uncertainty=back.energy_uncertainty).id == row_id
-    assert back.atoms.get_potential_energy() == pytest.approx(back.energy)
+    row = db.get(row_id)
+    assert row.tag == "rattled" and row.model_card_sha256 == calc.card["sha256"]
+    # a prediction is never a label: the row has no energy, its keys are queryable
+    assert row.get("energy") is None and back.atoms.calc is None
+    assert db.get(pred_uncertainty=back.energy_uncertainty).id == row_id
 
 
 def test_energy_only_row_and_ase_db_cli_shows_uncertainty(make_calc, rattled_au20, tmp_path):
@@ -42,7 +44,7 @@ def test_energy_only_row_and_ase_db_cli_shows_uncertainty(make_calc, rattled_au2
     back = read_prediction(connect(path), id=row_id)
     assert back.forces is None
     out = subprocess.run(
-        [sys.executable, "-m", "ase", "db", str(path), "-c", "id,energy,energy_uncertainty"],
+        [sys.executable, "-m", "ase", "db", str(path), "-c", "id,pred_energy,pred_uncertainty"],
         check=True,
         capture_output=True,
         text=True,
