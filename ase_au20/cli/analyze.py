@@ -28,13 +28,27 @@ from ase_au20.cli.workflow_options import default_out, out_options, published, s
 @click.option(
     "--symmetry-tol", default=0.1, show_default=True, type=float, help="point-group tolerance, Å"
 )
+@click.option(
+    "--calc",
+    "calc_spec",
+    default=None,
+    help="Also ask a model which of the lowest isomers could be the ground state: its "
+    "predicted gap to the lowest, the gap's interval and P(lower) (any --calc of the "
+    "workflows; none by default).",
+)
 def analyze_cmd(
-    db: Path, out_dir: Path | None, overwrite: bool, n_lowest: int, symmetry_tol: float
+    db: Path,
+    out_dir: Path | None,
+    overwrite: bool,
+    n_lowest: int,
+    symmetry_tol: float,
+    calc_spec: str | None,
 ) -> None:
     """ΔE statistics, the lowest distinct isomers, g(r) and a structural table.
 
     Writes analysis.h5, energy_distribution.png, rdf.png, ground_state.xyz and
-    lowest_isomers.csv to --out. Deterministic: there is nothing random to seed.
+    lowest_isomers.csv to --out (with --calc also ground_state_contest.csv).
+    Deterministic: there is nothing random to seed.
     """
     start = time.perf_counter()
     from ase_au20.database import connect, load_rows
@@ -57,9 +71,23 @@ def analyze_cmd(
         "dataset_hash": metadata.get("dataset_hash"),
         "energy_reference": metadata.get("energy_reference"),
     }
+    contest = None
+    if calc_spec is not None:
+        from ase_au20.cli.workflow_options import build_calculator
+        from ase_au20.workflows.analysis import ground_state_contest
+
+        contest = ground_state_contest(build_calculator(calc_spec, "auto"), result)
+        parameters["calc"] = calc_spec
     with staged_out(out_dir, overwrite) as stage:
-        paths = published(write_outputs(result, stage, parameters), stage, out_dir)
+        files = write_outputs(result, stage, parameters)
+        if contest is not None:
+            files["contest"] = stage / "ground_state_contest.csv"
+            contest.to_csv(files["contest"], index=False)
+        paths = published(files, stage, out_dir)
     click.echo(format_report(result))
+    if contest is not None:
+        click.echo(f"which could be the ground state, by {calc_spec} (gaps in eV):")
+        click.echo(contest.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for kind, path in paths.items():
         click.echo(f"{kind:<20}{path}")
     click.echo(f"wall time {time.perf_counter() - start:.1f} s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from ase_au20.cli.workflow_options import (
     build_calculator,
@@ -75,6 +74,8 @@ def relax_cmd(
     files = published(files, stage, out_dir)
     click.echo(f"{'steps':<12}{result.steps}")
     click.echo(f"{'converged':<12}{result.converged}")
+    import numpy as np
+
     verdict = {None: "no verdict (the calculator gives none)", True: "yes", False: "NO"}
     click.echo(f"{'in domain':<12}{verdict[result.in_domain]}")
     final = result.trust.arrays()
@@ -153,6 +154,8 @@ def md_cmd(
     click.echo(f"{'time':<22}{result.time[-1] / 1000:.3f} ps ({steps} steps of {timestep} fs)")
     click.echo(f"{'mean temperature':<22}{result.temperature.mean():.1f} K")
     click.echo(f"{'mean potential E':<22}{result.potential.mean():.5f} eV")
+    import numpy as np
+
     inside = result.trust.arrays()["in_domain"]
     if np.isfinite(inside).all():
         first = result.trust.first_outside

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,3 +118,34 @@ def run_analysis(
         g_mean_lowest=g_mean,
         cutoff=cutoff,
     )
+
+
+def ground_state_contest(calc: Any, result: AnalysisResult) -> pd.DataFrame:
+    """Which of the lowest isomers could be the ground state in the eyes of a model: each
+    isomer's predicted gap to the lowest DFT isomer, the gap's calibrated interval and the
+    probability that it is really lower (calculators with ``energy_differences``), beside
+    the DFT gap."""
+    atoms = result.lowest_atoms
+    pairs = [(k, 0) for k in range(len(atoms))]
+    table = pd.DataFrame(
+        {
+            "cluster_id": result.lowest["cluster_id"].to_numpy(),
+            "dft_gap": result.lowest["delta_e"].to_numpy() - result.lowest["delta_e"].iloc[0],
+        }
+    )
+    if hasattr(calc, "energy_differences"):
+        out = calc.energy_differences(atoms, pairs)
+        table["model_gap"] = out["delta"]
+        table["gap_lo"], table["gap_hi"] = out["interval"][:, 0], out["interval"][:, 1]
+        table["p_lower"] = out["p_lower"]
+        table["in_domain"] = out["in_domain"]
+    else:
+        energies = np.array([_energy(calc, a) for a in atoms])
+        table["model_gap"] = energies - energies[0]
+    return table
+
+
+def _energy(calc: Any, atoms: Atoms) -> float:
+    work = atoms.copy()
+    work.calc = calc
+    return float(work.get_potential_energy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import h5py
@@ -122,3 +123,32 @@ def test_lowest_shared_isomer_is_td(real_db: Path) -> None:
     assert first["point_group"] == "Td"
     assert first["delta_e"] == pytest.approx(0.0)
     assert 2.8 < result.cutoff < 3.4
+
+
+def test_analyze_asks_a_model_which_isomer_could_be_the_ground_state(
+    real_db: Path, tmp_path: Path, shipped_model
+) -> None:
+    out = tmp_path / "an"
+    result = CliRunner().invoke(
+        main,
+        [
+            "analyze",
+            "--db",
+            str(real_db),
+            "--n-lowest",
+            "4",
+            "--calc",
+            str(shipped_model("krr")),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "which could be the ground state" in result.output
+    with (out / "ground_state_contest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and float(rows[0]["dft_gap"]) == 0.0
+    assert float(rows[0]["p_lower"]) == pytest.approx(0.5, abs=0.02)
+    for row in rows:
+        assert float(row["gap_lo"]) <= float(row["model_gap"]) <= float(row["gap_hi"])
+        assert row["in_domain"] == "True"
