@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from accuracy import ensure_databases
+from ase.calculators.emt import EMT
 
 from ase_au20.calculators.base import Au20Calculator
 from ase_au20.database import load_rows
@@ -33,6 +34,7 @@ from ase_au20.geometry.unphysical_clusters import unphysical_corpus
 from ase_au20.models.metrics import interval_metrics
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.structures import au20_ground_state
+from ase_au20.workflows.md import thermal_snapshots
 
 MODELS = ("krr", "xtb-delta", "schnet", "committee")
 P_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -45,33 +47,6 @@ def _calculator(name: str) -> Au20Calculator:
 
         calc.model.cache = BaselineCache()
     return calc
-
-
-def thermal_geometries(n: int, temperature: float = 300.0, seed: int = 0) -> list:
-    """Snapshots of Td Au20 in EMT Langevin MD at ``temperature`` K, 10 fs apart."""
-    from ase import units
-    from ase.calculators.emt import EMT
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
-
-    atoms = au20_ground_state()
-    atoms.calc = EMT()
-    thermalize_momenta(atoms, temperature, rng=np.random.default_rng(seed))
-    Stationary(atoms)
-    dyn = Langevin(
-        atoms,
-        2 * units.fs,
-        temperature_K=temperature,
-        friction=0.02,
-        rng=np.random.default_rng(seed + 1),
-        fixcm=False,
-    )
-    dyn.run(200)
-    frames = []
-    for _ in range(n):
-        dyn.run(5)
-        frames.append(atoms.copy())
-    return frames
 
 
 def interval_rows(calc: Au20Calculator, test: Any, near: np.ndarray) -> dict[str, Any]:
@@ -157,7 +132,7 @@ def run(db: Path | None = None, models: tuple[str, ...] = MODELS) -> dict[str, A
     nearest = distance.min(axis=1)
     near = nearest <= np.median(nearest)
     corpus = unphysical_corpus(list(test.atoms[:20]), per_kind=20, seed=0)
-    thermal = thermal_geometries(300)
+    thermal = thermal_snapshots(au20_ground_state(), EMT(), 300)
     report = {}
     for name in models:
         if not (PRETRAINED_DIR / name / "card.json").is_file():

@@ -58,21 +58,23 @@ def build_calculator(spec: str, device: str):
         raise click.ClickException(f"cannot load calculator {spec!r}: {exc}") from exc
 
 
+OVERWRITE_OPTION = click.option(
+    "--overwrite", is_flag=True, help="Replace --out if it already holds files."
+)
+
+
 def out_options(verb: str, input_help: str = "INPUT"):
     """``--out`` (default: ./VERB-INPUT, named after the verb and its input) and
     ``--overwrite``, the same on every verb that writes a folder."""
 
     def decorate(command):
-        command = click.option(
-            "--overwrite", is_flag=True, help="Replace --out if it already holds files."
-        )(command)
         return click.option(
             "--out",
             "out_dir",
             type=click.Path(file_okay=False, path_type=Path),
             default=None,
             help=f"Output folder, written whole or not at all [default: ./{verb}-{input_help}].",
-        )(command)
+        )(OVERWRITE_OPTION(command))
 
     return decorate
 
@@ -81,15 +83,12 @@ def model_out_option(help_text: str):
     """The required ``--out`` model directory of the train verbs, and ``--overwrite``."""
 
     def decorate(command):
-        command = click.option(
-            "--overwrite", is_flag=True, help="Replace --out if it already holds files."
-        )(command)
         return click.option(
             "--out",
             required=True,
             type=click.Path(file_okay=False, path_type=Path),
             help=help_text + " Written whole or not at all.",
-        )(command)
+        )(OVERWRITE_OPTION(command))
 
     return decorate
 

@@ -63,6 +63,12 @@ def _allocate(
     return bins
 
 
+def _bin_fractions(test_fraction: float, calib_fraction: float, n_folds: int) -> np.ndarray:
+    """Target shares of the bins test, calib, fold 0 … fold n_folds − 1."""
+    rest = (1.0 - test_fraction - calib_fraction) / n_folds
+    return np.array([test_fraction, calib_fraction, *([rest] * n_folds)])
+
+
 def group_split(
     groups: np.ndarray,
     strata: np.ndarray,
@@ -75,8 +81,7 @@ def group_split(
     if not 0.0 < test_fraction + calib_fraction < 1.0:
         raise ValueError("test_fraction + calib_fraction must lie strictly between 0 and 1")
     groups, strata = np.asarray(groups), np.asarray(strata)
-    rest = (1.0 - test_fraction - calib_fraction) / n_folds
-    fractions = np.array([test_fraction, calib_fraction, *([rest] * n_folds)])
+    fractions = _bin_fractions(test_fraction, calib_fraction, n_folds)
     rng = np.random.default_rng(seed)
     bins = _allocate(groups, _group_order(groups, strata, rng), fractions)
     test, calib = bins == 0, bins == 1
@@ -169,8 +174,7 @@ def extend_split(
     has rows would break the group apart across splits, so callers add only new groups.
     """
     new_groups = np.asarray(new_groups)
-    rest = (1.0 - test_fraction - calib_fraction) / n_folds
-    fractions = np.array([test_fraction, calib_fraction, *([rest] * n_folds)])
+    fractions = _bin_fractions(test_fraction, calib_fraction, n_folds)
     splits, folds = np.asarray(splits), np.asarray(folds)
     start = np.array(
         [(splits == "test").sum(), (splits == "calib").sum()]

@@ -140,6 +140,37 @@ def run_md(
     return result
 
 
+def thermal_snapshots(
+    atoms: Atoms,
+    calc: Calculator,
+    n: int,
+    temperature: float = 300.0,
+    every: int = 5,
+    equilibrate: int = 200,
+    seed: int = 0,
+) -> list[Atoms]:
+    """``n`` Langevin MD snapshots of ``atoms`` at ``temperature`` K (2 fs steps, ``every``
+    steps apart after ``equilibrate`` steps): geometries a cluster visits when warm."""
+    work = atoms.copy()
+    work.calc = calc
+    rng = np.random.default_rng(seed)
+    thermalize_momenta(work, temperature, rng=rng)
+    Stationary(work)
+    work.set_constraint(FixCom())
+    dyn = Langevin(
+        work, 2 * units.fs, temperature_K=temperature, friction=0.02, rng=rng, fixcm=False
+    )
+    dyn.run(equilibrate)
+    frames = []
+    for _ in range(n):
+        dyn.run(every)
+        snapshot = work.copy()
+        snapshot.set_constraint()
+        snapshot.calc = None
+        frames.append(snapshot)
+    return frames
+
+
 def plot_md(result: MDResult, path: str | os.PathLike, title: str = "") -> Path:
     """PNG with energies (relative to the first total energy) and temperature against time."""
     import matplotlib

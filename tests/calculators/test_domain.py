@@ -9,10 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase import units
 from ase.calculators.emt import EMT
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from ase_au20.calculators.base import OutsideDomainWarning
 from ase_au20.database import load_rows
@@ -20,28 +17,7 @@ from ase_au20.geometry.unphysical_clusters import KINDS, unphysical_corpus
 from ase_au20.models import load_model
 from ase_au20.models.domain import DOMAIN_NAME, Domain, attach_domain
 from ase_au20.structures import au20_ground_state
-
-
-def thermal_geometries(n: int, temperature: float = 300.0, seed: int = 0) -> list:
-    """Snapshots of Td Au20 in EMT Langevin MD at ``temperature`` K, 10 fs apart."""
-    atoms = au20_ground_state()
-    atoms.calc = EMT()
-    thermalize_momenta(atoms, temperature, rng=np.random.default_rng(seed))
-    Stationary(atoms)
-    dyn = Langevin(
-        atoms,
-        2 * units.fs,
-        temperature_K=temperature,
-        friction=0.02,
-        rng=np.random.default_rng(seed + 1),
-        fixcm=False,
-    )
-    dyn.run(200)
-    frames = []
-    for _ in range(n):
-        dyn.run(5)
-        frames.append(atoms.copy())
-    return frames
+from ase_au20.workflows.md import thermal_snapshots
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +33,7 @@ def test_every_dft_isomer_is_inside(shipped_domain: Domain, real_db: Path) -> No
 
 
 def test_thermal_geometries_are_inside(shipped_domain: Domain) -> None:
-    frames = thermal_geometries(150)
+    frames = thermal_snapshots(au20_ground_state(), EMT(), 150)
     assert shipped_domain.verdict(frames).in_domain.mean() >= 0.99
     rng = np.random.default_rng(3)
     rattled = []
