@@ -20,7 +20,7 @@ venv: $(BIN)/.installed
 
 demo: venv
 	mkdir -p $(OUT)
-	$(BIN)/au20-workflow sensitivity --out $(OUT)/demo-sensitivity
+	$(BIN)/au20-workflow sensitivity --out $(OUT)/demo-sensitivity --overwrite
 
 test: venv
 	$(BIN)/ruff check ase_au20 tests benchmarks
