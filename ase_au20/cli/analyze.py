@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import default_out, out_options, published, staged_out
+from ase_au20.cli.workflow_options import (
+    check_out,
+    default_out,
+    out_options,
+    published,
+    staged_out,
+)
 
 
 @click.command("analyze")
@@ -56,6 +62,7 @@ def analyze_cmd(
     from ase_au20.workflows.analysis_report import format_report, write_outputs
 
     out_dir = default_out(out_dir, "analyze", db.stem)
+    check_out(out_dir, overwrite)
     try:
         isomers = load_rows(db)
         if len(isomers) < 2:

@@ -10,6 +10,7 @@ import click
 from ase_au20.cli.workflow_options import (
     build_calculator,
     calc_option,
+    check_out,
     default_out,
     out_options,
     parse_floats,
@@ -113,6 +114,7 @@ def sensitivity_cmd(
         raise click.BadParameter(str(exc)) from exc
     atoms, name, source = _structure(structure, db, cluster_id)
     out_dir = default_out(out_dir, "sensitivity", name)
+    check_out(out_dir, overwrite)
     calc = build_calculator(calc_spec, device)
     if relax is None:  # the built-in Td is the DFT geometry, not a minimum of --calc
         relax = structure is None and db is None

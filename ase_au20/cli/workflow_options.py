@@ -98,16 +98,24 @@ def default_out(out_dir: Path | None, verb: str, input_name: str) -> Path:
     return out_dir if out_dir is not None else Path(f"{verb}-{input_name}")
 
 
-@contextlib.contextmanager
-def staged_out(out_dir: Path, overwrite: bool) -> Iterator[Path]:
-    """``staged_output`` with its refusal (non-empty, unwritable) checked up front as a
-    click error, before any long work; errors of the workflow inside pass through."""
-    from ase_au20.workflows.output_folder import check_output_folder, staged_output
+def check_out(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty (without ``overwrite``) or unwritable --out as a click error; verbs
+    call it before their long work."""
+    from ase_au20.workflows.output_folder import check_output_folder
 
     try:
         check_output_folder(out_dir, overwrite)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def staged_out(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """``staged_output`` with its refusal checked first (``check_out``); errors of the
+    workflow inside pass through."""
+    from ase_au20.workflows.output_folder import staged_output
+
+    check_out(out_dir, overwrite)
     with staged_output(out_dir, overwrite) as stage:
         yield stage
 

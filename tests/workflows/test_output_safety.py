@@ -124,7 +124,9 @@ def test_file_arguments_follow_ase(tmp_path: Path, synthetic_db: Path) -> None:
 
 def test_analysis_csv_energies_are_full_precision(synthetic_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "an"
-    result = CliRunner().invoke(main, ["analyze", "--db", str(synthetic_db), "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["analyze", "--db", str(synthetic_db), "--n-lowest", "3", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = load_rows(synthetic_db)
     energy_of = dict(zip(rows.ids.tolist(), rows.energies.tolist(), strict=True))
