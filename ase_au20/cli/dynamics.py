@@ -27,7 +27,13 @@ def _load(file: str | None, calc_spec: str, device: str):
 @click.argument("file", required=False)
 @calc_option()
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
-@click.option("--optimizer", type=click.Choice(["bfgs", "fire"]), default="bfgs", show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["bfgs", "fire"]),
+    default="bfgs",
+    show_default=True,
+    help="ASE optimiser: BFGS (quasi-Newton) or FIRE (damped dynamics, robust far from a minimum).",
+)
 @click.option("--steps", default=500, show_default=True, type=int, help="maximum optimizer steps")
 @click.option(
     "--strict",
@@ -98,10 +104,14 @@ def relax_cmd(
 @click.argument("file", required=False)
 @calc_option()
 @click.option(
-    "--ensemble", type=click.Choice(["nve", "langevin"]), default="nve", show_default=True
+    "--ensemble",
+    type=click.Choice(["nve", "langevin"]),
+    default="nve",
+    show_default=True,
+    help="nve: velocity Verlet (reports energy drift); langevin: thermostat at --temperature.",
 )
 @click.option("--temperature", default=300.0, show_default=True, type=float, help="K")
-@click.option("--steps", default=1000, show_default=True, type=int)
+@click.option("--steps", default=1000, show_default=True, type=int, help="MD steps of --timestep.")
 @click.option("--timestep", default=2.0, show_default=True, type=float, help="fs")
 @click.option("--friction", default=0.01, show_default=True, type=float, help="Langevin, 1/fs")
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")

@@ -67,7 +67,13 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
 @click.option(
     "--steps", default=100, show_default=True, type=int, help="starts / hops / offspring per run"
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="random seed of the starts and moves: the same seed gives the same minima",
+)
 @click.option("--db", "db_url", default=None, help="ASE db: match known isomers, store candidates")
 @click.option(
     "--kappa", default=0.0, show_default=True, type=float, help="rank by E − κ·uncertainty"

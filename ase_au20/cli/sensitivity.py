@@ -69,7 +69,13 @@ def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
     type=click.IntRange(min=1),
     help="perturbations per (σ, k) and per site",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="random seed of the perturbations: the same seed gives the same samples",
+)
 @click.option(
     "--relax/--no-relax",
     default=None,

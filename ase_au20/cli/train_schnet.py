@@ -43,13 +43,51 @@ def _shipped_changes() -> str:
     f"model ({_shipped_changes()}; needs --teacher). Options given on the command line "
     "override either."
 )
-@click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
-@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
-@click.option("--lr", type=float, default=_default("lr"), show_default=True, help="AdamW rate.")
-@click.option("--hidden", type=int, default=_default("hidden"), show_default=True)
-@click.option("--blocks", type=int, default=_default("blocks"), show_default=True)
-@click.option("--rbf", type=int, default=_default("rbf"), show_default=True)
-@click.option("--cutoff", type=float, default=_default("cutoff"), show_default=True, help="Å.")
+@click.option(
+    "--epochs",
+    type=int,
+    default=_default("epochs"),
+    show_default=True,
+    help="Most passes over the training rows (early stopping may end sooner).",
+)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=_default("batch_size"),
+    show_default=True,
+    help="Structures per optimiser step.",
+)
+@click.option(
+    "--lr", type=float, default=_default("lr"), show_default=True, help="AdamW learning rate."
+)
+@click.option(
+    "--hidden",
+    type=int,
+    default=_default("hidden"),
+    show_default=True,
+    help="Features per atom in every interaction block.",
+)
+@click.option(
+    "--blocks",
+    type=int,
+    default=_default("blocks"),
+    show_default=True,
+    help="Interaction blocks (message-passing steps).",
+)
+@click.option(
+    "--rbf",
+    type=int,
+    default=_default("rbf"),
+    show_default=True,
+    help="Gaussian radial basis functions between 0 and --cutoff.",
+)
+@click.option(
+    "--cutoff",
+    type=float,
+    default=_default("cutoff"),
+    show_default=True,
+    help="Interaction cutoff (Å): atoms farther apart do not interact.",
+)
 @click.option(
     "--gamma",
     type=float,
@@ -147,7 +185,13 @@ def _shipped_changes() -> str:
     show_default=True,
     help="Early stopping: epochs without a better validation MAE.",
 )
-@click.option("--ensemble", type=int, default=_default("ensemble"), show_default=True)
+@click.option(
+    "--ensemble",
+    type=int,
+    default=_default("ensemble"),
+    show_default=True,
+    help="Networks trained with seeds --seed, --seed+1, …; more than one gives energy_std.",
+)
 @click.option(
     "--outlier-weight",
     type=float,
@@ -155,8 +199,19 @@ def _shipped_changes() -> str:
     show_default=True,
     help="Loss weight of rows flagged is_outlier (1 = no down-weighting).",
 )
-@click.option("--seed", type=int, default=_default("seed"), show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, …")
+@click.option(
+    "--seed",
+    type=int,
+    default=_default("seed"),
+    show_default=True,
+    help="Seed of weights, data order and rattles: the same seed gives the same model.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Torch device: auto (CUDA when available), cpu, cuda, cuda:1, …",
+)
 @click.option(
     "--threads",
     type=int,

@@ -117,3 +117,23 @@ def test_build_seed_split_on_real_data(
     ):
         assert re.search(pattern, result.stdout, re.M), pattern
     assert "warning" not in result.stderr
+
+
+def test_every_option_of_every_verb_has_help() -> None:
+    import click
+
+    missing = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            return
+        missing.extend(
+            (" ".join(path), p.name)
+            for p in command.params
+            if isinstance(p, click.Option) and not p.help
+        )
+
+    walk(main, [])
+    assert not missing
