@@ -129,6 +129,10 @@ def _read_database(url: str, selection: str | None) -> tuple[list[Isomer], list[
         name = f"{url}@id={row.id}"
         if row.get("energy") is None:
             continue
+        if {"pred_energy", "predicted_energy"} & set(row.key_value_pairs):
+            # a search row of an older version: its energy is a model's prediction
+            bad.append(BadFile(name, "a prediction row (pred_energy), not a label"))
+            continue
         atoms = row.toatoms()
         if "cluster_id" in row:
             atoms.info["cluster_id"] = row.cluster_id

@@ -109,10 +109,15 @@ def test_db_add_reads_extxyz_traj_and_database_rows(synthetic_db: Path, tmp_path
     write(tmp_path / "many.traj", frames[1:3])
     other = tmp_path / "other.db"
     connect(other).write(frames[3], cluster_id=777)
+    old_search_row = frames[0].copy()  # how older versions stored a search prediction
+    old_search_row.calc = SinglePointCalculator(old_search_row, energy=reference)
+    connect(other).write(old_search_row, source="search", predicted_energy=reference)
     report = add_to_database(
         [tmp_path / "one.extxyz", f"{tmp_path}/many.traj@:", f"{other}@cluster_id=777"], db
     )
     assert report.n_added == 4 and not report.bad_files
+    refused = add_to_database([other], db)  # every row: the labelled one is now a match
+    assert [b.reason for b in refused.bad_files] == ["a prediction row (pred_energy), not a label"]
     rows = load_rows(db)
     added = rows.subset(np.isin(rows.ids, report.added_ids))
     assert 777 in report.added_ids and min(report.added_ids) > load_rows(synthetic_db).ids.max()
