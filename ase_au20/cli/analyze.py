@@ -12,6 +12,7 @@ from ase_au20.cli.workflow_options import (
     default_out,
     out_options,
     published,
+    quiet_option,
     staged_out,
 )
 
@@ -42,6 +43,7 @@ from ase_au20.cli.workflow_options import (
     "predicted gap to the lowest, the gap's interval and P(lower) (any --calc of the "
     "workflows; none by default).",
 )
+@quiet_option
 def analyze_cmd(
     db: Path,
     out_dir: Path | None,
@@ -49,6 +51,7 @@ def analyze_cmd(
     n_lowest: int,
     symmetry_tol: float,
     calc_spec: str | None,
+    quiet: bool,
 ) -> None:
     """ΔE statistics, the lowest distinct isomers, g(r) and a structural table.
 
@@ -67,7 +70,9 @@ def analyze_cmd(
         isomers = load_rows(db)
         if len(isomers) < 2:
             raise ValueError(f"{db} holds {len(isomers)} isomer(s); the analysis needs two")
-        result = run_analysis(isomers, n_lowest=n_lowest, symmetry_tol=symmetry_tol)
+        result = run_analysis(
+            isomers, n_lowest=n_lowest, symmetry_tol=symmetry_tol, progress=not quiet
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     metadata = connect(db).metadata

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ase_au20.cli.workflow_options import quiet_option
+
 
 def _print_summary(db_path: str) -> None:
     """Print the summary table of a database."""
@@ -53,6 +55,7 @@ def db() -> None:
     help="Near-duplicate tolerance on sorted pair distances (Å).",
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
+@quiet_option
 def build(
     xyz_dir: Path,
     output: str,
@@ -61,6 +64,7 @@ def build(
     seed: int,
     tolerance: float,
     strict: bool,
+    quiet: bool,
 ) -> None:
     """Build the database from a folder of <id>.xyz files.
 
@@ -79,7 +83,7 @@ def build(
             seed=seed,
             strict=strict,
             tolerance=tolerance,
-            progress=True,
+            progress=not quiet,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -95,6 +99,7 @@ def build(
 
 @db.command()
 @click.argument("database")
+@quiet_option
 def info(database: str) -> None:
     """Print counts, energy range, buckets, splits and duplicate groups."""
     try:
@@ -107,7 +112,8 @@ def info(database: str) -> None:
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--db", "database", required=True, help="Existing database file or server URL.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any rejected input.")
-def add(sources: tuple[str, ...], database: str, strict: bool) -> None:
+@quiet_option
+def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> None:
     """Add labelled structures from SOURCES; existing rows are never changed.
 
     SOURCES are folders (their *.xyz, *.extxyz and *.traj files), files in any ASE format
@@ -119,7 +125,7 @@ def add(sources: tuple[str, ...], database: str, strict: bool) -> None:
     from ase_au20.database.add import add_to_database
 
     try:
-        report = add_to_database(list(sources), database, strict=strict, progress=True)
+        report = add_to_database(list(sources), database, strict=strict, progress=not quiet)
     except (ValueError, TimeoutError) as err:
         raise click.ClickException(str(err)) from None
     for bad in report.bad_files:
@@ -139,6 +145,7 @@ def add(sources: tuple[str, ...], database: str, strict: bool) -> None:
 
 @db.command()
 @click.argument("database")
+@quiet_option
 def migrate(database: str) -> None:
     """Move predictions stored as labels (older `search --db` rows) into pred_* keys.
 

@@ -12,6 +12,7 @@ from ase_au20.cli.workflow_options import (
     default_out,
     out_options,
     published,
+    quiet_option,
     read_input_cluster,
     staged_out,
 )
@@ -42,6 +43,7 @@ def _load(file: str | None, calc_spec: str, device: str):
 )
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("relax", "FILE")
+@quiet_option
 def relax_cmd(
     file: str | None,
     calc_spec: str,
@@ -52,6 +54,7 @@ def relax_cmd(
     device: str,
     out_dir: Path | None,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Relax the cluster in FILE: relaxed xyz, .traj, HDF5 history and a PNG in --out.
 
@@ -73,7 +76,7 @@ def relax_cmd(
                 optimizer=optimizer,
                 steps=steps,
                 parameters={"input": label, "calc": calc_spec},
-                progress=True,
+                progress=not quiet,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -118,6 +121,7 @@ def relax_cmd(
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("md", "FILE")
+@quiet_option
 def md_cmd(
     file: str | None,
     calc_spec: str,
@@ -131,6 +135,7 @@ def md_cmd(
     device: str,
     out_dir: Path | None,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Run MD of the cluster in FILE: .traj, HDF5 energy/temperature series and a PNG.
 
@@ -149,7 +154,7 @@ def md_cmd(
                 stage,
                 name=name,
                 parameters={"input": label, "calc": calc_spec},
-                progress=True,
+                progress=not quiet,
                 ensemble=ensemble,
                 temperature=temperature,
                 steps=steps,

@@ -9,7 +9,13 @@ import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
-from ase_au20.cli.workflow_options import default_out, model_out_option, out_options, staged_out
+from ase_au20.cli.workflow_options import (
+    default_out,
+    model_out_option,
+    out_options,
+    quiet_option,
+    staged_out,
+)
 
 
 class NumberList(click.ParamType):
@@ -152,6 +158,7 @@ def _print_scores(metrics: dict[str, Any]) -> None:
     help="Rows whose MAE picks the weights (val is in-sample for a KRR trained on train+val).",
 )
 @model_out_option("Committee directory to write (card.json; members are referenced, not copied).")
+@quiet_option
 def train_committee_cmd(
     db_path: str, members: str, weight_split: str, out: Path, overwrite: bool
 ) -> None:
@@ -302,6 +309,7 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
     help="Rows to score.",
 )
 @out_options("evaluate", "MODEL")
+@quiet_option
 def evaluate(model: str, db_path: str, split: str, out_dir: Path | None, overwrite: bool) -> None:
     """Score MODEL (a registered name: schnet, krr, xtb-delta, committee; or a model directory):
     metrics.json, parity.png, residuals_by_bucket.png, intervals.png.

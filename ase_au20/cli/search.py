@@ -12,6 +12,7 @@ from ase_au20.cli.workflow_options import (
     default_out,
     out_options,
     published,
+    quiet_option,
     read_input_cluster,
     staged_out,
 )
@@ -99,6 +100,7 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("search", "CALC")
+@quiet_option
 def search_cmd(
     calc_spec: str,
     method: str,
@@ -120,6 +122,7 @@ def search_cmd(
     device: str,
     out_dir: Path | None,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Global-minimum search from random compact starts; ranked candidates in --out (and --db).
 
@@ -160,7 +163,7 @@ def search_cmd(
                 scale_invariant=shape_match,
                 calc_name=calc_spec,
                 store=not no_store,
-                progress=True,
+                progress=not quiet,
                 workers=workers,
             )
         except (ValueError, TimeoutError) as exc:
@@ -225,6 +228,7 @@ def print_search_report(report, top: int = 10) -> None:
 )
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("select", "DB")
+@quiet_option
 def select_cmd(
     db_url: str,
     n_select: int,
@@ -272,6 +276,7 @@ def select_cmd(
 @calc_option()
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
 @out_options("energy-map", "FILE")
+@quiet_option
 def energy_map_cmd(
     file: str | None, calc_spec: str, device: str, out_dir: Path | None, overwrite: bool
 ) -> None:
@@ -319,6 +324,7 @@ def energy_map_cmd(
 @click.option("--fmax", default=0.05, show_default=True, type=float, help="relaxation, eV/Å")
 @click.option("--steps", default=200, show_default=True, type=int, help="maximum BFGS steps")
 @out_options("label", "SOURCE")
+@quiet_option
 def label_cmd(
     sources: tuple[str, ...],
     calc_spec: str,
@@ -327,6 +333,7 @@ def label_cmd(
     steps: int,
     out_dir: Path | None,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Label structures (e.g. a `select` folder) with an oracle calculator for `db add`.
 
@@ -349,7 +356,7 @@ def label_cmd(
                 single_point=single_point,
                 fmax=fmax,
                 steps=steps,
-                progress=True,
+                progress=not quiet,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc

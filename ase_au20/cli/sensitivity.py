@@ -16,6 +16,7 @@ from ase_au20.cli.workflow_options import (
     parse_floats,
     parse_ints,
     published,
+    quiet_option,
     read_input_cluster,
     staged_out,
 )
@@ -83,6 +84,7 @@ def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
 )
 @click.option("--fmax", default=0.01, show_default=True, type=float, help="relaxation, eV/Å")
 @out_options("sensitivity", "STRUCTURE")
+@quiet_option
 def sensitivity_cmd(
     structure: str | None,
     db: Path | None,
@@ -97,6 +99,7 @@ def sensitivity_cmd(
     fmax: float,
     out_dir: Path | None,
     overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Perturb a cluster at random and measure |ΔE|; per-site stiffness; HDF5, PNG, PDB, VMD.
 
@@ -132,7 +135,7 @@ def sensitivity_cmd(
         click.echo(f"relaxed {source} with {calc_spec} (fmax {fmax} eV/Å, converged: {converged})")
     try:
         t0 = time.perf_counter()
-        result = run_sensitivity(atoms, calc, config, progress=True)
+        result = run_sensitivity(atoms, calc, config, progress=not quiet)
         seconds = time.perf_counter() - t0
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

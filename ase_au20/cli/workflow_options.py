@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,28 @@ def model_out_option(help_text: str):
         )(OVERWRITE_OPTION(command))
 
     return decorate
+
+
+def quiet_option(command):
+    """``--quiet``/``-q``: no progress bars and no summary on stdout; warnings and errors
+    still go to stderr. The command gets ``quiet`` when its signature asks for it."""
+    import functools
+    import inspect
+
+    wants = "quiet" in inspect.signature(command).parameters
+
+    @functools.wraps(command)
+    def run(*args, quiet: bool = False, **kwargs):
+        if wants:
+            kwargs["quiet"] = quiet
+        if not quiet:
+            return command(*args, **kwargs)
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return command(*args, **kwargs)
+
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bars and no summary on stdout."
+    )(run)
 
 
 def default_out(out_dir: Path | None, verb: str, input_name: str) -> Path:

@@ -15,7 +15,7 @@ from ase.db.row import AtomsRow
 from ase_au20.database.splits import SPLIT_NAMES
 from ase_au20.database.store import connect
 
-NEW_SPLIT = "new"  # rows ingested later by `db add`, outside the build's splits
+NEW_SPLIT = "new"  # rows that `db add` of older versions kept outside the splits
 ROW_SPLITS = (*SPLIT_NAMES, NEW_SPLIT)
 
 
@@ -30,7 +30,7 @@ class IsomerSet:
     folds: np.ndarray  # CV fold 0..4 for train/val rows, -1 otherwise
     buckets: np.ndarray  # "low" | "mid" | "high"
     is_outlier: np.ndarray  # bool
-    splits: np.ndarray  # "train" | "val" | "calib" | "test" (| "new" for `db add` rows)
+    splits: np.ndarray  # "train" | "val" | "calib" | "test" (| "new": older `db add` rows)
     atoms: list[Atoms]  # each with a SinglePointCalculator holding the energy
 
     def __len__(self) -> int:

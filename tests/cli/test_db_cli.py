@@ -137,3 +137,31 @@ def test_every_option_of_every_verb_has_help() -> None:
 
     walk(main, [])
     assert not missing
+
+
+def test_every_verb_has_quiet_and_quiet_prints_nothing(tmp_path: Path) -> None:
+    import click
+
+    verbs = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            return
+        verbs.append((" ".join(path), {p.name for p in command.params}))
+
+    walk(main, [])
+    assert [name for name, params in verbs if "quiet" not in params] == []
+    loud = runner_invoke(["relax", "--calc", "emt", "--fmax", "0.5", "--out", str(tmp_path / "a")])
+    quiet = runner_invoke(
+        ["relax", "-q", "--calc", "emt", "--fmax", "0.5", "--out", str(tmp_path / "b")]
+    )
+    assert "E final" in loud.stdout and quiet.stdout == "" and quiet.stderr == ""
+    assert (tmp_path / "b" / "au20-td-relax.h5").is_file()
+
+
+def runner_invoke(args: list[str]):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (0, 1), result.output
+    return result
