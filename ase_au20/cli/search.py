@@ -1,4 +1,5 @@
-"""CLI verbs that explore and prioritise structures: ``search``, ``select`` and ``energy-map``."""
+"""CLI verbs that explore, prioritise and label structures: ``search``, ``select``, ``label``
+and ``energy-map``."""
 
 from __future__ import annotations
 
