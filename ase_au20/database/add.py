@@ -156,7 +156,7 @@ def add_to_database(
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     db, _ = _open_au20_database(db_url)
-    isomers, bad = read_labelled(list(sources))
+    isomers, bad = read_labelled(list(sources), progress=progress)
     with writer_lock(db_url):
         metadata = dict(db.metadata)  # read under the lock: another writer may have added
         require_migrated(db, db_url)

@@ -143,8 +143,13 @@ def _read_database(url: str, selection: str | None) -> tuple[list[Isomer], list[
     return good, bad
 
 
-def read_labelled(sources: list[str | os.PathLike[str]]) -> tuple[list[Isomer], list[BadFile]]:
-    """Every labelled structure of ``sources``, in order, and a reason for each rejected one."""
+def read_labelled(
+    sources: list[str | os.PathLike[str]], progress: bool = False
+) -> tuple[list[Isomer], list[BadFile]]:
+    """Every labelled structure of ``sources``, in order, and a reason for each rejected one
+    (``progress``: a bar over the files of each folder)."""
+    from tqdm.auto import tqdm
+
     good: list[Isomer] = []
     bad: list[BadFile] = []
     for source in sources:
@@ -159,7 +164,7 @@ def read_labelled(sources: list[str | os.PathLike[str]]) -> tuple[list[Isomer], 
             entries = xyz_files(path) + sorted(
                 p for p in path.iterdir() if p.suffix in FOLDER_SUFFIXES[1:]
             )
-            for entry in entries:
+            for entry in tqdm(entries, desc="reading", unit="file", disable=not progress):
                 more, worse = _read_file(entry, None, entry.name)
                 found += more
                 rejected += worse
