@@ -319,8 +319,9 @@ class Au20Calculator(Calculator):
         ``p_lower`` and ``in_domain``.
 
         The interval is calibrated on the differences of calib pairs (the two errors are
-        correlated, so it is narrower than two half-widths added); outside the domain it
-        widens by the larger domain score squared, and ``p_lower`` moves towards 0.5.
+        correlated, so it is narrower than two half-widths added) and scaled by the pair's
+        spread when the model has one; outside the domain it widens by the larger domain
+        score squared, and ``p_lower`` moves towards 0.5.
         """
         if self.pair_calibrator is None:
             raise ValueError(
@@ -336,17 +337,20 @@ class Au20Calculator(Calculator):
         )
         if len(index) and (index.min() < 0 or index.max() >= n):
             raise ValueError(f"pair indices must lie in 0..{n - 1}")
-        out = self.predict(structures, ("energy", "domain_score", "in_domain"))
-        energy, score = out["energy"], out["domain_score"]
+        wanted = ("energy", "domain_score", "in_domain")
+        out = self.predict(structures, (*wanted, SPREAD) if self.model.has_spread else wanted)
+        energy, score, spread = out["energy"], out["domain_score"], out.get(SPREAD)
         i, j = index[:, 0], index[:, 1]
         delta = energy[i] - energy[j]
-        widen = np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
-        half = self.pair_calibrator.half_width(confidence) * widen
+        pair = self.pair_calibrator
+        scale = pair.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
+        widen = scale * np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
+        half = pair.half_width(confidence) * widen
         return {
             "pairs": index,
             "delta": delta,
             "interval": np.stack([delta - half, delta + half], axis=1),
-            "p_lower": self.pair_calibrator.p_lower(delta, widen),
+            "p_lower": pair.p_lower(delta, widen),
             "in_domain": out["in_domain"][i] & out["in_domain"][j],
         }
 

@@ -54,7 +54,7 @@ def calibrate_and_score(
         spread=spread_of(out),
         spread_offset=spread_offset,
     )
-    pairs = PairCalibrator.fit(out["energy"], calib.energies)
+    pairs = PairCalibrator.fit(out["energy"], calib.energies, spread_of(out))
     metrics: dict[str, Any] = {"calib": regression_metrics(out["energy"], calib.energies)}
     test = load_rows(db, "test")
     if len(test):
@@ -75,26 +75,31 @@ def calibrate_and_score(
                 }
                 for c in REPORT_CONFIDENCES
             },
-            "pair_intervals": pair_interval_metrics(pred, test.energies, pairs, 0.9),
+            "pair_intervals": pair_interval_metrics(pred, test.energies, pairs, 0.9, spread),
         }
     return calibrator, pairs, metrics
 
 
 def pair_interval_metrics(
-    pred: np.ndarray, true: np.ndarray, pairs: PairCalibrator, confidence: float
+    pred: np.ndarray,
+    true: np.ndarray,
+    pairs: PairCalibrator,
+    confidence: float,
+    spread: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Coverage and full width of the pair intervals over every pair i < j of rows, and the
     misordering rate of pairs closer than 0.5 eV in truth."""
     i, j = np.triu_indices(len(pred), 1)
     predicted, actual = pred[i] - pred[j], true[i] - true[j]
-    half = pairs.half_width(confidence)
+    scale = pairs.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
+    half = pairs.half_width(confidence, scale)
     close = np.abs(actual) < 0.5
     wrong = np.sign(predicted) != np.sign(actual)
     return {
         "confidence": confidence,
         "n_pairs": int(len(i)),
         "coverage": float(np.mean(np.abs(predicted - actual) <= half)),
-        "full_width": float(2 * half),
+        "full_width": float(2 * np.mean(half)),
         "misordered_close": float(wrong[close].mean()) if close.any() else float("nan"),
         "n_close": int(close.sum()),
     }

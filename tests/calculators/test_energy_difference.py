@@ -23,6 +23,15 @@ def test_pair_calibration_is_narrower_than_two_half_widths_when_errors_correlate
     assert pairs.p_lower(np.array([-5.0]))[0] == 1.0 and pairs.p_lower(np.array([5.0]))[0] == 0.0
     again = PairCalibrator.from_dict(pairs.to_dict())
     assert again.half_width(0.9) == pairs.half_width(0.9)
+    # with a spread, pairs the model is surer of get narrower intervals
+    spread = np.where(np.arange(200) % 2 == 0, 0.1, 1.0)
+    scaled = PairCalibrator.fit(pred, true, spread)
+    assert scaled.normalised and scaled.offset > 0
+    sure = scaled.half_width(0.9, scaled.scale(0.1, 0.1))
+    unsure = scaled.half_width(0.9, scaled.scale(1.0, 1.0))
+    assert sure < unsure
+    with pytest.raises(ValueError, match="needs the model's spread"):
+        scaled.scale(None, None)
     with pytest.raises(ValueError, match="calibrated at"):
         pairs.half_width(0.995)
     with pytest.raises(ValueError, match="at least 3"):
@@ -38,9 +47,12 @@ def test_energy_difference_of_the_calculator(make_calc, rattled_au20) -> None:
     assert out["delta"] == pytest.approx(e_a - e_b, abs=1e-4)  # float32 batches
     lo, hi = out["interval"]
     assert lo < out["delta"] < hi
-    half = calc.pair_calibrator.half_width(calc.confidence)
-    scores = calc.predict([a, b], ("domain_score",))["domain_score"]
-    assert hi - lo == pytest.approx(2 * half * max(1.0, scores.max()) ** 2)
+    pair = calc.pair_calibrator
+    props = ("domain_score", "energy_std") if calc.model.has_spread else ("domain_score",)
+    both = calc.predict([a, b], props)
+    scale = pair.scale(*both["energy_std"]) if pair.normalised else 1.0
+    half = pair.half_width(calc.confidence, scale)
+    assert hi - lo == pytest.approx(2 * half * max(1.0, both["domain_score"].max()) ** 2)
     assert 0.0 <= out["p_lower"] <= 1.0
     swapped = calc.energy_difference(b, a)
     assert swapped["p_lower"] == pytest.approx(1.0 - out["p_lower"], abs=0.02)
