@@ -41,6 +41,33 @@ def split_index(source: str) -> tuple[str, str | None]:
     return source, None
 
 
+def source_kind(source: str | os.PathLike[str]) -> tuple[str, str, str | None]:
+    """What ``source`` names — ``"database"``, ``"folder"`` or ``"file"`` — with its path or
+    URL and its ``@`` part (ASE index or db selection); ValueError when nothing is there.
+
+    A folder with an ``@`` part is read as a file (and reported as not being one); a
+    dangling link counts as a file, so its reader can say what is wrong with it.
+    """
+    text, index = split_index(os.fspath(source))
+    path = Path(text)
+    if "://" in text or (path.suffix in DB_SUFFIXES and path.is_file()):
+        return "database", text, index
+    if path.is_dir() and index is None:
+        return "folder", text, index
+    if path.exists() or path.is_symlink():
+        return "file", text, index
+    raise ValueError(f"no such file, folder or database: {text}")
+
+
+def read_frames(path: Path, index: str | None) -> list[Atoms]:
+    """Frames of an ASE-readable file: ``index`` (ASE syntax) or, as ``ase.io.read``, the
+    last one."""
+    from ase.io import read
+
+    frames = read(path, index=index if index is not None else -1)
+    return frames if isinstance(frames, list) else [frames]
+
+
 def _is_bare_xyz(path: Path) -> bool:
     """Whether an ``<int>.xyz`` file is in the dataset's format: no ``key=value`` on line 2.
 
@@ -88,14 +115,6 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
     return Isomer(cluster_id=cluster_id, energy=energy, atoms=label, source=source)
 
 
-def _read_structures(path: Path, index: str | None) -> list[Atoms]:
-    """Frames of an ASE-readable file: ``index`` (ASE syntax) or the last one."""
-    from ase.io import read
-
-    frames = read(path, index=index if index is not None else -1)
-    return frames if isinstance(frames, list) else [frames]
-
-
 def _read_file(path: Path, index: str | None, label: str) -> tuple[list[Isomer], list[BadFile]]:
     """Isomers of one file (bare or any ASE format), with a reason for each bad frame."""
     problem = regular_file_problem(path)
@@ -104,7 +123,7 @@ def _read_file(path: Path, index: str | None, label: str) -> tuple[list[Isomer],
     try:
         if index is None and _is_bare_xyz(path):
             return [read_isomer(path)], []
-        frames = _read_structures(path, index)
+        frames = read_frames(path, index)
     except XyzError as err:
         return [], [BadFile(label, str(err))]
     except Exception as err:  # ASE raises many types for malformed files
@@ -153,11 +172,11 @@ def read_labelled(
     good: list[Isomer] = []
     bad: list[BadFile] = []
     for source in sources:
-        text, index = split_index(os.fspath(source))
+        kind, text, index = source_kind(source)
         path = Path(text)
-        if "://" in text or (path.suffix in DB_SUFFIXES and path.is_file()):
+        if kind == "database":
             found, rejected = _read_database(text, index)
-        elif path.is_dir() and index is None:
+        elif kind == "folder":
             from ase_au20.database.xyz import xyz_files
 
             found, rejected = [], []
@@ -168,10 +187,8 @@ def read_labelled(
                 more, worse = _read_file(entry, None, entry.name)
                 found += more
                 rejected += worse
-        elif path.exists() or path.is_symlink():
-            found, rejected = _read_file(path, index, path.name)
         else:
-            raise ValueError(f"no such file, folder or database: {text}")
+            found, rejected = _read_file(path, index, path.name)
         good += found
         bad += rejected
     return good, bad

@@ -9,19 +9,17 @@ import os
 from pathlib import Path
 
 from ase import Atoms
-from ase.io import read
 
-from ase_au20.database.labelled_inputs import DB_SUFFIXES, FOLDER_SUFFIXES, split_index
+from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, read_frames, source_kind
 from ase_au20.validation import check_cluster
 
 
 def _frames(path: Path, index: str | None) -> list[Atoms]:
     """Frames of ``path`` at ``index`` (ASE syntax; the last one by default)."""
     try:
-        frames = read(path, index=index if index is not None else -1)
+        frames = read_frames(path, index)
     except Exception as exc:  # ASE raises many types for malformed files
         raise ValueError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
-    frames = frames if isinstance(frames, list) else [frames]
     if not frames or not all(isinstance(a, Atoms) for a in frames):
         raise ValueError(f"{path}: file holds no structure")
     return frames
@@ -49,9 +47,9 @@ def read_structures(sources: list[str | os.PathLike]) -> list[tuple[str, Atoms]]
     last frame each), ``file@index`` and database ``URL@selection`` (every row by default)."""
     out: list[tuple[str, Atoms]] = []
     for source in sources:
-        text, index = split_index(os.fspath(source))
+        kind, text, index = source_kind(source)
         path = Path(text)
-        if "://" in text or (path.suffix in DB_SUFFIXES and path.is_file()):
+        if kind == "database":
             from ase_au20.database import connect
 
             try:
@@ -59,15 +57,13 @@ def read_structures(sources: list[str | os.PathLike]) -> list[tuple[str, Atoms]]
             except (ValueError, KeyError, SyntaxError) as exc:
                 raise ValueError(f"{source}: bad selection {index!r} ({exc})") from None
             out += [(f"{text}@id={row.id}", row.toatoms()) for row in rows]
-        elif path.is_dir():
+        elif kind == "folder":
             for entry in sorted(p for p in path.iterdir() if p.suffix in FOLDER_SUFFIXES):
                 out += [(entry.name, a) for a in _frames(entry, None)]
-        elif path.is_file():
+        else:
             frames = _frames(path, index)
             if len(frames) == 1:
                 out.append((path.name, frames[0]))
             else:
                 out += [(f"{path.name}@{k}", a) for k, a in enumerate(frames)]
-        else:
-            raise ValueError(f"no such file, folder or database: {text}")
     return out
