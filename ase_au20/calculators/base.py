@@ -313,10 +313,13 @@ class Au20Calculator(Calculator):
         structures: Sequence[Atoms],
         pairs: Sequence[tuple[int, int]] | None = None,
         confidence: float | None = None,
+        predicted: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """``energy_difference`` of many pairs (i, j) of ``structures`` (default: all i < j)
         from one batched prediction: arrays ``pairs`` (m, 2), ``delta``, ``interval`` (m, 2),
-        ``p_lower`` and ``in_domain``.
+        ``p_lower`` and ``in_domain``. ``predicted``: this calculator's ``predict`` of
+        ``structures`` made already (with ``domain_score``, ``in_domain`` and, for a model
+        with a spread, ``energy_std``), so a caller that has it does not predict twice.
 
         The interval is calibrated on the differences of calib pairs (the two errors are
         correlated, so it is narrower than two half-widths added) and scaled by the pair's
@@ -337,8 +340,15 @@ class Au20Calculator(Calculator):
         )
         if len(index) and (index.min() < 0 or index.max() >= n):
             raise ValueError(f"pair indices must lie in 0..{n - 1}")
-        wanted = ("energy", "domain_score", "in_domain")
-        out = self.predict(structures, (*wanted, SPREAD) if self.model.has_spread else wanted)
+        wanted = (
+            "energy",
+            "domain_score",
+            "in_domain",
+            *((SPREAD,) if self.model.has_spread else ()),
+        )
+        out = predicted
+        if out is None or not set(wanted) <= set(out):
+            out = self.predict(structures, wanted)
         energy, score, spread = out["energy"], out["domain_score"], out.get(SPREAD)
         i, j = index[:, 0], index[:, 1]
         delta = energy[i] - energy[j]

@@ -77,10 +77,13 @@ def unique_indices(structures: Sequence[Atoms], energies: Sequence[float], tol: 
     return kept
 
 
-def fill_gaps_to_best(calc: Any, candidates: Sequence[Candidate]) -> None:
+def fill_gaps_to_best(
+    calc: Any, candidates: Sequence[Candidate], predicted: dict[str, Any] | None = None
+) -> None:
     """Each candidate's gap to the lowest-energy candidate; with a calculator that offers
     ``energy_differences`` also the gap's calibrated interval and the probability that the
-    candidate is the lower one ("could this be the ground state instead?")."""
+    candidate is the lower one ("could this be the ground state instead?"). ``predicted``:
+    the calculator's predictions of the candidates, in their order, reused if complete."""
     if not candidates:
         return
     energies = np.array([c.energy for c in candidates])
@@ -90,7 +93,7 @@ def fill_gaps_to_best(calc: Any, candidates: Sequence[Candidate]) -> None:
     if not hasattr(calc, "energy_differences"):
         return
     pairs = [(k, best) for k in range(len(candidates))]
-    out = calc.energy_differences([c.atoms for c in candidates], pairs)
+    out = calc.energy_differences([c.atoms for c in candidates], pairs, predicted=predicted)
     for cand, (lo, hi), p in zip(candidates, out["interval"], out["p_lower"], strict=True):
         cand.gap_interval, cand.p_below_best = (float(lo), float(hi)), float(p)
 

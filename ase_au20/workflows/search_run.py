@@ -129,7 +129,8 @@ def run_search(
         )
         for i in order
     ]
-    cands.fill_gaps_to_best(calc, candidates)
+    ranked = {key: np.asarray(values)[order] for key, values in predicted.items()}
+    cands.fill_gaps_to_best(calc, candidates, ranked)
     wall = time.perf_counter() - start
     report = SearchReport(settings, minima, valid, candidates, float(bond_cutoff), wall)
     report.n_outside_domain = n_outside

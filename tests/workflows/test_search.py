@@ -324,6 +324,16 @@ def test_gaps_to_the_best_candidate_with_and_without_pair_calibration(shipped_mo
     assert candidates[best].p_below_best == pytest.approx(0.5, abs=0.02)
     for c in candidates:
         assert c.gap_interval[0] < c.gap < c.gap_interval[1]
+    predicted = calc.predict(structures, ("energy", "energy_std", "in_domain", "domain_score"))
+    again = [
+        cands.Candidate(a, float(e), 0.5, float(e), 0, 0)
+        for a, e in zip(structures, energies, strict=True)
+    ]
+    calc.predict = None  # predictions passed in are reused, not made again
+    cands.fill_gaps_to_best(calc, again, predicted)
+    np.testing.assert_allclose(
+        [c.gap_interval for c in again], [c.gap_interval for c in candidates], atol=1e-9
+    )
     plain = [
         cands.Candidate(atoms=a, energy=e, uncertainty=np.nan, lcb=e, run=0, step=0)
         for a, e in zip(structures, [3.0, 1.0, 2.0], strict=True)
