@@ -18,6 +18,7 @@ from ase_au20.geometry.rdf import (
     mean_radial_distribution,
     radial_distribution,
 )
+from ase_au20.workflows.calculators import predict_batch
 
 STAT_NAMES = (
     "count",
@@ -140,12 +141,6 @@ def ground_state_contest(calc: Any, result: AnalysisResult) -> pd.DataFrame:
         table["p_lower"] = out["p_lower"]
         table["in_domain"] = out["in_domain"]
     else:
-        energies = np.array([_energy(calc, a) for a in atoms])
+        energies = np.asarray(predict_batch(calc, atoms, ("energy",))["energy"], dtype=float)
         table["model_gap"] = energies - energies[0]
     return table
-
-
-def _energy(calc: Any, atoms: Atoms) -> float:
-    work = atoms.copy()
-    work.calc = calc
-    return float(work.get_potential_energy())

@@ -152,3 +152,13 @@ def test_analyze_asks_a_model_which_isomer_could_be_the_ground_state(
     for row in rows:
         assert float(row["gap_lo"]) <= float(row["model_gap"]) <= float(row["gap_hi"])
         assert row["in_domain"] == "True"
+
+
+def test_ground_state_contest_with_a_calculator_without_pair_calibration(analysis) -> None:
+    from ase.calculators.emt import EMT
+
+    from ase_au20.workflows.analysis import ground_state_contest
+
+    table = ground_state_contest(EMT(), analysis[1])
+    assert list(table.columns) == ["cluster_id", "dft_gap", "model_gap"]
+    assert table["model_gap"].iloc[0] == 0.0 and table["dft_gap"].iloc[0] == 0.0
