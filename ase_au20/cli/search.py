@@ -15,21 +15,9 @@ from ase_au20.cli.workflow_options import (
     published,
     quiet_option,
     read_input_cluster,
+    scheduler_options,
     staged_out,
 )
-
-
-def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    """``--workers``: a positive count, or None for auto (decided once the calculator is built)."""
-    if value == "auto":
-        return None
-    try:
-        workers = int(value)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise click.BadParameter(f"use a positive number or auto, not {value!r}")
-    return workers
 
 
 @click.command("search")
@@ -58,13 +46,9 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
 @click.option(
     "--runs", default=2, show_default=True, type=click.IntRange(min=1), help="independent runs"
 )
-@click.option(
-    "--workers",
-    default="auto",
-    show_default=True,
-    callback=_workers,
-    help="processes the runs share, one core each; the minima are those of one process. "
-    "auto: one per run up to the usable cores (1 for SchNet on a GPU)",
+@scheduler_options(
+    "Dask workers the runs share, one core each; the minima do not depend on it. auto: one "
+    "per run up to the usable cores (1 for SchNet on a GPU); one runs in this process"
 )
 @click.option(
     "--steps", default=100, show_default=True, type=int, help="starts / hops / offspring per run"
@@ -107,6 +91,7 @@ def search_cmd(
     method: str,
     starts: str,
     runs: int,
+    scheduler: str,
     workers: int | None,
     steps: int,
     seed: int,
@@ -131,6 +116,7 @@ def search_cmd(
     every local minimum is checked (no pair < 2.3 Å, connected), de-duplicated, ranked by
     energy (or E − κ·uncertainty) and matched against the isomers of --db.
     """
+    from ase_au20.workflows.engine import open_engine
     from ase_au20.workflows.search import SearchSettings, auto_workers
     from ase_au20.workflows.search_run import run_search
 
@@ -138,8 +124,8 @@ def search_cmd(
     calc = build_calculator(calc_spec, device)
     if workers is None:
         workers = auto_workers(calc, runs)
-    processes = min(workers, runs)
-    click.echo(f"{runs} {method} run(s) on {processes} process{'es' if processes > 1 else ''}")
+        if workers == 1 and scheduler == "local":
+            scheduler = "none"  # a cluster of one buys nothing
     settings = SearchSettings(
         method=method,
         starts=starts,
@@ -151,7 +137,8 @@ def search_cmd(
         step_size=step_size,
         population=population,
     )
-    with staged_out(out_dir, overwrite) as stage:
+    with staged_out(out_dir, overwrite) as stage, open_engine(scheduler, workers) as engine:
+        click.echo(f"{runs} {method} run(s) {engine.description}")
         try:
             report = run_search(
                 calc,
@@ -165,7 +152,7 @@ def search_cmd(
                 calc_name=calc_spec,
                 store=not no_store,
                 progress=not quiet,
-                workers=workers,
+                engine=engine,
             )
         except (ValueError, TimeoutError) as exc:
             raise click.ClickException(str(exc)) from exc

@@ -11,6 +11,12 @@ import click
 
 from ase_au20.models.registry import MODELS
 
+SCHEDULERS_HELP = (
+    "where the work runs: 'local' (a Dask LocalCluster of one-thread worker processes on "
+    "this machine's usable cores), 'tcp://HOST:PORT' (an existing Dask scheduler, e.g. one "
+    "started by dask-jobqueue on a cluster) or 'none' (in this process, no Dask)"
+)
+
 
 def calc_option(default: str = "schnet"):
     """The ``--calc`` option of every workflow verb; its choices and help come from the
@@ -171,3 +177,44 @@ def read_input_cluster(file: str | None):
         "-" + "".join(c if c.isalnum() else "_" for c in index) if index else ""
     )
     return atoms, name, file
+
+
+def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """``--workers``: a positive count, or None for auto."""
+    if value == "auto":
+        return None
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise click.BadParameter(f"use a positive number or auto, not {value!r}")
+    return workers
+
+
+def _scheduler(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ase_au20.workflows.engine import check_scheduler
+
+    try:
+        return check_scheduler(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def scheduler_options(workers_help: str):
+    """``--scheduler`` (local / tcp://HOST:PORT / none) and ``--workers`` of the verbs whose
+    work runs on Dask."""
+
+    def decorate(command):
+        command = click.option(
+            "--workers", default="auto", show_default=True, callback=_workers, help=workers_help
+        )(command)
+        return click.option(
+            "--scheduler",
+            default="local",
+            show_default=True,
+            callback=_scheduler,
+            help=SCHEDULERS_HELP,
+        )(command)
+
+    return decorate

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ase_au20.geometry.symmetric_cluster import STARTS, search_start
 from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
-from ase_au20.workflows.process_pool import map_in_processes, usable_cores
+from ase_au20.workflows.engine import Engine, usable_cores
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 
 METHODS = ("basin", "ga", "multistart")
@@ -345,11 +345,18 @@ def search_run(
 
 
 def auto_workers(calc: Calculator, runs: int) -> int:
-    """One process per run up to the usable cores; one for a model on a GPU (it is shared)."""
+    """One worker per run up to the usable cores; one for a model on a GPU (it is shared)."""
     device = getattr(getattr(calc, "model", None), "device", None)
     if getattr(device, "type", "cpu") != "cpu":
         return 1
     return max(1, min(runs, usable_cores()))
+
+
+def _search_task(calc: Calculator, job: tuple[SearchSettings, int, int], progress) -> list[Minimum]:
+    """One run as an engine task, in a scratch folder of the worker's own."""
+    settings, run, n_atoms = job
+    with tempfile.TemporaryDirectory(prefix="au20-search-") as tmp:
+        return search_run(calc, settings, run, n_atoms, Path(tmp), progress)
 
 
 def global_search(
@@ -357,29 +364,31 @@ def global_search(
     settings: SearchSettings,
     n_atoms: int = 20,
     progress: bool = False,
-    workers: int = 1,
+    engine: Engine | None = None,
 ) -> list[Minimum]:
     """All local minima of ``settings.runs`` independent runs (run index set on each).
 
-    ``workers`` > 1 runs them in that many processes; ``calc`` must pickle (ours always do,
-    EMT only before its first calculation). Each run is seeded on its own, so the minima
-    are those of one process.
+    The runs are tasks of ``engine`` (default: one after another in this process); each is
+    seeded on its own, so the minima do not depend on where the runs ran.
     """
     settings.validate()
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    engine = engine or Engine()
     bar = tqdm(
         total=settings.runs * minima_per_run(settings),
         desc=f"search {settings.method}",
         unit="minimum",
         disable=not progress,
     )
-    with tempfile.TemporaryDirectory(prefix="au20-search-") as tmp:
-        jobs = [(calc, settings, run, n_atoms, Path(tmp)) for run in range(settings.runs)]
-        if workers == 1 or settings.runs == 1:
-            per_run = [search_run(*job, progress=bar.update) for job in jobs]
-        else:
-            per_run = map_in_processes(search_run, jobs, workers, bar.update)
+    jobs = [(settings, run, n_atoms) for run in range(settings.runs)]
+    per_run = list(
+        engine.map(
+            _search_task,
+            engine.calculator(calc),
+            jobs,
+            label=lambda job: f"search run {job[1]}",
+            on_progress=bar.update,
+        )
+    )
     bar.close()
     minima = [minimum for found in per_run for minimum in found]
     if not minima:

@@ -26,6 +26,7 @@ from ase_au20.workflows.calculators import (
     predict_batch,
     uncertainty_properties,
 )
+from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.search import Minimum, SearchSettings, best_so_far, global_search
 from ase_au20.workflows.structure_files import predicted_structure
@@ -68,11 +69,11 @@ def run_search(
     calc_name: str = "",
     store: bool = True,
     progress: bool = False,
-    workers: int = 1,
+    engine: Engine | None = None,
 ) -> SearchReport:
     """Run :func:`global_search` and turn its minima into ranked, stored, written candidates.
 
-    ``workers``: processes for the independent runs (see :func:`global_search`).
+    ``engine``: where the independent runs go (default: this process, one after another).
     """
     settings.validate()
     if kappa < 0:
@@ -87,7 +88,7 @@ def run_search(
     if bond_cutoff is None:
         bond_cutoff = cands.data_bond_cutoff(known) if known else cands.FALLBACK_BOND_CUTOFF
     start = time.perf_counter()
-    minima = global_search(calc, settings, progress=progress, workers=workers)
+    minima = global_search(calc, settings, progress=progress, engine=engine)
     reasons = [cands.invalid_reason(m.atoms, bond_cutoff) for m in minima]
     valid = np.array([not r for r in reasons], dtype=bool)
     pool = [m for m, ok in zip(minima, valid, strict=True) if ok]

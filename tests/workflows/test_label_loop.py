@@ -50,8 +50,8 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
             str(db),
             "--out",
             str(work / "search"),
-            "--workers",
-            "1",
+            "--scheduler",
+            "none",
         )
         _run(
             "select",

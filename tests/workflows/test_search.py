@@ -19,10 +19,16 @@ from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
 from ase_au20.workflows.calculators import ModelIdentity
-from ase_au20.workflows.process_pool import map_in_processes, usable_cores
+from ase_au20.workflows.engine import open_engine, usable_cores
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
-from ase_au20.workflows.search import SearchSettings, auto_workers, global_search, search_run
+from ase_au20.workflows.search import (
+    SearchSettings,
+    _search_task,
+    auto_workers,
+    global_search,
+    search_run,
+)
 from ase_au20.workflows.search_run import run_search
 
 
@@ -204,7 +210,7 @@ def test_cli_search(db_copy, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "ground state (isomer" in res.output and "db rows written" in res.output
-    assert "1 multistart run(s) on 1 process\n" in res.output
+    assert "1 multistart run(s) in this process\n" in res.output
     assert (tmp_path / "s" / "candidates.xyz").stat().st_size > 0
     res = CliRunner().invoke(search_cmd, ["--calc", "emt", "--workers", "0"])
     assert res.exit_code == 2 and "use a positive number or auto, not '0'" in res.output
@@ -250,33 +256,33 @@ def test_search_that_never_relaxes_is_a_clear_error():
         )
 
 
-def test_runs_in_worker_processes_give_the_minima_of_one_process(tmp_path):
+def test_runs_on_dask_workers_give_the_minima_of_one_process_and_their_warnings(tmp_path):
     settings = SearchSettings(method="multistart", runs=2, steps=2, seed=4)
-    jobs = [(EMT(), settings, run, 20, tmp_path) for run in range(2)]
+    serial = [search_run(EMT(), settings, run, 20, tmp_path) for run in range(2)]
+    collapsing = SearchSettings(method="basin", runs=2, steps=5, seed=1)
     ticks = []
-    parallel = map_in_processes(search_run, jobs, 2, on_progress=lambda: ticks.append(1))
-    serial = [search_run(*job) for job in jobs]
-    assert len(ticks) == 4  # every relaxation of both runs reached the parent's progress bar
-    for got, want in zip(parallel, serial, strict=True):
-        assert [(m.run, m.step) for m in got] == [(m.run, m.step) for m in want]
-        for a, b in zip(got, want, strict=True):
-            assert a.energy == b.energy
-            np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
-
-
-def test_worker_warnings_reach_the_caller_and_a_used_emt_is_refused():
-    settings = SearchSettings(method="basin", runs=2, steps=5, seed=1)
-    with pytest.warns(UserWarning, match="stopped early: 50 relaxations in a row left"):
-        minima = global_search(EMTCollapsingAfter(limit=150), settings, workers=2)
+    with open_engine("local", workers=2) as engine:
+        assert engine.workers == 2 and "2 Dask workers" in engine.description
+        parallel = global_search(EMT(), settings, engine=engine)
+        jobs = [(settings, 0, 20), (settings, 1, 20)]
+        handle = engine.calculator(EMT())
+        for _ in engine.map(_search_task, handle, jobs, on_progress=ticks.append):
+            pass
+        with pytest.warns(UserWarning, match="stopped early: 50 relaxations in a row left"):
+            minima = global_search(EMTCollapsingAfter(limit=150), collapsing, engine=engine)
+        used = EMT()
+        atoms = au20_ground_state()
+        atoms.calc = used
+        atoms.get_potential_energy()  # EMT keeps an unpicklable lambda once it has computed
+        with pytest.raises(ValueError, match="cannot send EMT to the Dask workers"):
+            global_search(used, settings, engine=engine)
     assert {m.run for m in minima} == {0, 1}
-    used = EMT()
-    atoms = au20_ground_state()
-    atoms.calc = used
-    atoms.get_potential_energy()  # EMT keeps an unpicklable lambda once it has computed
-    with pytest.raises(ValueError, match="cannot send EMT to worker processes"):
-        global_search(used, settings, workers=2)
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        global_search(EMT(), settings, workers=0)
+    assert len(ticks) == 4  # every relaxation of both runs reached the client's progress
+    want = [m for found in serial for m in found]
+    assert [(m.run, m.step) for m in parallel] == [(m.run, m.step) for m in want]
+    for a, b in zip(parallel, want, strict=True):
+        assert a.energy == b.energy
+        np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
 
 
 def test_auto_workers_one_per_run_up_to_the_cores_and_one_on_a_gpu():

@@ -1,0 +1,240 @@
+"""Dask, the one parallel engine of the workflows: a local cluster, a remote one, or none.
+
+Tasks are chunks of structures or whole search runs, each a call
+``function(calc, item, progress)`` on one worker thread. The calculator travels once per
+worker, not with every task: a ``--calc`` spec is built on the worker at its first task and
+kept there; a calculator object is scattered to every worker once. Workers are processes
+with one thread each, because a 20-atom model call cannot use more than one core and
+dscribe and ASE's optimisers hold the GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sys
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ase.calculators.calculator import Calculator
+
+PROGRESS_TOPIC = "ase-au20-progress"
+
+TaskFunction = Callable[[Calculator, Any, Callable[[], None]], Any]
+_built: dict[tuple[str, str], Calculator] = {}  # a worker's calculators, by (spec, device)
+
+
+class TaskFailed(ValueError):
+    """A task raised: the message names the structures or run it was working on."""
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_calculator(source: Calculator | tuple[str, str]) -> Calculator:
+    """The calculator of a task: a scattered object as it is, or ``(spec, device)`` built
+    on this worker at its first use and kept for every later task."""
+    if isinstance(source, Calculator):
+        return source
+    if source not in _built:
+        from ase_au20.calculators.factory import make_calculator
+
+        _built[source] = make_calculator(*source)
+    return _built[source]
+
+
+def _run_task(
+    function: TaskFunction,
+    source: Calculator | tuple[str, str],
+    item: Any,
+    label: str,
+    report: bool,
+) -> tuple[Any, list[tuple[str, type[Warning]]]]:
+    """``function(calc, item, progress)`` with one BLAS/OpenMP/torch thread; its result and
+    the warnings it gave (raised again by the caller)."""
+    from threadpoolctl import threadpool_limits
+
+    progress = _progress_to_client if report else _no_progress
+    calc = worker_calculator(source)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = function(calc, item, progress)
+        except Exception as exc:  # any failure of user code: name what it was working on
+            raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
+    return result, [(str(w.message), w.category) for w in caught]
+
+
+def _progress_to_client() -> None:
+    """One unit of progress, sent to the client's progress bar as a Dask event."""
+    from distributed import get_worker
+
+    get_worker().log_event(PROGRESS_TOPIC, 1)
+
+
+def _no_progress() -> None:
+    """Progress of a task whose caller shows none."""
+
+
+@dataclass
+class Engine:
+    """Where tasks run: a Dask client (None: in this process) and its worker count."""
+
+    client: Any = None
+    workers: int = 1
+    _sources: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        """``"in this process"`` or ``"on N Dask workers at ADDRESS"``."""
+        if self.client is None:
+            return "in this process"
+        plural = "s" if self.workers != 1 else ""
+        return f"on {self.workers} Dask worker{plural} at {self.client.scheduler.address}"
+
+    def calculator(self, calc: Calculator | str, device: str = "auto") -> Any:
+        """A handle tasks receive their calculator through: a spec builds once per worker,
+        an object is sent once per worker (ValueError if it cannot be pickled)."""
+        if isinstance(calc, str):
+            return (calc, device)
+        if self.client is None:
+            return calc
+        key = id(calc)
+        if key not in self._sources:
+            try:
+                pickle.dumps(calc)
+            except Exception as exc:  # what pickling raises depends on the object
+                raise ValueError(
+                    f"cannot send {type(calc).__name__} to the Dask workers ({exc}); pass a "
+                    "fresh object (an ASE calculator that has not computed yet), a --calc "
+                    "spec, or use --scheduler none"
+                ) from exc
+            self._sources[key] = self.client.scatter(calc, broadcast=True, hash=False)
+        return self._sources[key]
+
+    def map(
+        self,
+        function: TaskFunction,
+        calculator: Any,
+        items: Iterable[Any],
+        label: Callable[[Any], str] = str,
+        on_progress: Callable[[int], None] | None = None,
+        window: int | None = None,
+    ) -> Iterator[Any]:
+        """Results of ``function(calc, item, progress)`` for each item, in order.
+
+        ``items`` is consumed lazily: at most ``window`` tasks (default 2 per worker) are
+        queued at once, so a stream of structures never sits in memory whole. Warnings of
+        a task are raised again here; the first failing task raises :class:`TaskFailed`.
+        """
+        report = on_progress is not None
+        if self.client is None:
+            for item in items:
+                yield _run_here(function, calculator, item, label(item), on_progress)
+            return
+        window = window or 2 * self.workers
+        pending: deque[Any] = deque()
+        handler = (lambda event: on_progress(event[1])) if report else None
+        subscribe = contextlib.nullcontext()
+        if handler is not None:
+            subscribe = _subscribed(self.client, handler)
+        with subscribe:
+            iterator = iter(items)
+            try:
+                for item in iterator:
+                    pending.append(self._submit(function, calculator, item, label, report))
+                    if len(pending) >= window:
+                        yield self._collect(pending.popleft())
+                while pending:
+                    yield self._collect(pending.popleft())
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _submit(self, function, calculator, item, label, report):
+        return self.client.submit(
+            _run_task, function, calculator, item, label(item), report, pure=False
+        )
+
+    @staticmethod
+    def _collect(future: Any) -> Any:
+        result, caught = future.result()
+        _rewarn(caught)
+        return result
+
+
+def _run_here(function, calculator, item, label, on_progress):
+    """One task in this process: warnings pass straight through, progress goes to the caller."""
+    calc = worker_calculator(calculator)
+    progress = (lambda: on_progress(1)) if on_progress is not None else _no_progress
+    try:
+        return function(calc, item, progress)
+    except Exception as exc:  # the same message as from a worker
+        raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
+
+
+def _rewarn(caught: list[tuple[str, type[Warning]]]) -> None:
+    for message, category in caught:
+        warnings.warn(message, category, stacklevel=3)
+
+
+@contextlib.contextmanager
+def _subscribed(client: Any, handler: Callable[[Any], None]) -> Iterator[None]:
+    client.subscribe_topic(PROGRESS_TOPIC, handler)
+    try:
+        yield
+    finally:
+        client.unsubscribe_topic(PROGRESS_TOPIC)
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` if it is ``local``, ``none`` or a ``tcp://`` address, else ValueError."""
+    if scheduler in ("local", "none") or scheduler.startswith(("tcp://", "tls://")):
+        return scheduler
+    raise ValueError(
+        f"unknown scheduler {scheduler!r}: use 'local', 'none' or a scheduler address "
+        "tcp://HOST:PORT"
+    )
+
+
+@contextlib.contextmanager
+def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterator[Engine]:
+    """An :class:`Engine` for ``scheduler``; ``workers`` sizes a local cluster (default: the
+    usable cores). The cluster and client close on exit."""
+    check_scheduler(scheduler)
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if scheduler == "none":
+        yield Engine()
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with (
+            LocalCluster(
+                n_workers=workers or usable_cores(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield Engine(client, len(cluster.workers))
+        return
+    with Client(scheduler, timeout="20s") as client:
+        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+        if threads == 0:
+            raise ValueError(f"the Dask scheduler at {scheduler} has no workers")
+        yield Engine(client, threads)
