@@ -40,10 +40,11 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def worker_calculator(source: Calculator | tuple[str, str]) -> Calculator:
+def worker_calculator(source: Calculator | tuple[str, str] | None) -> Calculator | None:
     """The calculator of a task: a scattered object as it is, or ``(spec, device)`` built
-    on this worker at its first use and kept for every later task."""
-    if isinstance(source, Calculator):
+    on this worker at its first use and kept for every later task (None: tasks that need
+    none)."""
+    if source is None or isinstance(source, Calculator):
         return source
     if source not in _built:
         from ase_au20.calculators.factory import make_calculator

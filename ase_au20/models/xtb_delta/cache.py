@@ -1,14 +1,13 @@
 """GFN1-xTB results of many structures, computed once: cached by a hash of the geometry and
-the xTB settings, computed in parallel processes (one OpenMP thread each) with progress."""
+the xTB settings, computed on Dask workers (one OpenMP thread each) with progress."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ase_au20.models.xtb_delta.baseline import BaselineError, XtbSettings, xtb_energy_forces
+from ase_au20.workflows.engine import Engine, TaskFailed, open_engine, usable_cores
 
 
 def default_cache_dir() -> Path:
@@ -33,16 +33,27 @@ def geometry_key(atoms: Atoms, settings: XtbSettings) -> str:
 
 
 POOL_MIN = 8
+CHUNK = 4  # structures per task: a few seconds of GFN1, small next to a task's overhead
 
 
-def _init_worker() -> None:
-    """One OpenMP thread per process: the processes share the cores instead."""
-    os.environ["OMP_NUM_THREADS"] = "1"
+def _compute_chunk(
+    _calc: None, chunk: tuple[int, list[Atoms], XtbSettings], progress: Callable[[], None]
+) -> tuple[list[tuple[float, np.ndarray]], str | None]:
+    """GFN1 energy and forces of each structure of one task, up to the first failure, and
+    that failure's message naming the structure (None: all done)."""
+    first, structures, settings = chunk
+    results = []
+    for offset, atoms in enumerate(structures):
+        try:
+            results.append(xtb_energy_forces(atoms, settings))
+        except BaselineError as err:
+            return results, f"structure {first + offset}: {err}"
+        progress()
+    return results, None
 
 
-def _compute(args: tuple[np.ndarray, np.ndarray, XtbSettings]) -> tuple[float, np.ndarray]:
-    numbers, positions, settings = args
-    return xtb_energy_forces(Atoms(numbers, positions=positions), settings)
+def _task_label(chunk: tuple[int, list[Atoms], XtbSettings]) -> str:
+    return f"GFN1 of structures {chunk[0]}–{chunk[0] + len(chunk[1]) - 1}"
 
 
 def compute_baseline(
@@ -52,36 +63,48 @@ def compute_baseline(
     progress: bool = True,
     on_result: Callable[[int, float, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """GFN1 energies (n,) and forces of ``structures`` on ``workers`` processes (default: the
-    usable cores; one process for fewer than ``POOL_MIN`` structures, where starting a pool
-    costs more than it saves). ``on_result(i, energy, forces)`` sees each result as it
-    arrives, so a cache keeps what was computed before a failure or an interrupt."""
+    """GFN1 energies (n,) and forces of ``structures`` on ``workers`` Dask workers of a local
+    cluster (default: the usable cores; this process for fewer than ``POOL_MIN`` structures,
+    where starting a cluster costs more than it saves). ``on_result(i, energy, forces)`` sees
+    each result in order as it arrives, so a cache keeps what was computed before a failure
+    or an interrupt."""
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if len(structures) >= POOL_MIN else 1
-    jobs = [(a.numbers, a.positions, settings) for a in structures]
-    bar = tqdm(total=len(jobs), desc=settings.method, unit="structure", disable=not progress)
-    pool = None
-    if workers == 1:
-        computed = map(_compute, jobs)
-    else:
-        pool = ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker
+        workers = usable_cores() if len(structures) >= POOL_MIN else 1
+    chunks = [
+        (
+            start,
+            [Atoms(a.numbers, a.positions) for a in structures[start : start + CHUNK]],
+            settings,
         )
-        computed = pool.map(_compute, jobs, chunksize=4)
-    energies, forces = [], []
+        for start in range(0, len(structures), CHUNK)
+    ]
+    bar = tqdm(total=len(structures), desc=settings.method, unit="structure", disable=not progress)
+    energies: list[float] = []
+    forces: list[np.ndarray] = []
+    engine = open_engine("local", workers) if workers > 1 else contextlib.nullcontext(Engine())
     try:
-        for energy, force in computed:
-            if on_result is not None:
-                on_result(len(energies), energy, force)
-            energies.append(energy)
-            forces.append(force)
-            bar.update()
-    except BaselineError as err:  # results come in order: the failure is the next structure
-        raise BaselineError(f"structure {len(energies)}: {err}") from None
+        with engine as running:
+            computed = running.map(
+                _compute_chunk,
+                None,
+                chunks,
+                label=lambda chunk: (
+                    f"GFN1 task of structures {chunk[0]}–{chunk[0] + len(chunk[1]) - 1}"
+                ),
+                on_progress=bar.update,
+            )
+            for results, failure in computed:
+                for energy, force in results:
+                    if on_result is not None:
+                        on_result(len(energies), energy, force)
+                    energies.append(energy)
+                    forces.append(force)
+                if failure is not None:
+                    raise BaselineError(failure)
+    except TaskFailed as err:  # not a GFN1 failure: a bug or a lost worker
+        raise BaselineError(str(err)) from None
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     return np.array(energies), forces
 
 
