@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.dynamics", "relax_cmd"),
     ("ase_au20.cli.dynamics", "md_cmd"),
     ("ase_au20.cli.search", "search_cmd"),
+    ("ase_au20.cli.screen", "screen_cmd"),
     ("ase_au20.cli.search", "select_cmd"),
     ("ase_au20.cli.search", "label_cmd"),
     ("ase_au20.cli.search", "energy_map_cmd"),

@@ -1,9 +1,12 @@
-"""One writer at a time per SQLite database, with a lock the kernel frees when a writer dies.
+"""One writer at a time per database, with a lock that is freed when a writer dies.
 
 ASE's lock file is created and deleted by the writer, so a SIGKILL leaves it behind and
-every later writer waits forever. An ``flock`` on ``.<db>.writer-lock`` is released by the
-operating system when its holder exits in any way, so a killed ``db add`` costs nothing.
-Server databases (PostgreSQL) serialise in their own transactions and need no file lock.
+every later writer waits forever. For SQLite an ``flock`` on ``.<db>.writer-lock`` is
+released by the operating system when its holder exits in any way, so a killed ``db add``
+costs nothing. For PostgreSQL the same role is played by a session advisory lock, which the
+server releases when the holder's connection closes or its process dies. Writers read,
+decide and write under the lock (is this isomer new? which chunk comes next?), so several
+processes or Dask workers writing at once never duplicate a row.
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ def _holder(handle) -> str:
 
 @contextlib.contextmanager
 def writer_lock(db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    """Hold the exclusive writer lock of a SQLite database (no-op for server URLs).
+    """Hold the exclusive writer lock of a database (SQLite file or PostgreSQL URL).
 
     TimeoutError after ``timeout`` s naming the process that holds it. A leftover ASE
     ``<db>.lock`` is reported once: ase-au20 does not use it, but ``ase db`` writes would
-    wait on it.
+    wait on it. Other server URLs (MySQL) get no lock.
     """
     from ase_au20.database.store import is_server_url
 
+    if str(db_url).startswith(("postgresql://", "postgres://")):
+        with _advisory_lock(str(db_url), timeout):
+            yield
+        return
     if is_server_url(db_url):
         yield
         return
@@ -76,3 +83,38 @@ def writer_lock(db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+ADVISORY_KEY = 0x41553230  # "AU20": the one writer lock of an ase-au20 PostgreSQL database
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
+    """A PostgreSQL session advisory lock on a connection of its own, for ``timeout`` s."""
+    from ase_au20.database.store import POSTGRES_EXTRA
+
+    try:
+        import psycopg2
+    except ModuleNotFoundError:
+        raise ValueError(f"postgresql:// databases need the driver: {POSTGRES_EXTRA}") from None
+    connection = psycopg2.connect(url)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            try:
+                cursor.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
+            except psycopg2.errors.LockNotAvailable:
+                cursor.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                    "AND granted",
+                    (ADVISORY_KEY,),
+                )
+                holder = cursor.fetchone()
+                raise TimeoutError(
+                    f"{url} is being written by server process "
+                    f"{holder[0] if holder else 'unknown'} (waited {timeout:.0f} s)"
+                ) from None
+        yield
+    finally:
+        connection.close()  # closing the session releases its advisory locks

@@ -1,0 +1,127 @@
+"""``au20-workflow screen``: predictions for a stream of structures, into a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ase_au20.cli.workflow_options import (
+    build_calculator,
+    calc_option,
+    quiet_option,
+    scheduler_options,
+)
+
+
+@click.command("screen")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@calc_option("schnet")
+@click.option(
+    "--out",
+    "url",
+    default=None,
+    help="ASE database the predictions go to: a file (.db) or a postgresql:// URL; rows of "
+    "an earlier, interrupted screen of the same inputs are kept and the screen resumes "
+    "[default: ./screen-FIRST_INPUT.db]",
+)
+@click.option("--relax", is_flag=True, help="relax each structure (FIRE) before predicting")
+@click.option(
+    "--fmax", default=0.05, show_default=True, type=float, help="relaxation force limit (eV/Å)"
+)
+@click.option(
+    "--relax-steps",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="optimiser steps per relaxation: a short relaxation, not a converged one",
+)
+@click.option(
+    "--chunk-size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="structures per Dask task and per database transaction",
+)
+@scheduler_options("Dask workers of the local cluster, one core each. auto: the usable cores")
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(min=0), help="lowest shown"
+)
+@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@quiet_option
+def screen_cmd(
+    inputs: tuple[str, ...],
+    calc_spec: str,
+    url: str | None,
+    relax: bool,
+    fmax: float,
+    relax_steps: int,
+    chunk_size: int,
+    scheduler: str,
+    workers: int | None,
+    top: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Energy, 90 % interval, spread and domain verdict of every structure in INPUT...
+
+    INPUT is an extended xyz or .traj file (every frame; file@index selects), a folder of
+    such files, or an ASE database URL@selection. Structures are streamed, never held in
+    memory together; predictions are written as prediction rows (pred_energy,
+    pred_uncertainty, pred_std, in_domain, model: never an energy label), one transaction per
+    chunk. A killed screen resumes without duplicates when run again with the same inputs.
+    """
+    from ase_au20.workflows.calculators import ModelIdentity
+    from ase_au20.workflows.engine import open_engine
+    from ase_au20.workflows.screen import ScreenSettings, screen
+
+    if url is None:
+        url = f"screen-{Path(inputs[0].split('@')[0]).stem or 'input'}.db"
+    calc = build_calculator(calc_spec, device)  # fails here, not on every worker
+    model = ModelIdentity.of(calc, calc_spec)
+    settings = ScreenSettings(
+        relax=relax, fmax=fmax, relax_steps=relax_steps, chunk_size=chunk_size
+    )
+    try:
+        with open_engine(scheduler, workers) as engine:
+            source = calc if engine.client is None else calc_spec
+            if not quiet:
+                click.echo(f"screening with {calc_spec} {engine.description} into {url}")
+            report = screen(
+                list(inputs),
+                source,
+                url,
+                settings,
+                engine,
+                model=model,
+                progress=not quiet,
+                top=top,
+            )
+    except (ValueError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    print_screen_report(report)
+
+
+def print_screen_report(report) -> None:
+    """Counts, rate and time split, out-of-domain share and the lowest predictions."""
+    if report.resumed_from:
+        click.echo(f"resumed run {report.run}: {report.resumed_from} structures were done")
+    click.echo(
+        f"{report.screened} structures screened in {report.seconds:.1f} s "
+        f"({report.rate:.0f} /s) into {report.url}"
+    )
+    click.echo(
+        f"time: reading {report.read_seconds:.1f} s, model {report.model_seconds:.1f} s "
+        f"(summed over workers), writing {report.write_seconds:.1f} s"
+    )
+    if report.screened:
+        share = report.out_of_domain / report.screened
+        click.echo(f"outside the model's domain: {report.out_of_domain} ({share:.1%})")
+    if report.failed:
+        label, reason = report.failed[0]
+        click.echo(f"{len(report.failed)} not evaluated (first: {label}: {reason})")
+    if report.lowest:
+        click.echo("lowest predictions (eV, ± 90 % half-width):")
+        for energy, half, source, in_domain in report.lowest:
+            verdict = "" if in_domain is not False else "  OUTSIDE DOMAIN"
+            click.echo(f"  {energy:12.3f} ± {half:.3f}  {source}{verdict}")
