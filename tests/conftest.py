@@ -12,6 +12,7 @@ from ase.calculators.emt import EMT
 from ase.optimize import BFGS
 from bad_xyz_cases import BAD_XYZ_CASES, SPECIAL_XYZ_CASES
 from isomer_files import random_compact_au20, write_isomer_xyz
+from postgres_server import create_database, postgres_bin, postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_COUNT = 40  # random relaxed clusters; 4 near-duplicate copies are added on top
@@ -28,11 +29,39 @@ def au20_data_dir() -> Path:
     """The real dataset folder; skipped when missing, a failure when CI=true."""
     path = _dataset_dir()
     if not (path / "xyz").is_dir():
-        reason = f"Au20 dataset not found at {path} (set AU20_DATA)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _skip_or_fail(f"Au20 dataset not found at {path} (set AU20_DATA)")
     return path
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Skip a test whose data or service is missing; in CI (CI=true) that is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory):
+    """A PostgreSQL server on a loopback port for the session (Debian's ``postgresql``:
+    initdb + pg_ctl); skipped without the binaries or the driver, a failure when CI=true."""
+    if postgres_bin() is None:
+        _skip_or_fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        )
+    try:
+        import ase_db_backends  # noqa: F401
+        import psycopg2  # noqa: F401
+    except ModuleNotFoundError as err:
+        _skip_or_fail(f"{err.name} not installed: pip install -e '.[postgres]'")
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    return create_database(postgres_server_url, name)
 
 
 @pytest.fixture(scope="session")

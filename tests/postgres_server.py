@@ -1,0 +1,87 @@
+"""A throwaway PostgreSQL server for tests: ``initdb`` and ``pg_ctl`` on a temporary folder,
+listening on a free loopback port, owned by the ``postgres`` user when the tests run as root
+(PostgreSQL refuses to run as root)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def postgres_bin() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl`` (PATH, then Debian's layout), or None."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(found)).parent
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(folder, "initdb").is_file() and Path(folder, "pg_ctl").is_file():
+            return Path(folder)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _as_owner(user: pwd.struct_passwd | None):
+    """preexec_fn dropping root to ``user`` (None: run as we are)."""
+    if user is None:
+        return None
+
+    def drop() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    return drop
+
+
+@contextlib.contextmanager
+def postgres_server(root: Path) -> Iterator[str]:
+    """A running server; yields its URL (no database part), stops on exit."""
+    binaries = postgres_bin()
+    if binaries is None:
+        raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed")
+    user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    data = root / "data"
+    data.mkdir(parents=True)
+    if user is not None:
+        os.chown(root, user.pw_uid, user.pw_gid)
+        os.chown(data, user.pw_uid, user.pw_gid)
+    name = user.pw_name if user is not None else pwd.getpwuid(os.geteuid()).pw_name
+    port = _free_port()
+    run = {"check": True, "capture_output": True, "preexec_fn": _as_owner(user), "cwd": root}
+    subprocess.run([binaries / "initdb", "-D", data, "-A", "trust", "-U", name, "--no-sync"], **run)
+    options = f"-h 127.0.0.1 -p {port} -k {root} -F"  # -F: no fsync, a throwaway server
+    subprocess.run(
+        [binaries / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start"], **run
+    )
+    try:
+        yield f"postgresql://{name}@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [binaries / "pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+            preexec_fn=_as_owner(user),
+        )
+
+
+def create_database(server: str, name: str) -> str:
+    """A new empty database ``name`` on ``server``; its URL."""
+    import psycopg2
+
+    connection = psycopg2.connect(f"{server}/postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"{server}/{name}"

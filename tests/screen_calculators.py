@@ -1,0 +1,44 @@
+"""Calculator factories for screening tests, importable as ``--calc screen_calculators:NAME``
+by the CLI in a subprocess and by Dask workers (tests/ is on their path)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ase.calculators.emt import EMT
+
+FAR = 4000.0  # Å: a structure shifted this far along x makes FailingEMT raise
+
+
+class SlowEMT(EMT):
+    """EMT that takes ``$SCREEN_SLEEP`` seconds per structure, so a test can kill a screen
+    half way."""
+
+    def calculate(self, *args, **kwargs):
+        time.sleep(float(os.environ.get("SCREEN_SLEEP", "0")))
+        super().calculate(*args, **kwargs)
+
+
+class FailingEMT(EMT):
+    """EMT with a bug: it raises on structures shifted beyond ``FAR`` along x."""
+
+    def calculate(self, atoms=None, *args, **kwargs):
+        if atoms is not None and atoms.positions[:, 0].min() > FAR:
+            raise RuntimeError("boom")
+        super().calculate(atoms, *args, **kwargs)
+
+
+def slow_emt() -> SlowEMT:
+    return SlowEMT()
+
+
+def failing_emt() -> FailingEMT:
+    return FailingEMT()
+
+
+def counting_emt() -> EMT:
+    """EMT, noting the building process's pid in ``$SCREEN_BUILDS`` (one line per build)."""
+    with open(os.environ["SCREEN_BUILDS"], "a") as log:
+        log.write(f"{os.getpid()}\n")
+    return EMT()

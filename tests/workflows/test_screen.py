@@ -1,0 +1,213 @@
+"""Screening streams structures into prediction rows, resumes after a kill, never writes a
+chunk twice and names the structures of a failing chunk (issue 20, items 1-2)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.io import write
+from click.testing import CliRunner
+from screen_calculators import FAR
+
+from ase_au20 import SchNetAu20
+from ase_au20.cli import main
+from ase_au20.database import connect
+from ase_au20.structures import au20_ground_state
+from ase_au20.workflows.calculators import ModelIdentity
+from ase_au20.workflows.engine import open_engine
+from ase_au20.workflows.screen import LEDGER, ScreenSettings, screen
+from ase_au20.workflows.structure_stream import stream_structures
+
+TESTS = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "ase_au20"]
+
+
+def _structures(n: int, seed: int = 0) -> list:
+    frames = []
+    for k in range(n):
+        atoms = au20_ground_state()
+        atoms.rattle(0.05, seed=seed * 1000 + k)
+        frames.append(atoms)
+    return frames
+
+
+def _input(tmp_path: Path, n: int, name: str = "in.extxyz", seed: int = 0) -> Path:
+    path = tmp_path / name
+    write(path, _structures(n, seed))
+    return path
+
+
+def _rows(db: Path) -> list:
+    return list(connect(db).select())
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(TESTS), **extra}
+
+
+def test_screen_writes_prediction_rows_never_labels_and_reruns_as_a_no_op(tmp_path):
+    src = _input(tmp_path, 10)
+    db = tmp_path / "out.db"
+    args = ["screen", str(src), "--out", str(db), "--scheduler", "none", "--chunk-size", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "10 structures screened" in result.output
+    assert "outside the model's domain: 0 (0.0%)" in result.output
+    assert "lowest predictions" in result.output and "time: reading" in result.output
+    rows = sorted(_rows(db), key=lambda r: r.screen_index)
+    assert len(rows) == 10 and all(row.get("energy") is None for row in rows)
+    assert connect(db).count("energy") == 0  # `ase db 'energy<…'` sees no prediction
+    calc = SchNetAu20()
+    want = calc.predict(_structures(10), properties=("energy", "energy_uncertainty"))
+    got = np.array([row.pred_energy for row in rows])
+    np.testing.assert_allclose(got, want["energy"], atol=1e-6)
+    np.testing.assert_allclose([r.pred_uncertainty for r in rows], want["energy_uncertainty"])
+    assert all(r.in_domain for r in rows)
+    has_spread = "energy_std" in calc.implemented_properties  # a spread is stored if given
+    assert all(("pred_std" in r.key_value_pairs) == has_spread for r in rows)
+    assert {r.model for r in rows} == {"schnet"}
+    assert {r.model_card_sha256 for r in rows} == {calc.card["sha256"]}
+    assert [r.source for r in rows] == [f"{src}@{k}" for k in range(10)]
+    (entry,) = connect(db).metadata[LEDGER].values()
+    assert entry["done"] == 10 and entry["rows"] == 10 and entry["sources"] == [str(src)]
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "resumed run" in again.output and "0 structures screened" in again.output
+    assert len(_rows(db)) == 10
+
+
+def test_out_of_domain_and_invalid_structures_are_reported_not_fatal(tmp_path):
+    frames = _structures(5)
+    frames[1].positions *= 0.7  # pairs near 1.9 Å: a collapsed cluster, outside the domain
+    frames[3].positions[1] = frames[3].positions[0] + 0.1  # not a valid cluster at all
+    write(tmp_path / "mixed.extxyz", frames)
+    db = tmp_path / "out.db"
+    args = ["screen", str(tmp_path / "mixed.extxyz"), "--out", str(db), "--scheduler", "none"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "4 structures screened" in result.output
+    assert "outside the model's domain: 1 (25.0%)" in result.output
+    assert "1 not evaluated (first: " in result.output and "mixed.extxyz@3" in result.output
+    by_index = {row.screen_index: row for row in _rows(db)}
+    assert sorted(by_index) == [0, 1, 2, 4]
+    assert by_index[1].in_domain is False and by_index[0].in_domain is True
+    assert by_index[1].pred_uncertainty > 2 * by_index[0].pred_uncertainty
+
+
+def _done(db: Path) -> int:
+    try:
+        return sum(e["done"] for e in connect(db).metadata.get(LEDGER, {}).values())
+    except (sqlite3.OperationalError, ValueError):  # not created yet, or being written
+        return 0
+
+
+def _slow_screen(src: Path, db: Path, sleep: str) -> list[str]:
+    calc = "screen_calculators:slow_emt"
+    return [*CLI, "screen", str(src), "--calc", calc, "--out", str(db), "--chunk-size", "4"] + [
+        "--scheduler",
+        "none",
+        "-q",
+    ]
+
+
+def test_killed_screen_resumes_without_duplicates(tmp_path):
+    src = _input(tmp_path, 24)
+    db = tmp_path / "out.db"
+    command = _slow_screen(src, db, "0.05")
+    child = subprocess.Popen(command, env=_env(SCREEN_SLEEP="0.05"))
+    deadline = time.monotonic() + 120
+    while _done(db) < 8 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    killed_at = _done(db)
+    assert 8 <= killed_at < 24 and len(_rows(db)) == killed_at
+    subprocess.run(command, env=_env(SCREEN_SLEEP="0"), check=True, timeout=120)
+    rows = _rows(db)
+    assert sorted(r.screen_index for r in rows) == list(range(24))
+    assert len({r.source for r in rows}) == 24
+    emt = [EMT().get_potential_energy(a) for a in _structures(24)]
+    by_index = sorted(rows, key=lambda r: r.screen_index)
+    np.testing.assert_allclose([r.pred_energy for r in by_index], emt, atol=1e-9)
+
+
+def test_two_screens_of_the_same_run_write_each_chunk_once(tmp_path):
+    src = _input(tmp_path, 24)
+    db = tmp_path / "out.db"
+    command = _slow_screen(src, db, "0.01")
+    children = [subprocess.Popen(command, env=_env(SCREEN_SLEEP="0.01")) for _ in range(2)]
+    assert [child.wait(timeout=120) for child in children] == [0, 0]
+    rows = _rows(db)
+    assert sorted(r.screen_index for r in rows) == list(range(24))
+
+
+def test_a_failing_chunk_names_its_structures_and_keeps_the_chunks_before(tmp_path):
+    frames = _structures(8)
+    frames[5].positions[:, 0] += FAR + 100
+    write(tmp_path / "in.extxyz", frames)
+    db = tmp_path / "out.db"
+    calc = "screen_calculators:failing_emt"
+    args = ["screen", str(tmp_path / "in.extxyz"), "--calc", calc, "--out", str(db)]
+    result = CliRunner().invoke(main, [*args, "--scheduler", "none", "--chunk-size", "4"])
+    assert result.exit_code == 1
+    assert "structures 4–7 (" in result.stderr and "in.extxyz@4 … " in result.stderr
+    assert "RuntimeError: boom" in result.stderr and "Traceback" not in result.output
+    assert sorted(r.screen_index for r in _rows(db)) == [0, 1, 2, 3]
+
+
+def test_dask_workers_build_the_calculator_once_each(tmp_path, monkeypatch):
+    builds = tmp_path / "builds.txt"
+    monkeypatch.setenv("SCREEN_BUILDS", str(builds))
+    src = _input(tmp_path, 16)
+    db = tmp_path / "out.db"
+    ticks = []
+    with open_engine("local", workers=2) as engine:
+        report = screen(
+            [src],
+            "screen_calculators:counting_emt",
+            db,
+            ScreenSettings(chunk_size=2),
+            engine,
+            model=ModelIdentity("counting-emt"),
+        )
+        engine_ticks = list(
+            engine.map(lambda calc, item, progress: item, None, range(3), on_progress=ticks.append)
+        )
+    pids = builds.read_text().split()
+    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)  # 8 tasks, one build per worker
+    assert str(os.getpid()) not in pids
+    assert report.screened == 16 and engine_ticks == [0, 1, 2]
+    rows = sorted(_rows(db), key=lambda r: r.screen_index)
+    emt = [EMT().get_potential_energy(a) for a in _structures(16)]
+    np.testing.assert_allclose([r.pred_energy for r in rows], emt, atol=1e-9)
+    assert {r.model for r in rows} == {"counting-emt"}
+
+
+def test_streams_read_folders_files_at_an_index_and_database_selections(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write(folder / "a.extxyz", _structures(3))
+    write(folder / "b.traj", _structures(2, seed=1))
+    (folder / "notes.txt").write_text("not a structure")
+    db = tmp_path / "rows.db"
+    for atoms in _structures(4, seed=2):
+        connect(db).write(atoms, kind="x" if len(_rows(db)) % 2 else "y")
+    labels = [
+        label for label, _ in stream_structures([folder, f"{folder}/a.extxyz@1:", f"{db}@kind=x"])
+    ]
+    assert labels[:5] == [f"{folder}/a.extxyz@{k}" for k in range(3)] + [
+        f"{folder}/b.traj@{k}" for k in range(2)
+    ]
+    assert labels[5:7] == [f"{folder}/a.extxyz@1:#0", f"{folder}/a.extxyz@1:#1"]
+    assert labels[7:] == [f"{db}@id=2", f"{db}@id=4"]
+    with pytest.raises(ValueError, match="no such file, folder or database"):
+        list(stream_structures([tmp_path / "missing.xyz"]))
