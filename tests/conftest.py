@@ -41,7 +41,7 @@ def _skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory):
+def postgres_server_url():
     """A PostgreSQL server on a loopback port for the session (Debian's ``postgresql``:
     initdb + pg_ctl); skipped without the binaries or the driver, a failure when CI=true."""
     if postgres_bin() is None:
@@ -53,7 +53,7 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory):
         import psycopg2  # noqa: F401
     except ModuleNotFoundError as err:
         _skip_or_fail(f"{err.name} not installed: pip install -e '.[postgres]'")
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+    with postgres_server() as url:
         yield url
 
 

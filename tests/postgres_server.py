@@ -11,6 +11,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,12 +46,14 @@ def _as_owner(user: pwd.struct_passwd | None):
 
 
 @contextlib.contextmanager
-def postgres_server(root: Path) -> Iterator[str]:
-    """A running server; yields its URL (no database part), stops on exit."""
+def postgres_server() -> Iterator[str]:
+    """A running server in a fresh temporary folder (outside pytest's, which the
+    ``postgres`` user cannot enter); yields its URL (no database part), stops on exit."""
     binaries = postgres_bin()
     if binaries is None:
         raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed")
     user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="au20-postgres-"))
     data = root / "data"
     data.mkdir(parents=True)
     if user is not None:
@@ -73,6 +76,7 @@ def postgres_server(root: Path) -> Iterator[str]:
             capture_output=True,
             preexec_fn=_as_owner(user),
         )
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def create_database(server: str, name: str) -> str:

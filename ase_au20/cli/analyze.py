@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    DATABASE,
     check_out,
     default_out,
     out_options,
@@ -21,7 +22,7 @@ from ase_au20.cli.workflow_options import (
 @click.option(
     "--db",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=DATABASE,
     help="isomer database (from `au20-workflow db build`)",
 )
 @out_options("analyze", "DB")
@@ -45,7 +46,7 @@ from ase_au20.cli.workflow_options import (
 )
 @quiet_option
 def analyze_cmd(
-    db: Path,
+    db: str,
     out_dir: Path | None,
     overwrite: bool,
     n_lowest: int,
@@ -64,7 +65,7 @@ def analyze_cmd(
     from ase_au20.workflows.analysis import run_analysis
     from ase_au20.workflows.analysis_report import format_report, write_outputs
 
-    out_dir = default_out(out_dir, "analyze", db.stem)
+    out_dir = default_out(out_dir, "analyze", Path(db.rstrip("/")).stem)
     check_out(out_dir, overwrite)
     try:
         isomers = load_rows(db)

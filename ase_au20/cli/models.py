@@ -10,6 +10,7 @@ import click
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
 from ase_au20.cli.workflow_options import (
+    DATABASE,
     default_out,
     model_out_option,
     out_options,
@@ -50,7 +51,7 @@ def db_option(help_text: str):
         "--db",
         "db_path",
         required=True,
-        type=click.Path(exists=True, dir_okay=False),
+        type=DATABASE,
         help=help_text,
     )
 

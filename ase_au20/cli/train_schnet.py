@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
-from ase_au20.cli.workflow_options import model_out_option, staged_out
+from ase_au20.cli.workflow_options import DATABASE, model_out_option, staged_out
 
 
 def _default(name: str) -> object:
@@ -34,7 +34,7 @@ def _shipped_changes() -> str:
     "--db",
     "db_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=DATABASE,
     help="Isomer database built by `au20-workflow db build`.",
 )
 @model_out_option("Model directory to write (card.json, member_<k>.pt).")

@@ -18,6 +18,25 @@ SCHEDULERS_HELP = (
 )
 
 
+class DatabaseURL(click.ParamType):
+    """A database: an existing file (``.db``, ``.json``) or a server URL (``postgresql://``),
+    passed on as a string, which is what ``ase.db.connect`` takes."""
+
+    name = "DB"
+
+    def convert(self, value, param, ctx) -> str:
+        text = os.fspath(value)
+        if "://" in text:
+            return text
+        if not os.path.isfile(text):
+            what = "is a folder, not a database" if os.path.isdir(text) else "does not exist"
+            self.fail(f"database {text!r} {what}", param, ctx)
+        return text
+
+
+DATABASE = DatabaseURL()
+
+
 def calc_option(default: str = "schnet"):
     """The ``--calc`` option of every workflow verb; its choices and help come from the
     model registry."""

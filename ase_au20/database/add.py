@@ -155,10 +155,12 @@ def add_to_database(
     """Append the labelled structures of ``sources`` (see ``labelled_inputs``) that are new."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
-    db, _ = _open_au20_database(db_url)
+    _open_au20_database(db_url)  # refuse a wrong database before reading the inputs
     isomers, bad = read_labelled(list(sources), progress=progress)
     with writer_lock(db_url):
-        metadata = dict(db.metadata)  # read under the lock: another writer may have added
+        # a fresh connection: ASE caches the metadata it read, and another writer may have
+        # changed it since (a stale copy written back would undo that writer's update)
+        db, metadata = _open_au20_database(db_url)
         require_migrated(db, db_url)
         old = load_rows(db)
         centre = float(np.median(old.energies)) / N_ATOMS if len(old) else None

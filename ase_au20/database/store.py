@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -64,7 +65,9 @@ def connect(url: str | os.PathLike[str]) -> Database:
     url = os.fspath(url)
     if is_server_url(url):
         try:
-            return ase_connect(url)
+            db = ase_connect(url)
+            _give_rollback(db)
+            return db
         except ModuleNotFoundError as err:
             raise ValueError(
                 f"{url.split('://')[0]}:// databases need the driver package {err.name!r}: "
@@ -80,6 +83,15 @@ def connect(url: str | os.PathLike[str]) -> Database:
         return ase_connect(str(path), use_lock_file=False)
     except ValueError as err:
         raise ValueError(f"cannot open database {path}: {err}") from None
+
+
+def _give_rollback(db: Database) -> None:
+    """ase-db-backends 0.11's PostgreSQL connection wrapper lacks ``rollback``, which ASE's
+    ``with db:`` calls when the block raises: the real error was lost behind an
+    AttributeError and the transaction was left open. The wrapper gets the method."""
+    connection_class = getattr(sys.modules.get("ase_db_backends.postgresql"), "Connection", None)
+    if connection_class is not None and not hasattr(connection_class, "rollback"):
+        connection_class.rollback = lambda self: self.con.rollback()
 
 
 def is_server_url(url: str | os.PathLike[str]) -> bool:

@@ -1,9 +1,10 @@
 """Which unlabelled structures are most worth a DFT calculation?
 
-Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates are such
-rows), less those the search matched to a labelled isomer, those whose fingerprint matches
-one now, and those a model judged out of its domain. Every calculator predicts each
-structure; the acquisition score, in eV, is
+Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates and screened
+structures are such rows), less those the search matched to a labelled isomer, those whose
+fingerprint matches one now, repeats of an earlier pool row (the same structure screened
+twice is one DFT calculation), and those a model judged out of its domain. Every
+calculator predicts each structure; the acquisition score, in eV, is
 
     score = sqrt(disagreement² + epistemic_std²) + conformal half-width
 
@@ -31,7 +32,12 @@ from ase.io import write
 
 from ase_au20.database import connect
 from ase_au20.workflows.calculators import predict_batch
-from ase_au20.workflows.candidates import MATCH_TOLERANCE, known_isomers, match_known
+from ase_au20.workflows.candidates import (
+    MATCH_TOLERANCE,
+    known_isomers,
+    match_known,
+    unique_indices,
+)
 from ase_au20.workflows.structure_files import predicted_structure
 
 DEFAULT_ENERGY_WINDOW = 1.0  # eV above the lowest mean prediction
@@ -61,7 +67,8 @@ def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms], int]:
     """Row ids and structures of the pool, and how many unlabelled rows were left out.
 
     Left out: rows a search matched to a labelled isomer (``matches_cluster_id`` ≥ 0), rows
-    whose fingerprint is within MATCH_TOLERANCE of a labelled isomer, out-of-domain rows.
+    whose fingerprint is within MATCH_TOLERANCE of a labelled isomer or of an earlier pool
+    row, out-of-domain rows.
     """
     ids, structures = [], []
     left_out = 0
@@ -76,6 +83,8 @@ def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms], int]:
     known, known_ids = known_isomers(db)
     matched, _ = match_known(structures, known, known_ids, MATCH_TOLERANCE)
     keep = matched < 0
+    first_of_each = unique_indices(structures, np.arange(len(structures)), MATCH_TOLERANCE)
+    keep &= np.isin(np.arange(len(structures)), first_of_each)
     left_out += int((~keep).sum())
     return (
         np.array(ids, dtype=int)[keep],

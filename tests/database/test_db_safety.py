@@ -180,3 +180,23 @@ def test_old_prediction_rows_are_refused_then_migrated(base_db: Path, tmp_path: 
     assert row.pred_uncertainty == 0.3 and "predicted_energy" not in row
     assert not [r for r in connect(base_db).select("energy<1e9") if "cluster_id" not in r]
     assert add_to_database(new, base_db).n_added == 1
+
+
+def test_db_add_keeps_metadata_another_writer_wrote_meanwhile(
+    base_db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from ase_au20.database import add as add_module
+    from ase_au20.workflows.screen import LEDGER, open_run
+
+    new = _new_isomers(tmp_path / "new", range(100, 103), float(load_rows(base_db).energies.mean()))
+    read_labelled = add_module.read_labelled
+
+    def read_while_a_screen_starts(*args, **kwargs):
+        found = read_labelled(*args, **kwargs)
+        open_run(str(base_db), "a-screen", {"sources": []})  # another writer, meanwhile
+        return found
+
+    monkeypatch.setattr(add_module, "read_labelled", read_while_a_screen_starts)
+    assert add_to_database(new, base_db).n_added == 3
+    metadata = connect(base_db).metadata
+    assert metadata[LEDGER]["a-screen"]["done"] == 0 and metadata["n_added"] == 3

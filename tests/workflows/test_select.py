@@ -55,6 +55,16 @@ def test_pool_leaves_out_labelled_matches_and_out_of_domain(candidate_db):
     assert len(ids) == N_CANDIDATES and left_out == 3
 
 
+def test_pool_holds_a_structure_screened_twice_once(candidate_db):
+    db = connect(candidate_db)
+    first_id = min(unlabelled_rows(db)[0])
+    again = db.get(id=int(first_id)).toatoms()
+    again.rattle(0.001, seed=2)
+    db.write(again, source="screen", pred_energy=0.0)
+    ids, _, left_out = unlabelled_rows(db)
+    assert len(ids) == N_CANDIDATES and left_out == 1 and first_id in ids
+
+
 def test_select_exports_n_and_sorted_scores(candidate_db, tmp_path):
     calcs = {"emt": EMT(), "lj": gold_lj()}
     selection, files = select_from_db(
