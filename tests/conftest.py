@@ -12,7 +12,8 @@ from ase.calculators.emt import EMT
 from ase.optimize import BFGS
 from bad_xyz_cases import BAD_XYZ_CASES, SPECIAL_XYZ_CASES
 from isomer_files import random_compact_au20, write_isomer_xyz
-from postgres_server import create_database, postgres_bin, postgres_server
+
+from ase_au20.database.local_postgres import create_database, postgres_bin, postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC_COUNT = 40  # random relaxed clusters; 4 near-duplicate copies are added on top

@@ -29,8 +29,8 @@ class DatabaseURL(click.ParamType):
         if "://" in text:
             return text
         if not os.path.isfile(text):
-            what = "is a folder, not a database" if os.path.isdir(text) else "does not exist"
-            self.fail(f"database {text!r} {what}", param, ctx)
+            problem = "is a folder, not a database" if os.path.isdir(text) else "not found"
+            self.fail(f"database {problem}: {text}", param, ctx)
         return text
 
 

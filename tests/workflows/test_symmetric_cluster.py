@@ -21,7 +21,13 @@ from ase_au20.geometry.symmetric_cluster import (
 from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows.relax import relax
-from ase_au20.workflows.search import WORST_SCORE, SearchSettings, ga_score, global_search
+from ase_au20.workflows.search import (
+    WORST_SCORE,
+    SearchSettings,
+    _GuardedBasinHopping,
+    ga_score,
+    global_search,
+)
 
 ORDERS = {"C2": 2, "C3": 3, "Cs": 2, "C2v": 4, "C3v": 6, "D2": 4, "D3": 6, "D2d": 8}
 ORDERS |= {"D3h": 12, "D5h": 20, "T": 12, "Td": 24}
@@ -89,9 +95,10 @@ def test_multistart_relaxes_every_start():
         assert atoms.get_potential_energy() == pytest.approx(m.energy)
 
 
-def test_collapsed_minima_are_rejected_hops_and_score_worst_in_the_ga():
+def test_collapsed_minima_are_rejected_hops_and_score_worst_in_the_ga(monkeypatch):
     # σ = 1.8 Å puts every Lennard-Jones bond at 2.02 Å, below the 2.3 Å validity limit
     collapsing = LennardJones(sigma=1.8, epsilon=0.5, rc=6.0)
+    monkeypatch.setattr(_GuardedBasinHopping, "MAX_FAILURES", 5)  # stuck sooner, same path
     with pytest.warns(UserWarning, match="collapsed minimum"):
         minima = global_search(collapsing, SearchSettings(method="basin", runs=1, steps=3, seed=0))
     assert minima and all(min_pair_distance(m.atoms.positions) < 2.3 for m in minima)

@@ -1,6 +1,9 @@
-"""A throwaway PostgreSQL server for tests: ``initdb`` and ``pg_ctl`` on a temporary folder,
-listening on a free loopback port, owned by the ``postgres`` user when the tests run as root
-(PostgreSQL refuses to run as root)."""
+"""A throwaway PostgreSQL server, for the tests and benchmarks of the PostgreSQL backend.
+
+``initdb`` and ``pg_ctl`` (Debian's ``postgresql`` package) on a temporary folder, trust
+authentication, listening on a free loopback port only, owned by the ``postgres`` user when
+run as root (PostgreSQL refuses to run as root). Not a server to keep data in.
+"""
 
 from __future__ import annotations
 

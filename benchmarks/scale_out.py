@@ -1,0 +1,233 @@
+"""Scale-out figures: screening on Dask workers, rows into SQLite and PostgreSQL, search runs.
+
+Targets (issue 20), printed beside the measured values in one run on this machine:
+
+- ``screen`` throughput with 1 and 2 local workers, shipped SchNet: ratio ≥ 1.7 on 2 cores;
+- end to end (energy + interval + domain verdict into SQLite) ≥ 1,000 structures/s with the
+  shipped SchNet on 2 cores, with the time split into reading, model and writing;
+- rows/s written into SQLite and into PostgreSQL (a throwaway local server);
+- 100,000 structures screened with peak memory (client and workers together) ≤ 1 GB;
+- 8 search runs on the local cluster against one process;
+- 2,000 structures screened with the xtb-delta model on 1 and 2 workers: ratio ≥ 1.8.
+
+Inputs are DFT isomers rattled by 0.05 Å, written once as extended xyz under ``--out``.
+Run: ``python benchmarks/scale_out.py`` (``--quick``: smaller counts, same layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.io import write
+
+from ase_au20.database.local_postgres import create_database, postgres_bin, postgres_server
+from ase_au20.paths import data_dir
+from ase_au20.workflows.engine import open_engine, usable_cores
+
+CLI = [sys.executable, "-m", "ase_au20"]
+
+
+def rattled_isomers(path: Path, count: int, seed: int = 0) -> Path:
+    """``count`` rattled copies of the dataset's isomers as one extended xyz (kept)."""
+    if path.is_file():
+        return path
+    from ase.io import iread
+
+    isomers = [next(iread(f)) for f in sorted((data_dir() / "xyz").glob("*.xyz"))]
+    rng = np.random.default_rng(seed)
+    tmp = path.with_suffix(".tmp.extxyz")
+    with tmp.open("w") as handle:
+        for k in range(count):
+            atoms = isomers[k % len(isomers)].copy()
+            atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+            write(handle, atoms, format="extxyz")
+    tmp.replace(path)
+    return path
+
+
+class TreeMemory:
+    """Peak resident memory of a process and all its descendants together (from /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        tree, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo += children.get(pid, [])
+        return tree
+
+    def _rss(self, pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(self._rss(p) for p in self._tree()))
+            time.sleep(0.2)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def screen_cli(source: Path, url: str, calc: str, workers: int | None) -> dict[str, float]:
+    """One ``au20-workflow screen`` subprocess: its printed figures and peak tree memory."""
+    args = [*CLI, "screen", str(source), "--calc", calc, "--out", url]
+    args += ["--scheduler", "none"] if workers is None else ["--workers", str(workers)]
+    start = time.perf_counter()
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with TreeMemory(child.pid) as memory:
+        output, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"screen failed: {' '.join(args)}\n{output}")
+    wall = time.perf_counter() - start
+    figures = {"wall": wall, "peak_gb": memory.peak / 1e9}
+    for line in output.splitlines():
+        if " structures screened in " in line:
+            words = line.split()
+            figures["count"] = float(words[0])
+            figures["seconds"] = float(words[4])
+            figures["rate"] = float(words[6].strip("("))
+        if line.startswith("time: reading"):
+            numbers = [float(w) for w in line.replace(",", " ").split() if _is_number(w)]
+            figures["read"], figures["model"], figures["write"] = numbers[:3]
+    return figures
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def fresh_sqlite(folder: Path, name: str) -> str:
+    path = folder / name
+    path.unlink(missing_ok=True)
+    return str(path)
+
+
+def row_write_rate(url: str, rows: int = 5000, chunk: int = 256) -> float:
+    """Rows/s of ``write_chunk`` (prediction rows, one transaction per chunk) into ``url``."""
+    from ase_au20.structures import au20_ground_state
+    from ase_au20.workflows.screen import Chunk, ScreenSettings, open_run, write_chunk
+
+    atoms = au20_ground_state()
+    run = f"rows-{time.time_ns()}"
+    open_run(url, run, {"sources": []})
+    settings = ScreenSettings(chunk_size=chunk)
+    start = time.perf_counter()
+    for first in range(0, rows, chunk):
+        n = min(chunk, rows - first)
+        block = Chunk(first, [f"x@{first + i}" for i in range(n)], [], [], settings)
+        kvp = {"pred_energy": -1557.0, "pred_uncertainty": 0.7, "in_domain": True}
+        pairs = [(atoms, {**kvp, "screen_run": run, "screen_index": first + i}) for i in range(n)]
+        write_chunk(url, run, block, pairs)
+    return rows / (time.perf_counter() - start)
+
+
+def search_timing(workers: int, runs: int = 8, steps: int = 4) -> float:
+    """Seconds for ``runs`` multistart runs of the shipped KRR, on ``workers`` (0: in process)."""
+    from ase_au20 import KRRAu20
+    from ase_au20.workflows.search import SearchSettings, global_search
+
+    settings = SearchSettings(method="multistart", runs=runs, steps=steps, seed=3)
+    with open_engine("local" if workers else "none", workers or None) as engine:
+        start = time.perf_counter()
+        global_search(KRRAu20(), settings, engine=engine)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/scale-out"))
+    parser.add_argument("--quick", action="store_true", help="10x fewer structures")
+    parser.add_argument("--xtb-structures", type=int, default=2000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scale = 10 if args.quick else 1
+    cores = usable_cores()
+    print(f"{cores} usable cores; inputs: DFT isomers rattled by 0.05 Å")
+
+    small = rattled_isomers(args.out / "rattled-20k.extxyz", 20000 // scale)
+    one = screen_cli(small, fresh_sqlite(args.out, "w1.db"), "schnet", 1)
+    two = screen_cli(small, fresh_sqlite(args.out, "w2.db"), "schnet", 2)
+    here = screen_cli(small, fresh_sqlite(args.out, "w0.db"), "schnet", None)
+    print(f"\nscreen, shipped SchNet, {int(one['count'])} structures into SQLite")
+    print(
+        f"{'where':<22}{'structures/s':>14}{'wall s':>9}{'read s':>9}{'model s':>9}{'write s':>9}"
+    )
+    for name, fig in (("this process", here), ("1 Dask worker", one), ("2 Dask workers", two)):
+        print(
+            f"{name:<22}{fig['rate']:>14.0f}{fig['wall']:>9.1f}{fig['read']:>9.1f}"
+            f"{fig['model']:>9.1f}{fig['write']:>9.1f}"
+        )
+    print(f"2 workers / 1 worker: {two['rate'] / one['rate']:.2f}   (target ≥ 1.7)")
+    best = max(here["rate"], two["rate"])
+    print(f"end to end on {cores} cores: {best:.0f} structures/s   (target ≥ 1,000)")
+    print("(model s is summed over workers; reading and writing run in the client)")
+
+    sqlite_rate = row_write_rate(fresh_sqlite(args.out, "rows.db"))
+    print("\nprediction rows written, one transaction per 256")
+    print(f"  SQLite      {sqlite_rate:8.0f} rows/s")
+    if postgres_bin() is not None:
+        with postgres_server() as server:
+            pg_rate = row_write_rate(create_database(server, "bench"))
+        print(f"  PostgreSQL  {pg_rate:8.0f} rows/s (local server, loopback, fsync off)")
+    else:
+        print("  PostgreSQL  not measured: initdb/pg_ctl not installed")
+
+    big = rattled_isomers(args.out / "rattled-100k.extxyz", 100000 // scale)
+    large = screen_cli(big, fresh_sqlite(args.out, "big.db"), "schnet", 2)
+    print(
+        f"\n{int(large['count'])} structures on 2 workers: {large['rate']:.0f} /s, peak memory "
+        f"of client + workers {large['peak_gb']:.2f} GB   (target ≤ 1 GB)"
+    )
+
+    serial, parallel = search_timing(0), search_timing(min(2, cores))
+    print(
+        f"\n8 multistart search runs (KRR, 4 starts each): one process {serial:.1f} s, "
+        f"{min(2, cores)} Dask workers {parallel:.1f} s: {serial / parallel:.2f}x"
+    )
+
+    n_xtb = max(8, args.xtb_structures // scale)
+    xtb_input = rattled_isomers(args.out / f"rattled-{n_xtb}.extxyz", n_xtb, seed=1)
+    xtb_one = screen_cli(xtb_input, fresh_sqlite(args.out, "x1.db"), "xtb-delta", 1)
+    xtb_two = screen_cli(xtb_input, fresh_sqlite(args.out, "x2.db"), "xtb-delta", 2)
+    print(f"\nscreen, xtb-delta, {n_xtb} structures")
+    print(f"  1 worker  {xtb_one['rate']:6.2f} /s   2 workers  {xtb_two['rate']:6.2f} /s")
+    print(f"  ratio {xtb_two['rate'] / xtb_one['rate']:.2f}   (target ≥ 1.8)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
