@@ -1,11 +1,11 @@
 """Screening: energy, interval, spread and domain verdict of a stream of structures, as
 prediction rows of an ASE database at any URL.
 
-Structures are read lazily and sent to the engine in chunks; each chunk's rows are written
-in one transaction together with the run's ledger in the database metadata (how many
-structures of this run are done), under the database's writer lock. So a killed screen
-resumes where the ledger says, and two processes screening the same run never write a chunk
-twice. Rows never carry an ``energy``: that is a label.
+Structures are read lazily and sent to the engine in chunks; each worker parses, predicts
+and writes its chunk's rows in one transaction together with the run's ledger in the
+database metadata (which chunks of this run are written), under the database's writer
+lock. So a killed screen resumes where the ledger says, and two processes screening the
+same run never write a chunk twice. Rows never carry an ``energy``: that is a label.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from ase_au20.database.writer_lock import writer_lock
 from ase_au20.workflows.calculators import ModelIdentity, predict_batch, uncertainty_properties
 from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.relax import OPTIMIZERS, relax
-from ase_au20.workflows.structure_stream import describe_sources, stream_structures
+from ase_au20.workflows.structure_stream import (
+    Frame,
+    describe_sources,
+    parse_frames,
+    stream_frames,
+)
 
 LEDGER = "screen_runs"  # metadata key: run id -> what was screened and how far it got
 
@@ -58,13 +63,16 @@ class ScreenSettings:
 
 @dataclass
 class Chunk:
-    """Consecutive structures of the stream, as plain arrays (cheap to send to a worker)."""
+    """Consecutive structures of the stream, with where their rows go: one task."""
 
     first: int
     labels: list[str]
-    numbers: list[np.ndarray]
-    positions: list[np.ndarray]
+    frames: list[Frame]  # plain Atoms or xyz text, parsed on the worker
+    url: str
+    run: str
+    model: ModelIdentity
     settings: ScreenSettings
+    top: int = 10
 
 
 @dataclass
@@ -78,9 +86,9 @@ class ScreenReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
     out_of_domain: int = 0
     seconds: float = 0.0
-    read_seconds: float = 0.0
+    read_seconds: float = 0.0  # reading the stream here + parsing on the workers
     model_seconds: float = 0.0  # summed over workers
-    write_seconds: float = 0.0
+    write_seconds: float = 0.0  # summed over workers, lock waits included
     lowest: list[tuple[float, float, str, bool | None]] = field(default_factory=list)
 
     @property
@@ -99,34 +107,32 @@ def run_id(sources: list[str], model: ModelIdentity, settings: ScreenSettings) -
 
 
 def chunks_of(
-    stream: Iterator[tuple[str, Atoms]], settings: ScreenSettings, start: int, clock: list[float]
-) -> Iterator[Chunk]:
-    """The stream from structure ``start`` on, in chunks; reading time is added to ``clock``."""
+    stream: Iterator[tuple[str, Frame]], size: int, start: int, clock: list[float]
+) -> Iterator[tuple[int, list[str], list[Frame]]]:
+    """(first index, labels, frames) of the stream from structure ``start`` on, ``size`` at a
+    time; the time spent reading is added to ``clock``."""
     index = start
     while True:
         tic = time.perf_counter()
-        batch = list(itertools.islice(stream, settings.chunk_size))
+        batch = list(itertools.islice(stream, size))
         clock[0] += time.perf_counter() - tic
         if not batch:
             return
-        yield Chunk(
-            index,
-            [label for label, _ in batch],
-            [a.numbers for _, a in batch],
-            [a.positions for _, a in batch],
-            settings,
-        )
+        frames = [f if isinstance(f, str) else Atoms(f.numbers, f.positions) for _, f in batch]
+        yield index, [label for label, _ in batch], frames
         index += len(batch)
 
 
 def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]) -> dict:
-    """Predictions (and relaxed positions) of one chunk; a structure the calculator refuses
-    (not a valid cluster) is reported with its reason instead of stopping the screen."""
+    """Parse, predict (after a relaxation with ``--relax``) and write one chunk, on a worker.
+
+    A structure the calculator refuses (not a valid cluster) is reported with its reason
+    instead of stopping the screen. Returns the chunk's counts, timings and lowest rows.
+    """
     tic = time.perf_counter()
+    structures = parse_frames(chunk.frames)
+    read_seconds = time.perf_counter() - tic
     settings = chunk.settings
-    structures = [
-        Atoms(n, positions=p) for n, p in zip(chunk.numbers, chunk.positions, strict=True)
-    ]
     failed: dict[int, str] = {}
     converged = np.ones(len(structures), dtype=bool)
     if settings.relax:
@@ -145,24 +151,41 @@ def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]
     except ValueError:  # one bad structure: find it, keep the rest
         out = _one_by_one(calc, structures, ok, properties, failed)
         ok = [i for i in ok if i not in failed]
-    progress(len(structures))
-    n = len(structures)
-    full = {
-        key: np.full(n, np.nan)
-        for key in ("energy", "energy_uncertainty", "energy_std", "domain_score", "in_domain")
+    predicted = {
+        key: np.full(len(structures), np.nan)
+        for key in ("energy", "energy_uncertainty", "energy_std", "in_domain")
     }
     for key, values in out.items():
-        if key in full:
-            full[key][ok] = np.asarray(values, dtype=float)
+        if key in predicted:
+            predicted[key][ok] = np.asarray(values, dtype=float)
+    model_seconds = time.perf_counter() - tic - read_seconds
     card = getattr(calc, "card", None)
+    sha = str(card.get("sha256", "")) if isinstance(card, dict) else chunk.model.card_sha256
+    rows = _rows(chunk, structures, predicted, converged, failed, sha)
+    tic = time.perf_counter()
+    written = write_chunk(chunk.url, chunk.run, chunk.first, len(chunk.labels), rows)
+    progress(len(structures))
+    lowest = heapq.nsmallest(
+        chunk.top,
+        (
+            (
+                kvp["pred_energy"],
+                kvp.get("pred_uncertainty", np.nan),
+                kvp["source"],
+                kvp.get("in_domain"),
+            )
+            for _, kvp in rows
+        ),
+    )
     return {
-        "first": chunk.first,
-        **full,
-        "converged": converged,
-        "positions": [s.positions for s in structures] if settings.relax else None,
-        "failed": failed,
-        "card_sha256": str(card.get("sha256", "")) if isinstance(card, dict) else "",
-        "model_seconds": time.perf_counter() - tic,
+        "written": written,
+        "rows": len(rows),
+        "failed": [(chunk.labels[i], reason) for i, reason in sorted(failed.items())],
+        "out_of_domain": sum(kvp.get("in_domain") is False for _, kvp in rows),
+        "lowest": lowest,
+        "read_seconds": read_seconds,
+        "model_seconds": model_seconds,
+        "write_seconds": time.perf_counter() - tic,
     }
 
 
@@ -180,57 +203,60 @@ def _one_by_one(calc, structures, ok, properties, failed) -> dict[str, np.ndarra
     return {key: np.array(values) for key, values in columns.items()}
 
 
-def _rows(result: dict, chunk: Chunk, run: str, model: ModelIdentity) -> list[tuple[Atoms, dict]]:
-    """The prediction rows of one evaluated chunk."""
+def _rows(chunk: Chunk, structures, predicted, converged, failed, sha) -> list[tuple[Atoms, dict]]:
+    """The prediction rows of one evaluated chunk (refused structures have none)."""
     rows = []
     for i, label in enumerate(chunk.labels):
-        if i in result["failed"]:
+        if i in failed:
             continue
-        positions = chunk.positions[i] if result["positions"] is None else result["positions"][i]
-        in_domain = result["in_domain"][i]
+        in_domain = predicted["in_domain"][i]
         kvp = prediction_pairs(
-            result["energy"][i],
-            result["energy_uncertainty"][i],
-            result["energy_std"][i],
+            predicted["energy"][i],
+            predicted["energy_uncertainty"][i],
+            predicted["energy_std"][i],
             None if np.isnan(in_domain) else bool(in_domain),
-            model.name,
-            result["card_sha256"] or model.card_sha256,
+            chunk.model.name,
+            sha,
         )
-        kvp.update(source=label, screen_run=run, screen_index=chunk.first + i)
+        kvp.update(source=label, screen_run=chunk.run, screen_index=chunk.first + i)
         if chunk.settings.relax:
-            kvp["converged"] = bool(result["converged"][i])
-        rows.append((Atoms(chunk.numbers[i], positions=positions), kvp))
+            kvp["converged"] = bool(converged[i])
+        rows.append((Atoms(structures[i].numbers, positions=structures[i].positions), kvp))
     return rows
 
 
-def write_chunk(url: str, run: str, chunk: Chunk, rows: list[tuple[Atoms, dict]]) -> bool:
-    """Write one chunk's rows and move the run's ledger past it, in one transaction under the
-    writer lock; False when the ledger shows another process wrote it already."""
+def write_chunk(url: str, run: str, first: int, size: int, rows: list[tuple[Atoms, dict]]) -> bool:
+    """Write the rows of the chunk of ``size`` structures from ``first`` and record it in the
+    run's ledger, in one transaction under the writer lock; False when the ledger shows the
+    chunk written already (another process screening the same run, or a rerun).
+
+    Chunks may finish in any order: the ledger keeps ``done`` (every structure before it is
+    written) and ``ahead`` (chunks written beyond ``done``, first -> end).
+    """
     with writer_lock(url):
-        db = connect(url)
+        db = connect(url)  # fresh: ASE caches the metadata it has read
         with db:
             metadata = db.metadata
             entry = metadata.get(LEDGER, {}).get(run)
             if entry is None:
                 raise ValueError(f"{url}: screen run {run} is not in the database's ledger")
-            if entry["done"] > chunk.first:
+            ahead = entry.setdefault("ahead", {})
+            if first < entry["done"] or str(first) in ahead:
                 return False
-            if entry["done"] < chunk.first:
-                raise ValueError(
-                    f"{url}: screen run {run} is at structure {entry['done']}, this chunk starts "
-                    f"at {chunk.first}: another process is screening it with other settings"
-                )
             for atoms, kvp in rows:
                 db.write(atoms, key_value_pairs=kvp)
-            entry["done"] = chunk.first + len(chunk.labels)
+            ahead[str(first)] = first + size
+            while str(entry["done"]) in ahead:
+                entry["done"] = ahead.pop(str(entry["done"]))
             entry["rows"] = entry.get("rows", 0) + len(rows)
             metadata[LEDGER][run] = entry
             db.metadata = metadata
     return True
 
 
-def open_run(url: str, run: str, description: dict[str, Any]) -> int:
-    """Register ``run`` in the ledger (if new) and return how many of its structures are done."""
+def open_run(url: str, run: str, description: dict[str, Any]) -> tuple[int, set[int]]:
+    """Register ``run`` in the ledger (if new); how far it is done, and the chunks written
+    beyond that (their first structure)."""
     from ase_au20.database.migrate import require_migrated
 
     with writer_lock(url):
@@ -240,9 +266,10 @@ def open_run(url: str, run: str, description: dict[str, Any]) -> int:
             metadata = db.metadata
             runs = metadata.setdefault(LEDGER, {})
             if run not in runs:
-                runs[run] = {**description, "done": 0, "rows": 0}
+                runs[run] = {**description, "done": 0, "rows": 0, "ahead": {}}
                 db.metadata = metadata
-            return int(runs[run]["done"])
+            entry = runs[run]
+            return int(entry["done"]), {int(k) for k in entry.get("ahead", {})}
 
 
 def screen(
@@ -258,7 +285,9 @@ def screen(
     """Screen every structure of ``sources`` with ``calc`` into the database ``url``.
 
     ``calc``: a calculator, or a ``--calc`` spec that each worker builds once; ``model``
-    names it in the rows (default: from ``calc``). Resumes a run the database's ledger knows.
+    names it in the rows (default: from ``calc``). The workers parse, predict and write
+    their chunks; this process reads the stream and keeps the summary. Resumes a run the
+    database's ledger knows.
     """
     settings = settings or ScreenSettings()
     settings.validate()
@@ -271,53 +300,43 @@ def screen(
     if url in described or os.path.abspath(url) in described:
         raise ValueError(f"{url} is both an input and the output of the screen")
     run = run_id(described, model, settings)
-    done = open_run(url, run, {"sources": described, "model": model.name, **asdict(settings)})
+    done, ahead = open_run(
+        url, run, {"sources": described, "model": model.name, **asdict(settings)}
+    )
     report = ScreenReport(url=url, run=run, resumed_from=done)
     start = time.perf_counter()
-    stream = stream_structures(list(sources))
+    stream = stream_frames(list(sources))
     read_clock = [0.0]
-    tic = time.perf_counter()
     for _ in itertools.islice(stream, done):  # what the ledger says is written already
         pass
-    read_clock[0] += time.perf_counter() - tic
     bar = tqdm(desc="screen", unit=" structures", disable=not progress)
-    lowest: list[tuple[float, float, str, bool | None]] = []
-    chunks = chunks_of(stream, settings, done, read_clock)
-    pending: dict[int, Chunk] = {}
-
-    def remembered(items: Iterator[Chunk]) -> Iterator[Chunk]:
-        for item in items:
-            pending[item.first] = item
-            yield item
-
+    chunks = (
+        Chunk(first, labels, frames, url, run, model, settings, top)
+        for first, labels, frames in chunks_of(stream, settings.chunk_size, done, read_clock)
+        if first not in ahead
+    )
     results = engine.map(
         evaluate_chunk,
         engine.calculator(calc),
-        remembered(chunks),
+        chunks,
         label=lambda c: (
             f"structures {c.first}–{c.first + len(c.labels) - 1} ({c.labels[0]} … {c.labels[-1]})"
         ),
         on_progress=bar.update,
     )
+    lowest: list[tuple[float, float, str, bool | None]] = []
     for result in results:
-        chunk = pending.pop(result["first"])
-        rows = _rows(result, chunk, run, model)
-        tic = time.perf_counter()
-        written = write_chunk(url, run, chunk, rows)
-        report.write_seconds += time.perf_counter() - tic
+        report.read_seconds += result["read_seconds"]
         report.model_seconds += result["model_seconds"]
-        if not written:
+        report.write_seconds += result["write_seconds"]
+        if not result["written"]:
             continue
-        report.screened += len(rows)
-        report.failed += [(chunk.labels[i], reason) for i, reason in result["failed"].items()]
-        for _, kvp in rows:
-            report.out_of_domain += kvp.get("in_domain") is False
-            item = (-kvp["pred_energy"], kvp.get("pred_uncertainty", np.nan), kvp["source"])
-            heapq.heappush(lowest, (*item, kvp.get("in_domain")))
-            if len(lowest) > top:
-                heapq.heappop(lowest)
+        report.screened += result["rows"]
+        report.failed += result["failed"]
+        report.out_of_domain += result["out_of_domain"]
+        lowest = heapq.nsmallest(top, [*lowest, *map(tuple, result["lowest"])])
     bar.close()
     report.seconds = time.perf_counter() - start
-    report.read_seconds = read_clock[0]
-    report.lowest = sorted((-e, u, s, d) for e, u, s, d in lowest)
+    report.read_seconds += read_clock[0]
+    report.lowest = lowest
     return report

@@ -3,6 +3,9 @@
 Screening inputs hold up to millions of structures, so they are read lazily (``ase.io.iread``
 and database cursors): memory does not grow with the input. Every frame of a file is read
 unless ``file@index`` says otherwise; a database ``URL@selection`` gives every row it selects.
+Frames of whole ``.xyz``/``.extxyz`` files come as their text, split at the atom-count
+lines and parsed where they are used (:func:`parse_frames`), so that the parsing runs on the
+screen's workers rather than in the one process that reads the stream.
 """
 
 from __future__ import annotations
@@ -15,8 +18,57 @@ from ase import Atoms
 
 from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, source_kind
 
+XYZ_SUFFIXES = (".xyz", ".extxyz")
+Frame = Atoms | str  # a parsed structure, or one frame of (extended) xyz text
 
-def _file_frames(path: Path, index: str | None) -> Iterator[tuple[str, Atoms]]:
+
+def _xyz_text_frames(path: Path) -> Iterator[tuple[str, str]]:
+    """Each frame of an (extended) xyz file as its text: count line, comment, atom lines."""
+    with path.open() as handle:
+        for k, count_line in enumerate(handle):
+            if not count_line.strip():
+                continue  # blank lines between frames, as ASE allows
+            try:
+                n_atoms = int(count_line.split()[0])
+            except ValueError:
+                raise ValueError(
+                    f"{path}: frame {k} starts with {count_line.strip()[:40]!r}, not an atom count"
+                ) from None
+            lines = [count_line, *(next(handle, "") for _ in range(n_atoms + 1))]
+            if not lines[-1]:
+                raise ValueError(f"{path}: frame {k} ends early ({n_atoms} atoms announced)")
+            yield f"{path}@{k}", "".join(lines)
+
+
+def parse_frames(frames: list[Frame]) -> list[Atoms]:
+    """Atoms of each frame; runs of consecutive xyz texts are parsed by ASE in one call."""
+    from io import StringIO
+
+    from ase.io import read
+
+    out: list[Atoms] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        if text:
+            out.extend(read(StringIO("".join(text)), index=":", format="extxyz"))
+            text.clear()
+
+    for frame in frames:
+        if isinstance(frame, str):
+            text.append(frame)
+        else:
+            flush()
+            out.append(frame)
+    flush()
+    return out
+
+
+def _file_frames(path: Path, index: str | None) -> Iterator[tuple[str, Frame]]:
+    if index is None and path.suffix in XYZ_SUFFIXES:
+        yield from _xyz_text_frames(path)
+        return
+
     from ase.io import iread
 
     try:
@@ -36,9 +88,9 @@ def _database_rows(url: str, selection: str | None) -> Iterator[tuple[str, Atoms
         raise ValueError(f"{url}: bad selection {selection!r} ({exc})") from None
 
 
-def stream_structures(sources: list[str | os.PathLike[str]]) -> Iterator[tuple[str, Atoms]]:
-    """(label, Atoms) of every structure of ``sources``, in order; the label says where it
-    came from (``file@frame``, ``URL@id=N``)."""
+def stream_frames(sources: list[str | os.PathLike[str]]) -> Iterator[tuple[str, Frame]]:
+    """(label, frame) of every structure of ``sources``, in order: the label says where it
+    came from (``file@frame``, ``URL@id=N``), the frame is Atoms or xyz text."""
     for source in sources:
         kind, text, index = source_kind(source)
         if kind == "database":
@@ -59,3 +111,9 @@ def describe_sources(sources: list[str | os.PathLike[str]]) -> list[str]:
         where = text if "://" in text else str(Path(text).absolute())
         described.append(where if index is None else f"{where}@{index}")
     return described
+
+
+def stream_structures(sources: list[str | os.PathLike[str]]) -> Iterator[tuple[str, Atoms]]:
+    """(label, Atoms) of every structure of ``sources``, in order."""
+    for label, frame in stream_frames(sources):
+        yield label, frame if isinstance(frame, Atoms) else parse_frames([frame])[0]

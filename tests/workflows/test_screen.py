@@ -211,3 +211,34 @@ def test_streams_read_folders_files_at_an_index_and_database_selections(tmp_path
     assert labels[7:] == [f"{db}@id=2", f"{db}@id=4"]
     with pytest.raises(ValueError, match="no such file, folder or database"):
         list(stream_structures([tmp_path / "missing.xyz"]))
+
+
+def test_relax_screens_the_relaxed_structure(tmp_path):
+    frames = _structures(2)
+    for atoms in frames:
+        atoms.rattle(0.1, seed=7)
+    write(tmp_path / "in.extxyz", frames)
+    db = tmp_path / "out.db"
+    args = ["screen", str(tmp_path / "in.extxyz"), "--calc", "emt", "--out", str(db), "--relax"]
+    result = CliRunner().invoke(main, [*args, "--fmax", "0.05", "--scheduler", "none"])
+    assert result.exit_code == 0, result.output
+    for row in sorted(_rows(db), key=lambda r: r.screen_index):
+        relaxed = row.toatoms()
+        relaxed.calc = EMT()
+        assert row.converged and np.abs(relaxed.get_forces()).max() < 0.05
+        assert row.pred_energy == pytest.approx(relaxed.get_potential_energy(), abs=1e-9)
+        assert row.pred_energy < EMT().get_potential_energy(frames[row.screen_index]) - 0.01
+
+
+def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_path):
+    from ase_au20.workflows.screen import open_run, write_chunk
+
+    db = str(tmp_path / "out.db")
+    assert open_run(db, "r", {"sources": []}) == (0, set())
+    row = [(au20_ground_state(), {"pred_energy": 1.0, "screen_run": "r"})]
+    assert write_chunk(db, "r", 4, 4, row * 4)  # a later chunk finishes first
+    assert open_run(db, "r", {}) == (0, {4})  # a resume skips it and redoes 0-3
+    assert write_chunk(db, "r", 0, 4, row * 4)
+    assert open_run(db, "r", {}) == (8, set())
+    assert not write_chunk(db, "r", 4, 4, row * 4)  # never twice
+    assert len(_rows(tmp_path / "out.db")) == 8
