@@ -35,6 +35,10 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
             ["selection.py", "--db", str(out / "au20-seed.db")],
         ),
         (
+            "scale-out: screen, databases, search on Dask",
+            ["scale_out.py", "--out", str(out / "scale-out")],
+        ),
+        (
             "ground-state search",
             [
                 "search_ground_state.py",

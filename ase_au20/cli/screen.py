@@ -77,14 +77,16 @@ def screen_cmd(
 
     if url is None:
         url = f"screen-{Path(inputs[0].split('@')[0]).stem or 'input'}.db"
-    calc = build_calculator(calc_spec, device)  # fails here, not on every worker
-    model = ModelIdentity.of(calc, calc_spec)
     settings = ScreenSettings(
         relax=relax, fmax=fmax, relax_steps=relax_steps, chunk_size=chunk_size
     )
     try:
+        if scheduler == "none":
+            source = build_calculator(calc_spec, device)
+            model = ModelIdentity.of(source, calc_spec)
+        else:  # the workers load the model; this process reads its card only
+            source, model = calc_spec, ModelIdentity.of_spec(calc_spec)
         with open_engine(scheduler, workers) as engine:
-            source = calc if engine.client is None else calc_spec
             if not quiet:
                 click.echo(f"screening with {calc_spec} {engine.description} into {url}")
             report = screen(
@@ -96,6 +98,7 @@ def screen_cmd(
                 model=model,
                 progress=not quiet,
                 top=top,
+                device=device,
             )
     except (ValueError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -44,6 +44,18 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def inside_worker() -> bool:
+    """Whether this code runs in a Dask worker, whose one core is all it may use (a worker
+    cannot start processes of its own)."""
+    if "distributed" not in sys.modules:
+        return False
+    try:
+        sys.modules["distributed"].get_worker()
+    except ValueError:
+        return False
+    return True
+
+
 def worker_calculator(source: Calculator | tuple[str, str] | None) -> Calculator | None:
     """The calculator of a task: a scattered object as it is, or ``(spec, device)`` built
     on this worker at its first use and kept for every later task (None: tasks that need
@@ -115,7 +127,7 @@ class Engine:
             return (calc, device)
         if self.client is None:
             return calc
-        key = id(calc)
+        key = id(calc)  # the object is kept beside its future, so the id stays its own
         if key not in self._sources:
             try:
                 pickle.dumps(calc)
@@ -125,8 +137,9 @@ class Engine:
                     "fresh object (an ASE calculator that has not computed yet), a --calc "
                     "spec, or use --scheduler none"
                 ) from exc
-            self._sources[key] = self.client.scatter(calc, broadcast=True, hash=False)
-        return self._sources[key]
+            future = self.client.scatter(calc, broadcast=True, hash=False)
+            self._sources[key] = (calc, future)
+        return self._sources[key][1]
 
     def map(
         self,
@@ -143,21 +156,17 @@ class Engine:
         queued at once, so a stream of structures never sits in memory whole. Warnings of
         a task are raised again here; the first failing task raises :class:`TaskFailed`.
         """
-        report = on_progress is not None
         if self.client is None:
             for item in items:
                 yield _run_here(function, calculator, item, label(item), on_progress)
             return
         window = window or 2 * self.workers
         pending: deque[Any] = deque()
-        handler = (lambda event: on_progress(event[1])) if report else None
-        subscribe = contextlib.nullcontext()
-        if handler is not None:
-            subscribe = _subscribed(self.client, handler)
+        report = on_progress is not None
+        subscribe = _subscribed(self.client, on_progress) if report else contextlib.nullcontext()
         with subscribe:
-            iterator = iter(items)
             try:
-                for item in iterator:
+                for item in items:
                     pending.append(self._submit(function, calculator, item, label, report))
                     if len(pending) >= window:
                         yield self._collect(pending.popleft())
@@ -195,8 +204,9 @@ def _rewarn(caught: list[tuple[str, type[Warning]]]) -> None:
 
 
 @contextlib.contextmanager
-def _subscribed(client: Any, handler: Callable[[Any], None]) -> Iterator[None]:
-    client.subscribe_topic(PROGRESS_TOPIC, handler)
+def _subscribed(client: Any, on_progress: Callable[[int], None]) -> Iterator[None]:
+    """Workers' progress events (timestamp, n) go to ``on_progress(n)`` meanwhile."""
+    client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]))
     try:
         yield
     finally:

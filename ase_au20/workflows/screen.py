@@ -281,13 +281,14 @@ def screen(
     model: ModelIdentity | None = None,
     progress: bool = False,
     top: int = 10,
+    device: str = "auto",
 ) -> ScreenReport:
     """Screen every structure of ``sources`` with ``calc`` into the database ``url``.
 
-    ``calc``: a calculator, or a ``--calc`` spec that each worker builds once; ``model``
-    names it in the rows (default: from ``calc``). The workers parse, predict and write
-    their chunks; this process reads the stream and keeps the summary. Resumes a run the
-    database's ledger knows.
+    ``calc``: a calculator, or a ``--calc`` spec that each worker builds once (on
+    ``device``); ``model`` names it in the rows (default: from ``calc``). The workers parse,
+    predict and write their chunks; this process reads the stream and keeps the summary.
+    Resumes a run the database's ledger knows.
     """
     settings = settings or ScreenSettings()
     settings.validate()
@@ -317,7 +318,7 @@ def screen(
     )
     results = engine.map(
         evaluate_chunk,
-        engine.calculator(calc),
+        engine.calculator(calc, device),
         chunks,
         label=lambda c: (
             f"structures {c.first}–{c.first + len(c.labels) - 1} ({c.labels[0]} … {c.labels[-1]})"

@@ -14,7 +14,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
+from ase.data import atomic_numbers
 
 from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, source_kind
 
@@ -25,7 +27,8 @@ Frame = Atoms | str  # a parsed structure, or one frame of (extended) xyz text
 def _xyz_text_frames(path: Path) -> Iterator[tuple[str, str]]:
     """Each frame of an (extended) xyz file as its text: count line, comment, atom lines."""
     with path.open() as handle:
-        for k, count_line in enumerate(handle):
+        k = 0
+        for count_line in handle:
             if not count_line.strip():
                 continue  # blank lines between frames, as ASE allows
             try:
@@ -38,29 +41,40 @@ def _xyz_text_frames(path: Path) -> Iterator[tuple[str, str]]:
             if not lines[-1]:
                 raise ValueError(f"{path}: frame {k} ends early ({n_atoms} atoms announced)")
             yield f"{path}@{k}", "".join(lines)
+            k += 1
+
+
+def _plain_frame(text: str) -> Atoms | None:
+    """Atoms of an xyz frame whose atom lines are ``symbol x y z`` and which has no cell, or
+    None for anything else (ASE parses those). 0.10 against 0.35 ms per Au20 frame with
+    ``ase.io.read``; parsing is a sixth of a SchNet screen's time per structure."""
+    lines = text.splitlines()
+    n_atoms = int(lines[0].split()[0])
+    if "Lattice=" in lines[1] or len(lines) < n_atoms + 2:
+        return None
+    fields = [line.split() for line in lines[2 : n_atoms + 2]]
+    if any(len(f) != 4 or f[0] not in atomic_numbers for f in fields):
+        return None
+    try:
+        positions = np.array([f[1:] for f in fields], dtype=float)
+    except ValueError:
+        return None
+    return Atoms([atomic_numbers[f[0]] for f in fields], positions=positions)
 
 
 def parse_frames(frames: list[Frame]) -> list[Atoms]:
-    """Atoms of each frame; runs of consecutive xyz texts are parsed by ASE in one call."""
+    """Atoms of each frame: plain xyz text directly, other text through ASE's extxyz reader."""
     from io import StringIO
 
     from ase.io import read
 
     out: list[Atoms] = []
-    text: list[str] = []
-
-    def flush() -> None:
-        if text:
-            out.extend(read(StringIO("".join(text)), index=":", format="extxyz"))
-            text.clear()
-
     for frame in frames:
-        if isinstance(frame, str):
-            text.append(frame)
-        else:
-            flush()
+        if isinstance(frame, Atoms):
             out.append(frame)
-    flush()
+            continue
+        atoms = _plain_frame(frame)
+        out.append(atoms if atoms is not None else read(StringIO(frame), format="extxyz"))
     return out
 
 

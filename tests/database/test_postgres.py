@@ -14,28 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import write
-from click.testing import CliRunner
+from cli_helpers import TINY_KRR, run_cli
 from isomer_files import random_compact_au20, write_isomer_xyz
 
-from ase_au20.cli import main
 from ase_au20.database import build_database, connect, load_rows
 from ase_au20.database.add import add_to_database
 from ase_au20.structures import au20_ground_state
-
-KRR = ["--r-cut", "5", "--n-max", "3", "--l-max", "2", "--sigma", "0.5", "--zeta", "2"]
-KRR += ["--lambda", "1e-3", "--quiet"]
-
-
-def _run(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_build_search_screen_select_add_and_train_on_postgres(
     postgres_url: str, synthetic_xyz_dir: Path, synthetic_db: Path, tmp_path: Path
 ) -> None:
-    _run("db", "build", str(synthetic_xyz_dir), "-o", postgres_url)
+    run_cli("db", "build", str(synthetic_xyz_dir), "-o", postgres_url)
     on_server, on_file = load_rows(postgres_url), load_rows(synthetic_db)
     np.testing.assert_array_equal(on_server.ids, on_file.ids)
     np.testing.assert_allclose(on_server.energies, on_file.energies)
@@ -45,21 +35,23 @@ def test_build_search_screen_select_add_and_train_on_postgres(
         == connect(synthetic_db).metadata["dataset_hash"]
     )
     search = ["--runs", "1", "--steps", "3", "--db", postgres_url, "--out", str(tmp_path / "s0")]
-    _run("search", "--calc", "emt", *search)
+    run_cli("search", "--calc", "emt", *search)
     cands = [au20_ground_state() for _ in range(4)]
     for k, atoms in enumerate(cands):
         atoms.positions *= 1 + 0.03 * k  # distinct structures (select keeps one of repeats)
     write(tmp_path / "cands.extxyz", cands)
-    _run("screen", str(tmp_path / "cands.extxyz"), "--calc", "emt", "--out", postgres_url)
+    run_cli("screen", str(tmp_path / "cands.extxyz"), "--calc", "emt", "--out", postgres_url)
     db = connect(postgres_url)
     assert db.count("model=emt") >= 4 and db.count("pred_energy") == db.count("model=emt")
     assert db.count("energy") == len(on_file)  # predictions never became labels
-    _run("select", "--db", postgres_url, "--calcs", "emt", "--n", "2", "--out", str(tmp_path / "s"))
+    run_cli(
+        "select", "--db", postgres_url, "--calcs", "emt", "--n", "2", "--out", str(tmp_path / "s")
+    )
     assert len(list((tmp_path / "s").glob("select_*.xyz"))) == 2
-    _run("label", str(tmp_path / "s"), "--calc", "emt", "--out", str(tmp_path / "labels"))
-    added = _run("db", "add", str(tmp_path / "labels"), "--db", postgres_url)
+    run_cli("label", str(tmp_path / "s"), "--calc", "emt", "--out", str(tmp_path / "labels"))
+    added = run_cli("db", "add", str(tmp_path / "labels"), "--db", postgres_url)
     assert "added 2 rows" in added, added
-    _run("train", "krr", "--db", postgres_url, "--out", str(tmp_path / "krr"), *KRR)
+    run_cli("train", "krr", "--db", postgres_url, "--out", str(tmp_path / "krr"), *TINY_KRR)
     card = json.loads((tmp_path / "krr" / "card.json").read_text())
     rows = load_rows(postgres_url)
     assert len(rows) == len(on_file) + 2

@@ -11,22 +11,12 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
-from click.testing import CliRunner
+from cli_helpers import TINY_KRR, run_cli
 
-from ase_au20.cli import main
 from ase_au20.database import connect, load_rows
 from ase_au20.database.add import add_to_database
 from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.label import label_structures
-
-KRR = ["--r-cut", "5", "--n-max", "3", "--l-max", "2", "--sigma", "0.5", "--zeta", "2"]
-KRR += ["--lambda", "1e-3", "--quiet"]
-
-
-def _run(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Path) -> None:
@@ -36,7 +26,7 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
     labelled_so_far: set[int] = set()
     for round_ in range(2):
         work = tmp_path / f"round{round_}"
-        _run(
+        run_cli(
             "search",
             "--calc",
             "emt",
@@ -53,7 +43,7 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
             "--scheduler",
             "none",
         )
-        _run(
+        run_cli(
             "select",
             "--db",
             str(db),
@@ -72,7 +62,9 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
         assert all(np.isfinite(read(f).get_potential_energy()) for f in selected)
         assert not row_ids & labelled_so_far  # never offered again once labelled
         labelled_so_far |= row_ids
-        output = _run("label", str(work / "select"), "--calc", "emt", "--out", str(work / "labels"))
+        output = run_cli(
+            "label", str(work / "select"), "--calc", "emt", "--out", str(work / "labels")
+        )
         assert "labelled 2 structure(s)" in output
         for path in sorted((work / "labels").glob("*.xyz")):
             label = read(path)
@@ -80,17 +72,17 @@ def test_loop_runs_twice_with_emt_as_the_oracle(synthetic_db: Path, tmp_path: Pa
             check.calc = EMT()
             assert label.get_potential_energy() == pytest.approx(check.get_potential_energy())
             assert np.abs(label.get_forces()).max() < 0.06 and label.info["labelled_by"] == "emt"
-        output = _run("db", "add", str(work / "labels"), "--db", str(db))
+        output = run_cli("db", "add", str(work / "labels"), "--db", str(db))
         assert "added 2 rows" in output
         rows = load_rows(db)
         assert len(rows) == n_start + 2 * (round_ + 1)
         assert len(set(rows.ids.tolist())) == len(rows)
         assert set(rows.splits) <= {"train", "val", "calib", "test"}
-        _run("train", "krr", "--db", str(db), "--out", str(work / "krr"), *KRR)
+        run_cli("train", "krr", "--db", str(db), "--out", str(work / "krr"), *TINY_KRR)
         card = json.loads((work / "krr" / "card.json").read_text())
         trained_on = set(card["training_ids"])
         assert trained_on == set(rows.ids[np.isin(rows.splits, ("train", "val"))].tolist())
-    again = _run("db", "add", str(tmp_path / "round1" / "labels"), "--db", str(db))
+    again = run_cli("db", "add", str(tmp_path / "round1" / "labels"), "--db", str(db))
     assert "added 0 rows" in again and again.count("matches isomer") == 2
 
 
@@ -133,7 +125,7 @@ def test_db_add_refuses_predictions_and_unlabelled_frames(synthetic_db: Path, tm
     calc_free = au20_ground_state()
     write(tmp_path / "bare.extxyz", calc_free)
     relax_out = tmp_path / "relax"
-    _run("relax", "--calc", "emt", "--out", str(relax_out))
+    run_cli("relax", "--calc", "emt", "--out", str(relax_out))
     report = add_to_database([tmp_path / "bare.extxyz", relax_out / "au20-td-relaxed.xyz"], db)
     reasons = {b.source: b.reason for b in report.bad_files}
     assert report.n_added == 0

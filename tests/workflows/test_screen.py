@@ -23,7 +23,7 @@ from ase_au20.cli import main
 from ase_au20.database import connect
 from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.calculators import ModelIdentity
-from ase_au20.workflows.engine import open_engine
+from ase_au20.workflows.engine import inside_worker, open_engine
 from ase_au20.workflows.screen import LEDGER, ScreenSettings, screen
 from ase_au20.workflows.structure_stream import stream_structures
 
@@ -182,6 +182,8 @@ def test_dask_workers_build_the_calculator_once_each(tmp_path, monkeypatch):
         engine_ticks = list(
             engine.map(lambda calc, item, progress: item, None, range(3), on_progress=ticks.append)
         )
+        where = list(engine.map(lambda calc, item, progress: inside_worker(), None, range(2)))
+    assert where == [True, True] and not inside_worker()  # xtb-delta: no cluster in a worker
     pids = builds.read_text().split()
     assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)  # 8 tasks, one build per worker
     assert str(os.getpid()) not in pids
@@ -242,3 +244,26 @@ def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_
     assert open_run(db, "r", {}) == (8, set())
     assert not write_chunk(db, "r", 4, 4, row * 4)  # never twice
     assert len(_rows(tmp_path / "out.db")) == 8
+
+
+def test_plain_and_extended_xyz_frames_parse_as_ase_reads_them(tmp_path):
+    from ase.io import read
+
+    from ase_au20.workflows.structure_stream import parse_frames, stream_frames
+
+    frames = _structures(2)
+    frames[1].set_cell([30.0, 30.0, 30.0])
+    frames[1].pbc = True  # a cell: left to ASE's reader
+    write(tmp_path / "a.extxyz", frames)
+    (tmp_path / "b.xyz").write_text("2\n-1.5\nAu 0 0 0\nAu 0 0 2.8\n\n")
+    texts = [frame for _, frame in stream_frames([tmp_path / "a.extxyz", tmp_path / "b.xyz"])]
+    parsed = parse_frames(texts)
+    want = [*read(tmp_path / "a.extxyz", ":"), read(tmp_path / "b.xyz")]
+    assert len(parsed) == 3
+    for got, ref in zip(parsed, want, strict=True):
+        np.testing.assert_array_equal(got.numbers, ref.numbers)
+        np.testing.assert_allclose(got.positions, ref.positions)
+        assert got.pbc.tolist() == ref.pbc.tolist()
+    (tmp_path / "bad.xyz").write_text("2\ncomment\nAu 0 0 0\n")
+    with pytest.raises(ValueError, match="frame 0 ends early"):
+        list(stream_frames([tmp_path / "bad.xyz"]))

@@ -15,7 +15,13 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from ase_au20.models.xtb_delta.baseline import BaselineError, XtbSettings, xtb_energy_forces
-from ase_au20.workflows.engine import Engine, TaskFailed, open_engine, usable_cores
+from ase_au20.workflows.engine import (
+    Engine,
+    TaskFailed,
+    inside_worker,
+    open_engine,
+    usable_cores,
+)
 
 
 def default_cache_dir() -> Path:
@@ -65,11 +71,12 @@ def compute_baseline(
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """GFN1 energies (n,) and forces of ``structures`` on ``workers`` Dask workers of a local
     cluster (default: the usable cores; this process for fewer than ``POOL_MIN`` structures,
-    where starting a cluster costs more than it saves). ``on_result(i, energy, forces)`` sees
-    each result in order as it arrives, so a cache keeps what was computed before a failure
-    or an interrupt."""
+    where starting a cluster costs more than it saves, and inside a Dask worker, which
+    cannot start one). ``on_result(i, energy, forces)`` sees each result in order as it
+    arrives, so a cache keeps what was computed before a failure or an interrupt."""
     if workers is None:
-        workers = usable_cores() if len(structures) >= POOL_MIN else 1
+        few = len(structures) < POOL_MIN
+        workers = 1 if few or inside_worker() else usable_cores()
     chunks = [
         (
             start,
