@@ -115,7 +115,7 @@ def screen_cli(source: Path, url: str, calc: str, workers: int | None) -> dict[s
             words = line.split()
             figures["count"] = float(words[0])
             figures["seconds"] = float(words[4])
-            figures["rate"] = float(words[6].strip("("))
+            figures["rate"] = figures["count"] / figures["seconds"]
         if line.startswith("time: reading"):
             numbers = [float(w) for w in line.replace(",", " ").split() if _is_number(w)]
             figures["read"], figures["model"], figures["write"] = numbers[:3]
@@ -209,7 +209,9 @@ def main() -> None:
     large = screen_cli(big, fresh_sqlite(args.out, "big.db"), "schnet", 2)
     print(
         f"\n{int(large['count'])} structures on 2 workers: {large['rate']:.0f} /s, peak memory "
-        f"of client + workers {large['peak_gb']:.2f} GB   (target ≤ 1 GB)"
+        f"of client + workers {large['peak_gb']:.2f} GB   (target ≤ 1 GB; "
+        f"{two['peak_gb']:.2f} GB for {int(two['count'])} structures: the memory does not grow "
+        "with the input)"
     )
 
     serial, parallel = search_timing(0), search_timing(min(2, cores))

@@ -31,6 +31,7 @@ import numpy as np
 
 from ase_au20.calculators.factory import make_calculator
 from ase_au20.paths import PRETRAINED_DIR, data_dir
+from ase_au20.workflows.engine import open_engine
 from ase_au20.workflows.search import SearchSettings, auto_workers, minima_per_run
 from ase_au20.workflows.search_run import run_search
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=None,
-        help="processes for the runs (default: one per run, up to the usable cores)",
+        help="Dask workers for the runs (default: one per run, up to the usable cores)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kappa", type=float, default=0.0)
@@ -104,19 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or auto_workers(calc, settings.runs)
     if calc_name == "emt" and args.calc is None:
         print("no shipped KRR model found: falling back to EMT (Td is not EMT's minimum)")
-    start = time.perf_counter()
-    report = run_search(
-        calc,
-        settings,
-        args.out,
-        db_url=work_db,
-        kappa=args.kappa,
-        match_tol=args.match_tol,
-        scale_invariant=shape_match,
-        calc_name=calc_name,
-        workers=workers,
-    )
-    wall = time.perf_counter() - start
+    with open_engine("local" if workers > 1 else "none", workers) as engine:
+        start = time.perf_counter()
+        report = run_search(
+            calc,
+            settings,
+            args.out,
+            db_url=work_db,
+            kappa=args.kappa,
+            match_tol=args.match_tol,
+            scale_invariant=shape_match,
+            calc_name=calc_name,
+            engine=engine,
+        )
+        wall = time.perf_counter() - start
 
     print(
         f"\nsearch benchmark — calculator {calc_name}, method {settings.method}, "
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         f"budget        {settings.runs} runs × {per_run} local minima = "
         f"{settings.runs * per_run} relaxations (fmax {settings.fmax} eV/Å, seed {settings.seed})"
     )
-    print(f"wall time     {wall:.1f} s ({workers} worker process{'es' if workers > 1 else ''})")
+    print(f"wall time     {wall:.1f} s ({engine.description})")
     print(
         f"minima        {len(report.minima)} (valid {int(report.valid.sum())}), "
         f"distinct candidates {len(report.candidates)}"

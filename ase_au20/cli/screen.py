@@ -109,9 +109,10 @@ def print_screen_report(report) -> None:
     """Counts, rate and time split, out-of-domain share and the lowest predictions."""
     if report.resumed_from:
         click.echo(f"resumed run {report.run}: {report.resumed_from} structures were done")
+    rate = f"{report.rate:.0f}" if report.rate >= 100 else f"{report.rate:.3g}"
     click.echo(
-        f"{report.screened} structures screened in {report.seconds:.1f} s "
-        f"({report.rate:.0f} /s) into {report.url}"
+        f"{report.screened} structures screened in {report.seconds:.1f} s ({rate} /s) "
+        f"into {report.url}"
     )
     click.echo(
         f"time: reading {report.read_seconds:.1f} s, model {report.model_seconds:.1f} s "

@@ -89,6 +89,7 @@ def write_energy_map(
         files["png"],
         f"{name}: per-atom energy, total {emap.total:.4f} eV",
         "E_i − min E_i (meV)",
+        note="the model's split of the total into atoms: one choice among many, not an observable",
     )
     res = Results(parameters={"name": name, **(parameters or {})}, model_card=model_card_of(calc))
     res.add("energies", emap.energies, "eV", "per-atom energy contributions (sum = total)")

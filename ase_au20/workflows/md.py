@@ -171,8 +171,15 @@ def thermal_snapshots(
     return frames
 
 
-def plot_md(result: MDResult, path: str | os.PathLike, title: str = "") -> Path:
-    """PNG with energies (relative to the first total energy) and temperature against time."""
+def plot_md(
+    result: MDResult,
+    path: str | os.PathLike,
+    title: str = "",
+    target_temperature: float | None = None,
+    target_label: str = "thermostat target",
+) -> Path:
+    """PNG with energies (relative to the first total energy) and temperature against time,
+    with the target (or initial) temperature as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,7 +197,10 @@ def plot_md(result: MDResult, path: str | os.PathLike, title: str = "") -> Path:
     if result.drift:
         heading += f" — drift {result.drift['slope_meV_per_atom_per_ps']:.3g} meV/atom/ps"
     ax_e.set_title(heading)
-    ax_t.plot(t, result.temperature, color="tab:red")
+    ax_t.plot(t, result.temperature, color="tab:red", label="instantaneous")
+    if target_temperature is not None:
+        ax_t.axhline(target_temperature, color="k", ls="--", lw=1, label=target_label)
+        ax_t.legend(loc="best", fontsize=8)
     ax_t.set_ylabel("temperature (K)")
     ax_t.set_xlabel("time (ps)")
     for ax in (ax_e, ax_t):
@@ -227,6 +237,14 @@ def run_md_files(
     for key, value in result.drift.items():
         res.add(f"drift/{key}", value, units_of.get(key, "meV/atom"), "NVE total-energy drift")
     write_results(files["h5"], res)
-    ensemble = md_kwargs.get("ensemble", "nve").upper()
-    plot_md(result, files["png"], f"{name}: {ensemble}")
+    ensemble = md_kwargs.get("ensemble", "nve").lower()
+    temperature = float(md_kwargs.get("temperature", 300.0))
+    if ensemble == "langevin":
+        friction = float(md_kwargs.get("friction", 0.01))
+        heading = f"{name}: Langevin, T = {temperature:g} K, friction {friction:g} fs⁻¹"
+        target = "thermostat target"
+    else:
+        heading = f"{name}: {ensemble.upper()}, started at T = {temperature:g} K"
+        target = "initial temperature (Maxwell–Boltzmann)"
+    plot_md(result, files["png"], heading, temperature, target)
     return result, files

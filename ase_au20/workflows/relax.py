@@ -99,6 +99,7 @@ def plot_relaxation(result: RelaxResult, path: str | os.PathLike, title: str = "
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     steps = np.arange(len(result.energies))
     fig, (ax_e, ax_f) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
@@ -108,6 +109,7 @@ def plot_relaxation(result: RelaxResult, path: str | os.PathLike, title: str = "
     ax_f.semilogy(steps, result.fmax, "o-", ms=3, color="tab:red")
     ax_f.set_ylabel("max |F| (eV/Å)")
     ax_f.set_xlabel("optimizer step")
+    ax_f.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     for ax in (ax_e, ax_f):
         ax.grid(alpha=0.3)
     return save_figure(fig, path)

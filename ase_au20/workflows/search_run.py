@@ -294,6 +294,7 @@ def plot_search(report: SearchReport, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax_t, ax_c) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in range(report.settings.runs):
@@ -301,7 +302,9 @@ def plot_search(report: SearchReport, path: Path) -> Path:
         ax_t.step(steps, best, where="post", label=f"run {run}")
     ax_t.set_xlabel(f"local minimum ({report.settings.method})")
     ax_t.set_ylabel("best energy so far (eV)")
-    ax_t.set_title(f"{report.settings.runs} runs, {len(report.minima)} minima")
+    runs = report.settings.runs
+    ax_t.set_title(f"{runs} run{'s' if runs != 1 else ''}, {len(report.minima)} local minima")
+    ax_t.xaxis.set_major_locator(MaxNLocator(integer=True))
     if report.settings.runs <= 10:
         ax_t.legend(fontsize=8)
     cs = report.candidates
@@ -310,7 +313,16 @@ def plot_search(report: SearchReport, path: Path) -> Path:
         u = np.nan_to_num(np.array([c.uncertainty for c in cs]), nan=0.0)
         rank = np.arange(len(cs))
         known = np.array([c.matches_cluster_id >= 0 for c in cs])
-        ax_c.errorbar(rank, e, yerr=u, fmt="none", ecolor="0.7", zorder=1)
+        if u.any():
+            ax_c.errorbar(
+                rank,
+                e,
+                yerr=u,
+                fmt="none",
+                ecolor="0.7",
+                zorder=1,
+                label="± interval half-width (calculator's confidence)",
+            )
         if (~known).any():
             ax_c.scatter(rank[~known], e[~known], s=18, label="new", zorder=2)
         if known.any():
@@ -330,6 +342,7 @@ def plot_search(report: SearchReport, path: Path) -> Path:
             )
         ax_c.legend(fontsize=8)
     ax_c.set_xlabel("candidate rank")
+    ax_c.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_c.set_ylabel("predicted energy (eV)")
     ax_c.set_title(f"{len(cs)} distinct valid candidates")
     for ax in (ax_t, ax_c):

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.io import write
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from scipy.spatial.distance import pdist, squareform
 
 from ase_au20.plotting import save_figure
+from ase_au20.validation import BOND_CUTOFF
 
 BFACTOR_RANGE = (-99.99, 999.99)  # what the PDB %6.2f B-factor column can hold
 
@@ -56,6 +58,7 @@ def write_vmd_script(pdb_path: str | os.PathLike, tcl_path: str | os.PathLike, l
     except ValueError:  # different drives on Windows
         pdb_ref = str(pdb_path.resolve())
     label = label.replace('"', "'")
+    cutoff = f"{BOND_CUTOFF:.2f}"  # the bonds of the PNGs and the analysis
     script = f"""# VMD script written by ase-au20: atoms coloured by the B-factor column.
 # Colour = {label}  (blue = low, red = high). Run: vmd -e {tcl_path.name}
 set here [file dirname [file normalize [info script]]]
@@ -70,7 +73,7 @@ set betas [[atomselect top all] get beta]
 set lo [lindex [lsort -real $betas] 0]
 set hi [lindex [lsort -real $betas] end]
 mol scaleminmax top 0 $lo $hi
-mol representation DynamicBonds 3.2 0.15 16
+mol representation DynamicBonds {cutoff} 0.15 16
 mol color ColorID 16
 mol addrep top
 color scale method BWR
@@ -89,32 +92,39 @@ def plot_site_values_3d(
     path: str | os.PathLike,
     title: str,
     label: str,
-    bond_cutoff: float = 3.2,
+    bond_cutoff: float = BOND_CUTOFF,
+    note: str = "",
 ) -> Path:
-    """Save a 3D scatter of the atoms coloured by ``values`` with a colour bar ``label``.
+    """Save the atoms coloured by ``values`` seen from two directions 90° apart, with one
+    colour bar ``label`` (and a ``note`` under the title).
 
-    Bonds (pairs closer than ``bond_cutoff`` Å) are drawn as thin grey lines for orientation,
-    and every atom is labelled with its index.
+    Two views resolve what one 3-D projection hides in depth; bonds (pairs closer than
+    ``bond_cutoff`` Å, the data's g(r) minimum) are thin grey lines, every atom carries its
+    index. The colour scale is sequential (viridis), from the smallest to the largest value.
     """
     values = _per_atom(atoms, values)
     positions = atoms.get_positions() - atoms.get_positions().mean(axis=0)
-    fig = Figure(figsize=(7.0, 6.0))
-    ax = fig.add_subplot(projection="3d")
+    fig = Figure(figsize=(12.0, 5.8))
     bonded = np.argwhere(np.triu(squareform(pdist(positions)) < bond_cutoff, k=1))
-    for i, j in bonded:
-        ax.plot(*positions[[i, j]].T, color="0.6", lw=1.0, zorder=1)
-    points = ax.scatter(
-        *positions.T, c=values, cmap="coolwarm", s=420, edgecolors="k", depthshade=False
-    )
-    for index, xyz in enumerate(positions):
-        ax.text(*xyz, str(index), ha="center", va="center", fontsize=8, zorder=5)
     span = np.ptp(positions, axis=0).max() / 2.0 + 1.0
-    for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
-        setter(-span, span)
-    ax.set_box_aspect((1, 1, 1))
-    ax.set_xlabel("x (Å)")
-    ax.set_ylabel("y (Å)")
-    ax.set_zlabel("z (Å)")
-    ax.set_title(title)
-    fig.colorbar(points, ax=ax, shrink=0.7, pad=0.1, label=label)
+    norm = Normalize(vmin=float(values.min()), vmax=float(values.max()))
+    for k, azimuth in enumerate((-60, 30)):
+        ax = fig.add_axes((0.01 + 0.43 * k, 0.04, 0.42, 0.80), projection="3d")
+        ax.view_init(elev=20, azim=azimuth)
+        for i, j in bonded:
+            ax.plot(*positions[[i, j]].T, color="0.6", lw=1.0, zorder=1)
+        points = ax.scatter(
+            *positions.T, c=values, cmap="viridis", norm=norm, s=380, edgecolors="k"
+        )
+        for index, xyz in enumerate(positions):
+            ax.text(*xyz, str(index), ha="center", va="center", fontsize=8, zorder=5, color="w")
+        for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+            setter(-span, span)
+        ax.set_box_aspect((1, 1, 1))
+        ax.set(xlabel="x (Å)", ylabel="y (Å)", zlabel="z (Å)")
+        ax.set_title(f"view from azimuth {azimuth}°", fontsize=9)
+    fig.suptitle(title, fontsize=12, y=0.98)
+    if note:
+        fig.text(0.5, 0.905, note, ha="center", fontsize=9, style="italic")
+    fig.colorbar(points, cax=fig.add_axes((0.90, 0.18, 0.018, 0.55)), label=label)
     return save_figure(fig, path)
