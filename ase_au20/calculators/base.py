@@ -109,6 +109,14 @@ class Au20Calculator(Calculator):
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
+    def todict(self, skip_default: bool = True) -> dict[str, Any]:
+        """ASE's parameters plus the model that gives the results (its type and the SHA-256
+        of its card): what ``ase.db`` stores as a row's ``calculator_parameters``."""
+        out = super().todict(skip_default=skip_default)
+        out["model"] = str(self.model.card.get("model_type", ""))
+        out["model_card_sha256"] = str(self.model.card.get("sha256", ""))
+        return out
+
     def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
         """ASE's property request, atomic under the calculator's lock."""
         with self._lock:

@@ -57,3 +57,16 @@ def test_reading_a_foreign_row_is_a_clear_error(tmp_path, rattled_au20) -> None:
     row_id = db.write(rattled_au20)
     with pytest.raises(ValueError, match="no prediction keys"):
         read_prediction(db, row_id)
+
+
+def test_a_row_written_with_the_calculator_attached_names_its_model(
+    make_calc, rattled_au20, tmp_path
+):
+    calc = make_calc(confidence=0.8)
+    atoms = rattled_au20.copy()
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    row = connect(tmp_path / "plain.db").get(id=connect(tmp_path / "plain.db").write(atoms))
+    assert row.calculator_parameters["model"] == calc.card["model_type"]
+    assert row.calculator_parameters["model_card_sha256"] == calc.card["sha256"]
+    assert row.calculator_parameters["confidence"] == 0.8
