@@ -110,6 +110,7 @@ class Engine:
 
     client: Any = None
     workers: int = 1
+    address: str = ""  # the scheduler's, kept for the description once the cluster is gone
     _sources: dict[int, Any] = field(default_factory=dict)
 
     @property
@@ -118,7 +119,7 @@ class Engine:
         if self.client is None:
             return "in this process"
         plural = "s" if self.workers != 1 else ""
-        return f"on {self.workers} Dask worker{plural} at {self.client.scheduler.address}"
+        return f"on {self.workers} Dask worker{plural} at {self.address}"
 
     def calculator(self, calc: Calculator | str, device: str = "auto") -> Any:
         """A handle tasks receive their calculator through: a spec builds once per worker,
@@ -248,10 +249,10 @@ def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterato
             ) as cluster,
             Client(cluster) as client,
         ):
-            yield Engine(client, len(cluster.workers))
+            yield Engine(client, len(cluster.workers), cluster.scheduler_address)
         return
     with Client(scheduler, timeout="20s") as client:
         threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
         if threads == 0:
             raise ValueError(f"the Dask scheduler at {scheduler} has no workers")
-        yield Engine(client, threads)
+        yield Engine(client, threads, scheduler)

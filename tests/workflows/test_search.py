@@ -277,6 +277,7 @@ def test_runs_on_dask_workers_give_the_minima_of_one_process_and_their_warnings(
         atoms.get_potential_energy()  # EMT keeps an unpicklable lambda once it has computed
         with pytest.raises(ValueError, match="cannot send EMT to the Dask workers"):
             global_search(used, settings, engine=engine)
+    assert engine.description.startswith("on 2 Dask workers at tcp://")  # also once closed
     assert {m.run for m in minima} == {0, 1}
     assert sum(ticks) == 12  # every task's progress reached the client
     want = [m for found in serial for m in found]
