@@ -125,9 +125,3 @@ def describe_sources(sources: list[str | os.PathLike[str]]) -> list[str]:
         where = text if "://" in text else str(Path(text).absolute())
         described.append(where if index is None else f"{where}@{index}")
     return described
-
-
-def stream_structures(sources: list[str | os.PathLike[str]]) -> Iterator[tuple[str, Atoms]]:
-    """(label, Atoms) of every structure of ``sources``, in order."""
-    for label, frame in stream_frames(sources):
-        yield label, frame if isinstance(frame, Atoms) else parse_frames([frame])[0]

@@ -25,7 +25,7 @@ from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.calculators import ModelIdentity
 from ase_au20.workflows.engine import inside_worker, open_engine
 from ase_au20.workflows.screen import LEDGER, ScreenSettings, screen
-from ase_au20.workflows.structure_stream import stream_structures
+from ase_au20.workflows.structure_stream import stream_frames
 
 TESTS = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ase_au20"]
@@ -204,7 +204,7 @@ def test_streams_read_folders_files_at_an_index_and_database_selections(tmp_path
     for atoms in _structures(4, seed=2):
         connect(db).write(atoms, kind="x" if len(_rows(db)) % 2 else "y")
     labels = [
-        label for label, _ in stream_structures([folder, f"{folder}/a.extxyz@1:", f"{db}@kind=x"])
+        label for label, _ in stream_frames([folder, f"{folder}/a.extxyz@1:", f"{db}@kind=x"])
     ]
     assert labels[:5] == [f"{folder}/a.extxyz@{k}" for k in range(3)] + [
         f"{folder}/b.traj@{k}" for k in range(2)
@@ -212,7 +212,7 @@ def test_streams_read_folders_files_at_an_index_and_database_selections(tmp_path
     assert labels[5:7] == [f"{folder}/a.extxyz@1:#0", f"{folder}/a.extxyz@1:#1"]
     assert labels[7:] == [f"{db}@id=2", f"{db}@id=4"]
     with pytest.raises(ValueError, match="no such file, folder or database"):
-        list(stream_structures([tmp_path / "missing.xyz"]))
+        list(stream_frames([tmp_path / "missing.xyz"]))
 
 
 def test_relax_screens_the_relaxed_structure(tmp_path):
@@ -249,7 +249,7 @@ def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_
 def test_plain_and_extended_xyz_frames_parse_as_ase_reads_them(tmp_path):
     from ase.io import read
 
-    from ase_au20.workflows.structure_stream import parse_frames, stream_frames
+    from ase_au20.workflows.structure_stream import parse_frames
 
     frames = _structures(2)
     frames[1].set_cell([30.0, 30.0, 30.0])
