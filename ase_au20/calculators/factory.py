@@ -18,30 +18,47 @@ from ase_au20.models.registry import (
 CALCULATOR_NAMES = (*MODEL_NAMES, "emt")
 
 
+def spec_kind(spec: str) -> str:
+    """What a ``--calc`` spec names: ``"emt"``, ``"model"`` (a registered model, its shipped
+    weights), ``"directory"`` (a trained model directory) or ``"factory"``
+    (``module:factory``); ValueError for anything else."""
+    name = spec.lower()
+    if name == "emt":
+        return "emt"
+    if name in MODELS:
+        return "model"
+    path = Path(spec)
+    if ":" in spec and not path.exists():
+        return "factory"
+    if (path / "card.json").is_file():
+        return "directory"
+    raise ValueError(
+        f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)}, "
+        "a trained model directory containing card.json, or module:factory"
+    )
+
+
 def make_calculator(spec: str, device: str = "auto") -> Calculator:
     """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, a
     trained model directory (its card's model type picks the calculator class), or
     ``module:factory``, any importable callable that returns an ASE calculator (e.g.
     ``mace.calculators:mace_mp``), called without arguments."""
-    name = spec.lower()
-    if name == "emt":
+    kind = spec_kind(spec)
+    if kind == "emt":
         from ase.calculators.emt import EMT
 
         return EMT()
-    if name in MODELS:
+    if kind == "model":
+        name = spec.lower()
         return calculator_class(name)(**load_options(name, {"device": device}))
-    path = Path(spec)
-    if ":" in spec and not path.exists():
+    if kind == "factory":
         return _from_factory(spec)
-    if not (path / "card.json").is_file():
-        raise ValueError(
-            f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)}, "
-            "a trained model directory containing card.json, or module:factory"
-        )
     from ase_au20.models.card import read_card
 
-    model_type = read_card(path)["model_type"]
-    return calculator_class(model_type)(model=path, **load_options(model_type, {"device": device}))
+    model_type = read_card(spec)["model_type"]
+    return calculator_class(model_type)(
+        model=Path(spec), **load_options(model_type, {"device": device})
+    )
 
 
 def _from_factory(spec: str) -> Calculator:

@@ -36,20 +36,15 @@ class ModelIdentity:
     def of_spec(cls, spec: str) -> ModelIdentity:
         """The identity of a ``--calc`` spec from its model card alone, without loading the
         model (the workers do); ValueError for a spec no worker could build."""
-        from ase_au20.calculators.factory import CALCULATOR_NAMES
+        from ase_au20.calculators.factory import spec_kind
         from ase_au20.models.card import SEAL, read_card
-        from ase_au20.models.registry import MODELS
         from ase_au20.paths import PRETRAINED_DIR
 
-        folder = PRETRAINED_DIR / spec.lower() if spec.lower() in MODELS else Path(spec)
-        if (folder / "card.json").is_file():
+        kind = spec_kind(spec)
+        folder = {"model": PRETRAINED_DIR / spec.lower(), "directory": Path(spec)}.get(kind)
+        if folder is not None and (folder / "card.json").is_file():
             return cls(spec, str(read_card(folder).get(SEAL, "")))
-        if spec.lower() in CALCULATOR_NAMES or (":" in spec and not folder.exists()):
-            return cls(spec)
-        raise ValueError(
-            f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)}, a trained "
-            "model directory containing card.json, or module:factory"
-        )
+        return cls(spec)
 
 
 TRUST_KEYS = ("energy_uncertainty", "energy_std", "domain_score", "in_domain")
