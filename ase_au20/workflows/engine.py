@@ -86,11 +86,17 @@ def _run_task(
         sys.modules["torch"].set_num_threads(1)
     with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            result = function(calc, item, progress)
-        except Exception as exc:  # any failure of user code: name what it was working on
-            raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
+        result = _named_call(function, calc, item, progress, label)
     return result, [(str(w.message), w.category) for w in caught]
+
+
+def _named_call(function: TaskFunction, calc, item: Any, progress, label: str) -> Any:
+    """``function(calc, item, progress)``; a failure becomes :class:`TaskFailed` naming what
+    the task was working on (its structures or run)."""
+    try:
+        return function(calc, item, progress)
+    except Exception as exc:  # any failure of the task's code
+        raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
 
 
 def _progress_to_client(n: int = 1) -> None:
@@ -191,12 +197,8 @@ class Engine:
 
 def _run_here(function, calculator, item, label, on_progress):
     """One task in this process: warnings pass straight through, progress goes to the caller."""
-    calc = worker_calculator(calculator)
     progress = on_progress if on_progress is not None else _no_progress
-    try:
-        return function(calc, item, progress)
-    except Exception as exc:  # the same message as from a worker
-        raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
+    return _named_call(function, worker_calculator(calculator), item, progress, label)
 
 
 def _rewarn(caught: list[tuple[str, type[Warning]]]) -> None:

@@ -95,9 +95,7 @@ def compute_baseline(
                 _compute_chunk,
                 None,
                 chunks,
-                label=lambda chunk: (
-                    f"GFN1 task of structures {chunk[0]}–{chunk[0] + len(chunk[1]) - 1}"
-                ),
+                label=_task_label,
                 on_progress=bar.update,
             )
             for results, failure in computed:
