@@ -64,12 +64,17 @@ def postgres_server() -> Iterator[str]:
         os.chown(data, user.pw_uid, user.pw_gid)
     name = user.pw_name if user is not None else pwd.getpwuid(os.geteuid()).pw_name
     port = _free_port()
-    run = {"check": True, "capture_output": True, "preexec_fn": _as_owner(user), "cwd": root}
-    subprocess.run([binaries / "initdb", "-D", data, "-A", "trust", "-U", name, "--no-sync"], **run)
     options = f"-h 127.0.0.1 -p {port} -k {root} -F"  # -F: no fsync, a throwaway server
-    subprocess.run(
-        [binaries / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start"], **run
-    )
+    for command in (
+        [binaries / "initdb", "-D", data, "-A", "trust", "-U", name, "--no-sync"],
+        [binaries / "pg_ctl", "-D", data, "-o", options, "-l", root / "log", "-w", "start"],
+    ):
+        done = subprocess.run(
+            command, capture_output=True, text=True, preexec_fn=_as_owner(user), cwd=root
+        )
+        if done.returncode != 0:  # say why, and leave no folder behind
+            shutil.rmtree(root, ignore_errors=True)
+            raise RuntimeError(f"{command[0].name} failed: {(done.stderr or done.stdout).strip()}")
     try:
         yield f"postgresql://{name}@127.0.0.1:{port}"
     finally:
