@@ -221,6 +221,8 @@ def _rows(chunk: Chunk, structures, predicted, converged, failed, sha) -> list[t
         kvp.update(source=label, screen_run=chunk.run, screen_index=chunk.first + i)
         if chunk.settings.relax:
             kvp["converged"] = bool(converged[i])
+        # numbers and positions only: a frame read by ASE may carry the input's energy as a
+        # calculator, which must not become this prediction row's label
         rows.append((Atoms(structures[i].numbers, positions=structures[i].positions), kvp))
     return rows
 

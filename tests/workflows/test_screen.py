@@ -267,3 +267,18 @@ def test_plain_and_extended_xyz_frames_parse_as_ase_reads_them(tmp_path):
     (tmp_path / "bad.xyz").write_text("2\ncomment\nAu 0 0 0\n")
     with pytest.raises(ValueError, match="frame 0 ends early"):
         list(stream_frames([tmp_path / "bad.xyz"]))
+
+
+def test_energies_in_the_input_never_become_labels_of_screened_rows(tmp_path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = _structures(2)
+    for atoms in frames:
+        atoms.set_cell([30.0, 30.0, 30.0])  # a cell: read by ASE, which keeps the energy
+        atoms.calc = SinglePointCalculator(atoms, energy=-1557.0)
+    write(tmp_path / "labelled.extxyz", frames)
+    db = tmp_path / "out.db"
+    args = ["screen", str(tmp_path / "labelled.extxyz"), "--calc", "emt", "--out", str(db)]
+    result = CliRunner().invoke(main, [*args, "--scheduler", "none"])
+    assert result.exit_code == 0, result.output
+    assert len(_rows(db)) == 2 and connect(db).count("energy") == 0
