@@ -37,6 +37,7 @@ from ase_au20.models.card import (
     write_card,
 )
 from ase_au20.models.domain import Domain, with_domain
+from ase_au20.models.protocol import ENSEMBLE_KEY
 from ase_au20.models.schnet.batching import Structure, chunks, group_by_size
 from ase_au20.models.schnet.config import SchNetArchitecture
 from ase_au20.models.schnet.spline import CATMULL_ROM
@@ -357,13 +358,13 @@ class SchNetModel:
         self.table_spacing = self.card.get("hyperparameters", {}).get("table_spacing")
         for net in self.networks:
             net.freeze_filters(self.table_spacing)
-        # single structures on CPU: NumPy with an analytic gradient (see schnet_numpy)
+        # single structures on CPU: all members in one NumPy pass with an analytic gradient
         self.single_path = None
         if self.device.type == "cpu" and self.table_spacing is not None:
             from ase_au20.models.schnet.numpy_path import NumpySchNet
 
             np_dtype = np.float64 if dtype == torch.float64 else np.float32
-            self.single_path = [NumpySchNet(net, np_dtype) for net in self.networks]
+            self.single_path = NumpySchNet(self.networks, np_dtype)
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -372,6 +373,11 @@ class SchNetModel:
     def has_spread(self) -> bool:
         """Only an ensemble (several networks) has a spread."""
         return len(self.networks) > 1
+
+    @property
+    def ensemble_size(self) -> int:
+        """How many networks ``predict`` averages (``member_energies`` when more than one)."""
+        return len(self.networks)
 
     def to(self, device: str | torch.device = "auto", dtype: Any = torch.float32) -> SchNetModel:
         """This model on another device or dtype (a copy; ``dtype`` a name or torch dtype)."""
@@ -499,6 +505,7 @@ class SchNetModel:
             out["forces"] = force_out
         if len(self.networks) > 1:
             out["energy_std"] = members.std(0, ddof=1)
+            out[ENSEMBLE_KEY] = members.T.copy()
         return out
 
     def _evaluate_all(
@@ -518,11 +525,8 @@ class SchNetModel:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised per-atom outputs ``[M, B, N]`` and d(mean Σh)/dr ``[B, N, 3]``."""
         if self.single_path is not None and len(positions) == 1:
-            members = [net(positions[0], forces) for net in self.single_path]
-            h = np.stack([out for out, _ in members])[:, None]
-            if not forces:
-                return h, None
-            return h, np.mean([grad for _, grad in members], axis=0)[None]
+            h, grad = self.single_path(positions[0], forces)
+            return h[:, None], None if grad is None else grad[None]
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         threads = PREDICT_THREADS if self.device.type == "cpu" else None
         with torch_threads(threads):
