@@ -21,7 +21,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from ase_au20.models.domain import outside_uncertainty
 from ase_au20.models.pair_conformal import PairCalibrator
-from ase_au20.models.protocol import Model
+from ase_au20.models.protocol import ENSEMBLE_KEY, Model
 from ase_au20.validation import check_cluster
 
 TRAINING_SIZE = 20
@@ -38,6 +38,7 @@ PROPERTIES = (
 # Epistemic spread (eV): ensemble std, committee disagreement or the KRR predictive std;
 # only models that have one list it among their implemented properties.
 SPREAD = "energy_std"
+MEMBERS = ENSEMBLE_KEY  # an ensemble's member energies (eV), for spreads of differences
 EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 2)}
 
 
@@ -97,6 +98,8 @@ class Au20Calculator(Calculator):
         self._lock = threading.RLock()
         if self.model.has_spread:
             self.implemented_properties = [*PROPERTIES, SPREAD]
+        if getattr(self.model, "ensemble_size", 1) > 1:
+            self.implemented_properties = [*self.implemented_properties, MEMBERS]
         self.set(confidence=confidence, mondrian=mondrian)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -156,6 +159,7 @@ class Au20Calculator(Calculator):
             "energy": out["energy"],
             "energies": [out["energies"][i][:n] for i, n in enumerate(sizes)],
             "spread": out.get(SPREAD),
+            "members": out.get(MEMBERS),
         }
         if forces:
             raw["forces"] = [out["forces"][i][:n] for i, n in enumerate(sizes)]
@@ -239,6 +243,8 @@ class Au20Calculator(Calculator):
         half = outside_uncertainty(self._uncertainty(energy, raw.get("spread")), verdict.score)
         if raw.get("spread") is not None:
             out[SPREAD] = np.asarray(raw["spread"], dtype=float).reshape(len(structures))
+        if raw.get("members") is not None:
+            out[MEMBERS] = np.asarray(raw["members"], dtype=float).reshape(len(structures), -1)
         out["energy_uncertainty"] = half
         out["energy_interval"] = np.stack([energy - half, energy + half], axis=1)
         return out
@@ -274,6 +280,8 @@ class Au20Calculator(Calculator):
             self.results["forces"] = out["forces"][0]
         if SPREAD in out:
             self.results[SPREAD] = float(out[SPREAD][0])
+        if MEMBERS in out:
+            self.results[MEMBERS] = out[MEMBERS][0]
 
     def predict(
         self, structures: Sequence[Atoms], properties: Sequence[str] = ("energy",)
@@ -282,8 +290,8 @@ class Au20Calculator(Calculator):
 
         Returns arrays keyed by the requested properties: ``energy``/``free_energy``/
         ``energy_uncertainty``/``in_domain``/``domain_score`` (n,), ``energy_interval``
-        (n, 2), ``energies`` (n, N) and ``forces`` (n, N, 3) (object arrays when cluster
-        sizes differ).
+        (n, 2), ``member_energies`` (n, M) of an ensemble, ``energies`` (n, N) and ``forces``
+        (n, N, 3) (object arrays when cluster sizes differ).
         """
         if isinstance(properties, str):
             properties = (properties,)

@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from ase import Atoms
 
+ENSEMBLE_KEY = "member_energies"
+
 
 @runtime_checkable
 class Model(Protocol):
@@ -23,7 +25,10 @@ class Model(Protocol):
 
     ``predict`` returns ``energy`` (n,), ``energies`` (n, N_max) and, with ``forces``,
     ``forces`` (n, N_max, 3) — per-atom arrays NaN-padded past each structure's size — and
-    ``energy_std`` (n,) exactly when ``has_spread``.
+    ``energy_std`` (n,) exactly when ``has_spread``. An ensemble also returns its members'
+    energies ``member_energies`` (n, M), whose differences between two structures give the
+    spread of an energy difference (``ENSEMBLE_KEY``), and says how many it has in an
+    ``ensemble_size`` attribute; other models have neither.
     """
 
     card: dict[str, Any]

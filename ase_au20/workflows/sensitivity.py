@@ -16,7 +16,7 @@ import pandas as pd
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.optimize import BFGS
-from scipy.stats import linregress
+from scipy.stats import linregress, norm
 from tqdm.auto import tqdm
 
 from ase_au20.geometry.perturbation import (
@@ -24,6 +24,7 @@ from ase_au20.geometry.perturbation import (
     random_perturbations,
     single_site_perturbations,
 )
+from ase_au20.models.protocol import ENSEMBLE_KEY
 from ase_au20.workflows.calculators import predict_batch
 from ase_au20.workflows.stiffness import (
     harmonic_mean_abs_de,
@@ -98,19 +99,45 @@ def relax(
 
 def evaluate_energies(
     calc: Calculator, structures: Sequence[Atoms], batch_size: int, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Energies and uncertainties (NaN where the calculator has none), in batches."""
-    energies, uncertainties = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Energies, uncertainties (NaN where the calculator has none) and, from an ensemble,
+    the members' energies (n, M; None otherwise), in batches."""
+    ensemble = ENSEMBLE_KEY in getattr(calc, "implemented_properties", ())
+    wanted = ("energy", *((ENSEMBLE_KEY,) if ensemble else ()))
+    energies, uncertainties, members = [], [], []
     starts = range(0, len(structures), batch_size)
     for start in tqdm(starts, desc="energies", unit="batch", disable=not progress):
-        batch = predict_batch(calc, structures[start : start + batch_size], ("energy",))
+        batch = predict_batch(calc, structures[start : start + batch_size], wanted)
         energies.append(np.asarray(batch["energy"], dtype=float).reshape(-1))
         uncertainties.append(np.asarray(batch["energy_uncertainty"], dtype=float).reshape(-1))
-    return np.concatenate(energies), np.concatenate(uncertainties)
+        if ensemble:
+            members.append(np.asarray(batch[ENSEMBLE_KEY], dtype=float))
+    return (
+        np.concatenate(energies),
+        np.concatenate(uncertainties),
+        np.concatenate(members) if ensemble else None,
+    )
+
+
+def difference_uncertainty(
+    members: np.ndarray | None, base_members: np.ndarray | None, confidence: float
+) -> np.ndarray | float:
+    """Half-width z·s of each ΔE = E − E_base at ``confidence``, s the ensemble members'
+    spread of their own ΔE: nearby geometries share most of their error, which the
+    members' differences cancel and two absolute intervals would not. NaN without members.
+    """
+    if members is None or base_members is None:
+        return np.nan
+    z = float(norm.ppf(0.5 + confidence / 2))
+    return z * (members - base_members).std(axis=1, ddof=1)
 
 
 def _sample_table(
-    pert: Perturbations, energies: np.ndarray, unc: np.ndarray, base: float
+    pert: Perturbations,
+    energies: np.ndarray,
+    unc: np.ndarray,
+    base: float,
+    delta_unc: np.ndarray | float,
 ) -> pd.DataFrame:
     delta = energies - base
     return pd.DataFrame(
@@ -124,19 +151,22 @@ def _sample_table(
             "delta_e": delta,
             "abs_delta_e": np.abs(delta),
             "uncertainty": unc,
+            "delta_uncertainty": delta_unc,
         }
     )
 
 
 def summarize(samples: pd.DataFrame) -> pd.DataFrame:
-    """Per (σ, k): mean |ΔE|, RMSE of ΔE, mean RMSD, std |ΔE|, n, share |ΔE| > uncertainty.
+    """Per (σ, k): mean |ΔE|, RMSE of ΔE, mean RMSD, std |ΔE|, n, and the share of ΔE the
+    model resolves: |ΔE| above the uncertainty of the difference itself.
 
-    The share is NaN when the calculator gives no uncertainty (e.g. EMT).
+    The share is NaN when the calculator gives no spread of differences (no ensemble: EMT,
+    KRR); an absolute interval would be the wrong yardstick, far wider than ΔE's error.
     """
 
     def cell(group: pd.DataFrame) -> pd.Series:
-        known = group["uncertainty"].notna()
-        resolvable = (group["abs_delta_e"] > group["uncertainty"])[known]
+        known = group["delta_uncertainty"].notna()
+        resolvable = (group["abs_delta_e"] > group["delta_uncertainty"])[known]
         return pd.Series(
             {
                 "mean_abs_de": group["abs_delta_e"].mean(),
@@ -180,14 +210,27 @@ def run_sensitivity(
     random_set = random_perturbations(base, config.sigmas, config.ks, config.repeats, rng)
     site_set = single_site_perturbations(base, config.site_sigma, config.site_repeats, rng)
     structures = [base, *random_set.structures(base), *site_set.structures(base)]
-    energies, unc = evaluate_energies(calc, structures, config.batch_size, progress)
+    energies, unc, members = evaluate_energies(calc, structures, config.batch_size, progress)
     base_energy, base_unc = float(energies[0]), float(unc[0])
+    confidence = float(getattr(calc, "confidence", 0.9))
+    delta_unc = difference_uncertainty(
+        members, None if members is None else members[:1], confidence
+    )
     n_random = len(random_set)
     random_part, site_part = slice(1, 1 + n_random), slice(1 + n_random, None)
-    samples = _sample_table(random_set, energies[random_part], unc[random_part], base_energy)
+
+    def part(values: np.ndarray | float, which: slice) -> np.ndarray | float:
+        return values[which] if isinstance(values, np.ndarray) else values
+
+    random_unc = part(delta_unc, random_part)
+    samples = _sample_table(
+        random_set, energies[random_part], unc[random_part], base_energy, random_unc
+    )
     chosen = [tuple(int(i) for i in row if i >= 0) for row in random_set.indices]
     samples.insert(3, "indices", chosen)
-    site_samples = _sample_table(site_set, energies[site_part], unc[site_part], base_energy)
+    site_samples = _sample_table(
+        site_set, energies[site_part], unc[site_part], base_energy, part(delta_unc, site_part)
+    )
     site_samples.insert(0, "site", site_set.indices[:, 0])
     blocks = hessian_diagonal_blocks(calc, base, config.fd_step)
     base_forces = np.asarray(predict_batch(calc, [base], ("forces",))["forces"][0], dtype=float)

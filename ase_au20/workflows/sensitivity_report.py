@@ -36,6 +36,7 @@ def to_results(
         "delta_e": "eV",
         "abs_delta_e": "eV",
         "uncertainty": "eV",
+        "delta_uncertainty": "eV",
         "k": "",
         "repeat": "",
         "site": "",
@@ -63,7 +64,8 @@ def to_results(
         "summary/share_resolvable",
         result.summary["share_resolvable"].to_numpy(),
         "",
-        "share of samples with |ΔE| > the calculator's uncertainty (NaN: none given)",
+        "share of samples with |ΔE| above the uncertainty of ΔE itself, z times the "
+        "ensemble members' spread of their ΔE (NaN: the calculator has no ensemble)",
     )
     site_units = {
         "site": "",

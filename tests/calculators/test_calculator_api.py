@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from ase_au20.calculators.base import PROPERTIES, SPREAD, OutsideDomainWarning, summarise_card
+from ase_au20.calculators.base import (
+    MEMBERS,
+    PROPERTIES,
+    SPREAD,
+    OutsideDomainWarning,
+    summarise_card,
+)
 
 
 def _spy_on_model(calc) -> list[bool]:
@@ -27,11 +33,13 @@ def _spy_on_model(calc) -> list[bool]:
 
 def test_every_implemented_property_through_get_property(make_calc, rattled_au20) -> None:
     calc = make_calc()
-    assert set(calc.implemented_properties) - {SPREAD} == set(PROPERTIES)
+    assert set(calc.implemented_properties) - {SPREAD, MEMBERS} == set(PROPERTIES)
     atoms = rattled_au20
     values = {p: calc.get_property(p, atoms) for p in calc.implemented_properties}
     if SPREAD in values:  # the tiny SchNet is a two-network ensemble
         assert np.isfinite(values[SPREAD]) and values[SPREAD] > 0
+    if MEMBERS in values:
+        assert values[MEMBERS].shape == (2,) and values[MEMBERS].mean() == values["energy"]
     energy = values["energy"]
     assert isinstance(energy, float) and np.isfinite(energy)
     assert values["free_energy"] == energy

@@ -58,6 +58,23 @@ def test_ensemble_spread_reaches_the_calculator(tiny_schnet_dir, rattled_au20) -
     assert raw["spread"].shape == (1,) and raw["spread"][0] > 0
 
 
+def test_an_ensemble_gives_its_members_energies(
+    tiny_schnet_dir, tiny_krr_dir, rattled_au20
+) -> None:
+    calc = SchNetAu20(model=tiny_schnet_dir, device="cpu")
+    assert "member_energies" in calc.implemented_properties
+    members = calc.get_property("member_energies", rattled_au20)  # one structure: NumPy path
+    assert members.shape == (2,)
+    assert calc.get_property("energy", rattled_au20) == pytest.approx(members.mean(), abs=1e-9)
+    assert calc.get_property("energy_std", rattled_au20) == pytest.approx(
+        members.std(ddof=1), abs=1e-9
+    )
+    batch = calc.predict([rattled_au20, rattled_au20], ("energy", "member_energies"))
+    assert batch["member_energies"].shape == (2, 2)  # two structures: torch path
+    np.testing.assert_allclose(batch["member_energies"][0], members, atol=1e-4)
+    assert "member_energies" not in KRRAu20(model=tiny_krr_dir).implemented_properties
+
+
 def test_uncalibrated_card_gives_nan_uncertainty_with_one_warning(
     tiny_krr_dir: Path, tmp_path: Path, rattled_au20
 ) -> None:

@@ -54,6 +54,21 @@ class UncertainEMT(EMT):
         return result
 
 
+class EnsembleEMT(UncertainEMT):
+    """EMT whose four "members" disagree by a tilt along x, as an ensemble's would."""
+
+    implemented_properties = [*EMT.implemented_properties, "member_energies"]
+    confidence = 0.9
+    TILTS = np.array([-1.0, 0.0, 1.0, 2.0]) * 0.02  # eV/Å of summed x displacement
+
+    def predict(self, structures, properties=("energy",)):
+        result = super().predict(structures, [p for p in properties if p != "member_energies"])
+        if "member_energies" in properties:
+            x = np.array([a.positions[:, 0].sum() for a in structures])
+            result["member_energies"] = result["energy"][:, None] + x[:, None] * self.TILTS
+        return result
+
+
 def test_rmsd_ignores_rigid_motion_and_counts_displacements() -> None:
     base = au20_ground_state().positions
     moved = Rotation.from_euler("xyz", [20, -35, 60], degrees=True).apply(base) + [1.0, 2.0, 3.0]
@@ -150,19 +165,38 @@ def test_summary_table(small_run) -> None:
     assert small_run.global_k == pytest.approx(smallest["abs_delta_e"].mean())
 
 
-def test_share_resolvable_uses_the_uncertainty(td_emt) -> None:
+def test_share_resolvable_compares_with_the_spread_of_the_difference(td_emt) -> None:
     atoms, _ = td_emt
-    run = run_sensitivity(
-        atoms,
-        UncertainEMT(),
-        SensitivityConfig(sigmas=(0.01, 0.08), ks=(2,), repeats=10),
-        progress=False,
+    config = SensitivityConfig(sigmas=(0.01, 0.08), ks=(2, 8), repeats=20)
+    run = run_sensitivity(atoms, EnsembleEMT(), config, progress=False)
+    base_x = atoms.positions[:, 0].sum()
+    moved_x = np.array([s.positions[:, 0].sum() for s in _perturbed(atoms, config)])
+    spread = np.abs(moved_x - base_x) * EnsembleEMT.TILTS.std(ddof=1)
+    expected = 1.6448536 * spread  # z of a two-sided 90 % interval
+    np.testing.assert_allclose(run.samples["delta_uncertainty"], expected, rtol=1e-6, atol=1e-12)
+    share = run.summary.set_index(["sigma", "k"])["share_resolvable"]
+    for (sigma, k), value in share.items():
+        part = run.samples[(run.samples.sigma == sigma) & (run.samples.k == k)]
+        assert value == pytest.approx((part["abs_delta_e"] > part["delta_uncertainty"]).mean())
+    assert 0.0 < share.mean() < 1.0  # the tilt resolves some differences, not all
+
+
+def test_an_absolute_interval_does_not_make_differences_resolvable(td_emt) -> None:
+    atoms, _ = td_emt
+    config = SensitivityConfig(sigmas=(0.01, 0.08), ks=(2,), repeats=10)
+    run = run_sensitivity(atoms, UncertainEMT(), config, progress=False)
+    assert run.samples["uncertainty"].eq(0.002).all()
+    assert run.summary["share_resolvable"].isna().all()  # no ensemble: no spread of ΔE
+
+
+def _perturbed(atoms, config):
+    """The random perturbations run_sensitivity draws first with ``config.seed``."""
+    rng = np.random.default_rng(config.seed)
+    base = atoms.copy()
+    base.calc = None
+    return random_perturbations(base, config.sigmas, config.ks, config.repeats, rng).structures(
+        base
     )
-    share = run.summary.set_index("sigma")["share_resolvable"]
-    for sigma in (0.01, 0.08):
-        part = run.samples[run.samples.sigma == sigma]
-        assert share[sigma] == pytest.approx((part["abs_delta_e"] > 0.002).mean())
-    assert share[0.01] < share[0.08]
 
 
 def test_outputs_schema_and_reproducibility(td_emt, small_run, tmp_path: Path) -> None:
@@ -189,6 +223,7 @@ def test_outputs_schema_and_reproducibility(td_emt, small_run, tmp_path: Path) -
         "delta_e",
         "abs_delta_e",
         "uncertainty",
+        "delta_uncertainty",
     ):
         assert arrays[f"samples/{name}"].shape == (n,), name
     assert arrays["samples/indices"].shape == (n, 4)
