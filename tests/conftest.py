@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def _skip_or_fail(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def headless_browser() -> str:
+    """Debian's chromium for screenshot tests; skipped without it, a failure when CI=true."""
+    found = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    if found is None:
+        _skip_or_fail("no headless browser (chromium) found: apt-get install chromium")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.sensitivity", "sensitivity_cmd"),
     ("ase_au20.cli.models", "train"),
     ("ase_au20.cli.models", "evaluate"),
+    ("ase_au20.cli.web", "web_cmd"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from ase import Atoms
@@ -89,7 +90,7 @@ puts "Colour by beta = {label}: range $lo .. $hi"
 def plot_site_values_3d(
     atoms: Atoms,
     values: np.ndarray,
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     title: str,
     label: str,
     bond_cutoff: float = BOND_CUTOFF,
