@@ -296,9 +296,8 @@ def screen(
     settings.validate()
     engine = engine or Engine()
     url = os.fspath(url)
-    if isinstance(calc, str) and model is None:
-        raise ValueError("a calculator spec needs model=ModelIdentity(...) to name it in rows")
-    model = model or ModelIdentity.of(calc)
+    if model is None:
+        model = ModelIdentity.of_spec(calc) if isinstance(calc, str) else ModelIdentity.of(calc)
     described = describe_sources(sources)
     if url in described or os.path.abspath(url) in described:
         raise ValueError(f"{url} is both an input and the output of the screen")
