@@ -22,6 +22,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase_au20.models.domain import outside_uncertainty
 from ase_au20.models.pair_conformal import PairCalibrator
 from ase_au20.models.protocol import ENSEMBLE_KEY, Model
+from ase_au20.models.registry import MODELS
 from ase_au20.validation import check_cluster
 
 TRAINING_SIZE = 20
@@ -75,6 +76,7 @@ class Au20Calculator(Calculator):
     ) -> None:
         from ase_au20.models.conformal import ConformalCalibrator
 
+        stored_card = kwargs.pop("model_card_sha256", None)  # from a db row's parameters
         super().__init__(**kwargs)
         self.model = _resolve_model(model, self.default_model, load_options or {})
         model_type = self.model.card.get("model_type")
@@ -84,6 +86,14 @@ class Au20Calculator(Calculator):
                 f"{model_type} model: use Au20Calculator, or the calculator of that type"
             )
         self.card = self.model.card
+        if stored_card and stored_card != self.card.get("sha256"):
+            warnings.warn(
+                f"the stored results came from the model with card {stored_card[:12]}…, this "
+                f"calculator loads card {str(self.card.get('sha256', ''))[:12]}…: pass "
+                "model=DIR of that model to reproduce them",
+                UserWarning,
+                stacklevel=2,
+            )
         self.domain = getattr(self.model, "domain", None)
         if self.domain is None:
             raise ValueError(
@@ -119,6 +129,12 @@ class Au20Calculator(Calculator):
         out["model"] = str(self.model.card.get("model_type", ""))
         out["model_card_sha256"] = str(self.model.card.get("sha256", ""))
         return out
+
+    def _get_name(self) -> str:
+        """The model type's plugin name (``schnet_au20``): what ``ase.db`` stores as a row's
+        ``calculator`` and ``get_calculator_class`` takes back."""
+        entry = MODELS.get(str(self.model.card.get("model_type", "")))
+        return entry.plugin_name if entry is not None else type(self).__name__.lower()
 
     def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
         """ASE's property request, atomic under the calculator's lock."""

@@ -9,10 +9,10 @@ from ase.calculators.calculator import Calculator
 
 from ase_au20.models.registry import (
     MODEL_NAMES,
-    MODELS,
     calculator_class,
     import_object,
     load_options,
+    model_name,
 )
 
 CALCULATOR_NAMES = (*MODEL_NAMES, "emt")
@@ -22,10 +22,9 @@ def spec_kind(spec: str) -> str:
     """What a ``--calc`` spec names: ``"emt"``, ``"model"`` (a registered model, its shipped
     weights), ``"directory"`` (a trained model directory) or ``"factory"``
     (``module:factory``); ValueError for anything else."""
-    name = spec.lower()
-    if name == "emt":
+    if spec.lower() == "emt":
         return "emt"
-    if name in MODELS:
+    if model_name(spec) is not None:
         return "model"
     path = Path(spec)
     if ":" in spec and not path.exists():
@@ -49,7 +48,7 @@ def make_calculator(spec: str, device: str = "auto") -> Calculator:
 
         return EMT()
     if kind == "model":
-        name = spec.lower()
+        name = model_name(spec)
         return calculator_class(name)(**load_options(name, {"device": device}))
     if kind == "factory":
         return _from_factory(spec)

@@ -65,6 +65,15 @@ MODELS: dict[str, ModelEntry] = {
     )
 }
 MODEL_NAMES = tuple(MODELS)
+# a calculator's plugin name (``schnet_au20``, a db row's ``calculator``) names its model too
+_BY_PLUGIN_NAME = {e.plugin_name: e.name for e in MODELS.values()}
+
+
+def model_name(spec: str) -> str | None:
+    """The registered model type that ``spec`` names, by model or plugin name, any case
+    (``"SchNet"`` and ``"schnet_au20"`` are ``"schnet"``); None for anything else."""
+    name = spec.lower()
+    return name if name in MODELS else _BY_PLUGIN_NAME.get(name)
 
 
 def entry(name: str) -> ModelEntry:

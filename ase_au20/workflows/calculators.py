@@ -38,10 +38,12 @@ class ModelIdentity:
         model (the workers do); ValueError for a spec no worker could build."""
         from ase_au20.calculators.factory import spec_kind
         from ase_au20.models.card import SEAL, read_card
+        from ase_au20.models.registry import model_name
         from ase_au20.paths import PRETRAINED_DIR
 
         kind = spec_kind(spec)
-        folder = {"model": PRETRAINED_DIR / spec.lower(), "directory": Path(spec)}.get(kind)
+        shipped = PRETRAINED_DIR / str(model_name(spec))
+        folder = {"model": shipped, "directory": Path(spec)}.get(kind)
         if folder is not None and (folder / "card.json").is_file():
             return cls(spec, str(read_card(folder).get(SEAL, "")))
         return cls(spec)

@@ -61,3 +61,35 @@ def test_ase_info_plugins_shows_package() -> None:
     section = out[out.index("ase_au20 ") :]
     assert "CalculatorPlugin" in section
     assert "schnet_au20" in section and "krr_au20" in section
+
+
+def test_get_calculator_class_finds_every_model_type_by_its_plugin_name() -> None:
+    from ase.calculators.calculator import get_calculator_class
+
+    import ase_au20.calculators  # noqa: F401  (registers the plugin names)
+    from ase_au20.models.registry import MODELS
+
+    for entry in MODELS.values():
+        factory = get_calculator_class(entry.plugin_name)
+        assert factory.__name__ == entry.calculator.split(":")[1]
+
+
+def test_a_db_row_names_its_calculator_so_ase_can_rebuild_it(tmp_path) -> None:
+    import pytest
+    from ase.calculators.calculator import get_calculator_class
+    from ase.db import connect
+
+    from ase_au20 import KRRAu20, au20_ground_state
+
+    atoms = au20_ground_state()
+    atoms.calc = KRRAu20()
+    energy = atoms.get_potential_energy()
+    db = connect(tmp_path / "rows.db")
+    row = db.get(id=db.write(atoms))
+    assert row.calculator == "krr_au20"  # the plugin name, not "krrau20"
+    rebuilt = get_calculator_class(row.calculator)(**row.calculator_parameters)
+    assert isinstance(rebuilt, KRRAu20)
+    assert rebuilt.get_potential_energy(row.toatoms()) == pytest.approx(energy, abs=1e-9)
+    other_card = {**row.calculator_parameters, "model_card_sha256": "f" * 64}
+    with pytest.warns(UserWarning, match="pass model=DIR of that model"):
+        get_calculator_class(row.calculator)(**other_card)

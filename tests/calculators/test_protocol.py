@@ -104,6 +104,9 @@ def test_shipped_models_load_by_name_through_make_calculator(name, shipped_model
     atoms.calc = calc
     assert -1560 < atoms.get_potential_energy() < -1550
     assert (SPREAD in calc.implemented_properties) == calc.model.has_spread
+    assert calc.name == MODELS[name].plugin_name  # a db row's calculator column
+    by_plugin_name = make_calculator(MODELS[name].plugin_name.upper(), device="cpu")
+    assert by_plugin_name.card["sha256"] == calc.card["sha256"]
 
 
 def test_a_calculator_of_one_type_refuses_a_model_of_another(tiny_schnet_dir) -> None:
