@@ -61,10 +61,12 @@ def trust_of(atoms: Atoms) -> dict[str, float]:
 
 class TrustLog:
     """Per-step trust properties of a relaxation or MD run, copied into each trajectory
-    frame's ``info`` and a warning the first time the structure leaves the domain."""
+    frame's ``info`` and, with ``warn``, a warning the first time the structure is outside
+    the domain (a search's local relaxations start outside by design and judge the minima)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, warn: bool = True) -> None:
         self.what = what
+        self.warn = warn
         self.series: dict[str, list[float]] = {k: [] for k in TRUST_KEYS}
         self.first_outside: int | None = None
 
@@ -77,12 +79,13 @@ class TrustLog:
                 atoms.info[key] = bool(value) if key == "in_domain" else value
         if values["in_domain"] == 0.0 and self.first_outside is None:
             self.first_outside = step
-            warnings.warn(
-                f"{self.what} left the model's domain of applicability at step {step} "
-                f"(domain score {values['domain_score']:.2f}): from here on energies are "
-                "extrapolations",
-                stacklevel=2,
-            )
+            where = "starts outside" if step == 0 else f"left at step {step}"
+            if self.warn:
+                warnings.warn(
+                    f"{self.what} {where} the model's domain of applicability (domain score "
+                    f"{values['domain_score']:.2f}): its energies there are extrapolations",
+                    stacklevel=2,
+                )
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Each series as an array."""

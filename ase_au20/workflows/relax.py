@@ -56,8 +56,10 @@ def relax(
     steps: int = 500,
     trajectory: str | os.PathLike | None = None,
     progress: bool = False,
+    warn_outside: bool = True,
 ) -> RelaxResult:
-    """Relax a copy of ``atoms`` with ``calc`` until the largest force is below ``fmax``."""
+    """Relax a copy of ``atoms`` with ``calc`` until the largest force is below ``fmax``;
+    ``warn_outside=False`` records the domain verdicts without warning (search, screen)."""
     if optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     if fmax <= 0:
@@ -68,7 +70,7 @@ def relax(
     atoms.calc = calc
     energies: list[float] = []
     forces_max: list[float] = []
-    trust = TrustLog("the relaxation")
+    trust = TrustLog("the relaxation", warn=warn_outside)
     bar = tqdm(total=steps, desc="relax", unit="step", disable=not progress, leave=False)
     writer = Trajectory(str(trajectory), "w") if trajectory is not None else None
 

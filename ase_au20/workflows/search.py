@@ -243,7 +243,14 @@ def ga_run(
 
     def relax_candidate(candidate: Atoms) -> None:
         try:
-            result = relax(candidate, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+            result = relax(
+                candidate,
+                calc,
+                settings.fmax,
+                settings.optimizer,
+                settings.relax_steps,
+                warn_outside=False,
+            )
         except ValueError:
             # Left the calculator's domain (atoms collapsed): the worst possible score keeps
             # it out of every full population; it is not reported as a minimum.
@@ -305,7 +312,14 @@ def multistart_run(
         if progress is not None:
             progress()
         try:
-            result = relax(start, calc, settings.fmax, settings.optimizer, settings.relax_steps)
+            result = relax(
+                start,
+                calc,
+                settings.fmax,
+                settings.optimizer,
+                settings.relax_steps,
+                warn_outside=False,
+            )
         except ValueError:
             continue
         energy = float(result.energies[-1])

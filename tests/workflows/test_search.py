@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -269,8 +270,8 @@ def test_runs_on_dask_workers_give_the_minima_of_one_process_and_their_warnings(
             on_progress=ticks.append,
         )
         assert list(ticking) == [0, 1, 2, 3]
-        with pytest.warns(UserWarning, match="left the model's domain of applicability"):
-            minima = global_search(OutsideEMT(), settings, engine=engine)
+        with pytest.warns(UserWarning, match="outside the model's domain, said a worker"):
+            minima = global_search(WarningOutsideEMT(), settings, engine=engine)
         used = EMT()
         atoms = au20_ground_state()
         atoms.calc = used
@@ -304,6 +305,26 @@ class OutsideEMT(EMT):
     def calculate(self, *args, **kwargs):
         super().calculate(*args, **kwargs)
         self.results.update(in_domain=False, domain_score=2.0)
+
+
+class WarningOutsideEMT(OutsideEMT):
+    """OutsideEMT that also warns on each call, as our calculators warn once."""
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        warnings.warn("outside the model's domain, said a worker", UserWarning, stacklevel=2)
+
+
+def test_local_relaxations_of_a_search_record_the_domain_without_warning():
+    from ase_au20.workflows.relax import relax
+
+    atoms = au20_ground_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = relax(atoms, OutsideEMT(), steps=2, warn_outside=False)
+    assert quiet.trust.first_outside == 0 and quiet.in_domain is False
+    with pytest.warns(UserWarning, match="starts outside the model's domain of applicability"):
+        relax(atoms, OutsideEMT(), steps=2)
 
 
 def test_out_of_domain_minima_are_never_candidates(db_copy, tmp_path):
