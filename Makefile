@@ -24,7 +24,7 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check ase_au20 tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Benchmark-only packages (SchNetPack for the side-by-side speed report) keep our torch.
 $(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt

@@ -250,12 +250,17 @@ def run(
     quick: bool = False,
     schnet_folds: int | None = None,
     source: str | os.PathLike[str] | None = None,
+    also: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Build the databases if needed, score the shipped models, print and return the table."""
+    """Build the databases if needed, score the shipped models, print and return the table.
+
+    ``also``: more model folders by label (e.g. an earlier model), scored beside the shipped
+    ones on the fixed test set."""
     start = time.perf_counter()
     seed_db, group_db = ensure_databases(Path(out_dir), Path(source or data_dir()))
     models = _shipped()
-    fixed = fixed_test(seed_db, models)
+    extra = {label: load_model(folder) for label, folder in (also or {}).items()}
+    fixed = fixed_test(seed_db, {**models, **extra})
     weight = schnet_weight(models)
     cv = group_cv(group_db, models, not quick, weight, schnet_folds) if "KRR" in models else {}
     report = {
@@ -283,8 +288,16 @@ def main() -> None:
         help="refit SchNet on the first K folds only (~40 min each on 2 cores), scored beside "
         "the KRR on the same folds",
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="another model folder to score beside the shipped ones on the fixed test set",
+    )
     args = parser.parse_args()
-    run(args.out, quick=args.quick, schnet_folds=args.schnet_folds)
+    also = {label: Path(folder) for label, _, folder in (a.partition("=") for a in args.also)}
+    run(args.out, quick=args.quick, schnet_folds=args.schnet_folds, also=also)
 
 
 if __name__ == "__main__":

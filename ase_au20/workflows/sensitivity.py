@@ -119,17 +119,15 @@ def evaluate_energies(
     )
 
 
-def difference_uncertainty(
-    members: np.ndarray | None, base_members: np.ndarray | None, confidence: float
-) -> np.ndarray | float:
-    """Half-width z·s of each ΔE = E − E_base at ``confidence``, s the ensemble members'
-    spread of their own ΔE: nearby geometries share most of their error, which the
-    members' differences cancel and two absolute intervals would not. NaN without members.
-    """
-    if members is None or base_members is None:
-        return np.nan
+def difference_uncertainty(members: np.ndarray | None, n: int, confidence: float) -> np.ndarray:
+    """Half-width z·s of each ΔE = E − E_0 at ``confidence`` (structure 0 the base), s the
+    ensemble members' spread of their own ΔE: nearby geometries share most of their error,
+    which the members' differences cancel and two absolute intervals would not. NaN for
+    each of the ``n`` structures without members."""
+    if members is None:
+        return np.full(n, np.nan)
     z = float(norm.ppf(0.5 + confidence / 2))
-    return z * (members - base_members).std(axis=1, ddof=1)
+    return z * (members - members[:1]).std(axis=1, ddof=1)
 
 
 def _sample_table(
@@ -137,7 +135,7 @@ def _sample_table(
     energies: np.ndarray,
     unc: np.ndarray,
     base: float,
-    delta_unc: np.ndarray | float,
+    delta_unc: np.ndarray,
 ) -> pd.DataFrame:
     delta = energies - base
     return pd.DataFrame(
@@ -213,23 +211,16 @@ def run_sensitivity(
     energies, unc, members = evaluate_energies(calc, structures, config.batch_size, progress)
     base_energy, base_unc = float(energies[0]), float(unc[0])
     confidence = float(getattr(calc, "confidence", 0.9))
-    delta_unc = difference_uncertainty(
-        members, None if members is None else members[:1], confidence
-    )
+    delta_unc = difference_uncertainty(members, len(structures), confidence)
     n_random = len(random_set)
     random_part, site_part = slice(1, 1 + n_random), slice(1 + n_random, None)
-
-    def part(values: np.ndarray | float, which: slice) -> np.ndarray | float:
-        return values[which] if isinstance(values, np.ndarray) else values
-
-    random_unc = part(delta_unc, random_part)
     samples = _sample_table(
-        random_set, energies[random_part], unc[random_part], base_energy, random_unc
+        random_set, energies[random_part], unc[random_part], base_energy, delta_unc[random_part]
     )
     chosen = [tuple(int(i) for i in row if i >= 0) for row in random_set.indices]
     samples.insert(3, "indices", chosen)
     site_samples = _sample_table(
-        site_set, energies[site_part], unc[site_part], base_energy, part(delta_unc, site_part)
+        site_set, energies[site_part], unc[site_part], base_energy, delta_unc[site_part]
     )
     site_samples.insert(0, "site", site_set.indices[:, 0])
     blocks = hessian_diagonal_blocks(calc, base, config.fd_step)
