@@ -20,6 +20,7 @@ import numpy as np
 
 LEVELS = tuple(round(x, 3) for x in np.arange(0.5, 0.991, 0.01))  # interval confidences
 N_CDF = 201  # points of the stored pair-error distribution
+SCALE_FLOOR = 1e-3  # eV: the pair scale's offset c where the spread is zero on calib
 
 
 @dataclass
@@ -49,7 +50,7 @@ class PairCalibrator:
         if spread is not None:
             s = np.asarray(spread, dtype=float)
             root = np.sqrt(s[:, None] ** 2 + s[None, :] ** 2)[off_diagonal]
-            offset = float(np.median(root))
+            offset = max(float(np.median(root)), SCALE_FLOOR)
             errors = errors / (root + offset)
         absolute = np.sort(np.abs(errors))
         m = len(absolute)

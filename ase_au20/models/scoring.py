@@ -25,9 +25,21 @@ def training_metadata(db: Any, db_path: Any) -> dict[str, Any]:
     return meta
 
 
+SPREAD_FLOOR = 1e-3  # eV: the offset where a spread is zero everywhere (one member weighted 1)
+
+
 def model_spread(out: dict[str, Any]) -> np.ndarray | None:
     """The model's own spread (``energy_std``) when its predictions carry one."""
     return out.get("energy_std")
+
+
+def calib_spread_offset(model: Any, db: Any) -> float:
+    """The calib median of the model's spread: conformal scores divide by spread + this, so
+    an interval stays open where the spread happens to be small. Dividing by the spread
+    alone under-covered the shipped SchNet ensemble on the test set (0.84 at 90 %)."""
+    calib = load_rows(db, "calib")
+    spread = model.predict(calib.atoms)["energy_std"] if len(calib) else np.zeros(1)
+    return max(float(np.median(spread)), SPREAD_FLOOR)
 
 
 def calibrate_and_score(

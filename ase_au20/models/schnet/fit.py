@@ -1,15 +1,15 @@
 """From a database to a saved SchNet model directory: train, calibrate, score, card, save.
 
 Trains on the ``train`` split with early stopping on ``val``, fits conformal quantiles on
-``calib`` (normalised by the ensemble spread when there are several members) and scores
-``test``; the card records the database provenance next to the architecture.
+``calib`` (normalised by the ensemble spread plus its calib median when there are several
+members) and scores ``test``; the card records the database provenance next to the
+architecture.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,14 +18,11 @@ from ase_au20.models.card import new_card
 from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
-from ase_au20.models.scoring import calibrate_and_score, training_metadata
-
-
-def _spread(out: dict[str, Any], model: SchNetModel) -> np.ndarray | None:
-    """Ensemble spread (floored at 1 meV so normalised scores stay finite), or None."""
-    if len(model) < 2:
-        return None
-    return np.maximum(out["energy_std"], 1e-3)
+from ase_au20.models.scoring import (
+    calib_spread_offset,
+    calibrate_and_score,
+    training_metadata,
+)
 
 
 def fit_schnet(
@@ -37,17 +34,30 @@ def fit_schnet(
 ) -> SchNetModel:
     """Train on ``train``/``val`` of ``db_path``, calibrate, score, write the card and save."""
     db = connect(os.fspath(db_path))
-    meta = training_metadata(db, db_path)
+    training_metadata(db, db_path)  # before training: a db without it fails in seconds
     train, val = load_rows(db, "train"), load_rows(db, "val")
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{db_path}: SchNet training needs train and val rows")
     model = train_schnet(train, val, config, teacher=teacher, progress=progress)
+    return calibrate_and_save(model, db_path, out)
+
+
+def calibrate_and_save(
+    model: SchNetModel, db_path: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> SchNetModel:
+    """Calibrate a trained model on ``calib`` of ``db_path`` (conformal and pair intervals,
+    normalised by an ensemble's spread plus its calib median), score ``test``, write the
+    card and the domain, and save to ``out``; also recalibrates a saved model."""
+    db = connect(os.fspath(db_path))
+    meta = training_metadata(db, db_path)
+    train, val = load_rows(db, "train"), load_rows(db, "val")
+    ensemble = len(model) > 1
     calibrator, pairs, metrics = calibrate_and_score(
         model,
         db,
         meta["energy_reference"],
         meta["bucket_edges"],
-        spread_of=lambda out: _spread(out, model),
+        spread_offset=calib_spread_offset(model, db) if ensemble else 0.0,
     )
     metrics["val"] = {
         "mae": float(np.mean([m["val_mae"] for m in model.card["training"]["members"]]))
