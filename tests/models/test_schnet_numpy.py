@@ -56,8 +56,21 @@ def test_single_structure_path_matches_torch(name: str, dtype: torch.dtype, rtol
     np.testing.assert_allclose(energy_only, h_np, rtol=0, atol=1e-12)
 
 
+def test_members_in_several_stacks_give_the_torch_outputs(monkeypatch) -> None:
+    from ase_au20.models.schnet import network
+
+    monkeypatch.setattr(network, "STACKED_FEATURES", 2 * ARCH.hidden)  # stacks of 2 and 1
+    model = _model(torch.float64)
+    assert [group.members for group in model.single_path] == [2, 1]
+    positions = _clusters()["rattled Au20"]
+    h_np, grad_np = model._evaluate(positions[None], forces=True)
+    h_torch, grad_torch = model._evaluate(np.stack([positions, positions]), forces=True)
+    np.testing.assert_allclose(h_np[:, 0], h_torch[:, 0], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(grad_np[0], grad_torch[0], rtol=0, atol=1e-10)
+
+
 def test_gradient_is_the_derivative_of_the_members_mean_energy() -> None:
-    net = _model(torch.float64).single_path
+    net = _model(torch.float64).single_path[0]
     positions = _clusters()["compressed (repulsion on)"]
     _, grad = net(positions)
     step = 1e-5

@@ -318,6 +318,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+# members x hidden features per NumPy pass: a wider stack falls out of the CPU caches (four
+# networks of 128 ran 1.8x slower stacked than one after another, four of 64 1.5x faster)
+STACKED_FEATURES = 256
+
+
 class SchNetModel:
     """One SchNet or an ensemble of them, with target scaling, card and batched prediction."""
 
@@ -358,13 +363,17 @@ class SchNetModel:
         self.table_spacing = self.card.get("hyperparameters", {}).get("table_spacing")
         for net in self.networks:
             net.freeze_filters(self.table_spacing)
-        # single structures on CPU: all members in one NumPy pass with an analytic gradient
+        # single structures on CPU: NumPy with an analytic gradient, members stacked in groups
         self.single_path = None
         if self.device.type == "cpu" and self.table_spacing is not None:
             from ase_au20.models.schnet.numpy_path import NumpySchNet
 
             np_dtype = np.float64 if dtype == torch.float64 else np.float32
-            self.single_path = NumpySchNet(self.networks, np_dtype)
+            size = max(1, STACKED_FEATURES // self.architecture.hidden)
+            self.single_path = [
+                NumpySchNet(self.networks[k : k + size], np_dtype)
+                for k in range(0, len(self.networks), size)
+            ]
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -525,8 +534,13 @@ class SchNetModel:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised per-atom outputs ``[M, B, N]`` and d(mean Σh)/dr ``[B, N, 3]``."""
         if self.single_path is not None and len(positions) == 1:
-            h, grad = self.single_path(positions[0], forces)
-            return h[:, None], None if grad is None else grad[None]
+            parts = [group(positions[0], forces) for group in self.single_path]
+            h = np.concatenate([out for out, _ in parts])[:, None]
+            if not forces:
+                return h, None
+            stacks = zip(self.single_path, parts, strict=True)
+            weighted = sum(group.members * grad for group, (_, grad) in stacks)
+            return h, weighted[None] / len(self.networks)
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         threads = PREDICT_THREADS if self.device.type == "cpu" else None
         with torch_threads(threads):
