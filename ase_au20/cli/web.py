@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 import click
 
-from ase_au20.cli.workflow_options import DATABASE
+from ase_au20.cli.workflow_options import DATABASE, quiet_option
 
 LOOPBACK = "127.0.0.1"
 
@@ -19,8 +20,15 @@ LOOPBACK = "127.0.0.1"
     show_default=True,
     help="Address to listen on; anything but loopback lets other machines read the database.",
 )
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-def web_cmd(db_url: str, host: str, port: int) -> None:
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
+@quiet_option
+def web_cmd(db_url: str, host: str, port: int, quiet: bool) -> None:
     """Serve the database at http://HOST:PORT/ for a web browser.
 
     ASE's database web app with this package's key descriptions (meanings and units), a row
@@ -39,6 +47,8 @@ def web_cmd(db_url: str, host: str, port: int) -> None:
     if not _is_loopback(host):
         click.echo(f"warning: serving on {host}: other machines can read this database", err=True)
     click.echo(f"serving {db_url} at http://{host}:{port}/ (Ctrl-C stops)")
+    if quiet:  # no line per request either
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 

@@ -74,6 +74,7 @@ def test_energy_std_is_a_result_only_for_models_with_a_spread(
 
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
+    from ase_au20.models.schnet.network import SchNetModel
 
     krr = KRRAu20(model=normalised_krr_dir)
     assert "energy_std" in krr.implemented_properties
@@ -83,8 +84,18 @@ def test_energy_std_is_a_result_only_for_models_with_a_spread(
     batch = krr.predict([rattled_au20, rattled_au20], properties=("energy_std",))
     np.testing.assert_allclose(batch["energy_std"], [expected, expected], rtol=1e-9)
 
-    single_network = SchNetAu20(model=shipped_model("schnet"))
-    assert len(single_network.model) == 1
+    ensemble = SchNetAu20(model=shipped_model("schnet"), device="cpu")
+    assert len(ensemble.model) == 4 and "energy_std" in ensemble.implemented_properties
+    assert ensemble.get_property("energy_std", rattled_au20) > 0
+    one = SchNetModel(
+        ensemble.model.networks[:1],
+        ensemble.model.atom_mean,
+        ensemble.model.atom_std,
+        card={**ensemble.card, "conformal": None},
+        device="cpu",
+    )
+    one.domain = ensemble.domain
+    single_network = SchNetAu20(model=one, device="cpu")
     assert "energy_std" not in single_network.implemented_properties
     with pytest.raises(PropertyNotImplementedError):
         single_network.get_property("energy_std", rattled_au20)
