@@ -63,7 +63,7 @@ def test_nve_velocity_verlet_conserves_energy(relaxed) -> None:
     totals = []
     dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
     dyn.attach(lambda: totals.append(atoms.get_total_energy()), interval=1)
-    dyn.run(500)
+    dyn.run(250)  # 250 fs: inconsistent forces drift within tens of steps
     totals = np.array(totals)
     assert atoms.get_temperature() > 50, "the cluster must actually move"
     drift = np.abs(totals - totals[0]).max() / len(atoms)
