@@ -22,9 +22,11 @@ demo: venv
 	mkdir -p $(OUT)
 	$(BIN)/au20-workflow sensitivity --out $(OUT)/demo-sensitivity --overwrite
 
+# Two pytest workers (pytest-xdist): the suite waits on subprocesses, servers and Dask
+# clusters as much as it computes; on 2 cores 3 min 24 s instead of 5 min 12 s in one process.
 test: venv
 	$(BIN)/ruff check ase_au20 tests benchmarks
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 # Benchmark-only packages (SchNetPack for the side-by-side speed report) keep our torch.
 $(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt
