@@ -99,13 +99,42 @@ def build(
 
 @db.command()
 @click.argument("database")
+@click.option(
+    "--keys",
+    is_flag=True,
+    help="Also list every key-value pair name in the database with its meaning and unit.",
+)
 @quiet_option
-def info(database: str) -> None:
-    """Print counts, energy range, buckets, splits and duplicate groups."""
+def info(database: str, keys: bool) -> None:
+    """Print counts, energy range, buckets, splits and duplicate groups.
+
+    `ase db` prints no key descriptions (ASE's command line ignores them): `--keys` lists
+    what each key of the rows means, labels and predictions alike.
+    """
     try:
         _print_summary(database)
+        if keys:
+            click.echo(_key_table(database))
     except ValueError as err:
         raise click.ClickException(str(err)) from None
+
+
+def _key_table(database: str) -> str:
+    """The database's key names, each with its meaning and unit (``database.keys``)."""
+    from ase_au20.database import connect
+    from ase_au20.database.keys import KEYS
+
+    names = sorted(connect(database).get_all_key_names())
+    width = max((len(n) for n in names), default=0)
+    lines = ["keys:"]
+    for name in names:
+        meaning = KEYS.get(name)
+        if meaning is None:
+            text = "(not one of ase-au20's keys)"
+        else:
+            text = f"{meaning.long} ({meaning.unit})" if meaning.unit else meaning.long
+        lines.append(f"  {name:<{width}}  {text}")
+    return "\n".join(lines)
 
 
 @db.command()

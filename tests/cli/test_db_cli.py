@@ -81,6 +81,12 @@ def test_info_and_add(
         r"^energy range \(eV\) +",
     ):
         assert re.search(pattern, result.stdout, re.M), pattern
+    assert "keys:" not in result.stdout
+    keys = runner.invoke(main, ["db", "info", str(synthetic_db), "--keys"]).stdout
+    assert re.search(
+        r"^  delta_e +DFT energy above the database's energy reference .*\(eV\)$", keys, re.M
+    )
+    assert re.search(r"^  split +train / val / calib / test", keys, re.M)
     db = tmp_path / "copy.db"
     shutil.copy(synthetic_db, db)
     new = tmp_path / "new"
