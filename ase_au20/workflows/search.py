@@ -133,18 +133,26 @@ def _collapsed(atoms: Atoms) -> bool:
     return min_pair_distance(atoms.get_positions()) < MIN_PAIR_DISTANCE
 
 
-def ga_score(atoms: Atoms, energy: float) -> float:
-    """GA fitness −E; a collapsed minimum gets the worst score: it is reported (as invalid)
-    but never enters the population, whose members breed."""
-    return WORST_SCORE if _collapsed(atoms) else -float(energy)
+def _outside_domain(atoms: Atoms) -> bool:
+    """The calculator's last verdict on ``atoms`` says outside its domain (no verdict: no)."""
+    results = getattr(atoms.calc, "results", None) or {}
+    return "in_domain" in results and not bool(results["in_domain"])
+
+
+def ga_score(atoms: Atoms, energy: float, in_domain: bool | None = None) -> float:
+    """GA fitness −E; a collapsed minimum, or one outside the calculator's domain, gets the
+    worst score: it is reported (and judged there) but never enters the population, whose
+    members breed."""
+    return WORST_SCORE if _collapsed(atoms) or in_domain is False else -float(energy)
 
 
 class _GuardedBasinHopping(BasinHopping):
     """ASE basin hopping that rejects a hop whose relaxation leaves the model's domain.
 
     Far from its training data a learned potential can pull atoms together without limit:
-    our calculators then raise ``ValueError`` (atoms closer than 1.5 Å), or the minimum has
-    a pair below the validity limit (2.3 Å) with a meaninglessly low energy. ASE's loop
+    our calculators then raise ``ValueError`` (atoms closer than 1.5 Å), the minimum has
+    a pair below the validity limit (2.3 Å) with a meaninglessly low energy, or the
+    calculator's verdict on the minimum is ``in_domain=False``. ASE's loop
     draws a new move whenever ``get_energy`` returns None, so such a hop is not taken (the
     collapsed minimum is still logged, and reported as invalid); after ``MAX_FAILURES``
     failures in a row the run is stuck and raises :class:`LeftDomainError`.
@@ -160,6 +168,8 @@ class _GuardedBasinHopping(BasinHopping):
                 raise ValueError(
                     f"relaxed to a pair closer than {MIN_PAIR_DISTANCE} Å (collapsed minimum)"
                 )
+            if _outside_domain(self._atoms()):  # an extrapolated energy must not steer the walk
+                raise ValueError("relaxed to a minimum outside the calculator's domain")
         except ValueError as exc:
             self.failures += 1
             if self.failures >= self.MAX_FAILURES:
@@ -261,7 +271,7 @@ def ga_run(
         candidate.set_positions(result.atoms.get_positions())
         energy = float(result.energies[-1])
         candidate.calc = SinglePointCalculator(candidate, energy=energy)
-        set_raw_score(candidate, ga_score(candidate, energy))
+        set_raw_score(candidate, ga_score(candidate, energy, result.in_domain))
         data.add_relaxed_step(candidate)
         minima.append(Minimum(-1, len(minima), energy, _with_energy(candidate, energy)))
         if progress is not None:

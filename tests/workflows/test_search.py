@@ -315,6 +315,20 @@ class WarningOutsideEMT(OutsideEMT):
         warnings.warn("outside the model's domain, said a worker", UserWarning, stacklevel=2)
 
 
+def test_basin_hops_and_ga_members_outside_the_domain_are_never_taken(monkeypatch):
+    from ase_au20.workflows import search
+
+    monkeypatch.setattr(search._GuardedBasinHopping, "MAX_FAILURES", 3)
+    with pytest.warns(UserWarning, match="relaxed to a minimum outside the calculator's domain"):
+        minima = global_search(
+            OutsideEMT(), SearchSettings(method="basin", runs=1, steps=4, seed=1)
+        )
+    assert minima  # still reported, for the candidates' domain filter to count
+    relaxed = au20_ground_state()
+    assert search.ga_score(relaxed, -10.0, in_domain=False) == search.WORST_SCORE
+    assert search.ga_score(relaxed, -10.0, in_domain=None) == 10.0  # no verdict (EMT)
+
+
 def test_local_relaxations_of_a_search_record_the_domain_without_warning():
     from ase_au20.workflows.relax import relax
 
