@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.spatial.distance import pdist, squareform
 
 from ase_au20.database.keys import KEYS
 from ase_au20.database.store import connect
+from ase_au20.geometry.metrics import coordination_numbers
 from ase_au20.validation import BOND_CUTOFF
 
 WEB_EXTRA = 'the web view needs Flask: pip install "ase-au20[web]"'
@@ -97,12 +97,10 @@ def _png(db: Any, row_id: int) -> tuple[bytes, int, dict[str, str]]:
         atoms = db.get_atoms(id=row_id)
     except KeyError:
         return b"no such row", 404, {"Content-Type": "text/plain"}
-    distances = squareform(pdist(atoms.positions))
-    coordination = (distances < BOND_CUTOFF).sum(axis=1) - 1
     image = io.BytesIO()
     plot_site_values_3d(
         atoms,
-        coordination.astype(float),
+        coordination_numbers(atoms, BOND_CUTOFF).astype(float),
         image,
         title=f"row {row_id}: {atoms.get_chemical_formula()}",
         label=f"neighbours within {BOND_CUTOFF:.2f} Å",
