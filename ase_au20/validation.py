@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from ase_au20.geometry.conventions import BOND_CUTOFF
+
 CALCULATOR_MIN_DISTANCE = 1.5  # Å; closer Au-Au pairs are unphysical for any model here
 DATABASE_MIN_DISTANCE = 1.0  # Å; looser, only catches corrupt files
 MAX_COORDINATE = 1e4  # Å; beyond, distances lose precision and no cluster is that large
-BOND_CUTOFF = 3.03  # Å, first minimum of g(r) over the 899 DFT isomers
 MAX_NEIGHBOUR_GAP = 2 * BOND_CUTOFF  # Å; an atom farther from all others is not bound
 MAX_EXTENT = 60.0  # Å; an Au20 straight chain at BOND_CUTOFF spans 57.6, the widest isomer 17.8
 GOLD = 79

@@ -4,9 +4,9 @@ Two protocols (eV, ΔE scale):
 
 * fixed test set — the prototype's 155 test isomers (``--split seed`` database); the
   shipped models were trained on its train+val rows and calibrated on its calib rows.
-  29 of these test isomers have a near-duplicate in training, so this flatters every model
+  41 of these test isomers have a near-duplicate in training, so this flatters every model
   alike; it is reported for comparison with the prototype only. The "unseen" columns
-  leave those 29 out (as `evaluate` does): the figures of isomers no model has seen.
+  leave those 41 out (as `evaluate` does): the figures of isomers no model has seen.
 * group-aware 5-fold CV — a ``--split group`` database; each fold is predicted by models
   refitted on the other folds with the shipped hyper-parameters (those were chosen by CV on
   the seed database, so this CV is not nested: a mild optimism).

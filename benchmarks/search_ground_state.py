@@ -2,8 +2,7 @@
 
 Success criterion (issue 6): among the candidates of ``au20-workflow search`` one has the
 fingerprint of the lowest-energy isomer in the data (350.xyz, the Td pyramid): sorted
-pair distances within ``--match-tol`` Å (0.1 Å by default; the candidate is relaxed with
-the learned potential, not with DFT, so 0.01 Å — the duplicate tolerance — is too strict).
+pair distances within the package's duplicate tolerance (0.1 Å, ``conventions``).
 ``--shape-match`` compares fingerprints rescaled to the same mean pair distance: needed for
 EMT, whose gold bonds are shorter than DFT's.
 
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20.calculators.factory import make_calculator
+from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.workflows.engine import open_engine
 from ase_au20.workflows.search import SearchSettings, auto_workers, minima_per_run
@@ -87,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kappa", type=float, default=0.0)
-    parser.add_argument("--match-tol", type=float, default=0.1)
     parser.add_argument("--shape-match", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-search"))
     args = parser.parse_args(argv)
@@ -113,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             db_url=work_db,
             kappa=args.kappa,
-            match_tol=args.match_tol,
             scale_invariant=shape_match,
             calc_name=calc_name,
             engine=engine,
@@ -133,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         f"minima        {len(report.minima)} (valid {int(report.valid.sum())}), "
         f"distinct candidates {len(report.candidates)}"
     )
-    match = f"{'shape' if shape_match else 'absolute'} fingerprint within {args.match_tol} Å"
+    match = f"{'shape' if shape_match else 'absolute'} fingerprint within {DUPLICATE_TOLERANCE} Å"
     verdict = (
         f"FOUND at candidate rank {report.ground_state_rank}"
         if report.found_ground_state

@@ -6,7 +6,7 @@ starts from a small random labelled set and adds ``--batch`` isomers per round, 
 at random. Select runs with its default 1 eV window, a 3 eV window and none; when fewer
 structures than the batch lie in the window, the rest are the next best scores outside it.
 After each round the KRR is refitted (shipped SOAP, sparse average kernel ζ = 6 with 500
-points, so it has a predictive std, which is select's epistemic term) and scored on the 126
+points, so it has a predictive std, which is select's epistemic term) and scored on the 114
 fixed-test isomers without a near-duplicate in the pool, and on those of them in the low
 bucket (ΔE below the first quartile: the isomers that compete for the ground state, which
 select's window aims at). Same start, same rounds, several seeds.

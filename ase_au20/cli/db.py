@@ -47,13 +47,6 @@ def db() -> None:
     help="Folder of the fixed split [default: XYZ_DIR/../splits_seed].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the split.")
-@click.option(
-    "--tolerance",
-    type=float,
-    default=0.01,
-    show_default=True,
-    help="Near-duplicate tolerance on sorted pair distances (Å).",
-)
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
 @quiet_option
 def build(
@@ -62,7 +55,6 @@ def build(
     split: str,
     seed_splits: Path | None,
     seed: int,
-    tolerance: float,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -82,7 +74,6 @@ def build(
             seed_splits=seed_splits,
             seed=seed,
             strict=strict,
-            tolerance=tolerance,
             progress=not quiet,
         )
     except ValueError as err:

@@ -68,19 +68,6 @@ from ase_au20.cli.workflow_options import (
 @click.option("--temperature", default=0.1, show_default=True, type=float, help="basin kT, eV")
 @click.option("--step-size", default=0.5, show_default=True, type=float, help="basin move, Å")
 @click.option("--population", default=10, show_default=True, type=int, help="GA population")
-@click.option(
-    "--bond-cutoff",
-    default=None,
-    type=float,
-    help="connectivity cutoff, Å [default: first g(r) minimum of the db isomers, else 3.3]",
-)
-@click.option(
-    "--match-tol",
-    default=0.1,
-    show_default=True,
-    type=float,
-    help="max fingerprint difference to count as a known isomer, Å",
-)
 @click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
@@ -101,8 +88,6 @@ def search_cmd(
     temperature: float,
     step_size: float,
     population: int,
-    bond_cutoff: float | None,
-    match_tol: float,
     shape_match: bool,
     no_store: bool,
     device: str,
@@ -113,8 +98,9 @@ def search_cmd(
     """Global-minimum search from random compact starts; ranked candidates in --out (and --db).
 
     Starts are random clusters with a random point-group symmetry unless --starts random;
-    every local minimum is checked (no pair < 2.3 Å, connected), de-duplicated, ranked by
-    energy (or E − κ·uncertainty) and matched against the isomers of --db.
+    every local minimum is checked (no pair < 2.3 Å, connected at the 3.03 Å bond cutoff),
+    de-duplicated and matched against the isomers of --db (sorted pair distances within
+    0.1 Å: the package's one duplicate tolerance), and ranked by energy (or E − κ·uncertainty).
     """
     from ase_au20.workflows.engine import open_engine
     from ase_au20.workflows.search import SearchSettings, auto_workers
@@ -146,8 +132,6 @@ def search_cmd(
                 stage,
                 db_url=db_url,
                 kappa=kappa,
-                bond_cutoff=bond_cutoff,
-                match_tol=match_tol,
                 scale_invariant=shape_match,
                 calc_name=calc_spec,
                 store=not no_store,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20.database.build import split_implausible
-from ase_au20.database.groups import ENERGY_TOLERANCE, duplicate_groups
+from ase_au20.database.groups import duplicate_groups
 from ase_au20.database.labelled_inputs import UNASSIGNED_ID, read_labelled
 from ase_au20.database.labels import assign_buckets, robust_outliers
 from ase_au20.database.migrate import require_migrated
@@ -202,9 +202,7 @@ def _write_new_rows(db, metadata: dict, old, isomers: list[Isomer], report: AddR
     all_energies = np.concatenate([old.energies, energies])
     groups = duplicate_groups(
         fingerprint_matrix(all_atoms),
-        all_energies,
         tol=float(metadata["duplicate_tolerance"]),
-        energy_tol=float(metadata.get("duplicate_energy_tolerance", ENERGY_TOLERANCE)),
         existing=old.groups,
     )[len(old) :]
     seed = int(metadata.get("split_parameters", {}).get("seed", 0) or 0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20._version import __version__
-from ase_au20.database.groups import ENERGY_TOLERANCE, duplicate_groups, group_sizes
+from ase_au20.database.groups import duplicate_groups, group_sizes
 from ase_au20.database.labels import (
     OUTLIER_Z,
     assign_buckets,
@@ -37,7 +37,8 @@ from ase_au20.database.store import (
 )
 from ase_au20.database.writer_lock import writer_lock
 from ase_au20.database.xyz import N_ATOMS, BadFile, Isomer, read_isomers, xyz_files
-from ase_au20.geometry.fingerprint import DEFAULT_TOLERANCE, fingerprint_matrix
+from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
+from ase_au20.geometry.fingerprint import fingerprint_matrix
 
 SPLIT_SCHEMES = ("group", "seed")
 
@@ -77,7 +78,6 @@ def build_database(
     seed_splits: str | os.PathLike[str] | None = None,
     seed: int = 0,
     strict: bool = False,
-    tolerance: float = DEFAULT_TOLERANCE,
     progress: bool = False,
 ) -> BuildReport:
     """Build (or rebuild, replacing atomically) the isomer database at ``db_path``.
@@ -87,8 +87,6 @@ def build_database(
     """
     if split not in SPLIT_SCHEMES:
         raise ValueError(f"unknown split scheme {split!r}: use one of {', '.join(SPLIT_SCHEMES)}")
-    if tolerance <= 0:
-        raise ValueError(f"tolerance must be positive, got {tolerance}")
     if not is_server_url(db_path):
         temp_path_beside(db_path)  # fail before the slow part if the output is unwritable
     xyz_dir = Path(xyz_dir)
@@ -117,7 +115,7 @@ def build_database(
     buckets = assign_buckets(delta_e, edges)
     median, mad = robust_center_scale(delta_e)
     outliers = robust_outliers(delta_e, median, mad)
-    groups = duplicate_groups(fingerprint_matrix(atoms), energies, tol=tolerance)
+    groups = duplicate_groups(fingerprint_matrix(atoms))
     if split == "group":
         assignment = group_split(groups, buckets, seed=seed)
     else:
@@ -150,8 +148,7 @@ def build_database(
         },
         "energy_reference": reference,
         "bucket_edges": edges,
-        "duplicate_tolerance": tolerance,
-        "duplicate_energy_tolerance": ENERGY_TOLERANCE,
+        "duplicate_tolerance": DUPLICATE_TOLERANCE,
         "delta_e_median": median,
         "delta_e_mad": mad,
         "outlier_z": OUTLIER_Z,

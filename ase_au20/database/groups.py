@@ -1,4 +1,4 @@
-"""Near-duplicate groups: connected components of the "same geometry and energy" graph."""
+"""Near-duplicate groups: connected components of the "same geometry" graph."""
 
 from __future__ import annotations
 
@@ -6,40 +6,26 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ase_au20.geometry.fingerprint import DEFAULT_TOLERANCE, max_deviation
-
-ENERGY_TOLERANCE = 1e-3  # eV; copies of one isomer in the dataset agree to < 3e-4 eV
-
-
-def duplicate_graph(
-    fingerprints: np.ndarray,
-    energies: np.ndarray,
-    tol: float = DEFAULT_TOLERANCE,
-    energy_tol: float = ENERGY_TOLERANCE,
-) -> np.ndarray:
-    """Boolean adjacency: fingerprints within ``tol`` Å and energies within ``energy_tol`` eV."""
-    energies = np.asarray(energies, dtype=float)
-    close = max_deviation(fingerprints, fingerprints) < tol
-    return close & (np.abs(energies[:, None] - energies[None, :]) < energy_tol)
+from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
+from ase_au20.geometry.fingerprint import max_deviation
 
 
 def duplicate_groups(
     fingerprints: np.ndarray,
-    energies: np.ndarray,
-    tol: float = DEFAULT_TOLERANCE,
-    energy_tol: float = ENERGY_TOLERANCE,
+    tol: float = DUPLICATE_TOLERANCE,
     existing: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Group label per structure, numbered 0.. in order of first member.
+    """Group label per structure, numbered 0.. in order of first member; fingerprints
+    within ``tol`` Å are one isomer (single linkage), whatever their energy labels say.
 
     With ``existing`` (labels of the first ``len(existing)`` structures, kept as they
     are), later structures join the group of an existing near-duplicate (the smallest
     label if they touch several) or get new labels after the largest existing one.
     """
-    n = len(energies)
+    n = len(fingerprints)
     if n == 0:
         return np.zeros(0, dtype=int)
-    graph = duplicate_graph(fingerprints, energies, tol=tol, energy_tol=energy_tol)
+    graph = max_deviation(fingerprints, fingerprints) < tol
     _, component = connected_components(csr_matrix(graph), directed=False)
     labels = np.full(n, -1, dtype=int)
     n_old = 0 if existing is None else len(existing)

@@ -18,8 +18,8 @@ import numpy as np
 
 from ase_au20.database.keys import KEYS
 from ase_au20.database.store import connect
+from ase_au20.geometry.conventions import BOND_CUTOFF
 from ase_au20.geometry.metrics import coordination_numbers
-from ase_au20.validation import BOND_CUTOFF
 
 WEB_EXTRA = 'the web view needs Flask: pip install "ase-au20[web]"'
 PROJECT = "au20"

@@ -1,7 +1,8 @@
 """Permutation- and rotation-invariant geometry fingerprints for near-duplicate detection.
 
 The fingerprint is the sorted list of interatomic distances; two isomers are the same
-geometry when the largest difference between their lists is below a tolerance (Å).
+geometry when the largest difference between their lists is below
+``conventions.DUPLICATE_TOLERANCE``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,10 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.distance import cdist, pdist
 
-DEFAULT_TOLERANCE = 0.01  # Å
-
 
 def distance_fingerprint(atoms: Atoms) -> np.ndarray:
     """Sorted pair distances of ``atoms`` (length N(N-1)/2, Å)."""
     return np.sort(pdist(atoms.get_positions()))
-
-
-def same_geometry(fp_a: np.ndarray, fp_b: np.ndarray, tol: float = DEFAULT_TOLERANCE) -> bool:
-    """True when two fingerprints of equal length differ by less than ``tol`` everywhere."""
-    fp_a, fp_b = np.asarray(fp_a), np.asarray(fp_b)
-    if fp_a.shape != fp_b.shape:
-        return False
-    return bool(np.max(np.abs(fp_a - fp_b), initial=0.0) < tol)
 
 
 def fingerprint_matrix(structures: Sequence[Atoms]) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from ase_au20.validation import BOND_CUTOFF
+from ase_au20.geometry.conventions import BOND_CUTOFF
 
 DOMAIN_NAME = "domain.npz"
 CHECKS = (

@@ -11,13 +11,9 @@ from ase import Atoms
 from scipy import stats
 from tqdm.auto import tqdm
 
+from ase_au20.geometry.conventions import BOND_CUTOFF
 from ase_au20.geometry.metrics import structure_metrics
-from ase_au20.geometry.rdf import (
-    default_r_max,
-    first_minimum_cutoff,
-    mean_radial_distribution,
-    radial_distribution,
-)
+from ase_au20.geometry.rdf import default_r_max, mean_radial_distribution, radial_distribution
 from ase_au20.workflows.calculators import predict_batch
 
 STAT_NAMES = (
@@ -42,12 +38,12 @@ class AnalysisResult:
     ids: np.ndarray  # every isomer, cluster_id order
     delta_e: np.ndarray
     statistics: dict[str, float]  # over all isomers (see delta_e_statistics)
-    lowest: pd.DataFrame  # n lowest distinct isomers with the structural table
+    lowest: pd.DataFrame  # n lowest distinct isomers (copies collapsed) with the structure
     lowest_atoms: list[Atoms]
     r: np.ndarray
     g_ground_state: np.ndarray
     g_mean_lowest: np.ndarray
-    cutoff: float  # first minimum of the mean g(r) after its first peak
+    cutoff: float  # Å, the bond cutoff of the structural table (conventions.BOND_CUTOFF)
 
 
 def delta_e_statistics(delta_e: np.ndarray, groups: np.ndarray) -> dict[str, float]:
@@ -92,20 +88,21 @@ def run_analysis(
     r_max = default_r_max(atoms)
     r, g_mean = mean_radial_distribution(atoms, r_max)
     _, g_ground = radial_distribution(atoms[0], r_max)
-    cutoff = first_minimum_cutoff(r, g_mean)
     rows = []
     for index, structure in zip(
         picked, tqdm(atoms, desc="structures", unit="isomer", disable=not progress), strict=True
     ):
         group = isomers.groups[index]
+        copies = np.flatnonzero((isomers.groups == group) & (np.arange(len(isomers)) != index))
         rows.append(
             {
                 "cluster_id": int(isomers.ids[index]),
                 "energy": float(isomers.energies[index]),
                 "delta_e": float(isomers.delta_e[index]),
                 "dup_group": int(group),
-                "n_copies": int(np.count_nonzero(isomers.groups == group)),
-                **structure_metrics(structure, cutoff, symmetry_tol).as_dict(),
+                "n_copies": len(copies) + 1,
+                "copy_ids": " ".join(str(i) for i in sorted(isomers.ids[copies].tolist())),
+                **structure_metrics(structure, BOND_CUTOFF, symmetry_tol).as_dict(),
             }
         )
     return AnalysisResult(
@@ -117,7 +114,7 @@ def run_analysis(
         r=r,
         g_ground_state=g_ground,
         g_mean_lowest=g_mean,
-        cutoff=cutoff,
+        cutoff=BOND_CUTOFF,
     )
 
 

@@ -59,7 +59,7 @@ def plot_energy_distribution(result: AnalysisResult, path: str | os.PathLike) ->
 
 
 def plot_rdf(result: AnalysisResult, path: str | os.PathLike) -> Path:
-    """g(r) of the ground state and the mean over the lowest isomers, cutoff marked."""
+    """g(r) of the ground state and the mean over the lowest isomers, the bond cutoff marked."""
     fig = Figure(figsize=(7.0, 4.4), layout="constrained")
     ax = fig.subplots()
     ground_id = int(result.lowest["cluster_id"].iloc[0])
@@ -82,7 +82,7 @@ def plot_rdf(result: AnalysisResult, path: str | os.PathLike) -> Path:
         color="tab:red",
         ls="--",
         lw=1.5,
-        label=f"cutoff {result.cutoff:.2f} Å (first minimum)",
+        label=f"bond cutoff {result.cutoff:.2f} Å (first g(r) minimum of all isomers)",
     )
     reach = result.r[np.flatnonzero(result.g_mean_lowest > 0).max()] + 0.5
     ax.set_xlim(2.0, reach)

@@ -20,6 +20,7 @@ TABLE_UNITS = {
     "delta_e": "eV",
     "dup_group": "",
     "n_copies": "",
+    "copy_ids": "",
     "coordination_mean": "",
     "bond_mean": "Å",
     "bond_std": "Å",
@@ -52,7 +53,7 @@ def to_results(result: AnalysisResult, parameters: dict[str, Any]) -> Results:
         "g(r) with sum 4 pi r^2 rho g dr = N-1 (rho from the gyration sphere)",
     )
     res.add("rdf/g_mean_lowest", result.g_mean_lowest, "")
-    res.add("rdf/cutoff", result.cutoff, "Å", "first minimum after the first peak of the mean")
+    res.add("rdf/cutoff", result.cutoff, "Å", "bond cutoff: first g(r) minimum of the data")
     res.add("ground_state/positions", result.lowest_atoms[0].get_positions(), "Å")
     res.add("ground_state/energy", float(result.lowest["energy"].iloc[0]), "eV")
     return res
@@ -91,6 +92,7 @@ def format_report(result: AnalysisResult) -> str:
             "cluster_id": "id",
             "delta_e": "ΔE/eV",
             "n_copies": "copies",
+            "copy_ids": "copy ids",
             "coordination_mean": "CN",
             "bond_mean": "bond/Å",
             "bond_std": "σbond/Å",
@@ -104,7 +106,7 @@ def format_report(result: AnalysisResult) -> str:
     return "\n".join(
         [
             f"ΔE statistics (eV): {stats_line}",
-            f"bond cutoff from g(r): {result.cutoff:.2f} Å",
+            f"bond cutoff (first g(r) minimum of the data): {result.cutoff:.2f} Å",
             table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         ]
     )

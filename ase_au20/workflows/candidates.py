@@ -1,10 +1,11 @@
 """From raw local minima to ranked search candidates: validity, de-duplication, ranking, db rows.
 
 A minimum is *valid* when no pair is closer than 2.3 Å (shorter Au–Au contacts mean the
-potential left its training domain) and its bond graph at the analysis cutoff is one
-piece. Duplicates are merged with the database's sorted-distance fingerprint, keeping the
-lowest energy. Candidates are ranked by predicted energy or by the lower confidence bound
-E − κ·u (u: the calculator's ``energy_uncertainty``; NaN, as for EMT, counts as 0).
+potential left its training domain) and its bond graph at ``conventions.BOND_CUTOFF`` is
+one piece. Minima within ``conventions.DUPLICATE_TOLERANCE`` of each other are merged,
+keeping the lowest energy, and matched against the database's isomers with the same one.
+Candidates are ranked by predicted energy or by the lower confidence bound E − κ·u
+(u: the calculator's ``energy_uncertainty``; NaN, as for EMT, counts as 0).
 """
 
 from __future__ import annotations
@@ -21,16 +22,13 @@ from ase_au20.database import load_rows
 from ase_au20.database.migrate import require_migrated
 from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.writer_lock import writer_lock
+from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
-from ase_au20.geometry.rdf import first_minimum_cutoff, mean_radial_distribution
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows.calculators import ModelIdentity
 
 MIN_PAIR_DISTANCE = 2.3  # Å
-FALLBACK_BOND_CUTOFF = 3.3  # Å, used without a database (the data's g(r) minimum is ~3.03 Å)
-DEDUP_TOLERANCE = 0.05  # Å, max fingerprint difference of two minima of the same potential
-MATCH_TOLERANCE = 0.1  # Å, max fingerprint difference to a DFT-relaxed isomer in the db
 SEARCH_SOURCE = "search"
 
 
@@ -54,7 +52,7 @@ class Candidate:
 
 
 def invalid_reason(
-    atoms: Atoms, bond_cutoff: float, min_distance: float = MIN_PAIR_DISTANCE
+    atoms: Atoms, bond_cutoff: float = BOND_CUTOFF, min_distance: float = MIN_PAIR_DISTANCE
 ) -> str:
     """Why a minimum is rejected (``""`` when it is valid)."""
     dmin = min_pair_distance(atoms.get_positions())
@@ -65,7 +63,9 @@ def invalid_reason(
     return ""
 
 
-def unique_indices(structures: Sequence[Atoms], energies: Sequence[float], tol: float) -> list[int]:
+def unique_indices(
+    structures: Sequence[Atoms], energies: Sequence[float], tol: float = DUPLICATE_TOLERANCE
+) -> list[int]:
     """Indices of one structure per fingerprint cluster (the lowest energy), lowest first."""
     if not structures:
         return []
@@ -105,17 +105,11 @@ def lower_confidence_bound(energy: np.ndarray, uncertainty: np.ndarray, kappa: f
     return np.asarray(energy) - kappa * np.nan_to_num(np.asarray(uncertainty), nan=0.0)
 
 
-def data_bond_cutoff(known: Sequence[Atoms]) -> float:
-    """First minimum of the mean g(r) of the known isomers: the analysis bond cutoff (Å)."""
-    r, g = mean_radial_distribution(known)
-    return first_minimum_cutoff(r, g)
-
-
 def match_known(
     structures: Sequence[Atoms],
     known: Sequence[Atoms],
     known_ids: Sequence[int],
-    tol: float,
+    tol: float = DUPLICATE_TOLERANCE,
     scale_invariant: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closest known isomer of each structure: its cluster_id (or -1 beyond ``tol``) and distance.
@@ -156,7 +150,7 @@ def store_candidates(
     candidates: Sequence[Candidate],
     extra: dict[str, Any],
     model: ModelIdentity,
-    tol: float = DEDUP_TOLERANCE,
+    tol: float = DUPLICATE_TOLERANCE,
     db_url: str | None = None,
 ) -> tuple[list[int], int]:
     """Write new candidates as prediction rows (``source="search"``); skip ones already stored.

@@ -18,6 +18,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import write
 
 from ase_au20.database import connect
+from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.plotting import save_figure
 from ase_au20.workflows import candidates as cands
 from ase_au20.workflows.calculators import (
@@ -62,9 +63,6 @@ def run_search(
     out_dir: str | os.PathLike,
     db_url: str | os.PathLike | None = None,
     kappa: float = 0.0,
-    bond_cutoff: float | None = None,
-    dedup_tol: float = cands.DEDUP_TOLERANCE,
-    match_tol: float = cands.MATCH_TOLERANCE,
     scale_invariant: bool = False,
     calc_name: str = "",
     store: bool = True,
@@ -85,16 +83,13 @@ def run_search(
             raise ValueError(f"database not found: {db_url}")
         db = connect(db_url)
         known, known_ids = cands.known_isomers(db)
-    if bond_cutoff is None:
-        bond_cutoff = cands.data_bond_cutoff(known) if known else cands.FALLBACK_BOND_CUTOFF
     start = time.perf_counter()
     minima = global_search(calc, settings, progress=progress, engine=engine)
-    reasons = [cands.invalid_reason(m.atoms, bond_cutoff) for m in minima]
+    reasons = [cands.invalid_reason(m.atoms) for m in minima]
     valid = np.array([not r for r in reasons], dtype=bool)
     pool = [m for m, ok in zip(minima, valid, strict=True) if ok]
     keep = [
-        pool[i]
-        for i in cands.unique_indices([m.atoms for m in pool], [m.energy for m in pool], dedup_tol)
+        pool[i] for i in cands.unique_indices([m.atoms for m in pool], [m.energy for m in pool])
     ]
     structures = [m.atoms for m in keep]
     extras = uncertainty_properties(calc)
@@ -112,7 +107,7 @@ def run_search(
     in_domain = predicted.get("in_domain", [None] * len(structures))
     lcb = cands.lower_confidence_bound(energy, uncertainty, kappa)
     match_ids, match_dist = cands.match_known(
-        structures, known, known_ids, match_tol, scale_invariant
+        structures, known, known_ids, scale_invariant=scale_invariant
     )
     order = np.argsort(lcb, kind="stable")
     candidates = [
@@ -133,26 +128,24 @@ def run_search(
     ranked = {key: np.asarray(values)[order] for key, values in predicted.items()}
     cands.fill_gaps_to_best(calc, candidates, ranked)
     wall = time.perf_counter() - start
-    report = SearchReport(settings, minima, valid, candidates, float(bond_cutoff), wall)
+    report = SearchReport(settings, minima, valid, candidates, BOND_CUTOFF, wall)
     report.n_outside_domain = n_outside
     if known:
-        _ground_state(report, known, known_ids, match_tol, scale_invariant)
+        _ground_state(report, known, known_ids, scale_invariant)
     if db is not None and store and candidates:
         row_ids, report.rows_skipped = cands.store_candidates(
             db,
             candidates,
             {"search_method": settings.method},
             ModelIdentity.of(calc, calc_name),
-            dedup_tol,
-            str(db_url),
+            db_url=str(db_url),
         )
         report.rows_written = sum(1 for r in row_ids if r)
     parameters = {
         **dataclasses.asdict(settings),
         "kappa": kappa,
-        "bond_cutoff": bond_cutoff,
-        "dedup_tol": dedup_tol,
-        "match_tol": match_tol,
+        "bond_cutoff": BOND_CUTOFF,
+        "duplicate_tolerance": DUPLICATE_TOLERANCE,
         "scale_invariant": scale_invariant,
         "db": str(db_url) if db_url is not None else None,
         "calc": calc_name,
@@ -162,7 +155,7 @@ def run_search(
 
 
 def _ground_state(
-    report: SearchReport, known: list, known_ids: np.ndarray, tol: float, scale_invariant: bool
+    report: SearchReport, known: list, known_ids: np.ndarray, scale_invariant: bool
 ) -> None:
     """Fill in the ground-state fields: does any candidate match the lowest labelled isomer?"""
     lowest = int(np.argmin([a.get_potential_energy() for a in known]))
@@ -173,8 +166,7 @@ def _ground_state(
         [c.atoms for c in report.candidates],
         [known[lowest]],
         [known_ids[lowest]],
-        tol,
-        scale_invariant,
+        scale_invariant=scale_invariant,
     )
     report.ground_state_distance = float(dist.min())
     hits = np.flatnonzero(ids >= 0)

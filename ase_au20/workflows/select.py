@@ -32,12 +32,7 @@ from ase.io import write
 
 from ase_au20.database import connect
 from ase_au20.workflows.calculators import predict_batch
-from ase_au20.workflows.candidates import (
-    MATCH_TOLERANCE,
-    known_isomers,
-    match_known,
-    unique_indices,
-)
+from ase_au20.workflows.candidates import known_isomers, match_known, unique_indices
 from ase_au20.workflows.structure_files import predicted_structure
 
 DEFAULT_ENERGY_WINDOW = 1.0  # eV above the lowest mean prediction
@@ -67,7 +62,7 @@ def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms], int]:
     """Row ids and structures of the pool, and how many unlabelled rows were left out.
 
     Left out: rows a search matched to a labelled isomer (``matches_cluster_id`` ≥ 0), rows
-    whose fingerprint is within MATCH_TOLERANCE of a labelled isomer or of an earlier pool
+    whose fingerprint is within the duplicate tolerance of a labelled isomer or of an earlier pool
     row, out-of-domain rows.
     """
     ids, structures = [], []
@@ -81,9 +76,9 @@ def unlabelled_rows(db: Database) -> tuple[np.ndarray, list[Atoms], int]:
         ids.append(row.id)
         structures.append(row.toatoms())
     known, known_ids = known_isomers(db)
-    matched, _ = match_known(structures, known, known_ids, MATCH_TOLERANCE)
+    matched, _ = match_known(structures, known, known_ids)
     keep = matched < 0
-    first_of_each = unique_indices(structures, np.arange(len(structures)), MATCH_TOLERANCE)
+    first_of_each = unique_indices(structures, np.arange(len(structures)))
     keep &= np.isin(np.arange(len(structures)), first_of_each)
     left_out += int((~keep).sum())
     return (

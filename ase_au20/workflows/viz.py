@@ -13,8 +13,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from scipy.spatial.distance import pdist, squareform
 
+from ase_au20.geometry.conventions import BOND_CUTOFF
 from ase_au20.plotting import save_figure
-from ase_au20.validation import BOND_CUTOFF
 
 BFACTOR_RANGE = (-99.99, 999.99)  # what the PDB %6.2f B-factor column can hold
 

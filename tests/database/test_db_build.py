@@ -11,6 +11,7 @@ import pytest
 
 from ase_au20.database import build_database, connect, load_rows
 from ase_au20.database.store import KEYS
+from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
 
 
 def _row_contents(db_path: Path) -> list[tuple]:
@@ -42,7 +43,7 @@ def test_synthetic_db_rows_and_metadata(synthetic_db: Path, synthetic_xyz_dir: P
     assert meta["bucket_edges"] == pytest.approx(np.percentile(delta_e, [25, 75]).tolist())
     assert meta["units"] == {"energy": "eV", "length": "Å"}
     assert meta["split_scheme"] == "group"
-    assert meta["duplicate_tolerance"] == 0.01
+    assert meta["duplicate_tolerance"] == DUPLICATE_TOLERANCE
     assert len(meta["dataset_hash"]) == 64
 
 
@@ -122,8 +123,6 @@ def test_strict_refuses_bad_files(synthetic_xyz_dir: Path, tmp_path: Path) -> No
 def test_bad_arguments(synthetic_xyz_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown split scheme"):
         build_database(synthetic_xyz_dir, tmp_path / "a.db", split="random")
-    with pytest.raises(ValueError, match="tolerance must be positive"):
-        build_database(synthetic_xyz_dir, tmp_path / "a.db", tolerance=0)
     with pytest.raises(ValueError, match="seed split file not found"):
         build_database(synthetic_xyz_dir, tmp_path / "a.db", split="seed", seed_splits=tmp_path)
 

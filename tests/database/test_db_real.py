@@ -17,8 +17,8 @@ def test_real_counts_groups_and_energy(real_db: Path) -> None:
     rows = load_rows(real_db)
     assert len(rows) == 899
     _, sizes = np.unique(rows.groups, return_counts=True)
-    assert len(sizes) == 745
-    assert (sizes > 1).sum() == 88 and sizes.max() == 7
+    assert len(sizes) == 714  # distinct isomers at the 0.1 Å duplicate tolerance
+    assert (sizes > 1).sum() == 103 and sizes.max() == 13
     lowest = rows.ids[np.argmin(rows.energies)]
     assert lowest == 350 and rows.energies.min() == pytest.approx(-1557.20946)
     assert rows.delta_e.max() == pytest.approx(26.3011, abs=1e-3)
@@ -27,7 +27,7 @@ def test_real_counts_groups_and_energy(real_db: Path) -> None:
     assert meta["split_scheme"] == "seed"
     for g in np.unique(rows.groups[np.isin(rows.groups, np.flatnonzero(sizes > 1))]):
         spread = np.ptp(rows.energies[rows.groups == g])
-        assert spread < 1e-3
+        assert spread < 0.062  # copies of one minimum differ by DFT convergence only
 
 
 def test_seed_split_reproduces_fixed_test_ids_and_folds(real_db: Path, au20_data_dir: Path) -> None:
@@ -45,9 +45,9 @@ def test_seed_split_reproduces_fixed_test_ids_and_folds(real_db: Path, au20_data
     calib = load_rows(real_db, split="calib")
     assert 85 <= len(calib) <= 95
     assert not set(calib.groups.tolist()) & set(test.groups.tolist())
-    # README: 29 of the 155 fixed test isomers have a near-duplicate outside the test set
+    # README: 41 of the 155 fixed test isomers have a near-duplicate outside the test set
     others = set(load_rows(real_db, split=("train", "val", "calib")).groups.tolist())
-    assert sum(g in others for g in test.groups.tolist()) == 29
+    assert sum(g in others for g in test.groups.tolist()) == 41
 
 
 def test_group_split_is_disjoint_at_group_level(real_db_group: Path) -> None:

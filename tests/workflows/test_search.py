@@ -13,6 +13,7 @@ from ase.io import read
 from click.testing import CliRunner
 
 from ase_au20.cli.search import search_cmd
+from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
 from ase_au20.geometry.random_cluster import random_cluster
@@ -76,7 +77,7 @@ def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
     report = run_search(EMT(), settings, tmp_path / "out", db_url=db_copy, calc_name="emt")
     cs = report.candidates
     assert len(report.minima) == 6 and 0 < len(cs) <= report.valid.sum()
-    assert 2.9 < report.bond_cutoff < 3.6  # first g(r) minimum of the synthetic isomers
+    assert report.bond_cutoff == BOND_CUTOFF
     for c in cs:
         assert min_pair_distance(c.atoms.positions) >= cands.MIN_PAIR_DISTANCE
         assert connected(c.atoms, report.bond_cutoff)
@@ -91,7 +92,7 @@ def test_search_candidates_valid_distinct_ranked_and_stored(db_copy, tmp_path):
     dist = max_deviation(
         fingerprint_matrix([c.atoms for c in cs]), fingerprint_matrix([c.atoms for c in cs])
     )
-    assert dist[np.triu_indices(len(cs), 1)].min() >= cands.DEDUP_TOLERANCE
+    assert dist[np.triu_indices(len(cs), 1)].min() >= DUPLICATE_TOLERANCE
     rows = list(connect(db_copy).select(source="search"))
     assert len(rows) == len(cs) == report.rows_written
     # predictions are key-value pairs, never the row's energy (which is a label)
