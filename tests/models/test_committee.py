@@ -120,3 +120,14 @@ def test_shipped_committee_beats_its_members_on_the_fixed_test_set(shipped_model
     krr = load_model(shipped_model("krr")).card["metrics"]["test"]
     assert test["mae"] < krr["mae"]
     assert 0.85 <= test["intervals"]["0.9"]["mondrian"]["coverage"] <= 0.97
+
+
+def test_a_member_trained_on_the_calib_rows_is_refused(
+    synthetic_xyz_dir, tiny_krr, tmp_path
+) -> None:
+    from ase_au20.database import build_database
+
+    other_split = tmp_path / "seed1.db"  # another draw: some of its calib rows trained tiny_krr
+    build_database(synthetic_xyz_dir, other_split, seed=1)
+    with pytest.raises(ValueError, match=r"was trained on \d+ of the calib rows .* retrain"):
+        fit_committee(other_split, tmp_path / "c", [tiny_krr.directory, tiny_krr.directory])

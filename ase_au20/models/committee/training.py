@@ -59,10 +59,12 @@ def fit_committee(
     rows = load_rows(db, weight_split)
     if len(rows) == 0:
         raise ValueError(f"{db_path}: no {weight_split!r} rows to choose the weights on")
+    calib = load_rows(db, "calib")
+    for source, model in zip(sources, models, strict=True):
+        _require_unseen(model, source, set(calib.ids.tolist()), db_path)
     predictions = np.stack([m.predict(rows.atoms)["energy"] for m in models])
     weights = best_weights(predictions, rows.energies)
     committee = CommitteeModel(models, weights, sources)
-    calib = load_rows(db, "calib")
     offset = calib_spread_offset(committee, db)
     calibrator, pairs, metrics = calibrate_and_score(
         committee, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset
@@ -96,3 +98,15 @@ def fit_committee(
     trainval = load_rows(db, ("train", "val"))
     attach_domain(out, trainval.atoms, committee)
     return committee
+
+
+def _require_unseen(model, source: Path, ids: set[int], db_path) -> None:
+    """Refuse a member that trained on calib rows: its in-sample errors there would buy it
+    weight and shrink the committee's intervals below their coverage."""
+    trained = ids & set(model.card.get("training_ids", []))
+    if trained:
+        raise ValueError(
+            f"member {source} was trained on {len(trained)} of the calib rows of "
+            f"{db_path} (e.g. ids {sorted(trained)[:5]}): the database's splits are not those "
+            "the member was trained with; retrain the member on this database"
+        )
