@@ -12,7 +12,10 @@ Two protocols (eV, ΔE scale):
   the seed database, so this CV is not nested: a mild optimism).
 
 Conformal figures (α = 0.1, Mondrian, from each shipped card: calibrated on the calib split,
-normalised by the model's spread where it has one) are measured on the fixed test set. The
+normalised by the model's spread where it has one) are measured on the fixed test set. In
+the group-aware CV the KRR's and xtb-delta's intervals of each fold are calibrated the same
+way on the out-of-fold residuals of the other four folds, and scored on all rows and on
+the halves nearer to and farther from the other folds' isomers. The
 committee's weights were chosen on the calib split (never on test); the CV averages the
 refitted KRR and SchNet with the same weights.
 
@@ -33,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ase_au20.database import build_database, load_rows
+from ase_au20.database import build_database, connect, load_rows
+from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.models import load_model
 from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.evaluate import unseen_rows
@@ -144,6 +148,7 @@ def group_cv(
     schnet_fold_ids = folds if schnet_folds is None else folds[:schnet_folds]
     krr_row = {**models["KRR"].card["features"], **models["KRR"].hyperparameters}
     pred = {"KRR": np.empty(len(rows))}
+    spread = {"KRR": np.empty(len(rows))}
     use_schnet = schnet and "SchNet" in models
     if use_schnet:
         from ase_au20.models.schnet.training import SchNetConfig, train_schnet
@@ -155,7 +160,8 @@ def group_cv(
         held = rows.folds == f
         train = rows.subset(~held)
         krr = fit_row(train, krr_row)
-        pred["KRR"][held] = krr.predict(rows.subset(held).atoms)["energy"]
+        out = krr.predict(rows.subset(held).atoms)
+        pred["KRR"][held], spread["KRR"][held] = out["energy"], out["energy_std"]
         if use_schnet and f in schnet_fold_ids:
             val_mask = _val_groups(train, 0.12, seed=f)
             net = train_schnet(
@@ -166,10 +172,15 @@ def group_cv(
                 progress=False,
             )
             pred["SchNet"][held] = net.predict(rows.subset(held).atoms)["energy"]
-    metrics = {"KRR": regression_metrics(pred["KRR"], rows.energies)}
     if "xtb-delta" in models:
-        metrics["xtb-delta"] = regression_metrics(
-            _delta_cv(rows, models["xtb-delta"]), rows.energies
+        pred["xtb-delta"], spread["xtb-delta"] = _delta_cv(rows, models["xtb-delta"])
+    near, meta = _nearer_half(rows), connect(group_db).metadata
+    metrics = {}
+    for name in spread:
+        metrics[name] = regression_metrics(pred[name], rows.energies)
+        offset = models[name].card["conformal"].get("spread_offset") or 0.0
+        metrics[name]["intervals"] = cv_intervals(
+            rows, pred[name], spread[name], offset, near, meta
         )
     if use_schnet:
         pred["committee"] = (1 - weight) * pred["KRR"] + weight * pred["SchNet"]
@@ -180,9 +191,48 @@ def group_cv(
     return metrics
 
 
-def _delta_cv(rows: Any, model: Any) -> np.ndarray:
-    """Out-of-fold energies of the xtb-delta recipe: the Δ KRR refitted on the other folds
-    (GFN1 forces as zero-force targets), plus the cached GFN1 energies."""
+def _nearer_half(rows: Any) -> np.ndarray:
+    """Mask of the rows whose nearest isomer of the other folds (fingerprint distance) is
+    at most the median such distance: the "near" half of the CV, the rest "far"."""
+    fps = fingerprint_matrix(rows.atoms)
+    distance = max_deviation(fps, fps)
+    distance[rows.folds[:, None] == rows.folds[None, :]] = np.inf
+    nearest = distance.min(axis=1)
+    return nearest <= np.median(nearest)
+
+
+def cv_intervals(
+    rows: Any,
+    pred: np.ndarray,
+    spread: np.ndarray,
+    offset: float,
+    near: np.ndarray,
+    meta: dict[str, Any],
+) -> dict[str, dict[str, float]]:
+    """90 % Mondrian intervals of each fold, calibrated (as the shipped card is, spread-
+    normalised, with the database's energy reference and buckets) on the out-of-fold
+    residuals of the other folds: coverage and mean width on all, near and far rows."""
+    half = np.empty(len(rows))
+    for f in sorted(set(rows.folds.tolist())):
+        held = rows.folds == f
+        calibrator = ConformalCalibrator.fit(
+            pred[~held],
+            rows.energies[~held],
+            meta["energy_reference"],
+            meta["bucket_edges"],
+            spread=spread[~held],
+            spread_offset=offset,
+        )
+        half[held] = calibrator.half_width(pred[held], 0.9, spread=spread[held])
+    return {
+        part: interval_metrics(rows.energies[mask], pred[mask], half[mask])
+        for part, mask in (("all", np.ones(len(rows), bool)), ("near", near), ("far", ~near))
+    }
+
+
+def _delta_cv(rows: Any, model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold energies and spreads of the xtb-delta recipe: the Δ KRR refitted on the
+    other folds (GFN1 forces as zero-force targets), plus the cached GFN1 energies."""
     from dataclasses import replace
 
     from ase_au20.models.xtb_delta.cache import BaselineCache
@@ -190,13 +240,14 @@ def _delta_cv(rows: Any, model: Any) -> np.ndarray:
     base_e, base_f = BaselineCache().compute(rows.atoms, model.baseline)
     residual = replace(rows, energies=rows.energies - base_e)
     row = {**model.card["features"], **model.delta.hyperparameters}
-    pred = np.empty(len(rows))
+    pred, spread = np.empty(len(rows)), np.empty(len(rows))
     for f in sorted(set(rows.folds.tolist())):
         held = rows.folds == f
         train = np.flatnonzero(~held)
         delta = fit_row(residual.subset(train), row, [base_f[i] for i in train])
-        pred[held] = delta.predict(rows.subset(held).atoms)["energy"] + base_e[held]
-    return pred
+        out = delta.predict(rows.subset(held).atoms)
+        pred[held], spread[held] = out["energy"] + base_e[held], out["energy_std"]
+    return pred, spread
 
 
 def format_report(fixed: dict[str, Any], cv: dict[str, Any], weight: float | None = None) -> str:
@@ -242,6 +293,20 @@ def format_report(fixed: dict[str, Any], cv: dict[str, Any], weight: float | Non
         f"{TARGETS['width']} eV"
     )
     lines.append("(prototype conformal figures: α=0.1 coverage 0.955, mean width 3.09 eV)")
+    with_intervals = {name: c["intervals"] for name, c in cv.items() if "intervals" in c}
+    if with_intervals:
+        lines.append(
+            "90 % intervals in group-aware CV (each fold calibrated on the out-of-fold residuals "
+            "of the other four; near/far: nearest isomer of the other folds within / beyond "
+            "the median distance): coverage / mean width (eV)"
+        )
+        lines.append(f"{'model':<26}{'all':>16}{'near':>16}{'far':>16}")
+        for name, parts in with_intervals.items():
+            cells = "".join(
+                f"{parts[k]['coverage']:>9.3f} / {parts[k]['mean_width']:<4.2f}"
+                for k in ("all", "near", "far")
+            )
+            lines.append(f"{name:<26}{cells}")
     return "\n".join(lines)
 
 

@@ -38,7 +38,7 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import calibrate_and_score, training_metadata
+from ase_au20.models.scoring import calib_spread_offset, calibrate_and_score, training_metadata
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -308,10 +308,15 @@ def calibrate_and_save(
     trainval: IsomerSet,
     out: str | os.PathLike[str],
 ) -> TrainResult:
-    """The last steps of every CV-trained KRR-type model: conformal calibration on calib,
-    test score, the CV winner in the metrics, the card, the model and its CV table saved."""
+    """The last steps of every CV-trained KRR-type model: conformal calibration on calib
+    (scores divided by the predictive std plus its calib median, as for every model with a
+    spread), test score, the CV winner in the metrics, the card, the model and its CV table."""
     calibrator, pairs, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"]
+        model,
+        db,
+        meta["energy_reference"],
+        meta["bucket_edges"],
+        spread_offset=calib_spread_offset(model, db) if model.has_spread else 0.0,
     )
     metrics["cv"] = {
         "mae": best["cv_mae"],
