@@ -43,6 +43,7 @@ from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.evaluate import unseen_rows
 from ase_au20.models.krr.training import fit_row
 from ase_au20.models.metrics import interval_metrics, regression_metrics
+from ase_au20.models.scoring import SPREAD_FLOOR
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 
 PROTOTYPE = {
@@ -178,10 +179,7 @@ def group_cv(
     metrics = {}
     for name in spread:
         metrics[name] = regression_metrics(pred[name], rows.energies)
-        offset = models[name].card["conformal"].get("spread_offset") or 0.0
-        metrics[name]["intervals"] = cv_intervals(
-            rows, pred[name], spread[name], offset, near, meta
-        )
+        metrics[name]["intervals"] = cv_intervals(rows, pred[name], spread[name], near, meta)
     if use_schnet:
         pred["committee"] = (1 - weight) * pred["KRR"] + weight * pred["SchNet"]
         on = np.isin(rows.folds, schnet_fold_ids)
@@ -205,13 +203,13 @@ def cv_intervals(
     rows: Any,
     pred: np.ndarray,
     spread: np.ndarray,
-    offset: float,
     near: np.ndarray,
     meta: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
-    """90 % Mondrian intervals of each fold, calibrated (as the shipped card is, spread-
-    normalised, with the database's energy reference and buckets) on the out-of-fold
-    residuals of the other folds: coverage and mean width on all, near and far rows."""
+    """90 % Mondrian intervals of each fold, calibrated as the shipped cards are (scores
+    divided by the spread plus its median, the database's energy reference and buckets) on
+    the out-of-fold residuals of the other folds: coverage and mean width on all, near and
+    far rows."""
     half = np.empty(len(rows))
     for f in sorted(set(rows.folds.tolist())):
         held = rows.folds == f
@@ -221,7 +219,7 @@ def cv_intervals(
             meta["energy_reference"],
             meta["bucket_edges"],
             spread=spread[~held],
-            spread_offset=offset,
+            spread_offset=max(float(np.median(spread[~held])), SPREAD_FLOOR),
         )
         half[held] = calibrator.half_width(pred[held], 0.9, spread=spread[held])
     return {
