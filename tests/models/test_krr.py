@@ -231,7 +231,7 @@ def test_sparse_model_energy_std_is_the_sor_predictive_std(train_set) -> None:
 
 
 def test_normalised_calibration_uses_energy_std(synthetic_db: Path, tmp_path: Path) -> None:
-    from ase_au20.models.krr.training import KRRSearch, train_krr
+    from ase_au20.models.krr.training import KRRSearch, out_of_fold, train_krr
 
     search = KRRSearch(
         r_cut=(5.0,), n_max=(3,), l_max=(2,), sigma=(0.5,), zeta=(3,), lam=(1e-3,), n_sparse=50
@@ -241,10 +241,19 @@ def test_normalised_calibration_uses_energy_std(synthetic_db: Path, tmp_path: Pa
     conformal = model.card["conformal"]
     assert conformal["normalised"] is True and "absolute" in conformal
     assert result.metrics["test"]["mean_abs_force"] > 0
-    # scores divide by std + its calib median: std alone made the intervals of the isomers
-    # nearest the data too narrow (group CV coverage 0.87 near, 0.95 far for xtb-delta)
-    calib_std = model.predict(load_rows(synthetic_db, "calib").atoms)["energy_std"]
-    assert conformal["spread_offset"] == pytest.approx(np.median(calib_std))
+    # cross-conformal: calibrated on calib and on every train/val row predicted out of fold
+    calib, trainval = load_rows(synthetic_db, "calib"), load_rows(synthetic_db, ("train", "val"))
+    assert conformal["n_calib"] == len(calib) + len(trainval)
+    assert model.card["metrics"]["calibration_rows"] == {
+        "calib": len(calib),
+        "out_of_fold": len(trainval),
+    }
+    # scores divide by std + its median: std alone made the intervals of the isomers nearest
+    # the data too narrow (group CV coverage 0.87 near, 0.95 far for xtb-delta)
+    calib_std = model.predict(calib.atoms)["energy_std"]
+    row = {**model.card["features"], **model.hyperparameters}
+    both = np.concatenate([calib_std, out_of_fold(trainval, row).spread])
+    assert conformal["spread_offset"] == pytest.approx(np.median(both))
 
 
 def test_zero_force_term_flattens_the_surface_at_training_minima(train_set) -> None:

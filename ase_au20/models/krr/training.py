@@ -38,7 +38,12 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import calib_spread_offset, calibrate_and_score, training_metadata
+from ase_au20.models.scoring import (
+    OutOfFold,
+    calib_spread_offset,
+    calibrate_and_score,
+    training_metadata,
+)
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -266,6 +271,29 @@ def fit_row(
     return model
 
 
+def out_of_fold(
+    isomers: IsomerSet,
+    row: dict[str, Any],
+    force_targets: list[np.ndarray] | None = None,
+    baseline: np.ndarray | None = None,
+) -> OutOfFold | None:
+    """Every row predicted by the model of ``row`` refitted without its fold and that fold's
+    near-duplicates (``baseline``: energies added to a Δ model's); None for a model without
+    a predictive std (a dense kernel), whose calibration stays on calib."""
+    energy, spread = np.full(len(isomers), np.nan), np.full(len(isomers), np.nan)
+    for train, held in group_folds(isomers.folds, isomers.groups).values():
+        targets = None if force_targets is None else [force_targets[i] for i in train]
+        model = fit_row(isomers.subset(train), row, targets)
+        if not model.has_spread:
+            return None
+        out = model.predict(isomers.subset(held).atoms)
+        energy[held], spread[held] = out["energy"], out["energy_std"]
+    scored = ~np.isnan(energy)
+    shift = np.zeros(len(isomers)) if baseline is None else np.asarray(baseline, dtype=float)
+    true = isomers.energies + shift
+    return OutOfFold((energy + shift)[scored], true[scored], spread[scored])
+
+
 def write_cv_table(path: str | os.PathLike[str], table: list[dict[str, Any]]) -> None:
     """The CV table as CSV, best row first."""
     rows = sorted(table, key=lambda r: r["cv_mae"])
@@ -294,7 +322,8 @@ def train_krr(
     table = cross_validate(trainval, search, progress=progress)
     best = best_row(table, search.force_tolerance)
     model = fit_row(trainval, best)
-    return calibrate_and_save(model, "krr", db, meta, search, best, table, trainval, out)
+    extra = out_of_fold(trainval, best)
+    return calibrate_and_save(model, "krr", db, meta, search, best, table, trainval, out, extra)
 
 
 def calibrate_and_save(
@@ -307,16 +336,17 @@ def calibrate_and_save(
     table: list[dict[str, Any]],
     trainval: IsomerSet,
     out: str | os.PathLike[str],
+    extra: OutOfFold | None = None,
 ) -> TrainResult:
-    """The last steps of every CV-trained KRR-type model: conformal calibration on calib
-    (scores divided by the predictive std plus its calib median, as for every model with a
-    spread), test score, the CV winner in the metrics, the card, the model and its CV table."""
+    """The last steps of every CV-trained KRR-type model: conformal calibration on calib and
+    the ``extra`` out-of-fold rows (scores divided by the predictive std plus its median, as
+    for every model with a spread), test score, the CV winner in the metrics, the card, the
+    model and its CV table."""
+    offset = 0.0
+    if model.has_spread:
+        offset = calib_spread_offset(model, db, None if extra is None else extra.spread)
     calibrator, pairs, metrics = calibrate_and_score(
-        model,
-        db,
-        meta["energy_reference"],
-        meta["bucket_edges"],
-        spread_offset=calib_spread_offset(model, db) if model.has_spread else 0.0,
+        model, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset, extra=extra
     )
     metrics["cv"] = {
         "mae": best["cv_mae"],

@@ -17,6 +17,7 @@ from ase_au20.models.krr.training import (
     calibrate_and_save,
     cross_validate,
     fit_row,
+    out_of_fold,
 )
 from ase_au20.models.scoring import training_metadata
 from ase_au20.models.xtb_delta.baseline import XtbSettings
@@ -68,6 +69,9 @@ def train_xtb_delta(
     table = cross_validate(residual, search, progress=progress, force_targets=base_forces)
     best = best_row(table, search.force_tolerance)
     model = XtbDeltaModel(baseline, fit_row(residual, best, base_forces), cache=cache)
-    result = calibrate_and_save(model, "xtb-delta", db, meta, search, best, table, trainval, out)
+    extra = out_of_fold(residual, best, base_forces, base_energy)
+    result = calibrate_and_save(
+        model, "xtb-delta", db, meta, search, best, table, trainval, out, extra
+    )
     model.cache = None  # a loaded model computes its baseline afresh unless given a cache
     return result
