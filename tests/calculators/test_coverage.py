@@ -1,8 +1,10 @@
 """Calibrated error bars: on the held-out test split the interval covers as often as promised.
 
 Uses the shipped models and the real data with the prototype's fixed (seed) split, whose
-155 test isomers the models never saw in training or calibration. Sampling noise of an
-empirical coverage on ~150 isomers is about ±0.03 (one standard error), so 0.06 is two.
+155 test isomers the models never saw in training or calibration. The allowed miss is two
+standard errors of the coverage: the test's binomial noise (±0.03 on 155 isomers) and the
+calibration draw's (coverage given n calibration rows is Beta-distributed about the level:
+±0.04 for the SchNet's 91 calib rows, ±0.015 for a cross-conformal KRR's 744).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-TOLERANCE = 0.06
 
 
 @pytest.fixture(scope="module", params=["krr", "schnet"])
@@ -42,7 +42,9 @@ def test_interval_coverage_on_test_split(shipped_calc, real_db: Path, confidence
     lo, hi = out["energy_interval"].T
     assert np.all(np.isfinite(lo)) and np.all(hi > lo)
     coverage = float(np.mean((test.energies >= lo) & (test.energies <= hi)))
-    assert abs(coverage - confidence) <= TOLERANCE, (
+    n_calib = shipped_calc.card["conformal"]["n_calib"]
+    tolerance = 2 * np.sqrt(confidence * (1 - confidence) * (1 / len(test) + 1 / n_calib))
+    assert abs(coverage - confidence) <= tolerance, (
         f"coverage {coverage:.3f} at confidence {confidence} (mean width "
-        f"{np.mean(hi - lo):.3f} eV, n={len(test)})"
+        f"{np.mean(hi - lo):.3f} eV, n={len(test)}, allowed ±{tolerance:.3f})"
     )
