@@ -43,7 +43,7 @@ from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.evaluate import unseen_rows
 from ase_au20.models.krr.training import fit_row
 from ase_au20.models.metrics import interval_metrics, regression_metrics
-from ase_au20.models.scoring import SPREAD_FLOOR
+from ase_au20.models.scoring import spread_offset
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 
 PROTOTYPE = {
@@ -219,7 +219,7 @@ def cv_intervals(
             meta["energy_reference"],
             meta["bucket_edges"],
             spread=spread[~held],
-            spread_offset=max(float(np.median(spread[~held])), SPREAD_FLOOR),
+            spread_offset=spread_offset(spread[~held]),
         )
         half[held] = calibrator.half_width(pred[held], 0.9, spread=spread[held])
     return {

@@ -21,7 +21,7 @@ from ase_au20.models import load_model, model_directory
 from ase_au20.models.card import new_card
 from ase_au20.models.committee.model import CommitteeModel
 from ase_au20.models.domain import attach_domain
-from ase_au20.models.scoring import calib_spread_offset, calibrate_and_score, training_metadata
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 WEIGHT_STEP = 0.05
 
@@ -65,10 +65,10 @@ def fit_committee(
     predictions = np.stack([m.predict(rows.atoms)["energy"] for m in models])
     weights = best_weights(predictions, rows.energies)
     committee = CommitteeModel(models, weights, sources)
-    offset = calib_spread_offset(committee, db)
     calibrator, pairs, metrics = calibrate_and_score(
-        committee, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset
+        committee, db, meta["energy_reference"], meta["bucket_edges"]
     )
+    offset = calibrator.to_dict()["spread_offset"]
     metrics["weights"] = {
         "split": weight_split,
         "n": len(rows),

@@ -38,12 +38,7 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import (
-    OutOfFold,
-    calib_spread_offset,
-    calibrate_and_score,
-    training_metadata,
-)
+from ase_au20.models.scoring import OutOfFold, calibrate_and_score, training_metadata
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -342,11 +337,8 @@ def calibrate_and_save(
     the ``extra`` out-of-fold rows (scores divided by the predictive std plus its median, as
     for every model with a spread), test score, the CV winner in the metrics, the card, the
     model and its CV table."""
-    offset = 0.0
-    if model.has_spread:
-        offset = calib_spread_offset(model, db, None if extra is None else extra.spread)
     calibrator, pairs, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"], spread_offset=offset, extra=extra
+        model, db, meta["energy_reference"], meta["bucket_edges"], extra=extra
     )
     metrics["cv"] = {
         "mae": best["cv_mae"],

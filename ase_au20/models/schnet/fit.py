@@ -18,11 +18,7 @@ from ase_au20.models.card import new_card
 from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
-from ase_au20.models.scoring import (
-    calib_spread_offset,
-    calibrate_and_score,
-    training_metadata,
-)
+from ase_au20.models.scoring import calibrate_and_score, training_metadata
 
 
 def fit_schnet(
@@ -51,13 +47,8 @@ def calibrate_and_save(
     db = connect(os.fspath(db_path))
     meta = training_metadata(db, db_path)
     train, val = load_rows(db, "train"), load_rows(db, "val")
-    ensemble = len(model) > 1
     calibrator, pairs, metrics = calibrate_and_score(
-        model,
-        db,
-        meta["energy_reference"],
-        meta["bucket_edges"],
-        spread_offset=calib_spread_offset(model, db) if ensemble else 0.0,
+        model, db, meta["energy_reference"], meta["bucket_edges"]
     )
     metrics["val"] = {
         "mae": float(np.mean([m["val_mae"] for m in model.card["training"]["members"]]))
