@@ -41,7 +41,7 @@ from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.models import load_model
 from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.evaluate import unseen_rows
-from ase_au20.models.krr.training import fit_row
+from ase_au20.models.krr.training import fit_row, out_of_fold
 from ase_au20.models.metrics import interval_metrics, regression_metrics
 from ase_au20.models.scoring import spread_offset
 from ase_au20.paths import PRETRAINED_DIR, data_dir
@@ -238,14 +238,8 @@ def _delta_cv(rows: Any, model: Any) -> tuple[np.ndarray, np.ndarray]:
     base_e, base_f = BaselineCache().compute(rows.atoms, model.baseline)
     residual = replace(rows, energies=rows.energies - base_e)
     row = {**model.card["features"], **model.delta.hyperparameters}
-    pred, spread = np.empty(len(rows)), np.empty(len(rows))
-    for f in sorted(set(rows.folds.tolist())):
-        held = rows.folds == f
-        train = np.flatnonzero(~held)
-        delta = fit_row(residual.subset(train), row, [base_f[i] for i in train])
-        out = delta.predict(rows.subset(held).atoms)
-        pred[held], spread[held] = out["energy"] + base_e[held], out["energy_std"]
-    return pred, spread
+    oof = out_of_fold(residual, row, base_f, base_e)  # every row: each is in one fold
+    return oof.energy, oof.spread
 
 
 def format_report(fixed: dict[str, Any], cv: dict[str, Any], weight: float | None = None) -> str:
