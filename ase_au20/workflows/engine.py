@@ -28,6 +28,10 @@ PROGRESS_TOPIC = "ase-au20-progress"
 # default MALLOC_TRIM_THRESHOLD_=65536 made SchNet screening 2.4x slower (2.68 vs
 # 1.12 ms per structure, one thread, 1000 Au20).
 WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+# Dask keeps the last 1000 messages (each under 1 MB) of every connection for debugging: a
+# task message holds its chunk of structures (~0.3 MB of xyz text at 256 per chunk), so the
+# client and the scheduler held every chunk of a 100,000-structure screen (+2.3 kB each).
+MESSAGE_LOG_LENGTH = 8
 
 TaskFunction = Callable[[Calculator, Any, Callable[..., None]], Any]
 _built: dict[tuple[str, str], Calculator] = {}  # a worker's calculators, by (spec, device)
@@ -239,8 +243,10 @@ def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterato
     import dask
     from distributed import Client, LocalCluster
 
+    logs = dask.config.set({"distributed.admin.low-level-log-length": MESSAGE_LOG_LENGTH})
     if scheduler == "local":
         with (
+            logs,
             dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}),
             LocalCluster(
                 n_workers=workers or usable_cores(),
@@ -253,7 +259,7 @@ def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterato
         ):
             yield Engine(client, len(cluster.workers), cluster.scheduler_address)
         return
-    with Client(scheduler, timeout="20s") as client:
+    with logs, Client(scheduler, timeout="20s") as client:
         threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
         if threads == 0:
             raise ValueError(f"the Dask scheduler at {scheduler} has no workers")
