@@ -11,6 +11,7 @@ import importlib
 import click
 
 from ase_au20._version import __version__
+from ase_au20.allocator import keep_freed_memory
 
 # (module, attribute) of every top-level command or sub-group, in --help order.
 COMMANDS: list[tuple[str, str]] = [
@@ -37,6 +38,7 @@ def main() -> None:
 
     Energies are in eV, lengths in Å. Run `au20-workflow VERB --help` for each verb.
     """
+    keep_freed_memory()
 
 
 for _module, _attr in COMMANDS:

@@ -23,10 +23,11 @@ from typing import Any
 
 from ase.calculators.calculator import Calculator
 
+from ase_au20.allocator import keep_freed_memory
+
 PROGRESS_TOPIC = "ase-au20-progress"
-# Local workers: one BLAS/OpenMP thread each, and glibc's own malloc trimming. Dask's nanny
-# default MALLOC_TRIM_THRESHOLD_=65536 made SchNet screening 2.4x slower (2.68 vs
-# 1.12 ms per structure, one thread, 1000 Au20).
+# Local workers: one BLAS/OpenMP thread each (Dask's own MALLOC_TRIM_THRESHOLD_=65536 is
+# dropped: every task sets glibc's thresholds, see ase_au20.allocator).
 WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 # Dask keeps the last 1000 messages (each under 1 MB) of every connection for debugging: a
 # task message holds its chunk of structures (~0.3 MB of xyz text at 256 per chunk), so the
@@ -84,6 +85,7 @@ def _run_task(
     the warnings it gave (raised again by the caller)."""
     from threadpoolctl import threadpool_limits
 
+    keep_freed_memory()  # once per worker process, local or remote
     progress = _progress_to_client if report else _no_progress
     calc = worker_calculator(source)
     if "torch" in sys.modules:
