@@ -41,7 +41,8 @@ from ase_au20.cli.workflow_options import (
     default=256,
     show_default=True,
     type=click.IntRange(min=1),
-    help="structures per Dask task and per database transaction",
+    help="structures per Dask task and per database transaction; for a slow model (xtb-delta, "
+    "~0.3 s a structure) use 16-32, so the last tasks do not leave workers idle",
 )
 @scheduler_options("Dask workers of the local cluster, one core each. auto: the usable cores")
 @click.option(
