@@ -1,8 +1,8 @@
 """glibc's malloc told to keep freed memory for reuse, for batched model work.
 
-Batched SchNet and SOAP arrays of a few MB are allocated and freed for every batch; with
-glibc's adaptive thresholds (or Dask's MALLOC_TRIM_THRESHOLD_=65536) they were mapped
-afresh and page-faulted each time: 20-50 % of a screening process's time in the kernel.
+Batched SchNet and SOAP arrays of a few MB are allocated and freed for every batch; under
+glibc's adaptive thresholds (or Dask's MALLOC_TRIM_THRESHOLD_=65536) they are mapped afresh
+and page-faulted each time, which costs a screening process 20-50 % of its time.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ PROGRESS_TOPIC = "ase-au20-progress"
 WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 # Dask keeps the last 1000 messages (each under 1 MB) of every connection for debugging: a
 # task message holds its chunk of structures (~0.3 MB of xyz text at 256 per chunk), so the
-# client and the scheduler held every chunk of a 100,000-structure screen (+2.3 kB each).
+# client and the scheduler would hold every chunk of a long screen (+2.3 kB a structure).
 MESSAGE_LOG_LENGTH = 8
 
 TaskFunction = Callable[[Calculator, Any, Callable[..., None]], Any]
