@@ -109,11 +109,12 @@ def screen_cli(
     args += ["--chunk-size", str(chunk_size)]
     args += ["--scheduler", "none"] if workers is None else ["--workers", str(workers)]
     start = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeMemory(child.pid) as memory:
-        output, _ = child.communicate()
+        output, errors = child.communicate()
     if child.returncode != 0:
-        raise RuntimeError(f"screen failed: {' '.join(args)}\n{output}")
+        last = "\n".join(errors.splitlines()[-20:])  # the error, after the progress bar
+        raise RuntimeError(f"screen failed: {' '.join(args)}\n{output}\n{last}")
     wall = time.perf_counter() - start
     figures = {"wall": wall, "peak_gb": memory.peak / 1e9}
     for line in output.splitlines():
