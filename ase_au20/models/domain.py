@@ -17,6 +17,7 @@ its card.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from scipy.spatial import cKDTree
 
 from ase_au20.geometry.conventions import BOND_CUTOFF
 
@@ -63,19 +65,15 @@ class DomainVerdict:
 
 
 def _pieces(bonded: np.ndarray) -> np.ndarray:
-    """Connected pieces of each bond graph in a (B, N, N) stack, by label propagation: each
-    atom takes the smallest label among itself and its neighbours until nothing changes
-    (for 20 atoms far cheaper than scipy's connected_components, whose set-up dominates)."""
-    b, n, _ = bonded.shape
-    adjacency = bonded | np.eye(n, dtype=bool)[None]
-    labels = np.broadcast_to(np.arange(n), (b, n)).copy()
-    while True:
-        new = np.where(adjacency, labels[:, None, :], n).min(axis=2)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    ordered = np.sort(labels, axis=1)
-    return 1 + (np.diff(ordered, axis=1) != 0).sum(axis=1)
+    """Connected pieces of each bond graph in a (B, N, N) stack: reachability by repeated
+    squaring of the bond matrix (⌈log2 N⌉ small products, about half the cost of label
+    propagation at 20 atoms), then one piece per atom that reaches no lower index."""
+    n = bonded.shape[1]
+    reach = (bonded | np.eye(n, dtype=bool)[None]).astype(np.float32)
+    for _ in range(max(1, math.ceil(math.log2(n)))):
+        reach = np.minimum(reach @ reach, 1.0)  # paths of up to twice the length
+    lowest = (reach > 0).argmax(axis=2)  # each atom's smallest reachable index
+    return (lowest == np.arange(n)).sum(axis=1)
 
 
 def _stack_quantities(positions: np.ndarray) -> dict[str, np.ndarray]:
@@ -114,10 +112,9 @@ def _quantities(structures: Sequence[Atoms]) -> list[dict[str, Any]]:
     return out  # type: ignore[return-value]
 
 
-def _nearest(x: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:
-    """Euclidean distance (Å) of each row of ``x`` to its nearest row of ``bank``
-    (``bank_sq``: the bank's squared row norms, when precomputed)."""
-    bank_sq = (bank**2).sum(1) if bank_sq is None else bank_sq
+def _nearest(x: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """Euclidean distance (Å) of each row of ``x`` to its nearest row of ``bank``."""
+    bank_sq = (bank**2).sum(1)
     closest = (bank_sq[None, :] - 2.0 * (x @ bank.T)).min(axis=1)
     return np.sqrt(np.maximum(closest + (x**2).sum(1), 0.0))
 
@@ -128,7 +125,8 @@ class Domain:
     def __init__(self, limits: dict[str, float], environments: np.ndarray) -> None:
         self.limits = {k: float(v) for k, v in limits.items()}
         self.environments = np.asarray(environments, dtype=float)
-        self._bank_sq = (self.environments**2).sum(1)
+        # a k-d tree: 3x faster than the distance matrix on batches, as fast on one structure
+        self._tree = cKDTree(self.environments)
 
     @classmethod
     def fit(cls, structures: Sequence[Atoms]) -> Domain:
@@ -169,13 +167,18 @@ class Domain:
     def all_checks(self, structures: Sequence[Atoms]) -> list[dict[str, float]]:
         """Every check of every structure, each scaled so that 1 is its boundary."""
         lim, out = self.limits, []
-        for g in _quantities(structures):
-            env = g["environments"]
-            if env.shape[1] != self.environments.shape[1]:
+        geo = _quantities(structures)
+        width = self.environments.shape[1]
+        for g in geo:
+            if g["environments"].shape[1] != width:
                 raise ValueError(
-                    f"a structure of {len(env)} atoms has no {self.environments.shape[1]} "
+                    f"a structure of {len(g['environments'])} atoms has no {width} "
                     "neighbours per atom to compare with the training environments"
                 )
+        units = [g["environments"] for g in geo]
+        nearest, _ = self._tree.query(np.concatenate(units), k=1)
+        ends = np.cumsum([len(u) for u in units])
+        for g, part in zip(geo, np.split(nearest, ends[:-1]), strict=True):
             out.append(
                 {
                     "shortest_pair": lim["shortest_pair"] / max(g["shortest_pair"], 1e-6),
@@ -185,8 +188,7 @@ class Domain:
                     "coordination": lim["coordination"] / max(g["coordination"], 0.1),
                     "pieces": g["pieces"] / lim["pieces"],
                     "extent": g["extent"] / lim["extent"],
-                    "descriptor": float(_nearest(env, self.environments, self._bank_sq).max())
-                    / lim["descriptor"],
+                    "descriptor": float(part.max()) / lim["descriptor"],
                 }
             )
         return out
