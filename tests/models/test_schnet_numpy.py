@@ -1,4 +1,4 @@
-"""The NumPy single-structure SchNet path gives the torch network's outputs and gradients."""
+"""The NumPy SchNet path gives the torch network's outputs and gradients."""
 
 from __future__ import annotations
 
@@ -41,46 +41,50 @@ def _clusters() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize(
     ("dtype", "rtol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["f64", "f32"]
 )
-def test_single_structure_path_matches_torch(name: str, dtype: torch.dtype, rtol: float) -> None:
+def test_numpy_path_matches_torch(name: str, dtype: torch.dtype, rtol: float) -> None:
     model = _model(dtype)
     positions = _clusters()[name]
-    assert model.single_path is not None
-    h_np, grad_np = model._evaluate(positions[None], forces=True)  # one structure: NumPy
-    h_torch, grad_torch = model._evaluate(np.stack([positions, positions]), forces=True)
+    assert model.numpy_path is not None
+    h_np, grad_np = model._evaluate(positions[None], forces=True)
+    h_torch, grad_torch = model._evaluate_torch(positions[None], forces=True)
     scale_h = max(1.0, np.abs(h_torch).max())
     scale_g = max(1.0, np.abs(grad_torch).max())
-    np.testing.assert_allclose(h_np[:, 0], h_torch[:, 0], rtol=0, atol=rtol * scale_h)
-    np.testing.assert_allclose(grad_np[0], grad_torch[0], rtol=0, atol=rtol * scale_g)
+    np.testing.assert_allclose(h_np, h_torch, rtol=0, atol=rtol * scale_h)
+    np.testing.assert_allclose(grad_np, grad_torch, rtol=0, atol=rtol * scale_g)
     energy_only, none = model._evaluate(positions[None], forces=False)
     assert none is None
     np.testing.assert_allclose(energy_only, h_np, rtol=0, atol=1e-12)
 
 
-def test_members_in_several_stacks_give_the_torch_outputs(monkeypatch) -> None:
-    from ase_au20.models.schnet import network
-
-    monkeypatch.setattr(network, "STACKED_FEATURES", 2 * ARCH.hidden)  # stacks of 2 and 1
+def test_a_stack_of_structures_is_each_structure_alone() -> None:
+    """One disjoint graph of several clusters: no message crosses between them."""
     model = _model(torch.float64)
-    assert [group.members for group in model.single_path] == [2, 1]
-    positions = _clusters()["rattled Au20"]
-    h_np, grad_np = model._evaluate(positions[None], forces=True)
-    h_torch, grad_torch = model._evaluate(np.stack([positions, positions]), forces=True)
-    np.testing.assert_allclose(h_np[:, 0], h_torch[:, 0], rtol=0, atol=1e-10)
-    np.testing.assert_allclose(grad_np[0], grad_torch[0], rtol=0, atol=1e-10)
+    rng = np.random.default_rng(3)
+    base = _clusters()["rattled Au20"]
+    stack = np.stack([base + rng.normal(0.0, 0.1, base.shape) for _ in range(3)])
+    stack[1] *= 0.8  # repulsion on in one of them
+    h_np, grad_np = model._evaluate(stack, forces=True)
+    h_torch, grad_torch = model._evaluate_torch(stack, forces=True)
+    np.testing.assert_allclose(h_np, h_torch, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(grad_np, grad_torch, rtol=0, atol=1e-10)
+    for k in range(3):
+        h_one, grad_one = model._evaluate(stack[k : k + 1], forces=True)
+        np.testing.assert_allclose(h_one[:, 0], h_np[:, k], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(grad_one[0], grad_np[k], rtol=0, atol=1e-12)
 
 
 def test_gradient_is_the_derivative_of_the_members_mean_energy() -> None:
-    net = _model(torch.float64).single_path[0]
-    positions = _clusters()["compressed (repulsion on)"]
+    net = _model(torch.float64).numpy_path
+    positions = _clusters()["compressed (repulsion on)"][None]
     _, grad = net(positions)
     step = 1e-5
     for atom, axis in ((0, 0), (9, 1), (19, 2)):
         plus, minus = positions.copy(), positions.copy()
-        plus[atom, axis] += step
-        minus[atom, axis] -= step
-        mean_total = (net(plus, False)[0] - net(minus, False)[0]).sum(1).mean()
+        plus[0, atom, axis] += step
+        minus[0, atom, axis] -= step
+        mean_total = (net(plus, False)[0] - net(minus, False)[0]).sum(-1).mean()
         numeric = mean_total / (2 * step)
-        assert grad[atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
+        assert grad[0, atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -95,9 +99,9 @@ def test_softplus_and_sigmoid_match_torch_over_the_whole_range(dtype: type) -> N
     np.testing.assert_allclose(sig, torch.sigmoid(reference).numpy(), rtol=tol, atol=tol)
 
 
-def test_single_path_needs_a_frozen_table_on_cpu() -> None:
+def test_numpy_path_needs_a_frozen_table_on_cpu() -> None:
     torch.manual_seed(0)
     exact = SchNetModel([SchNet(ARCH)], -77.9, 0.2, device="cpu", dtype=torch.float64)
-    assert exact.single_path is None  # exact filters: torch path only
+    assert exact.numpy_path is None  # exact filters: torch path only
     with pytest.raises(ValueError, match="frozen filter table"):
         NumpySchNet(exact.networks)

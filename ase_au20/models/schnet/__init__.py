@@ -1,1 +1,1 @@
-"""SchNet: the torch network, its NumPy single-structure path, configuration and training."""
+"""SchNet: the torch network, its NumPy path for CPU inference, configuration and training."""

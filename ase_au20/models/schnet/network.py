@@ -49,9 +49,9 @@ LOG2 = math.log(2.0)
 # (torch releases the GIL inside its kernels): 2.0-3.5x the one-thread throughput on 2
 # cores, and no slowdown with a busy core (energy-only, 2,000 Au20, interleaved runs).
 PREDICT_THREADS = 1
-# Structures per predict chunk. CPU: 16 Au20 keep a chunk's pair filters (~1.5 MB per block)
-# near the cache; energy-only predict ran 1.4-1.7x faster than with 64 and 4-8 were no faster
-# (medians of interleaved runs, 640 Au20). On CUDA larger launches amortise the kernel
+# Structures per predict chunk. CPU (the NumPy path, a chunk as one graph): 16 Au20 ran
+# energy-only predict of the shipped ensemble at 1,450 structures/s, 64 at 1,440, one at a
+# time 820 (best of five passes, 2,000 Au20). On CUDA larger launches amortise the kernel
 # overheads (512: a choice, not measured here: no GPU on the development machines).
 CPU_CHUNK, CUDA_CHUNK = 16, 512
 CATMULL_ROM_T = torch.from_numpy(CATMULL_ROM)
@@ -318,11 +318,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-# members x hidden features per NumPy pass: a wider stack falls out of the CPU caches (four
-# networks of 128 ran 1.8x slower stacked than one after another, four of 64 1.5x faster)
-STACKED_FEATURES = 256
-
-
 class SchNetModel:
     """One SchNet or an ensemble of them, with target scaling, card and batched prediction."""
 
@@ -363,17 +358,14 @@ class SchNetModel:
         self.table_spacing = self.card.get("hyperparameters", {}).get("table_spacing")
         for net in self.networks:
             net.freeze_filters(self.table_spacing)
-        # single structures on CPU: NumPy with an analytic gradient, members stacked in groups
-        self.single_path = None
+        # on CPU every structure runs through NumPy with an analytic gradient, all members
+        # stacked: 2.4x torch's energy-only throughput in chunks of 16 (ensemble of four)
+        self.numpy_path = None
         if self.device.type == "cpu" and self.table_spacing is not None:
             from ase_au20.models.schnet.numpy_path import NumpySchNet
 
             np_dtype = np.float64 if dtype == torch.float64 else np.float32
-            size = max(1, STACKED_FEATURES // self.architecture.hidden)
-            self.single_path = [
-                NumpySchNet(self.networks[k : k + size], np_dtype)
-                for k in range(0, len(self.networks), size)
-            ]
+            self.numpy_path = NumpySchNet(self.networks, np_dtype)
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -480,8 +472,8 @@ class SchNetModel:
 
         Mixed cluster sizes are grouped by size; per-atom arrays are then padded with NaN
         to the largest size. ``batch_size`` structures go through the network at once
-        (default ``CPU_CHUNK`` or ``CUDA_CHUNK``); on CPU, chunks run side by side on as many
-        threads as ``torch.get_num_threads()``. ``energy`` is the ensemble mean,
+        (default ``CPU_CHUNK`` or ``CUDA_CHUNK``); on CPU with a frozen table they run
+        through the NumPy path, otherwise on torch. ``energy`` is the ensemble mean,
         ``energy_std`` the sample standard deviation across members (only when there are
         several).
         """
@@ -520,9 +512,12 @@ class SchNetModel:
     def _evaluate_all(
         self, batches: list[np.ndarray], forces: bool
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """``_evaluate`` of each batch, in order; on CPU several batches run side by side,
-        one thread each, on as many threads as torch may use (see ``PREDICT_THREADS``)."""
-        workers = min(torch.get_num_threads(), len(batches)) if self.device.type == "cpu" else 1
+        """``_evaluate`` of each batch, in order; on CPU without the NumPy path several
+        batches run side by side, one thread each, on as many threads as torch may use (see
+        ``PREDICT_THREADS``). The NumPy path holds the GIL between its kernels: a second
+        thread gained nothing (870 against 860 structures/s), so it runs in one."""
+        torch_on_cpu = self.device.type == "cpu" and self.numpy_path is None
+        workers = min(torch.get_num_threads(), len(batches)) if torch_on_cpu else 1
         if workers <= 1:
             yield from (self._evaluate(batch, forces) for batch in batches)
             return
@@ -533,14 +528,15 @@ class SchNetModel:
         self, positions: np.ndarray, forces: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Normalised per-atom outputs ``[M, B, N]`` and d(mean Σh)/dr ``[B, N, 3]``."""
-        if self.single_path is not None and len(positions) == 1:
-            parts = [group(positions[0], forces) for group in self.single_path]
-            h = np.concatenate([out for out, _ in parts])[:, None]
-            if not forces:
-                return h, None
-            stacks = zip(self.single_path, parts, strict=True)
-            weighted = sum(group.members * grad for group, (_, grad) in stacks)
-            return h, weighted[None] / len(self.networks)
+        if self.numpy_path is not None:
+            return self.numpy_path(positions, forces)
+        return self._evaluate_torch(positions, forces)
+
+    def _evaluate_torch(
+        self, positions: np.ndarray, forces: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``_evaluate`` through the torch networks (CUDA, exact filters, and the reference
+        that the NumPy path is tested against)."""
         pos = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         threads = PREDICT_THREADS if self.device.type == "cpu" else None
         with torch_threads(threads):

@@ -1,11 +1,13 @@
 """SchNet members on one cluster in NumPy: per-atom outputs and their exact analytic gradient.
 
 A calculator call (relaxation, MD, search steps) evaluates a single Au20, where the
-arithmetic is tiny (20 atoms, 190 pairs) and torch's per-operation overhead dominates: this
-hand-derived backward is about 3x faster than eager torch with autograd there
-(``benchmarks/calculator_speed.py``). Batches stay on torch, which wins there. The function
-is the network's exactly — frozen Catmull-Rom filter table, the same pair order and
-repulsion prior — and tests hold it to the torch outputs and gradients.
+arithmetic is tiny (20 atoms, 190 pairs) and torch's per-operation overhead dominates. Here
+the dense layers are NumPy matrix products with the ensemble's members stacked on a leading
+axis, and the pair work of each interaction block (Catmull-Rom filters from the frozen
+table, the messages, and in reverse their gradients) runs in two compiled loops
+(``schnet/pair_kernels.py``) that read each pair's four table rows once and build no
+per-pair or dense filter arrays. The function is the network's exactly — frozen table, the
+same pair order and repulsion prior — and tests hold it to the torch outputs and gradients.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ase_au20.models.schnet.pair_kernels import messages, messages_reverse
 from ase_au20.models.schnet.spline import CATMULL_ROM as _CR
 from ase_au20.models.schnet.spline import CATMULL_ROM_DERIVATIVE as _CR_DERIVATIVE
 
@@ -40,6 +43,11 @@ def _softplus_and_sigmoid(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ssp, e
 
 
+def _transposed(stack: np.ndarray) -> np.ndarray:
+    """Each member's matrix of a ``[M, a, b]`` stack transposed, contiguous ``[M, b, a]``."""
+    return np.ascontiguousarray(stack.transpose(0, 2, 1))
+
+
 class NumpySchNet:
     """Frozen-table ``SchNet`` members copied into stacked NumPy arrays of ``dtype``.
 
@@ -58,23 +66,39 @@ class NumpySchNet:
         self.members = len(networks)
         self.cutoff, self.blocks, self.hidden = arch.cutoff, arch.blocks, arch.hidden
         self.spacing = float(networks[0]._frozen[0])
-        # [grid, members*blocks*hidden]: one gather and one matmul give every member's filters
-        self.table = np.concatenate([self._array(net._frozen[2]) for net in networks], axis=1)
-        self.embedding = self._stack(networks, lambda net: net.embedding)
-        self.interactions = [
-            (
-                self._stack(networks, lambda net, b=b: net.interactions[b].in2f.weight.T),
-                self._stack(networks, lambda net, b=b: net.interactions[b].out1.weight.T),
-                self._stack(networks, lambda net, b=b: net.interactions[b].out1.bias)[:, None],
-                self._stack(networks, lambda net, b=b: net.interactions[b].out2.weight.T),
-                self._stack(networks, lambda net, b=b: net.interactions[b].out2.bias)[:, None],
+        # per block a [grid, members, hidden] table: a pair's four rows are contiguous
+        self.tables = [
+            np.ascontiguousarray(
+                np.stack([self._array(net._frozen[1][b]) for net in networks], axis=1)
             )
             for b in range(self.blocks)
         ]
+        self.embedding = self._stack(networks, lambda net: net.embedding)
+        self.reverse: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # per block: in2f, out1 (weight, bias), out2 (weight, bias) as x @ W + b, and the
+        # reverse pass's transposed weights, contiguous (a transposed view costs 2.5x a product)
+        self.interactions = []
+        for b in range(self.blocks):
+            block = [net.interactions[b] for net in networks]
+            w_in, w_out1, w_out2 = (
+                self._stack(block, lambda layer, name=name: getattr(layer, name).weight.T)
+                for name in ("in2f", "out1", "out2")
+            )
+            self.interactions.append(
+                (
+                    w_in,
+                    w_out1,
+                    self._stack(block, lambda layer: layer.out1.bias)[:, None],
+                    w_out2,
+                    self._stack(block, lambda layer: layer.out2.bias)[:, None],
+                )
+            )
+            self.reverse.append(tuple(_transposed(w) for w in (w_in, w_out1, w_out2)))
         self.head1 = (
             self._stack(networks, lambda net: net.head1.weight.T),
             self._stack(networks, lambda net: net.head1.bias)[:, None],
         )
+        self.head1_reverse = _transposed(self.head1[0])
         self.head2 = (
             self._stack(networks, lambda net: net.head2.weight[0]),
             self._stack(networks, lambda net: net.head2.bias),
@@ -88,43 +112,39 @@ class NumpySchNet:
         """A contiguous NumPy copy of a torch tensor in this model's dtype."""
         return np.ascontiguousarray(tensor.detach().cpu().double().numpy(), dtype=self.dtype)
 
-    def _stack(self, networks: Sequence[Any], tensor_of: Any) -> np.ndarray:
-        """One tensor of every member, stacked on a leading member axis."""
-        return np.stack([self._array(tensor_of(net)) for net in networks])
+    def _stack(self, modules: Sequence[Any], tensor_of: Any) -> np.ndarray:
+        """One tensor of every member's module, stacked on a leading member axis."""
+        return np.stack([self._array(tensor_of(module)) for module in modules])
 
     def __call__(self, positions: np.ndarray, gradient: bool = True) -> tuple[np.ndarray, Any]:
-        """Normalised per-atom outputs ``[M, N]`` of the M members and, with ``gradient``,
-        the derivative of their mean total, d(Σ out / M)/dr ``[N, 3]``."""
+        """Normalised per-atom outputs ``[M, B, N]`` of the M members for a ``[B, N, 3]``
+        stack of structures and, with ``gradient``, the derivative of their mean totals,
+        d(Σ out / M)/dr ``[B, N, 3]``. The stack is one disjoint graph of B·N atoms, so the
+        dense layers run once for the whole stack."""
         pos = np.asarray(positions, dtype=np.float64)
-        n, members, blocks, hidden = len(pos), self.members, self.blocks, self.hidden
+        n_structures, n = pos.shape[:2]
+        atoms, members = n_structures * n, self.members
         if n not in self._pairs:  # np.triu_indices costs ~0.1 ms, a tenth of a whole call
             self._pairs[n] = np.triu_indices(n, 1)
         first, second = self._pairs[n]
-        diff = pos[first] - pos[second]
+        diff = pos[:, first] - pos[:, second]  # [B, P, 3]
         dist = np.sqrt((diff * diff).sum(-1))
-        close = dist < self.cutoff
-        first, second, diff, d = first[close], second[close], diff[close], dist[close]
+        structure, pair = np.nonzero(dist < self.cutoff)
+        offset = structure * n
+        first, second = offset + first[pair], offset + second[pair]
+        diff, d = diff[structure, pair], dist[structure, pair]
         # Catmull-Rom weights of grid rows k-1 .. k+2 (table row 0 sits at -spacing)
         t = d / self.spacing
-        k = np.clip(np.floor(t).astype(np.intp), 0, len(self.table) - 4)
-        u = t - k
+        nodes = np.clip(np.floor(t).astype(np.intp), 0, len(self.tables[0]) - 4)
+        u = t - nodes
         powers = np.stack([np.ones_like(u), u, u * u, u * u * u], axis=1)
-        rows = self.table[k[:, None] + np.arange(4)]  # [P, 4, M*B*F]
-        coeff = [powers @ _CR] + ([powers @ _CR_DERIVATIVE / self.spacing] if gradient else [])
-        w_and_dw = np.matmul(np.stack(coeff, axis=1).astype(self.dtype), rows)  # [P, 1|2, MBF]
-        w = w_and_dw[:, 0].reshape(-1, members, blocks, hidden)
-        # symmetric dense filters [blocks, M, N, N, hidden]; messages y_mif = Σ_j W_mijf h_mjf
-        # by einsum: 2.5x faster to fill and 1.9x faster to contract than one small matmul
-        # per feature (measured at 20 atoms, one member)
-        dense = np.zeros((blocks, members, n, n, hidden), self.dtype)
-        w_by_block = w.transpose(2, 1, 0, 3)  # [B, M, P, F]
-        dense[:, :, first, second] = w_by_block
-        dense[:, :, second, first] = w_by_block
-        x = np.repeat(self.embedding[:, None], n, axis=1)  # [M, N, F]
+        weights = (powers @ _CR).astype(self.dtype)
+        x = np.repeat(self.embedding[:, None], atoms, axis=1)  # [M, B·N, F]
         saved = []
         for b, (w_in, w_out1, b_out1, w_out2, b_out2) in enumerate(self.interactions):
-            h = x @ w_in
-            y = np.einsum("mijf,mjf->mif", dense[b], h)
+            # every atom starts from the same embedding: block 0 needs one row of x @ w_in
+            h = x @ w_in if b else np.repeat(self.embedding[:, None] @ w_in, atoms, axis=1)
+            y = messages(self.tables[b], nodes, weights, first, second, h)
             ssp, sig = _softplus_and_sigmoid(y @ w_out1 + b_out1)
             x = x + ssp @ w_out2 + b_out2
             saved.append((h, sig))
@@ -134,26 +154,33 @@ class NumpySchNet:
         overlap = np.clip(self.repulsion_radius - d, 0.0, None)
         if self.repulsion_radius > 0 and len(d):
             half = 0.5 * self.repulsion_strength * overlap**3
-            out += np.bincount(first, half, n) + np.bincount(second, half, n)
+            out += np.bincount(first, half, atoms) + np.bincount(second, half, atoms)
+        out = out.reshape(members, n_structures, n)
         if not gradient:
             return out, None
-        # reverse pass of the members' mean: gx = d(Σ out / M)/dx, per block to the filters
-        gx = (sig * (self.head2[0][:, None] / members)) @ self.head1[0].transpose(0, 2, 1)
-        grad_w = np.empty((len(d), members, blocks, hidden), self.dtype)
-        for b in reversed(range(blocks)):
-            w_in, w_out1, _, w_out2, _ = self.interactions[b]
+        # reverse pass of the members' mean: gx = d(Σ out / M)/dx, per block to the distances
+        slopes = (powers @ _CR_DERIVATIVE / self.spacing).astype(self.dtype)
+        gx = (sig * (self.head2[0][:, None] / members)) @ self.head1_reverse
+        gd = np.zeros(len(d))
+        for b in reversed(range(self.blocks)):
+            w_in_t, w_out1_t, w_out2_t = self.reverse[b]
             h, sig_b = saved[b]
-            gy = ((gx @ w_out2.transpose(0, 2, 1)) * sig_b) @ w_out1.transpose(0, 2, 1)
-            pair_grad = gy[:, first] * h[:, second] + gy[:, second] * h[:, first]  # [M, P, F]
-            grad_w[:, :, b] = pair_grad.transpose(1, 0, 2)
-            gh = np.einsum("mijf,mjf->mif", dense[b], gy)  # W is symmetric in i, j
-            gx = gx + gh @ w_in.transpose(0, 2, 1)
-        flat_grad = grad_w.reshape(len(d), members * blocks * hidden)
-        gd = np.einsum("pf,pf->p", flat_grad, w_and_dw[:, 1]).astype(np.float64)
+            gy = ((gx @ w_out2_t) * sig_b) @ w_out1_t
+            gh, gd_block = messages_reverse(
+                self.tables[b], nodes, weights, slopes, first, second, h, gy
+            )
+            gd += gd_block
+            if b:  # the embedding is not a function of the positions
+                gx = gx + gh @ w_in_t
         if self.repulsion_radius > 0:
             gd -= 3.0 * self.repulsion_strength * overlap**2
-        pair = diff * (gd / d)[:, None]
-        grad = np.zeros((n, 3))
-        np.add.at(grad, first, pair)
-        np.add.at(grad, second, -pair)
-        return out, grad
+        pair_force = diff * (gd / d)[:, None]
+        grad = np.stack(
+            [
+                np.bincount(first, pair_force[:, c], atoms)
+                - np.bincount(second, pair_force[:, c], atoms)
+                for c in range(3)
+            ],
+            axis=1,
+        )
+        return out, grad.reshape(n_structures, n, 3)
