@@ -1,4 +1,4 @@
-"""``SchNetAu20``: the SchNet (ensemble) model as an ASE calculator; forces by autograd."""
+"""``SchNetAu20``: the SchNet (ensemble) model as an ASE calculator, with analytic forces."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ class SchNetAu20(DeviceCalculator):
     """SchNet energies, autograd forces and a conformal energy interval for Au clusters.
 
     ``model``: None for the shipped model, a trained model directory, or a loaded
-    ``SchNetModel`` (copied to ``device``/``dtype``). ``dtype="float64"`` makes
+    ``SchNetModel`` (copied to ``device``/``dtype``). On the CPU in float32 the model runs on
+    its frozen NumPy arrays and torch is never imported; ``dtype="float64"`` (torch) makes
     finite-difference and NVE energy-conservation checks exact to round-off.
     """
 
@@ -27,6 +28,6 @@ class SchNetAu20(DeviceCalculator):
         dtype: Any = "float32",
         **kwargs: Any,
     ) -> None:
-        if hasattr(model, "networks"):  # a loaded SchNetModel: re-wrap for device and dtype
+        if callable(getattr(model, "to", None)):  # a loaded model: for device and dtype
             model = model.to(device, dtype)
         super().__init__(model, device, confidence, mondrian, dtype, **kwargs)

@@ -38,7 +38,7 @@ MODELS: dict[str, ModelEntry] = {
     for entry in (
         ModelEntry(
             "schnet",
-            "ase_au20.models.schnet.network:SchNetModel",
+            "ase_au20.models.schnet.frozen:FrozenSchNetModel",
             "ase_au20.calculators.schnet:SchNetAu20",
             "SchNet network (ensemble) distilled from the KRR; fast, autograd forces",
             ("device", "dtype"),

@@ -87,8 +87,9 @@ def test_energy_std_is_a_result_only_for_models_with_a_spread(
     ensemble = SchNetAu20(model=shipped_model("schnet"), device="cpu")
     assert len(ensemble.model) == 4 and "energy_std" in ensemble.implemented_properties
     assert ensemble.get_property("energy_std", rattled_au20) > 0
+    networks = SchNetModel.load(shipped_model("schnet"), device="cpu").networks
     one = SchNetModel(
-        ensemble.model.networks[:1],
+        networks[:1],
         ensemble.model.atom_mean,
         ensemble.model.atom_std,
         card={**ensemble.card, "conformal": None},

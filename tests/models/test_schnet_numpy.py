@@ -104,4 +104,4 @@ def test_numpy_path_needs_a_frozen_table_on_cpu() -> None:
     exact = SchNetModel([SchNet(ARCH)], -77.9, 0.2, device="cpu", dtype=torch.float64)
     assert exact.numpy_path is None  # exact filters: torch path only
     with pytest.raises(ValueError, match="frozen filter table"):
-        NumpySchNet(exact.networks)
+        NumpySchNet.from_networks(exact.networks)

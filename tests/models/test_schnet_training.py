@@ -178,6 +178,7 @@ def test_cli_trains_calibrates_and_saves_a_loadable_model(synthetic_db: Path, tm
     assert json.loads((out / "card.json").read_text())["files"].keys() == {
         "member_0.pt",
         "member_1.pt",
+        "frozen.npz",
         "domain.npz",
     }
 

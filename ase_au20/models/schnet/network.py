@@ -8,7 +8,8 @@ to zero at ``cutoff``, so energies and forces are continuous when pairs enter or
 
 ``SchNetModel`` owns the target scaling (per-atom mean and std from training, kept in the
 card as exact floats and applied in float64), the card, saving/loading without pickle and
-batched prediction with autograd forces (one structure on CPU: ``schnet_numpy``).
+batched prediction with autograd forces (on CPU through the NumPy path, ``numpy_path.py``).
+``save`` also writes that path's arrays (``frozen.py``), so CPU inference needs no torch.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from ase_au20.models.card import (
     require_listed,
     write_card,
 )
-from ase_au20.models.domain import Domain, with_domain
-from ase_au20.models.protocol import ENSEMBLE_KEY
-from ase_au20.models.schnet.batching import Structure, chunks, group_by_size
+from ase_au20.models.domain import DOMAIN_NAME, Domain, with_domain
+from ase_au20.models.schnet.batching import Structure, predict_in_batches
 from ase_au20.models.schnet.config import SchNetArchitecture
+from ase_au20.models.schnet.numpy_path import CPU_CHUNK, FROZEN_NAME, NumpySchNet
 from ase_au20.models.schnet.spline import CATMULL_ROM
 
 LOG2 = math.log(2.0)
@@ -49,11 +50,9 @@ LOG2 = math.log(2.0)
 # (torch releases the GIL inside its kernels): 2.0-3.5x the one-thread throughput on 2
 # cores, and no slowdown with a busy core (energy-only, 2,000 Au20, interleaved runs).
 PREDICT_THREADS = 1
-# Structures per predict chunk. CPU (the NumPy path, a chunk as one graph): 16 Au20 ran
-# energy-only predict of the shipped ensemble at 1,450 structures/s, 64 at 1,440, one at a
-# time 820 (best of five passes, 2,000 Au20). On CUDA larger launches amortise the kernel
-# overheads (512: a choice, not measured here: no GPU on the development machines).
-CPU_CHUNK, CUDA_CHUNK = 16, 512
+# Structures per predict chunk on CUDA: larger launches amortise the kernel overheads (512:
+# a choice, not measured here: no GPU on the development machines); CPU: numpy_path's.
+CUDA_CHUNK = 512
 CATMULL_ROM_T = torch.from_numpy(CATMULL_ROM)
 
 
@@ -362,10 +361,8 @@ class SchNetModel:
         # stacked: 2.4x torch's energy-only throughput in chunks of 16 (ensemble of four)
         self.numpy_path = None
         if self.device.type == "cpu" and self.table_spacing is not None:
-            from ase_au20.models.schnet.numpy_path import NumpySchNet
-
             np_dtype = np.float64 if dtype == torch.float64 else np.float32
-            self.numpy_path = NumpySchNet(self.networks, np_dtype)
+            self.numpy_path = NumpySchNet.from_networks(self.networks, np_dtype)
 
     def __len__(self) -> int:
         return len(self.networks)
@@ -412,6 +409,11 @@ class SchNetModel:
         for stale in directory.glob("member_*.pt"):
             stale.unlink()
         files = {}
+        if self.table_spacing is not None:  # the CPU inference arrays (frozen.py)
+            frozen = NumpySchNet.from_networks(self.networks, np.float32)
+            files[FROZEN_NAME] = file_sha256(frozen.save(directory / FROZEN_NAME))
+        else:
+            (directory / FROZEN_NAME).unlink(missing_ok=True)
         for k, net in enumerate(self.networks):
             state = {name: t.detach().cpu() for name, t in net.state_dict().items()}
             name = f"member_{k}.pt"
@@ -419,6 +421,8 @@ class SchNetModel:
             torch.save(state, tmp)
             os.replace(tmp, directory / name)
             files[name] = file_sha256(directory / name)
+        if self.domain is not None:  # a loaded model saved again keeps its domain
+            files[DOMAIN_NAME] = file_sha256(self.domain.save(directory))
         self.card["files"] = files
         write_card(directory, self.card)
         return directory
@@ -477,37 +481,12 @@ class SchNetModel:
         ``energy_std`` the sample standard deviation across members (only when there are
         several).
         """
-        if len(structures) == 0:
-            raise ValueError("predict needs at least one structure")
         if batch_size is None:
             batch_size = CPU_CHUNK if self.device.type == "cpu" else CUDA_CHUNK
-        groups = group_by_size(structures)
-        n, n_max = len(structures), max(groups)
-        energy = np.empty(n)
-        energies = np.full((n, n_max), np.nan)
-        members = np.empty((len(self.networks), n))
-        force_out = np.full((n, n_max, 3), np.nan) if forces else None
-        jobs = [
-            (size, idx[part], positions[part])
-            for size, (idx, positions) in groups.items()
-            for part in chunks(len(idx), batch_size)
-        ]
-        results = self._evaluate_all([batch for _, _, batch in jobs], forces)
-        for (size, rows, _), (h, grad) in zip(jobs, results, strict=True):
-            atom = self.atom_std * h + self.atom_mean  # [M, B, N] float64
-            member_totals = atom.sum(-1)
-            members[:, rows] = member_totals
-            energies[rows, :size] = atom.mean(0)
-            energy[rows] = member_totals.mean(0)
-            if forces:
-                force_out[rows, :size] = -self.atom_std * grad
-        out = {"energy": energy, "energies": energies}
-        if forces:
-            out["forces"] = force_out
-        if len(self.networks) > 1:
-            out["energy_std"] = members.std(0, ddof=1)
-            out[ENSEMBLE_KEY] = members.T.copy()
-        return out
+        scaling = (self.atom_mean, self.atom_std)
+        return predict_in_batches(
+            structures, self._evaluate_all, len(self.networks), scaling, forces, batch_size
+        )
 
     def _evaluate_all(
         self, batches: list[np.ndarray], forces: bool

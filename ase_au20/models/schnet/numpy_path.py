@@ -13,7 +13,9 @@ same pair order and repulsion prior — and tests hold it to the torch outputs a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,73 +50,136 @@ def _transposed(stack: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(stack.transpose(0, 2, 1))
 
 
+FROZEN_NAME = "frozen.npz"  # a model directory's saved arrays (see frozen.py)
+# structures per pass: 16 ran energy-only predict of the shipped ensemble at 1,450
+# structures/s, 64 at 1,440, one at a time 820 (best of five passes, 2,000 Au20)
+CPU_CHUNK = 16
+ARRAYS = (
+    "tables",  # [B, grid, M, F]: per block a pair's four spline rows are contiguous
+    "embedding",  # [M, F]
+    "w_in",  # [B, M, F, F], as x @ W (in2f)
+    "w_out1",
+    "b_out1",  # [B, M, F]
+    "w_out2",
+    "b_out2",
+    "head1_w",  # [M, F, F/2]
+    "head1_b",  # [M, F/2]
+    "head2_w",  # [M, F/2]
+    "head2_b",  # [M]
+)
+SCALARS = ("spacing", "cutoff", "repulsion_radius", "repulsion_strength")
+
+
 class NumpySchNet:
-    """Frozen-table ``SchNet`` members copied into stacked NumPy arrays of ``dtype``.
+    """Frozen-table ``SchNet`` members as stacked NumPy arrays of ``dtype``.
 
     The members of an ensemble share one architecture, so every step runs for all of them
     at once on arrays with a leading member axis: one pass costs little more than one
-    network, where a loop over members cost one call each.
+    network, where a loop over members cost one call each. Built from the torch networks
+    (``from_networks``) or from the arrays they were saved as (``save``/``load``, which need
+    no torch).
     """
 
-    def __init__(self, networks: Sequence[Any], dtype: np.dtype | type = np.float32) -> None:
+    def __init__(self, arrays: Mapping[str, np.ndarray], dtype: np.dtype | type = np.float32):
+        missing = [k for k in (*ARRAYS, *SCALARS) if k not in arrays]
+        if missing:
+            raise ValueError(f"NumpySchNet arrays lack {', '.join(missing)}")
+        self.dtype = np.dtype(dtype)
+        self.arrays = {k: np.ascontiguousarray(arrays[k], dtype=self.dtype) for k in ARRAYS}
+        bad = [k for k in (*ARRAYS, *SCALARS) if not np.isfinite(arrays[k]).all()]
+        if bad:
+            raise ValueError(f"non-finite (NaN/inf) values in {', '.join(bad)}")
+        a = self.arrays
+        self.spacing, self.cutoff = float(arrays["spacing"]), float(arrays["cutoff"])
+        self.repulsion_radius = float(arrays["repulsion_radius"])
+        # the prior in the network's normalised units, as in SchNet._repulsion
+        self.repulsion_strength = float(arrays["repulsion_strength"])
+        self.blocks, _, self.members, self.hidden = a["tables"].shape
+        if a["embedding"].shape != (self.members, self.hidden):
+            raise ValueError("NumpySchNet arrays: tables and embedding disagree in shape")
+        self.tables = list(a["tables"])
+        self.embedding = a["embedding"]
+        # per block: in2f, out1 (weight, bias), out2 (weight, bias) as x @ W + b, and the
+        # reverse pass's transposed weights, contiguous (a transposed view costs 2.5x a product)
+        self.interactions = [
+            (a["w_in"][b], a["w_out1"][b], a["b_out1"][b][:, None], a["w_out2"][b])
+            + (a["b_out2"][b][:, None],)
+            for b in range(self.blocks)
+        ]
+        self.reverse = [
+            tuple(_transposed(a[name][b]) for name in ("w_in", "w_out1", "w_out2"))
+            for b in range(self.blocks)
+        ]
+        self.head1 = (a["head1_w"], a["head1_b"][:, None])
+        self.head1_reverse = _transposed(a["head1_w"])
+        self.head2 = (a["head2_w"], a["head2_b"][:, None])
+        self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def from_networks(
+        cls, networks: Sequence[Any], dtype: np.dtype | type = np.float32
+    ) -> NumpySchNet:
+        """The arrays of frozen-table torch ``SchNet`` networks of one architecture."""
         if not networks:
             raise ValueError("NumpySchNet needs at least one network")
         if any(net._frozen is None for net in networks):
             raise ValueError("NumpySchNet needs networks with a frozen filter table")
-        self.dtype = np.dtype(dtype)
         arch = networks[0].architecture
-        self.members = len(networks)
-        self.cutoff, self.blocks, self.hidden = arch.cutoff, arch.blocks, arch.hidden
-        self.spacing = float(networks[0]._frozen[0])
-        # per block a [grid, members, hidden] table: a pair's four rows are contiguous
-        self.tables = [
-            np.ascontiguousarray(
-                np.stack([self._array(net._frozen[1][b]) for net in networks], axis=1)
-            )
-            for b in range(self.blocks)
-        ]
-        self.embedding = self._stack(networks, lambda net: net.embedding)
-        self.reverse: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        # per block: in2f, out1 (weight, bias), out2 (weight, bias) as x @ W + b, and the
-        # reverse pass's transposed weights, contiguous (a transposed view costs 2.5x a product)
-        self.interactions = []
-        for b in range(self.blocks):
-            block = [net.interactions[b] for net in networks]
-            w_in, w_out1, w_out2 = (
-                self._stack(block, lambda layer, name=name: getattr(layer, name).weight.T)
-                for name in ("in2f", "out1", "out2")
-            )
-            self.interactions.append(
-                (
-                    w_in,
-                    w_out1,
-                    self._stack(block, lambda layer: layer.out1.bias)[:, None],
-                    w_out2,
-                    self._stack(block, lambda layer: layer.out2.bias)[:, None],
-                )
-            )
-            self.reverse.append(tuple(_transposed(w) for w in (w_in, w_out1, w_out2)))
-        self.head1 = (
-            self._stack(networks, lambda net: net.head1.weight.T),
-            self._stack(networks, lambda net: net.head1.bias)[:, None],
-        )
-        self.head1_reverse = _transposed(self.head1[0])
-        self.head2 = (
-            self._stack(networks, lambda net: net.head2.weight[0]),
-            self._stack(networks, lambda net: net.head2.bias),
-        )
-        self.repulsion_radius = float(arch.repulsion_radius)
-        # the prior in the network's normalised units, as in SchNet._repulsion
-        self.repulsion_strength = float(arch.repulsion_strength) / float(networks[0].energy_scale)
-        self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _array(self, tensor: Any) -> np.ndarray:
-        """A contiguous NumPy copy of a torch tensor in this model's dtype."""
-        return np.ascontiguousarray(tensor.detach().cpu().double().numpy(), dtype=self.dtype)
+        def stack(modules: Sequence[Any], tensor_of: Any) -> np.ndarray:
+            """One tensor of every member's module, stacked on a leading member axis."""
+            return np.stack([tensor_of(m).detach().cpu().double().numpy() for m in modules])
 
-    def _stack(self, modules: Sequence[Any], tensor_of: Any) -> np.ndarray:
-        """One tensor of every member's module, stacked on a leading member axis."""
-        return np.stack([self._array(tensor_of(module)) for module in modules])
+        def per_block(tensor_of: Any) -> np.ndarray:
+            return np.stack(
+                [
+                    stack([net.interactions[b] for net in networks], tensor_of)
+                    for b in range(arch.blocks)
+                ]
+            )
+
+        arrays = {
+            "tables": np.stack(
+                [stack(networks, lambda n, b=b: n._frozen[1][b]) for b in range(arch.blocks)]
+            ).transpose(0, 2, 1, 3),
+            "embedding": stack(networks, lambda net: net.embedding),
+            "w_in": per_block(lambda layer: layer.in2f.weight.T),
+            "w_out1": per_block(lambda layer: layer.out1.weight.T),
+            "b_out1": per_block(lambda layer: layer.out1.bias),
+            "w_out2": per_block(lambda layer: layer.out2.weight.T),
+            "b_out2": per_block(lambda layer: layer.out2.bias),
+            "head1_w": stack(networks, lambda net: net.head1.weight.T),
+            "head1_b": stack(networks, lambda net: net.head1.bias),
+            "head2_w": stack(networks, lambda net: net.head2.weight[0]),
+            "head2_b": stack(networks, lambda net: net.head2.bias[0]),
+            "spacing": float(networks[0]._frozen[0]),
+            "cutoff": float(arch.cutoff),
+            "repulsion_radius": float(arch.repulsion_radius),
+            "repulsion_strength": float(arch.repulsion_strength) / float(networks[0].energy_scale),
+        }
+        return cls(arrays, dtype)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the arrays (float32 or the model's dtype) and scalars as one ``.npz``."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        scalars = {k: np.float64(getattr(self, k)) for k in SCALARS}
+        np.savez_compressed(tmp, **self.arrays, **scalars)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], dtype: np.dtype | type = np.float32) -> NumpySchNet:
+        """Read a ``save``d file; ValueError naming it when it is not one."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: cannot read NumPy SchNet arrays ({err})") from None
+        try:
+            return cls(arrays, dtype)
+        except (ValueError, TypeError, IndexError) as err:
+            raise ValueError(f"{path}: {err}") from None
 
     def __call__(self, positions: np.ndarray, gradient: bool = True) -> tuple[np.ndarray, Any]:
         """Normalised per-atom outputs ``[M, B, N]`` of the M members for a ``[B, N, 3]``
