@@ -1,13 +1,14 @@
-"""SchNet members on one cluster in NumPy: per-atom outputs and their exact analytic gradient.
+"""SchNet members in NumPy: per-atom outputs and their exact analytic gradient.
 
-A calculator call (relaxation, MD, search steps) evaluates a single Au20, where the
-arithmetic is tiny (20 atoms, 190 pairs) and torch's per-operation overhead dominates. Here
-the dense layers are NumPy matrix products with the ensemble's members stacked on a leading
-axis, and the pair work of each interaction block (Catmull-Rom filters from the frozen
-table, the messages, and in reverse their gradients) runs in two compiled loops
-(``schnet/pair_kernels.py``) that read each pair's four table rows once and build no
-per-pair or dense filter arrays. The function is the network's exactly — frozen table, the
-same pair order and repulsion prior — and tests hold it to the torch outputs and gradients.
+A calculator call (relaxation, MD, search steps) evaluates a single Au20, a screen chunks of
+16, where the arithmetic is small (20 atoms, 190 pairs each) and torch's per-operation
+overhead dominated. Here the dense layers are NumPy matrix products with the ensemble's
+members stacked on a leading axis and a chunk's structures as one graph, and the pair work
+of each interaction block (Catmull-Rom filters from the frozen table, the messages, and in
+reverse their gradients) runs in two compiled loops (``schnet/pair_kernels.py``) that read
+each pair's four table rows once and build no per-pair or dense filter arrays. The function
+is the network's exactly — frozen table, the same pair order and repulsion prior — and
+tests hold it to the torch outputs and gradients.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ class NumpySchNet:
     no torch).
     """
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], dtype: np.dtype | type = np.float32):
+    def __init__(
+        self, arrays: Mapping[str, np.ndarray], dtype: np.dtype | type = np.float32
+    ) -> None:
         missing = [k for k in (*ARRAYS, *SCALARS) if k not in arrays]
         if missing:
             raise ValueError(f"NumpySchNet arrays lack {', '.join(missing)}")
@@ -102,8 +105,13 @@ class NumpySchNet:
         # per block: in2f, out1 (weight, bias), out2 (weight, bias) as x @ W + b, and the
         # reverse pass's transposed weights, contiguous (a transposed view costs 2.5x a product)
         self.interactions = [
-            (a["w_in"][b], a["w_out1"][b], a["b_out1"][b][:, None], a["w_out2"][b])
-            + (a["b_out2"][b][:, None],)
+            (
+                a["w_in"][b],
+                a["w_out1"][b],
+                a["b_out1"][b][:, None],
+                a["w_out2"][b],
+                a["b_out2"][b][:, None],
+            )
             for b in range(self.blocks)
         ]
         self.reverse = [
@@ -131,6 +139,7 @@ class NumpySchNet:
             return np.stack([tensor_of(m).detach().cpu().double().numpy() for m in modules])
 
         def per_block(tensor_of: Any) -> np.ndarray:
+            """``stack`` of one layer of every block, on a leading block axis."""
             return np.stack(
                 [
                     stack([net.interactions[b] for net in networks], tensor_of)

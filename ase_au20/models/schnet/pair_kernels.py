@@ -2,8 +2,8 @@
 
 Per pair the filter is the Catmull-Rom blend of four consecutive table rows; it weighs the
 neighbour's features into the message of each atom of the pair. In NumPy the same work
-needs per-pair row gathers or a dense atoms × atoms filter array per block (a third of a
-call for one member); here each pair reads its rows once. The arrays are those of
+needs per-pair row gathers or a dense atoms × atoms filter array per block (half of a
+NumPy call); here each pair reads its rows once. The arrays are those of
 ``NumpySchNet``: a block's table ``[grid, M, F]``, features ``[M, N, F]``, and per pair its
 first node, spline weights ``[P, 4]`` and atom indices (``first`` < ``second``).
 """
