@@ -9,7 +9,7 @@ from ase_au20.calculators.base import DeviceCalculator
 
 
 class SchNetAu20(DeviceCalculator):
-    """SchNet energies, autograd forces and a conformal energy interval for Au clusters.
+    """SchNet energies, analytic forces and a conformal energy interval for Au clusters.
 
     ``model``: None for the shipped model, a trained model directory, or a loaded
     ``SchNetModel`` (copied to ``device``/``dtype``). On the CPU in float32 the model runs on
