@@ -64,6 +64,38 @@ class SchNetArchitecture:
         )
 
 
+@dataclass(frozen=True)
+class SchNetCard:
+    """What loading a SchNet model needs from its card, checked (``read_schnet_card``)."""
+
+    architecture: SchNetArchitecture
+    members: int
+    atom_mean: float
+    atom_std: float
+    table_spacing: float | None  # Å; None: exact filters, no table
+
+
+def read_schnet_card(card: dict[str, Any], source: Any) -> SchNetCard:
+    """The architecture, ensemble size, target scaling and filter table of a SchNet ``card``;
+    ValueError naming ``source`` when one is missing or malformed."""
+    try:
+        if not isinstance(card["architecture"], dict):
+            raise TypeError("architecture must be a JSON object")
+        scaling = card["target_scaling"]
+        spacing = card["hyperparameters"].get("table_spacing")
+        if spacing is not None and not (isinstance(spacing, int | float) and spacing > 0):
+            raise ValueError(f"table_spacing must be a positive number, got {spacing!r}")
+        return SchNetCard(
+            SchNetArchitecture.from_dict(card["architecture"]),
+            int(card["architecture"].get("ensemble_size", 1)),
+            float(scaling["atom_mean"]),
+            float(scaling["atom_std"]),
+            None if spacing is None else float(spacing),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{source}: invalid SchNet card ({err})") from None
+
+
 @dataclass
 class SchNetConfig:
     """Architecture and training hyper-parameters (defaults need no teacher; see shipped_config).

@@ -22,6 +22,7 @@ import numpy as np
 from ase_au20.models.card import CARD_NAME, open_model_card
 from ase_au20.models.domain import DOMAIN_NAME, Domain, with_domain
 from ase_au20.models.schnet.batching import Structure, predict_in_batches
+from ase_au20.models.schnet.config import read_schnet_card
 from ase_au20.models.schnet.numpy_path import CPU_CHUNK, FROZEN_NAME, NumpySchNet
 
 
@@ -60,8 +61,8 @@ class FrozenSchNetModel:
         self.numpy_path = network
         self.card = card
         self.directory = directory
-        scaling = card["target_scaling"]
-        self.atom_mean, self.atom_std = float(scaling["atom_mean"]), float(scaling["atom_std"])
+        settings = read_schnet_card(card, CARD_NAME if directory is None else directory / CARD_NAME)
+        self.atom_mean, self.atom_std = settings.atom_mean, settings.atom_std
         self.device = "cpu"
 
     def __len__(self) -> int:
@@ -144,22 +145,15 @@ class FrozenSchNetModel:
 
 def _check_against_card(network: NumpySchNet, card: dict[str, Any], source: Path) -> None:
     """ValueError unless the frozen arrays have the card's architecture and table."""
-    spacing = card.get("hyperparameters", {}).get("table_spacing")
-    if not (isinstance(spacing, int | float) and spacing > 0):
-        message = f"table_spacing must be a positive number, got {spacing!r}"
-        raise ValueError(f"{source}: invalid SchNet card ({message})")
-    try:
-        arch = card["architecture"]
-        expected = {
-            "members": int(arch.get("ensemble_size", 1)),
-            "hidden": int(arch["hidden"]),
-            "blocks": int(arch["blocks"]),
-            "cutoff": float(arch["cutoff"]),
-            "spacing": float(spacing),
-        }
-        float(card["target_scaling"]["atom_mean"]), float(card["target_scaling"]["atom_std"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{source}: invalid SchNet card ({err})") from None
+    settings = read_schnet_card(card, source)
+    arch = settings.architecture
+    expected = {
+        "members": settings.members,
+        "hidden": arch.hidden,
+        "blocks": arch.blocks,
+        "cutoff": arch.cutoff,
+        "spacing": settings.table_spacing,
+    }
     found = {key: getattr(network, key) for key in expected}
     if found != expected:
         raise ValueError(f"{source}: {FROZEN_NAME} holds {found}, the card says {expected}")

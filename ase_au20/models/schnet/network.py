@@ -39,7 +39,7 @@ from ase_au20.models.card import (
 )
 from ase_au20.models.domain import DOMAIN_NAME, Domain, with_domain
 from ase_au20.models.schnet.batching import Structure, predict_in_batches
-from ase_au20.models.schnet.config import SchNetArchitecture
+from ase_au20.models.schnet.config import SchNetArchitecture, read_schnet_card
 from ase_au20.models.schnet.numpy_path import CPU_CHUNK, FROZEN_NAME, NumpySchNet
 from ase_au20.models.schnet.spline import CATMULL_ROM
 
@@ -438,30 +438,18 @@ class SchNetModel:
         directory = Path(directory)
         card = open_model_card(directory, "schnet")
         card_path = directory / CARD_NAME
-        try:
-            if not isinstance(card["architecture"], dict):
-                raise TypeError("architecture must be a JSON object")
-            arch = SchNetArchitecture.from_dict(card["architecture"])
-            size = int(card["architecture"].get("ensemble_size", 1))
-            scaling = card["target_scaling"]
-            atom_mean, atom_std = float(scaling["atom_mean"]), float(scaling["atom_std"])
-            spacing = card["hyperparameters"].get("table_spacing")
-            if spacing is not None and not (isinstance(spacing, int | float) and spacing > 0):
-                raise ValueError(f"table_spacing must be a positive number, got {spacing!r}")
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{card_path}: invalid SchNet card ({err})") from None
+        settings = read_schnet_card(card, card_path)
         found = sorted(p.name for p in directory.glob("member_*.pt"))
-        expected = [f"member_{k}.pt" for k in range(size)]
+        expected = [f"member_{k}.pt" for k in range(settings.members)]
         if found != expected:
             raise ValueError(
-                f"{card_path}: card lists {size} ensemble member(s) {expected} "
+                f"{card_path}: card lists {settings.members} ensemble member(s) {expected} "
                 f"but the directory holds {found}"
             )
         require_listed(card, expected, card_path)
-        networks = [_load_member(directory / name, arch) for name in expected]
-        model = cls(
-            networks, atom_mean, atom_std, card=card, device=device, dtype=torch_dtype(dtype)
-        )
+        networks = [_load_member(directory / name, settings.architecture) for name in expected]
+        scaling = (settings.atom_mean, settings.atom_std)
+        model = cls(networks, *scaling, card=card, device=device, dtype=torch_dtype(dtype))
         return with_domain(model, directory)
 
     # -- prediction ----------------------------------------------------------------------

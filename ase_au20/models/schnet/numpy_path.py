@@ -169,7 +169,7 @@ class NumpySchNet:
         return cls(arrays, dtype)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the arrays (float32 or the model's dtype) and scalars as one ``.npz``."""
+        """Write the arrays (in this model's dtype) and scalars as one ``.npz``."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp.npz")
         scalars = {k: np.float64(getattr(self, k)) for k in SCALARS}
