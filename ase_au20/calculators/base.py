@@ -356,7 +356,8 @@ class Au20Calculator(Calculator):
         The interval is calibrated on the differences of calib pairs (the two errors are
         correlated, so it is narrower than two half-widths added) and scaled by the pair's
         spread when the model has one; outside the domain it widens by the larger domain
-        score squared, and ``p_lower`` moves towards 0.5.
+        score squared, and ``p_lower`` moves towards 0.5. A geometry paired with itself has
+        the exact difference 0: interval (0, 0), ``p_lower`` 0.5.
         """
         if self.pair_calibrator is None:
             raise ValueError(
@@ -387,12 +388,13 @@ class Au20Calculator(Calculator):
         pair = self.pair_calibrator
         scale = pair.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
         widen = scale * np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
-        half = pair.half_width(confidence) * widen
+        same = _same_geometry(structures, i, j)  # one structure twice: no error at all
+        half = np.where(same, 0.0, pair.half_width(confidence) * widen)
         return {
             "pairs": index,
             "delta": delta,
             "interval": np.stack([delta - half, delta + half], axis=1),
-            "p_lower": pair.p_lower(delta, widen),
+            "p_lower": np.where(same, 0.5, pair.p_lower(delta, widen)),
             "in_domain": out["in_domain"][i] & out["in_domain"][j],
         }
 
@@ -403,6 +405,18 @@ class Au20Calculator(Calculator):
         (default stdout). Returns nothing, so a REPL shows the summary once; the text itself
         is ``summarise_card(calc.card, calc.confidence, calc.mondrian)``."""
         print(summarise_card(self.card, self.confidence, self.mondrian), file=file)
+
+
+def _same_geometry(structures: Sequence[Atoms], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Whether pair (i[k], j[k]) is one geometry twice (same numbers and positions)."""
+    first: dict[bytes, int] = {}
+    ids = np.array(
+        [
+            first.setdefault(a.numbers.tobytes() + np.ascontiguousarray(a.positions).tobytes(), k)
+            for k, a in enumerate(structures)
+        ]
+    )
+    return ids[i] == ids[j]
 
 
 class DeviceCalculator(Au20Calculator):

@@ -59,6 +59,11 @@ def test_energy_difference_of_the_calculator(make_calc, rattled_au20) -> None:
     many = calc.energy_differences([a, b, a])
     assert many["pairs"].tolist() == [[0, 1], [0, 2], [1, 2]]
     assert many["delta"][1] == pytest.approx(0.0, abs=1e-9)
+    # a geometry against itself (or its copy) is exactly 0, with no interval to speak of
+    assert many["interval"][1].tolist() == [0.0, 0.0] and many["p_lower"][1] == 0.5
+    assert many["interval"][0, 1] - many["interval"][0, 0] == pytest.approx(hi - lo)
+    itself = calc.energy_difference(a, a.copy())
+    assert itself["interval"] == (0.0, 0.0) and itself["p_lower"] == 0.5
     with pytest.raises(ValueError, match="pair indices"):
         calc.energy_differences([a, b], [(0, 2)])
 
