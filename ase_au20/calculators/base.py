@@ -384,11 +384,11 @@ class Au20Calculator(Calculator):
             out = self.predict(structures, wanted)
         energy, score, spread = out["energy"], out["domain_score"], out.get(SPREAD)
         i, j = index[:, 0], index[:, 1]
-        delta = energy[i] - energy[j]
+        same = _same_geometry(structures, i, j)  # one structure twice: no error at all
+        delta = np.where(same, 0.0, energy[i] - energy[j])
         pair = self.pair_calibrator
         scale = pair.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
         widen = scale * np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
-        same = _same_geometry(structures, i, j)  # one structure twice: no error at all
         half = np.where(same, 0.0, pair.half_width(confidence) * widen)
         return {
             "pairs": index,
