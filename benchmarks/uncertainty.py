@@ -13,7 +13,8 @@ For each shipped model, on the fixed test set of the seed split (eV):
   geometries of the Td pyramid inside, and of a corpus of unphysical clusters flagged;
 * the call time of one energy+forces evaluation and of the domain check alone.
 
-Run: ``python benchmarks/uncertainty.py`` (about 2 min on 2 cores; part of `make bench`).
+Run: ``python benchmarks/uncertainty.py`` (about 30 s on 2 cores, most of it GFN1-xTB for the
+xtb-delta model, cached for the next run: 8 s; part of `make bench`).
 """
 
 from __future__ import annotations
