@@ -22,7 +22,7 @@ import numpy as np
 from ase_au20.models.card import CARD_NAME, open_model_card
 from ase_au20.models.domain import DOMAIN_NAME, Domain, with_domain
 from ase_au20.models.schnet.batching import Structure, predict_in_batches
-from ase_au20.models.schnet.config import read_schnet_card
+from ase_au20.models.schnet.config import SchNetCard, read_schnet_card
 from ase_au20.models.schnet.numpy_path import CPU_CHUNK, FROZEN_NAME, NumpySchNet
 
 
@@ -61,7 +61,8 @@ class FrozenSchNetModel:
         self.numpy_path = network
         self.card = card
         self.directory = directory
-        settings = read_schnet_card(card, CARD_NAME if directory is None else directory / CARD_NAME)
+        source = CARD_NAME if directory is None else directory / CARD_NAME
+        settings = _check_against_card(network, card, source)
         self.atom_mean, self.atom_std = settings.atom_mean, settings.atom_std
         self.device = "cpu"
 
@@ -136,15 +137,15 @@ class FrozenSchNetModel:
             card = open_model_card(directory, "schnet")
             if FROZEN_NAME in card.get("files", {}):
                 network = NumpySchNet.load(directory / FROZEN_NAME)
-                _check_against_card(network, card, directory / CARD_NAME)
                 return with_domain(cls(network, card, directory), directory)
         from ase_au20.models.schnet.network import SchNetModel
 
         return SchNetModel.load(directory, device=device, dtype=dtype)
 
 
-def _check_against_card(network: NumpySchNet, card: dict[str, Any], source: Path) -> None:
-    """ValueError unless the frozen arrays have the card's architecture and table."""
+def _check_against_card(network: NumpySchNet, card: dict[str, Any], source: Any) -> SchNetCard:
+    """The card's checked settings; ValueError unless the frozen arrays have the card's
+    architecture and table."""
     settings = read_schnet_card(card, source)
     arch = settings.architecture
     expected = {
@@ -157,3 +158,4 @@ def _check_against_card(network: NumpySchNet, card: dict[str, Any], source: Path
     found = {key: getattr(network, key) for key in expected}
     if found != expected:
         raise ValueError(f"{source}: {FROZEN_NAME} holds {found}, the card says {expected}")
+    return settings
