@@ -8,11 +8,13 @@ default shipped model and their load options.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar, TextIO
 
 import numpy as np
@@ -46,6 +48,23 @@ EMPTY_SHAPES = {"forces": (0, 0, 3), "energies": (0, 0), "energy_interval": (0, 
 class OutsideDomainWarning(UserWarning):
     """Input the model accepts but was not trained on (outside its domain of applicability,
     periodic cell, size other than 20)."""
+
+
+# Set while a caller records every step's domain verdict and reports it itself (relax):
+# a context variable, so it holds for this thread's calls only, and the once-only warning
+# is kept for the calculator's own callers afterwards.
+_VERDICTS_REPORTED_BY_CALLER: ContextVar[bool] = ContextVar("verdicts_reported", default=False)
+
+
+@contextlib.contextmanager
+def domain_reported_by_caller() -> Iterator[None]:
+    """Within: our calculators still give every verdict (``in_domain``, ``domain_score``)
+    but leave the out-of-domain warning to the caller, which names the step it happened."""
+    token = _VERDICTS_REPORTED_BY_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _VERDICTS_REPORTED_BY_CALLER.reset(token)
 
 
 class Au20Calculator(Calculator):
@@ -248,7 +267,7 @@ class Au20Calculator(Calculator):
             out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]
         verdict = self.domain.verdict(structures)
         out["domain_score"], out["in_domain"] = verdict.score, verdict.in_domain
-        if not verdict.in_domain.all():
+        if not verdict.in_domain.all() and not _VERDICTS_REPORTED_BY_CALLER.get():
             k = int(np.argmax(verdict.score))
             self._warn_once(
                 "domain",

@@ -18,6 +18,7 @@ from ase.io import Trajectory, write
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
+from ase_au20.calculators.base import domain_reported_by_caller
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.calculators import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
@@ -58,8 +59,11 @@ def relax(
     progress: bool = False,
     warn_outside: bool = True,
 ) -> RelaxResult:
-    """Relax a copy of ``atoms`` with ``calc`` until the largest force is below ``fmax``;
-    ``warn_outside=False`` records the domain verdicts without warning (search, screen)."""
+    """Relax a copy of ``atoms`` with ``calc`` until the largest force is below ``fmax``.
+
+    The domain verdict of every step is recorded, with one warning (``warn_outside``) the
+    first time the cluster is outside, naming the step; ``warn_outside=False`` records
+    without warning (search, screen: their minima are judged, not their paths)."""
     if optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
     if fmax <= 0:
@@ -84,8 +88,8 @@ def relax(
             bar.update(1)
         bar.set_postfix(E=f"{energies[-1]:.4f}", fmax=f"{forces_max[-1]:.3f}", refresh=False)
 
-    try:
-        with OPTIMIZERS[optimizer.lower()](atoms, logfile=None) as opt:
+    try:  # each step's verdict is in the trust log, which warns once naming the step
+        with domain_reported_by_caller(), OPTIMIZERS[optimizer.lower()](atoms, logfile=None) as opt:
             opt.attach(record, interval=1)
             converged = bool(opt.run(fmax=fmax, steps=steps))
     finally:

@@ -9,6 +9,7 @@ from ase.calculators.emt import EMT
 from ase.io import read, write
 from click.testing import CliRunner
 
+from ase_au20.calculators.base import OutsideDomainWarning
 from ase_au20.cli.dynamics import relax_cmd
 from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.relax import relax, run_relax
@@ -115,7 +116,7 @@ def test_relax_records_trust_per_step(tmp_path, shipped_model):
     write(tmp_path / "squeezed.xyz", squeezed)
     out = tmp_path / "r"
     args = [str(tmp_path / "squeezed.xyz"), "--calc", str(shipped_model("krr")), "--steps", "3"]
-    with pytest.warns(UserWarning, match="domain of applicability"):
+    with pytest.warns(OutsideDomainWarning, match="relaxation starts outside the model's domain"):
         res = CliRunner().invoke(relax_cmd, [*args, "--out", str(out)])
     assert "in domain" in res.output, res.output
     arrays, _ = read_results(out / "squeezed-relax.h5")
@@ -129,6 +130,30 @@ def test_relax_records_trust_per_step(tmp_path, shipped_model):
         assert frames[0].info["energy_uncertainty"] == pytest.approx(
             arrays["history/energy_uncertainty"][0]
         )
+
+
+def test_a_relaxation_outside_the_domain_warns_once_naming_the_step(shipped_model):
+    import warnings
+
+    from ase_au20.calculators.krr import KRRAu20
+
+    calc = KRRAu20(shipped_model("krr"))
+    squeezed = au20_ground_state()
+    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = relax(squeezed, calc, steps=2)
+    messages = [str(w.message) for w in caught if w.category is OutsideDomainWarning]
+    assert len(messages) == 1, messages  # the trust log's, not the calculator's as well
+    assert messages[0].startswith("the relaxation starts outside the model's domain")
+    assert result.trust.first_outside == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = relax(squeezed, calc, steps=2, warn_outside=False)
+    assert quiet.trust.series["in_domain"][0] == 0.0  # recorded all the same
+    squeezed.calc = calc  # the calculator's own callers are still warned, once
+    with pytest.warns(OutsideDomainWarning, match="structure outside the model's domain"):
+        squeezed.get_potential_energy()
 
 
 OUTSIDE_FACTORY = """

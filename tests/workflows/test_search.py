@@ -12,6 +12,7 @@ from ase.db import connect
 from ase.io import read
 from click.testing import CliRunner
 
+from ase_au20.calculators.base import OutsideDomainWarning
 from ase_au20.cli.search import search_cmd
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
@@ -28,6 +29,7 @@ from ase_au20.workflows.search import (
     SearchSettings,
     auto_workers,
     global_search,
+    multistart_run,
     search_run,
 )
 from ase_au20.workflows.search_run import run_search
@@ -338,8 +340,20 @@ def test_local_relaxations_of_a_search_record_the_domain_without_warning():
         warnings.simplefilter("error")
         quiet = relax(atoms, OutsideEMT(), steps=2, warn_outside=False)
     assert quiet.trust.first_outside == 0 and quiet.in_domain is False
-    with pytest.warns(UserWarning, match="starts outside the model's domain of applicability"):
+    with pytest.warns(OutsideDomainWarning, match="starts outside the model's domain"):
         relax(atoms, OutsideEMT(), steps=2)
+
+
+def test_a_search_with_a_shipped_model_gives_no_warning_for_its_paths(shipped_model):
+    from ase_au20.calculators.krr import KRRAu20
+
+    calc = KRRAu20(shipped_model("krr"))
+    settings = SearchSettings(method="multistart", runs=1, steps=3, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        minima = multistart_run(calc, settings, seed=0)
+    assert len(minima) == 3
+    assert [str(w.message) for w in caught if w.category is OutsideDomainWarning] == []
 
 
 def test_out_of_domain_minima_are_never_candidates(db_copy, tmp_path):
