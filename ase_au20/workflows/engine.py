@@ -15,10 +15,12 @@ import logging
 import os
 import pickle
 import sys
+import traceback
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ase.calculators.calculator import Calculator
@@ -98,11 +100,23 @@ def _run_task(
 
 def _named_call(function: TaskFunction, calc, item: Any, progress, label: str) -> Any:
     """``function(calc, item, progress)``; a failure becomes :class:`TaskFailed` naming what
-    the task was working on (its structures or run)."""
+    the task was working on (its structures or run) and where the error was raised."""
     try:
         return function(calc, item, progress)
     except Exception as exc:  # any failure of the task's code
-        raise TaskFailed(f"{label}: {type(exc).__name__}: {exc}") from exc
+        message = f"{label}: {type(exc).__name__}: {exc} ({raised_at(exc)})"
+        raise TaskFailed(message) from exc
+
+
+def raised_at(exc: BaseException) -> str:
+    """``raised at folder/file.py:line in function`` for the frame that raised ``exc``: a
+    Dask client receives a task's error without its cause or that cause's traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "raised at an unknown place"
+    frame = frames[-1]
+    where = Path(frame.filename)
+    return f"raised at {where.parent.name}/{where.name}:{frame.lineno} in {frame.name}"
 
 
 def _progress_to_client(n: int = 1) -> None:

@@ -1,13 +1,36 @@
-"""The Dask engine: what a long stream of tasks leaves behind in the client."""
+"""The Dask engine: what a long stream of tasks leaves behind in the client, and what a
+failing task tells it."""
 
 import gc
+import inspect
+import re
 import tracemalloc
 
-from ase_au20.workflows.engine import MESSAGE_LOG_LENGTH, open_engine
+import pytest
+
+from ase_au20.workflows.engine import MESSAGE_LOG_LENGTH, TaskFailed, open_engine
 
 
 def _length(calc, item: str, progress) -> int:
     return len(item)
+
+
+def _odd_fails(calc, item: int, progress) -> int:
+    if item % 2:
+        raise KeyError(f"odd {item}")
+    return item
+
+
+@pytest.mark.parametrize("scheduler", ["none", "local"])
+def test_a_failing_task_names_its_item_and_where_it_raised(scheduler):
+    # on a worker the original error's traceback stays behind: the message carries its frame
+    line = inspect.getsourcelines(_odd_fails)[1] + 2
+    where = f"raised at workflows/test_engine.py:{line} in _odd_fails"
+    with open_engine(scheduler, workers=1) as engine:
+        results = engine.map(_odd_fails, None, [0, 1, 2], label=lambda item: f"item {item}")
+        assert next(results) == 0
+        with pytest.raises(TaskFailed, match=re.escape(f"item 1: KeyError: 'odd 1' ({where})")):
+            next(results)
 
 
 def test_a_stream_of_tasks_does_not_stay_in_the_client(tmp_path):
