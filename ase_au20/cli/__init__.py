@@ -12,6 +12,7 @@ import click
 
 from ase_au20._version import __version__
 from ase_au20.allocator import keep_freed_memory
+from ase_au20.cli.warning_display import warnings_above_progress_bars
 
 # (module, attribute) of every top-level command or sub-group, in --help order.
 COMMANDS: list[tuple[str, str]] = [
@@ -39,6 +40,7 @@ def main() -> None:
     Energies are in eV, lengths in Å. Run `au20-workflow VERB --help` for each verb.
     """
     keep_freed_memory()
+    click.get_current_context().with_resource(warnings_above_progress_bars())
 
 
 for _module, _attr in COMMANDS:

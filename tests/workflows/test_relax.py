@@ -106,6 +106,24 @@ def test_cli_relax_clear_errors(tmp_path):
     assert res.exit_code != 0 and "only Au atoms" in res.output
 
 
+def test_the_command_line_shows_a_warning_on_its_own_line_above_the_progress_bar(
+    tmp_path, shipped_model
+):
+    from ase_au20.cli import main
+
+    squeezed = au20_ground_state()
+    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    write(tmp_path / "squeezed.xyz", squeezed)
+    args = [str(tmp_path / "squeezed.xyz"), "--calc", str(shipped_model("krr")), "--steps", "3"]
+    res = CliRunner().invoke(main, ["relax", *args, "--out", str(tmp_path / "r")])
+    assert "in domain" in res.output, res.output  # the run's table (3 steps: not converged)
+    lines = res.stderr.replace("\r", "\n").splitlines()
+    warning = [line for line in lines if "OutsideDomainWarning" in line]
+    assert len(warning) == 1, res.stderr
+    assert warning[0].startswith("OutsideDomainWarning: the relaxation starts outside"), warning
+    assert "relax.py:" not in res.stderr
+
+
 def test_relax_records_trust_per_step(tmp_path, shipped_model):
     from ase.io import Trajectory
 
