@@ -270,6 +270,7 @@ def screen_report(out: Path, scale: int, cores: int) -> None:
 
 
 def rows_report(out: Path) -> None:
+    """Prediction rows/s of our writer into SQLite and into a throwaway PostgreSQL server."""
     sqlite_rate = row_write_rate(fresh_sqlite(out, "rows.db"))
     print("\nprediction rows written, one transaction per 256")
     print(f"  SQLite      {sqlite_rate:8.0f} rows/s")
@@ -282,6 +283,7 @@ def rows_report(out: Path) -> None:
 
 
 def memory_report(out: Path, scale: int) -> None:
+    """Peak memory of a 100,000-structure screen on 2 workers (client and workers)."""
     big = rattled_isomers(out / "rattled-100k.extxyz", 100000 // scale)
     large = screen_cli(big, fresh_sqlite(out, "big.db"), "schnet", 2)
     print(
@@ -291,6 +293,7 @@ def memory_report(out: Path, scale: int) -> None:
 
 
 def search_report(cores: int) -> None:
+    """Eight search runs in one process against the local cluster."""
     serial, parallel = search_timing(0), search_timing(min(2, cores))
     print(
         f"\n8 multistart search runs (KRR, 4 starts each): one process {serial:.1f} s, "
@@ -299,6 +302,7 @@ def search_report(cores: int) -> None:
 
 
 def xtb_report(out: Path, structures: int) -> None:
+    """xtb-delta screens on 1 and 2 workers (GFN1 dominates: the ratio of the slow model)."""
     xtb_input = rattled_isomers(out / f"rattled-{structures}.extxyz", structures, seed=1)
     xtb_one = screen_cli(xtb_input, fresh_sqlite(out, "x1.db"), "xtb-delta", 1, XTB_CHUNK)
     xtb_two = screen_cli(xtb_input, fresh_sqlite(out, "x2.db"), "xtb-delta", 2, XTB_CHUNK)
