@@ -105,11 +105,15 @@ def test_the_shipped_calculators_run_on_the_cpu_without_torch() -> None:
 
 
 def test_the_shipped_frozen_arrays_are_the_shipped_networks() -> None:
-    """``frozen.npz`` in the package is what the shipped state dicts freeze to."""
+    """``frozen.npz`` in the package is what the shipped state dicts freeze to.
+
+    The filter tables are evaluated by torch in float32, whose kernels round differently on
+    other CPUs (4.8e-7 at most between two x86 hosts); frozen arrays of other weights differ
+    by orders of magnitude more."""
     from ase_au20.models.schnet.numpy_path import NumpySchNet
 
     shipped = Path(load_model("schnet", device="cpu").directory)
     rebuilt = NumpySchNet.from_networks(SchNetModel.load(shipped, device="cpu").networks)
     stored = NumpySchNet.load(shipped / "frozen.npz")
     for key, value in rebuilt.arrays.items():
-        np.testing.assert_array_equal(stored.arrays[key], value, err_msg=key)
+        np.testing.assert_allclose(stored.arrays[key], value, rtol=1e-5, atol=2e-6, err_msg=key)
