@@ -79,13 +79,13 @@ class TrustLog:
                 atoms.info[key] = bool(value) if key == "in_domain" else value
         if values["in_domain"] == 0.0 and self.first_outside is None:
             self.first_outside = step
-            where = "starts outside" if step == 0 else f"leaves at step {step}"
+            verb, when = ("starts outside", "") if step == 0 else ("leaves", f" at step {step}")
             if self.warn:
                 from ase_au20.calculators.base import OutsideDomainWarning
 
                 warnings.warn(
-                    f"{self.what} {where} the model's domain of applicability (domain score "
-                    f"{values['domain_score']:.2f}): its energies there are extrapolations",
+                    f"{self.what} {verb} the model's domain of applicability{when} (domain "
+                    f"score {values['domain_score']:.2f}): its energies there are extrapolations",
                     OutsideDomainWarning,
                     stacklevel=2,
                 )

@@ -174,6 +174,26 @@ def test_a_relaxation_outside_the_domain_warns_once_naming_the_step(shipped_mode
         squeezed.get_potential_energy()
 
 
+def test_the_trust_log_names_the_step_where_a_run_leaves_the_domain():
+    from types import SimpleNamespace
+
+    from ase_au20.workflows.calculators import TrustLog
+
+    log, atoms = TrustLog("the MD run"), au20_ground_state()
+    for step, inside in enumerate([True, True, False, False]):
+        atoms.calc = SimpleNamespace(results={"in_domain": inside, "domain_score": 0.5 + step})
+        if step == 2:
+            with pytest.warns(OutsideDomainWarning) as caught:
+                log.record(atoms, step)
+            assert str(caught[0].message).startswith(
+                "the MD run leaves the model's domain of applicability at step 2 (domain "
+                "score 2.50)"
+            )
+        else:
+            log.record(atoms, step)  # once only: step 3 is outside as well
+    assert log.first_outside == 2 and log.series["in_domain"] == [1.0, 1.0, 0.0, 0.0]
+
+
 OUTSIDE_FACTORY = """
 from ase.calculators.emt import EMT
 
