@@ -11,6 +11,7 @@ dscribe and ASE's optimisers hold the GIL.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -88,6 +89,7 @@ def _run_task(
     from threadpoolctl import threadpool_limits
 
     keep_freed_memory()  # once per worker process, local or remote
+    _leave_task_failures_to_the_client()
     progress = _progress_to_client if report else _no_progress
     calc = worker_calculator(source)
     if "torch" in sys.modules:
@@ -96,6 +98,21 @@ def _run_task(
         warnings.simplefilter("always")
         result = _named_call(function, calc, item, progress, label)
     return result, [(str(w.message), w.category) for w in caught]
+
+
+def _is_not_a_task_failure(record: logging.LogRecord) -> bool:
+    """False for Dask's "Compute Failed" log of a task that raised :class:`TaskFailed`."""
+    return not (
+        str(record.msg).startswith("Compute Failed") and "TaskFailed(" in record.getMessage()
+    )
+
+
+@functools.cache
+def _leave_task_failures_to_the_client() -> None:
+    """This worker stops logging its "Compute Failed" report (key, task, traceback) of a
+    :class:`TaskFailed`: the client raises that error with the same message, and the
+    worker's report would be printed again beside it, through the progress bar."""
+    logging.getLogger("distributed.worker").addFilter(_is_not_a_task_failure)
 
 
 def _named_call(function: TaskFunction, calc, item: Any, progress, label: str) -> Any:

@@ -126,7 +126,7 @@ def run_md(
     finally:
         if writer is not None:
             writer.close()
-    bar.close()
+        bar.close()  # on an error too, so the error is printed on a line of its own
     result = MDResult(
         time=np.array(series["time"]),
         potential=np.array(series["epot"]),

@@ -95,7 +95,7 @@ def relax(
     finally:
         if writer is not None:
             writer.close()
-    bar.close()
+        bar.close()  # on an error too, so the error is printed on a line of its own
     return RelaxResult(atoms, np.array(energies), np.array(forces_max), converged, trust)
 
 

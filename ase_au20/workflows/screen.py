@@ -123,6 +123,12 @@ def chunks_of(
         index += len(batch)
 
 
+def _chunk_label(chunk: Chunk) -> str:
+    """What a failing task names: its structures' indices and first and last labels."""
+    last = chunk.first + len(chunk.labels) - 1
+    return f"structures {chunk.first}–{last} ({chunk.labels[0]} … {chunk.labels[-1]})"
+
+
 def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]) -> dict:
     """Parse, predict (after a relaxation with ``--relax``) and write one chunk, on a worker.
 
@@ -311,33 +317,31 @@ def screen(
     read_clock = [0.0]
     for _ in itertools.islice(stream, done):  # what the ledger says is written already
         pass
-    bar = tqdm(desc="screen", unit=" structures", disable=not progress)
-    chunks = (
-        Chunk(first, labels, frames, url, run, model, settings, top)
-        for first, labels, frames in chunks_of(stream, settings.chunk_size, done, read_clock)
-        if first not in ahead
-    )
-    results = engine.map(
-        evaluate_chunk,
-        engine.calculator(calc, device),
-        chunks,
-        label=lambda c: (
-            f"structures {c.first}–{c.first + len(c.labels) - 1} ({c.labels[0]} … {c.labels[-1]})"
-        ),
-        on_progress=bar.update,
-    )
-    lowest: list[tuple[float, float, str, bool | None]] = []
-    for result in results:
-        report.read_seconds += result["read_seconds"]
-        report.model_seconds += result["model_seconds"]
-        report.write_seconds += result["write_seconds"]
-        if not result["written"]:
-            continue
-        report.screened += result["rows"]
-        report.failed += result["failed"]
-        report.out_of_domain += result["out_of_domain"]
-        lowest = heapq.nsmallest(top, [*lowest, *map(tuple, result["lowest"])])
-    bar.close()
+    # closed on an error too, so the error is printed on a line of its own
+    with tqdm(desc="screen", unit=" structures", disable=not progress) as bar:
+        chunks = (
+            Chunk(first, labels, frames, url, run, model, settings, top)
+            for first, labels, frames in chunks_of(stream, settings.chunk_size, done, read_clock)
+            if first not in ahead
+        )
+        results = engine.map(
+            evaluate_chunk,
+            engine.calculator(calc, device),
+            chunks,
+            label=_chunk_label,
+            on_progress=bar.update,
+        )
+        lowest: list[tuple[float, float, str, bool | None]] = []
+        for result in results:
+            report.read_seconds += result["read_seconds"]
+            report.model_seconds += result["model_seconds"]
+            report.write_seconds += result["write_seconds"]
+            if not result["written"]:
+                continue
+            report.screened += result["rows"]
+            report.failed += result["failed"]
+            report.out_of_domain += result["out_of_domain"]
+            lowest = heapq.nsmallest(top, [*lowest, *map(tuple, result["lowest"])])
     report.seconds = time.perf_counter() - start
     report.read_seconds += read_clock[0]
     report.lowest = lowest

@@ -397,23 +397,22 @@ def global_search(
     """
     settings.validate()
     engine = engine or Engine()
-    bar = tqdm(
+    jobs = [(settings, run, n_atoms) for run in range(settings.runs)]
+    with tqdm(  # closed on an error too, so the error is printed on a line of its own
         total=settings.runs * minima_per_run(settings),
         desc=f"search {settings.method}",
         unit="minimum",
         disable=not progress,
-    )
-    jobs = [(settings, run, n_atoms) for run in range(settings.runs)]
-    per_run = list(
-        engine.map(
-            _search_task,
-            engine.calculator(calc),
-            jobs,
-            label=lambda job: f"search run {job[1]}",
-            on_progress=bar.update,
+    ) as bar:
+        per_run = list(
+            engine.map(
+                _search_task,
+                engine.calculator(calc),
+                jobs,
+                label=lambda job: f"search run {job[1]}",
+                on_progress=bar.update,
+            )
         )
-    )
-    bar.close()
     minima = [minimum for found in per_run for minimum in found]
     if not minima:
         raise ValueError(

@@ -170,6 +170,25 @@ def test_a_failing_chunk_names_its_structures_and_keeps_the_chunks_before(tmp_pa
     assert sorted(r.screen_index for r in _rows(db)) == [0, 1, 2, 3]
 
 
+def test_a_chunk_failing_on_a_worker_is_one_error_line_below_the_closed_bar(tmp_path):
+    # the worker's own "Compute Failed" report repeated the error through the progress bar,
+    # and the bar, left open, had the error appended to its line
+    frames = _structures(8)
+    frames[5].positions[:, 0] += FAR + 100
+    write(tmp_path / "in.extxyz", frames)
+    args = [*CLI, "screen", str(tmp_path / "in.extxyz"), "--calc", "screen_calculators:failing_emt"]
+    args += ["--out", str(tmp_path / "out.db"), "--workers", "1", "--chunk-size", "4"]
+    result = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.replace("\r", "\n").splitlines()
+    errors = [line for line in lines if "RuntimeError: boom" in line]
+    assert errors == [
+        f"Error: structures 4–7 ({tmp_path / 'in.extxyz'}@4 … {tmp_path / 'in.extxyz'}@7): "
+        "RuntimeError: boom (raised at tests/screen_calculators.py:28 in calculate)"
+    ], result.stderr
+    assert "Compute Failed" not in result.stderr
+
+
 def test_dask_workers_build_the_calculator_once_each(tmp_path, monkeypatch):
     builds = tmp_path / "builds.txt"
     monkeypatch.setenv("SCREEN_BUILDS", str(builds))
