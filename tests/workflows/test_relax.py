@@ -106,13 +106,19 @@ def test_cli_relax_clear_errors(tmp_path):
     assert res.exit_code != 0 and "only Au atoms" in res.output
 
 
+def _squeezed_ground_state() -> Atoms:
+    """The ground state shrunk to a closest pair of 2.05 Å: outside the domain."""
+    squeezed = au20_ground_state()
+    squeezed.positions *= 2.05 / 2.62
+    return squeezed
+
+
 def test_the_command_line_shows_a_warning_on_its_own_line_above_the_progress_bar(
     tmp_path, shipped_model
 ):
     from ase_au20.cli import main
 
-    squeezed = au20_ground_state()
-    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    squeezed = _squeezed_ground_state()
     write(tmp_path / "squeezed.xyz", squeezed)
     args = [str(tmp_path / "squeezed.xyz"), "--calc", str(shipped_model("krr")), "--steps", "3"]
     res = CliRunner().invoke(main, ["relax", *args, "--out", str(tmp_path / "r")])
@@ -129,8 +135,7 @@ def test_relax_records_trust_per_step(tmp_path, shipped_model):
 
     from ase_au20.workflows.results import read_results
 
-    squeezed = au20_ground_state()
-    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    squeezed = _squeezed_ground_state()
     write(tmp_path / "squeezed.xyz", squeezed)
     out = tmp_path / "r"
     args = [str(tmp_path / "squeezed.xyz"), "--calc", str(shipped_model("krr")), "--steps", "3"]
@@ -156,8 +161,7 @@ def test_a_relaxation_outside_the_domain_warns_once_naming_the_step(shipped_mode
     from ase_au20.calculators.krr import KRRAu20
 
     calc = KRRAu20(shipped_model("krr"))
-    squeezed = au20_ground_state()
-    squeezed.positions *= 2.05 / 2.62  # closest pair 2.05 Å: outside the domain
+    squeezed = _squeezed_ground_state()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = relax(squeezed, calc, steps=2)

@@ -153,10 +153,17 @@ def test_two_screens_of_the_same_run_write_each_chunk_once(tmp_path):
     assert sorted(r.screen_index for r in rows) == list(range(24))
 
 
-def test_a_failing_chunk_names_its_structures_and_keeps_the_chunks_before(tmp_path):
+def _input_failing_at_5(tmp_path: Path) -> Path:
+    """``in.extxyz`` of 8 structures; FailingEMT raises on the sixth (shifted beyond FAR)."""
     frames = _structures(8)
     frames[5].positions[:, 0] += FAR + 100
-    write(tmp_path / "in.extxyz", frames)
+    path = tmp_path / "in.extxyz"
+    write(path, frames)
+    return path
+
+
+def test_a_failing_chunk_names_its_structures_and_keeps_the_chunks_before(tmp_path):
+    _input_failing_at_5(tmp_path)
     db = tmp_path / "out.db"
     calc = "screen_calculators:failing_emt"
     args = ["screen", str(tmp_path / "in.extxyz"), "--calc", calc, "--out", str(db)]
@@ -173,9 +180,7 @@ def test_a_failing_chunk_names_its_structures_and_keeps_the_chunks_before(tmp_pa
 def test_a_chunk_failing_on_a_worker_is_one_error_line_below_the_closed_bar(tmp_path):
     # the worker's own "Compute Failed" report repeated the error through the progress bar,
     # and the bar, left open, had the error appended to its line
-    frames = _structures(8)
-    frames[5].positions[:, 0] += FAR + 100
-    write(tmp_path / "in.extxyz", frames)
+    _input_failing_at_5(tmp_path)
     args = [*CLI, "screen", str(tmp_path / "in.extxyz"), "--calc", "screen_calculators:failing_emt"]
     args += ["--out", str(tmp_path / "out.db"), "--workers", "1", "--chunk-size", "4"]
     result = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=120)
