@@ -199,20 +199,36 @@ def fresh_sqlite(folder: Path, name: str) -> str:
     return str(path)
 
 
-def row_write_rate(url: str, rows: int = 5000, chunk: int = 256) -> float:
-    """Rows/s of ``write_chunk`` (prediction rows, one transaction per chunk) into ``url``."""
+def _prediction_rows(run: str, first: int, count: int) -> list[tuple]:
     from ase_au20.structures import au20_ground_state
-    from ase_au20.workflows.screen import open_run, write_chunk
 
     atoms = au20_ground_state()
+    kvp = {"pred_energy": -1557.0, "pred_uncertainty": 0.7, "in_domain": True}
+    return [(atoms, {**kvp, "screen_run": run, "screen_index": first + i}) for i in range(count)]
+
+
+def row_write_rate(url: str, rows: int = 5000, chunk: int = 256) -> float:
+    """Rows/s of ``write_chunk`` (prediction rows, one transaction per chunk) into ``url``."""
+    from ase_au20.workflows.screen import open_run, write_chunk
+
     run = f"rows-{time.time_ns()}"
     open_run(url, run, {"sources": []})
     start = time.perf_counter()
     for first in range(0, rows, chunk):
         n = min(chunk, rows - first)
-        kvp = {"pred_energy": -1557.0, "pred_uncertainty": 0.7, "in_domain": True}
-        pairs = [(atoms, {**kvp, "screen_run": run, "screen_index": first + i}) for i in range(n)]
-        write_chunk(url, run, first, n, pairs)
+        write_chunk(url, run, first, n, _prediction_rows(run, first, n))
+    return rows / (time.perf_counter() - start)
+
+
+def ase_write_rate(url: str, rows: int = 5000, chunk: int = 256) -> float:
+    """Rows/s of ASE's own ``write``, row by row, one transaction per chunk: the anchor."""
+    from ase_au20.database.store import connect
+
+    start = time.perf_counter()
+    for first in range(0, rows, chunk):
+        with connect(url) as db:
+            for atoms, kvp in _prediction_rows("ase", first, min(chunk, rows - first)):
+                db.write(atoms, key_value_pairs=kvp)
     return rows / (time.perf_counter() - start)
 
 
@@ -272,8 +288,11 @@ def screen_report(out: Path, scale: int, cores: int) -> None:
 def rows_report(out: Path) -> None:
     """Prediction rows/s of our writer into SQLite and into a throwaway PostgreSQL server."""
     sqlite_rate = row_write_rate(fresh_sqlite(out, "rows.db"))
+    anchor = ase_write_rate(fresh_sqlite(out, "rows-ase.db"))
     print("\nprediction rows written, one transaction per 256")
-    print(f"  SQLite      {sqlite_rate:8.0f} rows/s")
+    print(
+        f"  SQLite      {sqlite_rate:8.0f} rows/s   (ASE's write row by row: {anchor:.0f} rows/s)"
+    )
     if postgres_bin() is not None:
         with postgres_server() as server:
             pg_rate = row_write_rate(create_database(server, "bench"))

@@ -25,6 +25,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
+from ase_au20.database.bulk_rows import write_rows
 from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.store import connect
 from ase_au20.database.writer_lock import writer_lock
@@ -251,8 +252,7 @@ def write_chunk(url: str, run: str, first: int, size: int, rows: list[tuple[Atom
             ahead = entry.setdefault("ahead", {})
             if first < entry["done"] or str(first) in ahead:
                 return False
-            for atoms, kvp in rows:
-                db.write(atoms, key_value_pairs=kvp)
+            write_rows(db, rows)
             ahead[str(first)] = first + size
             while str(entry["done"]) in ahead:
                 entry["done"] = ahead.pop(str(entry["done"]))

@@ -1,0 +1,84 @@
+"""Rows written in one go are the rows ASE's own ``write`` makes, and are checked as ASE does."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from ase_au20.database import connect
+from ase_au20.database.bulk_rows import write_rows
+from ase_au20.database.predictions import prediction_pairs
+
+TABLES = ("systems", "species", "keys", "text_key_values", "number_key_values")
+
+
+def _rows(count: int) -> list[tuple[Atoms, dict]]:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(count):
+        atoms = Atoms([79] * 19 + [47], positions=rng.normal(scale=3.0, size=(20, 3)))
+        kvp = prediction_pairs(-40.0 - i, 0.3, 0.1 if i % 2 else np.nan, i % 3 != 0, "schnet")
+        rows.append((atoms, {**kvp, "source": f"in.xyz@{i}", "screen_index": i}))
+    periodic = Atoms("Au2", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[9, 9, 9], pbc=True)
+    with_energy = Atoms("Au2", positions=[[0, 0, 0], [0, 2.8, 0]])
+    with_energy.calc = SinglePointCalculator(with_energy, energy=-5.0)
+    return [*rows, (periodic, {"source": "cell"}), (with_energy, {"source": "calc"})]
+
+
+def _tables(path: Path) -> dict[str, list[tuple]]:
+    """Every table's rows, without the columns that differ between two writes by design
+    (unique id, creation and modification times)."""
+    with sqlite3.connect(path) as connection:
+        tables = {t: connection.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+    tables["systems"] = [(row[0], *row[4:]) for row in tables["systems"]]
+    return {name: sorted(rows, key=repr) for name, rows in tables.items()}
+
+
+def test_rows_match_those_of_ase_write(tmp_path: Path) -> None:
+    rows = _rows(40)
+    by_ase, at_once = tmp_path / "ase.db", tmp_path / "bulk.db"
+    with connect(by_ase) as db:
+        ase_ids = [db.write(atoms, key_value_pairs=kvp) for atoms, kvp in rows]
+    with connect(at_once) as db:
+        ids = write_rows(db, rows)
+    assert ids == ase_ids == list(range(1, 43))
+    assert _tables(at_once) == _tables(by_ase)
+    db = connect(at_once)
+    assert db.count("in_domain=1") == 26 and db.count("pred_std") == 20
+    row = db.get(source="in.xyz@7")
+    assert row.formula == "AgAu19" and row.key_value_pairs == rows[7][1]
+    np.testing.assert_array_equal(row.toatoms().positions, rows[7][0].positions)
+    assert db.get(source="calc").energy == -5.0 and db.get(source="cell").pbc.all()
+
+
+def test_rows_join_the_open_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "out.db"
+    connect(path).metadata = {"ledger": 0}
+    with pytest.raises(RuntimeError, match="abandoned"), connect(path) as db:
+        write_rows(db, _rows(5))
+        raise RuntimeError("abandoned")
+    assert connect(path).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bad key": 1.0}, "Bad key: bad key"),
+        ({"model": "1.5"}, "Value 1.5 is put in as string but can be interpreted as float"),
+        ({"screen_index": [1, 2]}, r"Bad value for 'screen_index': \[1, 2\]"),
+    ],
+)
+def test_a_bad_later_row_stops_the_write_with_ases_message(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    rows = _rows(6)[:6]
+    rows[4][1].update(change)
+    path = tmp_path / "out.db"
+    with pytest.raises(ValueError, match=message), connect(path) as db:
+        write_rows(db, rows)
+    assert connect(path).count() == 0
