@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.db.core import convert_str_to_int_float_bool_or_str
 from tqdm import tqdm
 
 from ase_au20.database.bulk_rows import write_rows
@@ -99,12 +100,19 @@ class ScreenReport:
 
 
 def run_id(sources: list[str], model: ModelIdentity, settings: ScreenSettings) -> str:
-    """The identity of a screen: the same inputs, model and settings resume the same run."""
+    """The identity of a screen: the same inputs, model and settings resume the same run.
+
+    16 hex digits of their hash; one in 770 of those reads as a number (``1234…`` or
+    ``12e45…``), which ASE refuses as a string value, so such an id starts with ``r``.
+    """
     text = json.dumps(
         {"sources": sources, "model": model.name, "card": model.card_sha256, **asdict(settings)},
         sort_keys=True,
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if isinstance(convert_str_to_int_float_bool_or_str(digest[:16]), str):
+        return digest[:16]
+    return "r" + digest[:15]
 
 
 def chunks_of(

@@ -262,6 +262,27 @@ def test_relax_screens_the_relaxed_structure(tmp_path):
         assert row.pred_energy < EMT().get_potential_energy(frames[row.screen_index]) - 0.01
 
 
+@pytest.mark.parametrize("digest", ["1234567890123456", "12345e6789012345"])
+def test_a_run_whose_hash_reads_as_a_number_still_screens(tmp_path, monkeypatch, digest):
+    import hashlib
+
+    sha256 = hashlib.sha256
+
+    class Hash:
+        def __init__(self, text: bytes) -> None:
+            self.tail = sha256(text).hexdigest()[16:]
+
+        def hexdigest(self) -> str:
+            return digest + self.tail  # ASE refuses a string value that reads as a number
+
+    monkeypatch.setattr(hashlib, "sha256", Hash)
+    db = tmp_path / "out.db"
+    report = screen([_input(tmp_path, 3)], EMT(), db, engine=None)
+    assert report.screened == 3 and report.run == "r" + digest[:15]
+    assert {row.screen_run for row in _rows(db)} == {report.run}
+    assert not screen([tmp_path / "in.extxyz"], EMT(), db).screened  # resumes the same run
+
+
 def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_path):
     from ase_au20.workflows.screen import open_run, write_chunk
 
