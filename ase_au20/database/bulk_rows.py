@@ -25,8 +25,9 @@ from ase.db.sqlite import SQLite3Database
 def write_rows(db: Database, rows: list[tuple[Atoms, dict]]) -> list[int]:
     """Write ``(atoms, key_value_pairs)`` rows into ``db``; their ids, in order.
 
-    Inside ``with db:`` the rows join that transaction. ValueError for a bad key or value,
-    with ASE's message, before anything is written.
+    Inside ``with db:`` the rows join that transaction. A bad key or value raises ASE's
+    ValueError before any row of a SQLite batch is written (with another backend, before
+    that row; ``with db:`` rolls the others back).
     """
     # exactly ASE's SQLite backend: ase-db-backends' PostgreSQL one derives from it
     if type(db) is not SQLite3Database or not all(_is_plain(atoms) for atoms, _ in rows):
