@@ -18,16 +18,31 @@ TABLES = ("systems", "species", "keys", "text_key_values", "number_key_values")
 
 
 def _rows(count: int) -> list[tuple[Atoms, dict]]:
+    """Prediction rows of plain clusters (numbers and positions), as a screen writes them."""
     rng = np.random.default_rng(3)
     rows = []
     for i in range(count):
         atoms = Atoms([79] * 19 + [47], positions=rng.normal(scale=3.0, size=(20, 3)))
         kvp = prediction_pairs(-40.0 - i, 0.3, 0.1 if i % 2 else np.nan, i % 3 != 0, "schnet")
         rows.append((atoms, {**kvp, "source": f"in.xyz@{i}", "screen_index": i}))
+    return rows
+
+
+def _other_rows() -> list[tuple[Atoms, dict]]:
+    """Rows with a cell and with a calculator's energy, which go through ASE's write."""
     periodic = Atoms("Au2", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[9, 9, 9], pbc=True)
     with_energy = Atoms("Au2", positions=[[0, 0, 0], [0, 2.8, 0]])
     with_energy.calc = SinglePointCalculator(with_energy, energy=-5.0)
-    return [*rows, (periodic, {"source": "cell"}), (with_energy, {"source": "calc"})]
+    return [(periodic, {"source": "cell"}), (with_energy, {"source": "calc"})]
+
+
+def _not_through_ase_write(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes ``db.write`` fail, so a test knows the rows took the batched path."""
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a plain row went through ASE's write")
+
+    monkeypatch.setattr(db, "write", refused)
 
 
 def _tables(path: Path) -> dict[str, list[tuple]]:
@@ -39,28 +54,43 @@ def _tables(path: Path) -> dict[str, list[tuple]]:
     return {name: sorted(rows, key=repr) for name, rows in tables.items()}
 
 
-def test_rows_match_those_of_ase_write(tmp_path: Path) -> None:
+def test_rows_match_those_of_ase_write(tmp_path: Path, monkeypatch) -> None:
     rows = _rows(40)
     by_ase, at_once = tmp_path / "ase.db", tmp_path / "bulk.db"
     with connect(by_ase) as db:
         ase_ids = [db.write(atoms, key_value_pairs=kvp) for atoms, kvp in rows]
     with connect(at_once) as db:
+        _not_through_ase_write(db, monkeypatch)
         ids = write_rows(db, rows)
-    assert ids == ase_ids == list(range(1, 43))
+    assert ids == ase_ids == list(range(1, 41))
     assert _tables(at_once) == _tables(by_ase)
     db = connect(at_once)
     assert db.count("in_domain=1") == 26 and db.count("pred_std") == 20
     row = db.get(source="in.xyz@7")
     assert row.formula == "AgAu19" and row.key_value_pairs == rows[7][1]
     np.testing.assert_array_equal(row.toatoms().positions, rows[7][0].positions)
+
+
+def test_a_batch_with_a_cell_or_a_calculator_goes_through_ase_write(tmp_path: Path) -> None:
+    rows = [*_rows(3), *_other_rows()]
+    by_ase, at_once = tmp_path / "ase.db", tmp_path / "bulk.db"
+    with connect(by_ase) as db:
+        for atoms, kvp in rows:
+            db.write(atoms, key_value_pairs=kvp)
+    with connect(at_once) as db:
+        assert write_rows(db, rows) == [1, 2, 3, 4, 5]
+    assert _tables(at_once) == _tables(by_ase)
+    db = connect(at_once)
     assert db.get(source="calc").energy == -5.0 and db.get(source="cell").pbc.all()
 
 
-def test_rows_join_the_open_transaction(tmp_path: Path) -> None:
+def test_rows_join_the_open_transaction(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "out.db"
     connect(path).metadata = {"ledger": 0}
     with pytest.raises(RuntimeError, match="abandoned"), connect(path) as db:
+        _not_through_ase_write(db, monkeypatch)
         write_rows(db, _rows(5))
+        assert db.count() == 5  # inside the transaction
         raise RuntimeError("abandoned")
     assert connect(path).count() == 0
 
@@ -74,11 +104,12 @@ def test_rows_join_the_open_transaction(tmp_path: Path) -> None:
     ],
 )
 def test_a_bad_later_row_stops_the_write_with_ases_message(
-    tmp_path: Path, change: dict, message: str
+    tmp_path: Path, monkeypatch, change: dict, message: str
 ) -> None:
-    rows = _rows(6)[:6]
+    rows = _rows(6)
     rows[4][1].update(change)
     path = tmp_path / "out.db"
     with pytest.raises(ValueError, match=message), connect(path) as db:
+        _not_through_ase_write(db, monkeypatch)
         write_rows(db, rows)
     assert connect(path).count() == 0
