@@ -36,6 +36,7 @@ def write_rows(db: Database, rows: list[tuple[Atoms, dict]]) -> list[int]:
     stamp = now()
     user = os.getenv("USER")
     order = SQLite3Database.columnnames[1:]  # after id, which the database assigns
+    insert = f"INSERT INTO systems VALUES (NULL, {', '.join('?' * len(order))})"
     with db.managed_connection() as connection:
         data = db.encode({}, binary=db.version >= 9)  # the version is known once connected
         cursor = connection.cursor()
@@ -43,10 +44,7 @@ def write_rows(db: Database, rows: list[tuple[Atoms, dict]]) -> list[int]:
         for atoms, kvp in rows:
             values = dict.fromkeys(order)  # every column a plain cluster leaves NULL
             values.update(_plain_columns(db, atoms, kvp, stamp, user, data))
-            cursor.execute(
-                f"INSERT INTO systems VALUES (NULL, {', '.join('?' * len(order))})",
-                [values[name] for name in order],
-            )
+            cursor.execute(insert, [values[name] for name in order])
             ids.append(cursor.lastrowid)
         species, keys, text, number = [], [], [], []
         for (atoms, kvp), row_id in zip(rows, ids, strict=True):
