@@ -36,6 +36,13 @@ WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_
 # task message holds its chunk of structures (~0.3 MB of xyz text at 256 per chunk), so the
 # client and the scheduler would hold every chunk of a long screen (+2.3 kB a structure).
 MESSAGE_LOG_LENGTH = 8
+# Local workers run without Dask's statistical profiler: it samples the task thread's stack
+# every 10 ms on the worker's event loop, holding the GIL, for a dashboard a local cluster
+# does not serve (2 % of a SchNet screen's worker time in a py-spy profile).
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT,
+    "distributed.worker.profile.enabled": False,
+}
 
 TaskFunction = Callable[[Calculator, Any, Callable[..., None]], Any]
 _built: dict[tuple[str, str], Calculator] = {}  # a worker's calculators, by (spec, device)
@@ -280,7 +287,7 @@ def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterato
     if scheduler == "local":
         with (
             logs,
-            dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}),
+            dask.config.set(LOCAL_CLUSTER_CONFIG),
             LocalCluster(
                 n_workers=workers or usable_cores(),
                 threads_per_worker=1,

@@ -56,3 +56,19 @@ def test_a_stream_of_tasks_does_not_stay_in_the_client(tmp_path):
     assert kept < bound, (
         f"{kept / 1e6:.1f} MB of {tasks * payload / 1e6:.0f} MB of tasks still held"
     )
+
+
+def _worker_settings() -> tuple[str | None, bool]:
+    import os
+
+    import dask
+
+    return os.environ.get("OMP_NUM_THREADS"), dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_local_workers_run_one_thread_without_dasks_profiler():
+    # the profiler samples the task thread every 10 ms, holding the GIL, for a dashboard
+    # a local cluster does not serve
+    with open_engine("local", workers=2) as engine:
+        settings = engine.client.run(_worker_settings)
+    assert list(settings.values()) == [("1", False), ("1", False)]
