@@ -40,8 +40,8 @@ CLI = [sys.executable, "-m", "ase_au20"]
 # tasks would leave a worker idle (400 structures: two tasks of 256 and 144, ratio 1.52)
 XTB_CHUNK = 16
 # 1- and 2-worker SchNet screens of 20,000, each 15-40 s: one pair's ratio varies by ±0.07
-# to ±0.2 from run to run on a 2-core VM, so the ratio is taken from the medians of three pairs
-SCREEN_PAIRS = 3
+# to ±0.2 from run to run on a 2-core VM, so the ratio is taken from the medians of five pairs
+SCREEN_PAIRS = 5
 # The model alone in plain processes (no Dask, no database), timed from a common start once
 # each has loaded and warmed up: how far two cores of this machine scale for the model
 PREDICT_ONLY = """
