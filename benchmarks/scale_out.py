@@ -296,7 +296,11 @@ def rows_report(out: Path) -> None:
     if postgres_bin() is not None:
         with postgres_server() as server:
             pg_rate = row_write_rate(create_database(server, "bench"))
-        print(f"  PostgreSQL  {pg_rate:8.0f} rows/s (local server, loopback, fsync off)")
+            pg_anchor = ase_write_rate(create_database(server, "bench_ase"))
+        print(
+            f"  PostgreSQL  {pg_rate:8.0f} rows/s   (ASE's write row by row: {pg_anchor:.0f} "
+            "rows/s; local server, loopback, fsync off)"
+        )
     else:
         print("  PostgreSQL  not measured: initdb/pg_ctl not installed")
 

@@ -4,9 +4,10 @@ ASE's SQLite ``write`` checks every row's keys again (a chemical-formula parse p
 fills the key tables with statements of their own, which makes writing a fifth of a SchNet
 screen's time per structure. Rows of a screen share their keys, so here each key set is
 checked once and each key table is filled with one statement for all rows: 1.8 times the
-rows/s of ASE's ``write`` (``benchmarks/scale_out.py --only rows``). Rows that carry more
-than numbers and positions (a cell, a calculator, constraints, extra arrays), and every
-other backend, go through ASE's ``write``.
+rows/s of ASE's ``write`` (``benchmarks/scale_out.py --only rows``). On PostgreSQL
+(ase-db-backends) the systems rows go in with one statement as well, where ASE makes two
+round trips per row. Rows that carry more than numbers and positions (a cell, a calculator,
+constraints, extra arrays), and every other backend, go through ASE's ``write``.
 """
 
 from __future__ import annotations
@@ -21,31 +22,40 @@ from ase.data import atomic_masses
 from ase.db.core import Database, check, convert_str_to_int_float_bool_or_str, now
 from ase.db.sqlite import SQLite3Database
 
+COLUMNS = SQLite3Database.columnnames  # the systems table's, in ASE's order
+
 
 def write_rows(db: Database, rows: list[tuple[Atoms, dict]]) -> list[int]:
     """Write ``(atoms, key_value_pairs)`` rows into ``db``; their ids, in order.
 
     Inside ``with db:`` the rows join that transaction. A bad key or value raises ASE's
-    ValueError before any row of a SQLite batch is written (with another backend, before
-    that row; ``with db:`` rolls the others back).
+    ValueError before any row of a batch is written (on a backend or rows that go through
+    ASE's write, before that row; ``with db:`` rolls the others back).
     """
-    # exactly ASE's SQLite backend: ase-db-backends' PostgreSQL one derives from it
-    if type(db) is not SQLite3Database or not all(_is_plain(atoms) for atoms, _ in rows):
+    if not rows:
+        return []
+    if not _batched(db) or not all(_is_plain(atoms) for atoms, _ in rows):
         return [db.write(atoms, key_value_pairs=kvp) for atoms, kvp in rows]
     _check(rows)
     stamp = now()
     user = os.getenv("USER")
-    order = SQLite3Database.columnnames[1:]  # after id, which the database assigns
-    insert = f"INSERT INTO systems VALUES (NULL, {', '.join('?' * len(order))})"
+    order = COLUMNS[1:]  # after id, which the database assigns
     with db.managed_connection() as connection:
         data = db.encode({}, binary=db.version >= 9)  # the version is known once connected
-        cursor = connection.cursor()
-        ids = []
+        systems = []
         for atoms, kvp in rows:
             values = dict.fromkeys(order)  # every column a plain cluster leaves NULL
             values.update(_plain_columns(db, atoms, kvp, stamp, user, data))
-            cursor.execute(insert, [values[name] for name in order])
-            ids.append(cursor.lastrowid)
+            systems.append([values[name] for name in order])
+        cursor = connection.cursor()
+        if db.type == "postgresql":
+            ids = _insert_systems_returning_ids(cursor, systems)
+        else:
+            insert = f"INSERT INTO systems VALUES (NULL, {', '.join('?' * len(order))})"
+            ids = []
+            for values in systems:
+                cursor.execute(insert, values)
+                ids.append(cursor.lastrowid)
         species, keys, text, number = [], [], [], []
         for (atoms, kvp), row_id in zip(rows, ids, strict=True):
             counts = np.bincount(atoms.numbers)
@@ -61,6 +71,26 @@ def write_rows(db: Database, rows: list[tuple[Atoms, dict]]) -> list[int]:
         cursor.executemany("INSERT INTO number_key_values VALUES (?, ?, ?)", number)
         cursor.executemany("INSERT INTO keys VALUES (?, ?)", keys)
     return ids
+
+
+def _batched(db: Database) -> bool:
+    """ASE's SQLite backend, or ase-db-backends' PostgreSQL one (built on that package's
+    copy of it, with the same tables): the backends whose tables this module writes."""
+    postgresql = type(db).__module__ == "ase_db_backends.postgresql"
+    return type(db) is SQLite3Database or (postgresql and db.columnnames == COLUMNS)
+
+
+def _insert_systems_returning_ids(cursor, systems: list[list]) -> list[int]:
+    """Every systems row in one INSERT; their ids, matched by unique id (PostgreSQL does not
+    promise RETURNING in the order of VALUES, and ASE's own id query reads the sequence's
+    last value, which another session may have moved)."""
+    row = f"(DEFAULT, {', '.join('?' * len(systems[0]))})"
+    cursor.execute(
+        f"INSERT INTO systems VALUES {', '.join([row] * len(systems))} RETURNING id, unique_id",
+        [value for values in systems for value in values],
+    )
+    ids = {unique_id: row_id for row_id, unique_id in cursor.fetchall()}
+    return [ids[values[0]] for values in systems]  # unique_id is the first column
 
 
 def _is_plain(atoms: Atoms) -> bool:

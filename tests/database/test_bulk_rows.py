@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -45,18 +46,41 @@ def _not_through_ase_write(db, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(db, "write", refused)
 
 
-def _tables(path: Path) -> dict[str, list[tuple]]:
-    """Every table's rows, without the columns that differ between two writes by design
-    (unique id, creation and modification times)."""
-    with sqlite3.connect(path) as connection:
-        tables = {t: connection.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+def _tables(where: Path | str) -> dict[str, list[tuple]]:
+    """Every table's rows (a SQLite file or a PostgreSQL URL), without the columns that
+    differ between two writes by design (unique id, creation and modification times)."""
+    if isinstance(where, Path):
+        with sqlite3.connect(where) as connection:
+            tables = {t: connection.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+    else:
+        import psycopg2
+
+        connection = psycopg2.connect(where)
+        with connection, connection.cursor() as cursor:
+            tables = {}
+            for table in TABLES:
+                cursor.execute(f"SELECT * FROM {table}")
+                tables[table] = cursor.fetchall()
+        connection.close()
     tables["systems"] = [(row[0], *row[4:]) for row in tables["systems"]]
     return {name: sorted(rows, key=repr) for name, rows in tables.items()}
 
 
-def test_rows_match_those_of_ase_write(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_databases(request, tmp_path: Path) -> tuple[Path | str, Path | str]:
+    """Two empty databases of one backend: one for ASE's write, one for ours."""
+    if request.param == "sqlite":
+        return tmp_path / "ase.db", tmp_path / "bulk.db"
+    from ase_au20.database.local_postgres import create_database
+
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"bulk_{uuid.uuid4().hex[:8]}"
+    return create_database(server, f"{name}_ase"), create_database(server, f"{name}_ours")
+
+
+def test_rows_match_those_of_ase_write(two_databases, monkeypatch) -> None:
     rows = _rows(40)
-    by_ase, at_once = tmp_path / "ase.db", tmp_path / "bulk.db"
+    by_ase, at_once = two_databases
     with connect(by_ase) as db:
         ase_ids = [db.write(atoms, key_value_pairs=kvp) for atoms, kvp in rows]
     with connect(at_once) as db:
@@ -65,7 +89,7 @@ def test_rows_match_those_of_ase_write(tmp_path: Path, monkeypatch) -> None:
     assert ids == ase_ids == list(range(1, 41))
     assert _tables(at_once) == _tables(by_ase)
     db = connect(at_once)
-    assert db.count("in_domain=1") == 26 and db.count("pred_std") == 20
+    assert db.count("in_domain=True") == 26 and db.count("pred_std") == 20
     row = db.get(source="in.xyz@7")
     assert row.formula == "AgAu19" and row.key_value_pairs == rows[7][1]
     np.testing.assert_array_equal(row.toatoms().positions, rows[7][0].positions)
@@ -84,8 +108,8 @@ def test_a_batch_with_a_cell_or_a_calculator_goes_through_ase_write(tmp_path: Pa
     assert db.get(source="calc").energy == -5.0 and db.get(source="cell").pbc.all()
 
 
-def test_rows_join_the_open_transaction(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "out.db"
+def test_rows_join_the_open_transaction(two_databases, monkeypatch) -> None:
+    path = two_databases[1]
     connect(path).metadata = {"ledger": 0}
     with pytest.raises(RuntimeError, match="abandoned"), connect(path) as db:
         _not_through_ase_write(db, monkeypatch)
@@ -104,11 +128,11 @@ def test_rows_join_the_open_transaction(tmp_path: Path, monkeypatch) -> None:
     ],
 )
 def test_a_bad_later_row_stops_the_write_with_ases_message(
-    tmp_path: Path, monkeypatch, change: dict, message: str
+    two_databases, monkeypatch, change: dict, message: str
 ) -> None:
     rows = _rows(6)
     rows[4][1].update(change)
-    path = tmp_path / "out.db"
+    path = two_databases[1]
     with pytest.raises(ValueError, match=message), connect(path) as db:
         _not_through_ase_write(db, monkeypatch)
         write_rows(db, rows)
