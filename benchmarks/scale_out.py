@@ -285,8 +285,9 @@ def screen_report(out: Path, scale: int, cores: int) -> None:
     print(" their chunks; the client reads the stream's text; CPU s: client and workers)")
 
 
-def rows_report(out: Path) -> None:
-    """Prediction rows/s of our writer into SQLite and into a throwaway PostgreSQL server."""
+def rows_report(out: Path, scale: int) -> None:
+    """Prediction rows/s of our writer into SQLite and into a throwaway PostgreSQL server,
+    and a 2-worker SchNet screen into that server."""
     sqlite_rate = row_write_rate(fresh_sqlite(out, "rows.db"))
     anchor = ase_write_rate(fresh_sqlite(out, "rows-ase.db"))
     print("\nprediction rows written, one transaction per 256")
@@ -297,9 +298,16 @@ def rows_report(out: Path) -> None:
         with postgres_server() as server:
             pg_rate = row_write_rate(create_database(server, "bench"))
             pg_anchor = ase_write_rate(create_database(server, "bench_ase"))
+            small = rattled_isomers(out / "rattled-20k.extxyz", 20000 // scale)
+            pg_screen = screen_cli(small, create_database(server, "screen"), "schnet", 2)
         print(
             f"  PostgreSQL  {pg_rate:8.0f} rows/s   (ASE's write row by row: {pg_anchor:.0f} "
             "rows/s; local server, loopback, fsync off)"
+        )
+        print(
+            f"  screen into PostgreSQL on 2 workers: {pg_screen['rate']:.0f} structures/s "
+            f"(writing {pg_screen['write']:.1f} s summed over the workers, lock waits included;"
+            " the server shares the cores)"
         )
     else:
         print("  PostgreSQL  not measured: initdb/pg_ctl not installed")
@@ -361,7 +369,7 @@ def main() -> None:
     if "screen" in args.only:
         screen_report(args.out, scale, cores)
     if "rows" in args.only:
-        rows_report(args.out)
+        rows_report(args.out, scale)
     if "memory" in args.only:
         memory_report(args.out, scale)
     if "search" in args.only:

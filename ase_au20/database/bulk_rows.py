@@ -3,10 +3,10 @@
 ASE's SQLite ``write`` checks every row's keys again (a chemical-formula parse per key) and
 fills the key tables with statements of their own, which makes writing a fifth of a SchNet
 screen's time per structure. Rows of a screen share their keys, so here each key set is
-checked once and each key table is filled with one statement for all rows: 1.8 times the
-rows/s of ASE's ``write`` (``benchmarks/scale_out.py --only rows``). On PostgreSQL
+checked once and each key table is filled with one statement for all rows. On PostgreSQL
 (ase-db-backends) the systems rows go in with one statement as well, where ASE makes two
-round trips per row. Rows that carry more than numbers and positions (a cell, a calculator,
+round trips per row (``benchmarks/scale_out.py --only rows`` prints both beside ASE's
+``write``). Rows that carry more than numbers and positions (a cell, a calculator,
 constraints, extra arrays), and every other backend, go through ASE's ``write``.
 """
 
