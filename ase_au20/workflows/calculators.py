@@ -16,14 +16,23 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.db.core import convert_str_to_int_float_bool_or_str
 
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """Which model made a prediction: its name and the SHA-256 of its card (``""``: none)."""
+    """Which model made a prediction: its name and the SHA-256 of its card (``""``: none).
+
+    A name that reads as a number (the ``--calc`` spec of a model folder called ``2024``)
+    is kept as the relative path ``./2024``: ASE refuses such a string as a row's value.
+    """
 
     name: str
     card_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(convert_str_to_int_float_bool_or_str(self.name), str):
+            object.__setattr__(self, "name", f"./{self.name}")
 
     @classmethod
     def of(cls, calc: Calculator, name: str = "") -> ModelIdentity:

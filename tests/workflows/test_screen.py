@@ -283,6 +283,21 @@ def test_a_run_whose_hash_reads_as_a_number_still_screens(tmp_path, monkeypatch,
     assert not screen([tmp_path / "in.extxyz"], EMT(), db).screened  # resumes the same run
 
 
+def test_a_model_folder_whose_name_reads_as_a_number_screens(tmp_path, monkeypatch):
+    import shutil
+
+    from ase_au20.paths import PRETRAINED_DIR
+
+    shutil.copytree(PRETRAINED_DIR / "schnet", tmp_path / "2024")  # a model folder "2024"
+    monkeypatch.chdir(tmp_path)
+    _input(tmp_path, 3)
+    args = ["screen", "in.extxyz", "--calc", "2024", "--out", "out.db", "--scheduler", "none"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output  # ASE refused "2024" as the rows' model
+    assert {row.model for row in _rows(tmp_path / "out.db")} == {"./2024"}
+    assert ModelIdentity("1e5").name == "./1e5" and ModelIdentity("schnet").name == "schnet"
+
+
 def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_path):
     from ase_au20.workflows.screen import open_run, write_chunk
 
