@@ -19,8 +19,10 @@ import uuid
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses
-from ase.db.core import Database, check, convert_str_to_int_float_bool_or_str, now
+from ase.db.core import Database, check, now
 from ase.db.sqlite import SQLite3Database
+
+from ase_au20.database.store import reads_as_number
 
 COLUMNS = SQLite3Database.columnnames  # the systems table's, in ASE's order
 
@@ -116,7 +118,7 @@ def _check(rows: list[tuple[Atoms, dict]]) -> None:
             continue
         for key, value in kvp.items():
             if isinstance(value, str):
-                if not isinstance(convert_str_to_int_float_bool_or_str(value), str):
+                if reads_as_number(value):
                     check({key: value})  # reads as a number: raises with ASE's message
             elif not isinstance(value, (numbers.Real, np.bool_)):
                 raise ValueError(f"Bad value for {key!r}: {value}")

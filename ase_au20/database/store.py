@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.db import connect as ase_connect
-from ase.db.core import Database
+from ase.db.core import Database, convert_str_to_int_float_bool_or_str
 
 SERVER_PREFIXES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
 KEYS = ("cluster_id", "delta_e", "bucket", "dup_group", "is_outlier", "split", "fold", "source")
@@ -92,6 +92,12 @@ def _give_rollback(db: Database) -> None:
     connection_class = getattr(sys.modules.get("ase_db_backends.postgresql"), "Connection", None)
     if connection_class is not None and not hasattr(connection_class, "rollback"):
         connection_class.rollback = lambda self: self.con.rollback()
+
+
+def reads_as_number(text: str) -> bool:
+    """Whether ASE reads the string ``text`` as a number or a boolean, and so refuses it as a
+    row's string value (``"2024"``, ``"12e45"``, ``"True"``)."""
+    return not isinstance(convert_str_to_int_float_bool_or_str(text), str)
 
 
 def is_server_url(url: str | os.PathLike[str]) -> bool:

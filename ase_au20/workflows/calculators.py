@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.db.core import convert_str_to_int_float_bool_or_str
+
+from ase_au20.database.store import reads_as_number
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ModelIdentity:
     card_sha256: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(convert_str_to_int_float_bool_or_str(self.name), str):
+        if reads_as_number(self.name):
             object.__setattr__(self, "name", f"./{self.name}")
 
     @classmethod

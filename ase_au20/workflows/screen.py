@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.db.core import convert_str_to_int_float_bool_or_str
 from tqdm import tqdm
 
 from ase_au20.database.bulk_rows import write_rows
 from ase_au20.database.predictions import prediction_pairs
-from ase_au20.database.store import connect
+from ase_au20.database.store import connect, reads_as_number
 from ase_au20.database.writer_lock import writer_lock
 from ase_au20.workflows.calculators import ModelIdentity, predict_batch, uncertainty_properties
 from ase_au20.workflows.engine import Engine
@@ -110,9 +109,7 @@ def run_id(sources: list[str], model: ModelIdentity, settings: ScreenSettings) -
         sort_keys=True,
     )
     digest = hashlib.sha256(text.encode()).hexdigest()
-    if isinstance(convert_str_to_int_float_bool_or_str(digest[:16]), str):
-        return digest[:16]
-    return "r" + digest[:15]
+    return "r" + digest[:15] if reads_as_number(digest[:16]) else digest[:16]
 
 
 def chunks_of(
