@@ -52,7 +52,9 @@ def test_a_stream_of_tasks_does_not_stay_in_the_client(tmp_path):
         finally:
             tracemalloc.stop()
     assert lengths == [payload] * tasks
-    bound = (2 * MESSAGE_LOG_LENGTH + 4) * payload
+    # two logs of 8 messages, plus slack for queued tasks and comm buffers: 5.9-8.3 MB
+    # measured over ten runs, against 64 MB with Dask's default logs
+    bound = (2 * MESSAGE_LOG_LENGTH + 8) * payload
     assert kept < bound, (
         f"{kept / 1e6:.1f} MB of {tasks * payload / 1e6:.0f} MB of tasks still held"
     )
