@@ -20,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_TIMEOUT = 600.0  # s: longer than any single write of ours, short of "forever"
-POLL_INTERVAL = 0.1  # s
+# A waiter polls after 1 ms, then twice as long each time up to 0.1 s: a chunk's write holds
+# the lock for 10-30 ms, so it is taken within that again instead of a whole 0.1 s later.
+FIRST_POLL = 0.001  # s
+POLL_INTERVAL = 0.1  # s, the longest wait between polls
 
 
 def lock_path(db_path: str | os.PathLike[str]) -> Path:
@@ -35,9 +38,20 @@ def _holder(handle) -> str:
     return handle.read().strip() or "unknown"
 
 
+def poll_intervals() -> Iterator[float]:
+    """Seconds between a waiter's polls: 1 ms, doubling up to :data:`POLL_INTERVAL`."""
+    interval = FIRST_POLL
+    while True:
+        yield interval
+        interval = min(2 * interval, POLL_INTERVAL)
+
+
 @contextlib.contextmanager
-def writer_lock(db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    """Hold the exclusive writer lock of a database (SQLite file or PostgreSQL URL).
+def writer_lock(
+    db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[float]:
+    """Hold the exclusive writer lock of a database (SQLite file or PostgreSQL URL); gives
+    the seconds spent waiting for it.
 
     TimeoutError after ``timeout`` s naming the process that holds it. A leftover ASE
     ``<db>.lock`` is reported once: ase-au20 does not use it, but ``ase db`` writes would
@@ -46,11 +60,11 @@ def writer_lock(db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT
     from ase_au20.database.store import is_server_url
 
     if str(db_url).startswith(("postgresql://", "postgres://")):
-        with _advisory_lock(str(db_url), timeout):
-            yield
+        with _advisory_lock(str(db_url), timeout) as waited:
+            yield waited
         return
     if is_server_url(db_url):
-        yield
+        yield 0.0
         return
     path = lock_path(db_url)
     ase_lock = Path(db_url).expanduser().absolute().with_name(Path(db_url).name + ".lock")
@@ -61,24 +75,28 @@ def writer_lock(db_url: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT
             stacklevel=3,
         )
     with path.open("a+") as handle:
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        intervals = poll_intervals()
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError(
                         f"{db_url} is being written by process {_holder(handle)} "
                         f"(waited {timeout:.0f} s for {path})"
                     ) from None
-                time.sleep(POLL_INTERVAL)
+                time.sleep(min(next(intervals), left))
+        waited = time.monotonic() - start
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         try:
-            yield
+            yield waited
         finally:
             handle.seek(0)
             handle.truncate()
@@ -89,8 +107,9 @@ ADVISORY_KEY = 0x41553230  # "AU20": the one writer lock of an ase-au20 PostgreS
 
 
 @contextlib.contextmanager
-def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
-    """A PostgreSQL session advisory lock on a connection of its own, for ``timeout`` s."""
+def _advisory_lock(url: str, timeout: float) -> Iterator[float]:
+    """A PostgreSQL session advisory lock on a connection of its own, for ``timeout`` s;
+    gives the seconds spent waiting for it (the server wakes the waiter, no polling)."""
     from ase_au20.database.store import POSTGRES_EXTRA
 
     try:
@@ -102,6 +121,7 @@ def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            start = time.monotonic()
             try:
                 cursor.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_KEY,))
             except psycopg2.errors.LockNotAvailable:
@@ -115,6 +135,7 @@ def _advisory_lock(url: str, timeout: float) -> Iterator[None]:
                     f"{url} is being written by server process "
                     f"{holder[0] if holder else 'unknown'} (waited {timeout:.0f} s)"
                 ) from None
-        yield
+            waited = time.monotonic() - start
+        yield waited
     finally:
         connection.close()  # closing the session releases its advisory locks

@@ -78,6 +78,50 @@ def _hold_lock(db: str) -> None:
         time.sleep(600)
 
 
+def _hold_lock_briefly(db: str, held, seconds: float) -> None:
+    with writer_lock(db):
+        held.set()
+        time.sleep(seconds)
+
+
+def test_a_writer_learns_how_long_it_waited_for_the_lock(base_db: Path) -> None:
+    with writer_lock(base_db) as waited:
+        assert 0.0 <= waited < 0.05  # nobody held it
+    ctx = multiprocessing.get_context("fork")
+    held = ctx.Event()
+    holder = ctx.Process(target=_hold_lock_briefly, args=(str(base_db), held, 0.4))
+    holder.start()
+    assert held.wait(timeout=30)
+    start = time.monotonic()
+    with writer_lock(base_db) as waited:
+        elapsed = time.monotonic() - start
+    holder.join()
+    assert 0.2 < waited <= elapsed
+
+
+def test_a_waiting_writer_polls_after_1_ms_and_doubles_up_to_a_tenth_of_a_second(
+    base_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    from ase_au20.database import writer_lock as module
+
+    holder = lock_path(base_db).open("a+")  # another open file: its flock excludes ours
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 9:
+            fcntl.flock(holder, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(module.time, "sleep", sleep)
+    with writer_lock(base_db):
+        pass
+    holder.close()
+    assert sleeps == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.1, 0.1])
+
+
 def test_killed_writer_leaves_no_lock_behind(base_db: Path, tmp_path: Path) -> None:
     holder = multiprocessing.get_context("fork").Process(target=_hold_lock, args=(str(base_db),))
     holder.start()
