@@ -117,7 +117,8 @@ def print_screen_report(report) -> None:
     )
     click.echo(
         f"time: reading {report.read_seconds:.1f} s, model {report.model_seconds:.1f} s "
-        f"(summed over workers), writing {report.write_seconds:.1f} s"
+        f"(summed over workers), writing {report.write_seconds:.1f} s "
+        f"({report.lock_seconds:.1f} s of it waiting for the writer lock)"
     )
     if report.screened:
         share = report.out_of_domain / report.screened

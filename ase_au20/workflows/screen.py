@@ -90,6 +90,7 @@ class ScreenReport:
     read_seconds: float = 0.0  # reading the stream here + parsing on the workers
     model_seconds: float = 0.0  # summed over workers
     write_seconds: float = 0.0  # summed over workers, lock waits included
+    lock_seconds: float = 0.0  # of write_seconds: waiting for the database's writer lock
     lowest: list[tuple[float, float, str, bool | None]] = field(default_factory=list)
 
     @property
@@ -175,7 +176,7 @@ def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]
     sha = str(card.get("sha256", "")) if isinstance(card, dict) else chunk.model.card_sha256
     rows = _rows(chunk, structures, predicted, converged, failed, sha)
     tic = time.perf_counter()
-    written = write_chunk(chunk.url, chunk.run, chunk.first, len(chunk.labels), rows)
+    write = write_chunk(chunk.url, chunk.run, chunk.first, len(chunk.labels), rows)
     progress(len(structures))
     lowest = heapq.nsmallest(
         chunk.top,
@@ -190,7 +191,7 @@ def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]
         ),
     )
     return {
-        "written": written,
+        "written": write.written,
         "rows": len(rows),
         "failed": [(chunk.labels[i], reason) for i, reason in sorted(failed.items())],
         "out_of_domain": sum(kvp.get("in_domain") is False for _, kvp in rows),
@@ -198,6 +199,7 @@ def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]
         "read_seconds": read_seconds,
         "model_seconds": model_seconds,
         "write_seconds": time.perf_counter() - tic,
+        "lock_seconds": write.lock_wait,
     }
 
 
@@ -239,15 +241,24 @@ def _rows(chunk: Chunk, structures, predicted, converged, failed, sha) -> list[t
     return rows
 
 
-def write_chunk(url: str, run: str, first: int, size: int, rows: list[tuple[Atoms, dict]]) -> bool:
+@dataclass(frozen=True)
+class ChunkWrite:
+    """What writing one chunk did."""
+
+    written: bool  # False: the ledger shows it written already (another process, a rerun)
+    lock_wait: float  # s spent waiting for the database's writer lock
+
+
+def write_chunk(
+    url: str, run: str, first: int, size: int, rows: list[tuple[Atoms, dict]]
+) -> ChunkWrite:
     """Write the rows of the chunk of ``size`` structures from ``first`` and record it in the
-    run's ledger, in one transaction under the writer lock; False when the ledger shows the
-    chunk written already (another process screening the same run, or a rerun).
+    run's ledger, in one transaction under the writer lock.
 
     Chunks may finish in any order: the ledger keeps ``done`` (every structure before it is
     written) and ``ahead`` (chunks written beyond ``done``, first -> end).
     """
-    with writer_lock(url):
+    with writer_lock(url) as waited:
         db = connect(url)  # fresh: ASE caches the metadata it has read
         with db:
             metadata = db.metadata
@@ -256,7 +267,7 @@ def write_chunk(url: str, run: str, first: int, size: int, rows: list[tuple[Atom
                 raise ValueError(f"{url}: screen run {run} is not in the database's ledger")
             ahead = entry.setdefault("ahead", {})
             if first < entry["done"] or str(first) in ahead:
-                return False
+                return ChunkWrite(written=False, lock_wait=waited)
             write_rows(db, rows)
             ahead[str(first)] = first + size
             while str(entry["done"]) in ahead:
@@ -264,7 +275,7 @@ def write_chunk(url: str, run: str, first: int, size: int, rows: list[tuple[Atom
             entry["rows"] = entry.get("rows", 0) + len(rows)
             metadata[LEDGER][run] = entry
             db.metadata = metadata
-    return True
+    return ChunkWrite(written=True, lock_wait=waited)
 
 
 def open_run(url: str, run: str, description: dict[str, Any]) -> tuple[int, set[int]]:
@@ -341,6 +352,7 @@ def screen(
             report.read_seconds += result["read_seconds"]
             report.model_seconds += result["model_seconds"]
             report.write_seconds += result["write_seconds"]
+            report.lock_seconds += result["lock_seconds"]
             if not result["written"]:
                 continue
             report.screened += result["rows"]

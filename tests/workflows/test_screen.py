@@ -63,6 +63,7 @@ def test_screen_writes_prediction_rows_never_labels_and_reruns_as_a_no_op(tmp_pa
     assert "10 structures screened" in result.output
     assert "outside the model's domain: 0 (0.0%)" in result.output
     assert "lowest predictions" in result.output and "time: reading" in result.output
+    assert "s of it waiting for the writer lock" in result.output
     rows = sorted(_rows(db), key=lambda r: r.screen_index)
     assert len(rows) == 10 and all(row.get("energy") is None for row in rows)
     assert connect(db).count("energy") == 0  # `ase db 'energy<…'` sees no prediction
@@ -304,11 +305,11 @@ def test_chunks_written_out_of_order_advance_the_ledger_once_the_gap_closes(tmp_
     db = str(tmp_path / "out.db")
     assert open_run(db, "r", {"sources": []}) == (0, set())
     row = [(au20_ground_state(), {"pred_energy": 1.0, "screen_run": "r"})]
-    assert write_chunk(db, "r", 4, 4, row * 4)  # a later chunk finishes first
+    assert write_chunk(db, "r", 4, 4, row * 4).written  # a later chunk finishes first
     assert open_run(db, "r", {}) == (0, {4})  # a resume skips it and redoes 0-3
-    assert write_chunk(db, "r", 0, 4, row * 4)
+    assert write_chunk(db, "r", 0, 4, row * 4).written
     assert open_run(db, "r", {}) == (8, set())
-    assert not write_chunk(db, "r", 4, 4, row * 4)  # never twice
+    assert not write_chunk(db, "r", 4, 4, row * 4).written  # never twice
     assert len(_rows(tmp_path / "out.db")) == 8
 
 
