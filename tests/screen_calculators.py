@@ -42,3 +42,13 @@ def counting_emt() -> EMT:
     with open(os.environ["SCREEN_BUILDS"], "a") as log:
         log.write(f"{os.getpid()}\n")
     return EMT()
+
+
+def missing_on_workers() -> EMT:
+    """EMT here, but a FileNotFoundError on a Dask worker: a model file on the client's
+    disk that the cluster's nodes do not see."""
+    from ase_au20.workflows.engine import inside_worker
+
+    if inside_worker():
+        raise FileNotFoundError("weights.pt is not on this node")
+    return EMT()

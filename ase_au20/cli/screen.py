@@ -113,7 +113,7 @@ def print_screen_report(report) -> None:
     rate = f"{report.rate:.0f}" if report.rate >= 100 else f"{report.rate:.3g}"
     click.echo(
         f"{report.screened} structures screened in {report.seconds:.1f} s ({rate} /s) "
-        f"into {report.url}"
+        f"into {report.url}, after {report.setup_seconds:.1f} s building the calculator"
     )
     click.echo(
         f"time: reading {report.read_seconds:.1f} s, model {report.model_seconds:.1f} s "

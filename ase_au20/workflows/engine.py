@@ -2,8 +2,9 @@
 
 Tasks are chunks of structures or whole search runs, each a call
 ``function(calc, item, progress)`` on one worker thread. The calculator travels once per
-worker, not with every task: a ``--calc`` spec is built on the worker at its first task and
-kept there; a calculator object is scattered to every worker once. Workers are processes
+worker, not with every task: a ``--calc`` spec is built on each worker once and kept there
+(on every worker before a screen's tasks, see :meth:`Engine.prepare`, else at a worker's first
+task); a calculator object is scattered to every worker once. Workers are processes
 with one thread each, because a 20-atom model call cannot use more than one core and
 dscribe and ASE's optimisers hold the GIL.
 """
@@ -16,6 +17,7 @@ import logging
 import os
 import pickle
 import sys
+import time
 import traceback
 import warnings
 from collections import deque
@@ -107,6 +109,20 @@ def _run_task(
     return result, [(str(w.message), w.category) for w in caught]
 
 
+def _prepare_worker(function: TaskFunction, source: Any, address: str) -> None:
+    """Ready this worker for ``function``'s tasks: unpickling ``function`` has imported its
+    module; the calculator is built and kept (see :meth:`Engine.prepare`)."""
+    keep_freed_memory()
+    _leave_task_failures_to_the_client()
+    label = f"building the calculator on worker {address}"
+    _named_call(_build_here, source, None, _no_progress, label)
+
+
+def _build_here(source: Any, _item: None, _progress: Callable[..., None]) -> None:
+    """A task that builds (and keeps) the calculator of ``source`` in this process."""
+    worker_calculator(source)
+
+
 def _is_not_a_task_failure(record: logging.LogRecord) -> bool:
     """False for Dask's "Compute Failed" log of a task that raised :class:`TaskFailed`."""
     return not (
@@ -191,6 +207,34 @@ class Engine:
             future = self.client.scatter(calc, broadcast=True, hash=False)
             self._sources[key] = (calc, future)
         return self._sources[key][1]
+
+    def prepare(self, function: TaskFunction, calculator: Any) -> float:
+        """Import ``function``'s code and build the calculator on every worker now (here,
+        without a client); the seconds it took.
+
+        A screen's clock then starts with its workers ready, and a calculator a worker
+        cannot build fails once, naming the worker, before any task is sent. A worker
+        that joins later builds at its first task.
+        """
+        start = time.perf_counter()
+        if self.client is None:
+            _named_call(_build_here, calculator, None, _no_progress, "building the calculator")
+            return time.perf_counter() - start
+        futures = [
+            self.client.submit(
+                _prepare_worker,
+                function,
+                calculator,
+                address,
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for address in self.client.scheduler_info()["workers"]
+        ]
+        for future in futures:
+            future.result()
+        return time.perf_counter() - start
 
     def map(
         self,

@@ -86,7 +86,8 @@ class ScreenReport:
     resumed_from: int = 0  # structures of this run already in the database
     failed: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
     out_of_domain: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # from the workers being ready to the last chunk written
+    setup_seconds: float = 0.0  # building the calculator on the workers, before that
     read_seconds: float = 0.0  # reading the stream here + parsing on the workers
     model_seconds: float = 0.0  # summed over workers
     write_seconds: float = 0.0  # summed over workers, lock waits included
@@ -328,6 +329,8 @@ def screen(
         url, run, {"sources": described, "model": model.name, **asdict(settings)}
     )
     report = ScreenReport(url=url, run=run, resumed_from=done)
+    calculator = engine.calculator(calc, device)
+    report.setup_seconds = engine.prepare(evaluate_chunk, calculator)
     start = time.perf_counter()
     stream = stream_frames(list(sources))
     read_clock = [0.0]
@@ -342,7 +345,7 @@ def screen(
         )
         results = engine.map(
             evaluate_chunk,
-            engine.calculator(calc, device),
+            calculator,
             chunks,
             label=_chunk_label,
             on_progress=bar.update,

@@ -3,6 +3,7 @@ failing task tells it."""
 
 import gc
 import inspect
+import os
 import re
 import tracemalloc
 
@@ -74,3 +75,31 @@ def test_local_workers_run_one_thread_without_dasks_profiler():
     with open_engine("local", workers=2) as engine:
         settings = engine.client.run(_worker_settings)
     assert list(settings.values()) == [("1", False), ("1", False)]
+
+
+def test_prepare_builds_the_calculator_once_on_every_worker_before_any_task(tmp_path, monkeypatch):
+    builds = tmp_path / "builds.txt"
+    monkeypatch.setenv("SCREEN_BUILDS", str(builds))
+    with open_engine("local", workers=2) as engine:
+        calculator = engine.calculator("screen_calculators:counting_emt")
+        assert engine.prepare(_length, calculator) > 0
+        workers = sorted(str(pid) for pid in engine.client.run(os.getpid).values())
+        assert sorted(builds.read_text().split()) == workers
+        assert list(engine.map(_length, calculator, ["ab"] * 6)) == [2] * 6
+    assert sorted(builds.read_text().split()) == workers  # the tasks built nothing more
+
+
+def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
+    with open_engine("local", workers=1) as engine:
+        calculator = engine.calculator("screen_calculators:missing_on_workers")
+        address = next(iter(engine.client.scheduler_info()["workers"]))
+        message = (
+            f"building the calculator on worker {address}: FileNotFoundError: weights.pt is "
+            "not on this node (raised at tests/screen_calculators.py:"
+        )
+        with pytest.raises(TaskFailed, match=re.escape(message)):
+            engine.prepare(_length, calculator)
+    with open_engine("none") as engine:  # built here, where the file is
+        assert (
+            engine.prepare(_length, engine.calculator("screen_calculators:missing_on_workers")) >= 0
+        )
