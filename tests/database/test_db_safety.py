@@ -84,16 +84,18 @@ def _hold_lock_briefly(db: str, held, seconds: float) -> None:
         time.sleep(seconds)
 
 
-def test_a_writer_learns_how_long_it_waited_for_the_lock(base_db: Path) -> None:
-    with writer_lock(base_db) as waited:
-        assert 0.0 <= waited < 0.05  # nobody held it
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_writer_learns_how_long_it_waited_for_the_lock(backend, tmp_path, request) -> None:
+    db = str(tmp_path / "w.db") if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    with writer_lock(db) as waited:
+        assert 0.0 <= waited < 0.5  # nobody held it
     ctx = multiprocessing.get_context("fork")
     held = ctx.Event()
-    holder = ctx.Process(target=_hold_lock_briefly, args=(str(base_db), held, 0.4))
+    holder = ctx.Process(target=_hold_lock_briefly, args=(db, held, 0.4))
     holder.start()
     assert held.wait(timeout=30)
     start = time.monotonic()
-    with writer_lock(base_db) as waited:
+    with writer_lock(db) as waited:
         elapsed = time.monotonic() - start
     holder.join()
     assert 0.2 < waited <= elapsed

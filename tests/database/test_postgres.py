@@ -137,31 +137,6 @@ def _hold_lock(url: str, held) -> None:
         time.sleep(600)
 
 
-def _hold_lock_briefly(url: str, held, seconds: float) -> None:
-    from ase_au20.database.writer_lock import writer_lock
-
-    with writer_lock(url):
-        held.set()
-        time.sleep(seconds)
-
-
-def test_a_postgres_writer_learns_how_long_it_waited_for_the_lock(postgres_url: str) -> None:
-    from ase_au20.database.writer_lock import writer_lock
-
-    ctx = multiprocessing.get_context("fork")
-    held = ctx.Event()
-    holder = ctx.Process(target=_hold_lock_briefly, args=(postgres_url, held, 0.4))
-    holder.start()
-    assert held.wait(timeout=30)
-    start = time.monotonic()
-    with writer_lock(postgres_url) as waited:
-        elapsed = time.monotonic() - start
-    holder.join()
-    assert 0.2 < waited <= elapsed
-    with writer_lock(postgres_url) as waited:
-        assert 0.0 <= waited < 0.5  # nobody holds it
-
-
 def test_killed_postgres_writer_frees_the_lock(postgres_url: str) -> None:
     from ase_au20.database.writer_lock import writer_lock
 
