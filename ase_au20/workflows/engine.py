@@ -230,7 +230,7 @@ class Engine:
                 allow_other_workers=False,
                 pure=False,
             )
-            for address in self.client.scheduler_info()["workers"]
+            for address in self.client.nthreads()
         ]
         for future in futures:
             future.result()
@@ -344,7 +344,9 @@ def open_engine(scheduler: str = "local", workers: int | None = None) -> Iterato
             yield Engine(client, len(cluster.workers), cluster.scheduler_address)
         return
     with logs, Client(scheduler, timeout="20s") as client:
-        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
+        # nthreads() lists every worker; scheduler_info() of distributed releases from mid-2025
+        # to mid-2026 lists the first five only
+        threads = sum(client.nthreads().values())
         if threads == 0:
             raise ValueError(f"the Dask scheduler at {scheduler} has no workers")
         yield Engine(client, threads, scheduler)

@@ -92,7 +92,7 @@ def test_prepare_builds_the_calculator_once_on_every_worker_before_any_task(tmp_
 def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
     with open_engine("local", workers=1) as engine:
         calculator = engine.calculator("screen_calculators:missing_on_workers")
-        address = next(iter(engine.client.scheduler_info()["workers"]))
+        address = next(iter(engine.client.nthreads()))
         message = (
             f"building the calculator on worker {address}: FileNotFoundError: weights.pt is "
             "not on this node (raised at tests/screen_calculators.py:"
@@ -103,3 +103,32 @@ def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
         assert (
             engine.prepare(_length, engine.calculator("screen_calculators:missing_on_workers")) >= 0
         )
+
+
+def _five_workers_only(original):
+    """``Client.scheduler_info`` as distributed releases from mid-2025 to mid-2026 give it:
+    the first five workers."""
+
+    def scheduler_info(self, *args, **kwargs):
+        info = original(self, *args, **kwargs)
+        return {**info, "workers": dict(list(info["workers"].items())[:5])}
+
+    return scheduler_info
+
+
+def test_a_running_cluster_of_more_than_five_workers_is_counted_whole(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setattr(Client, "scheduler_info", _five_workers_only(Client.scheduler_info))
+    with (
+        LocalCluster(
+            n_workers=6,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp://",
+            dashboard_address=None,
+        ) as cluster,
+        open_engine(cluster.scheduler_address) as engine,
+    ):
+        assert engine.workers == 6  # the window: 2 tasks queued per worker of all six
+        assert list(engine.map(_length, None, ["abc"] * 12)) == [3] * 12
