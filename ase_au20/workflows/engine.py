@@ -100,7 +100,7 @@ def _run_task(
     keep_freed_memory()  # once per worker process, local or remote
     _leave_task_failures_to_the_client()
     progress = _progress_to_client if report else _no_progress
-    calc = worker_calculator(source)
+    calc = _task_calculator(source, label)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
@@ -109,18 +109,18 @@ def _run_task(
     return result, [(str(w.message), w.category) for w in caught]
 
 
-def _prepare_worker(function: TaskFunction, source: Any, address: str) -> None:
-    """Ready this worker for ``function``'s tasks: unpickling ``function`` has imported its
-    module; the calculator is built and kept (see :meth:`Engine.prepare`)."""
-    keep_freed_memory()
-    _leave_task_failures_to_the_client()
-    label = f"building the calculator on worker {address}"
-    _named_call(_build_here, source, None, _no_progress, label)
+def _task_calculator(source: Calculator | tuple[str, str] | None, label: str) -> Any:
+    """The calculator of the task ``label`` (see :func:`worker_calculator`); one that cannot
+    be built fails the task as :class:`TaskFailed`, like the task's own code."""
+    try:
+        return worker_calculator(source)
+    except Exception as exc:  # whatever the model's loader raises
+        raise _task_failure(label, exc) from exc
 
 
-def _build_here(source: Any, _item: None, _progress: Callable[..., None]) -> None:
-    """A task that builds (and keeps) the calculator of ``source`` in this process."""
-    worker_calculator(source)
+def _ready(calc: Calculator | None, function: TaskFunction, progress: Callable[..., None]) -> None:
+    """A task that leaves its worker ready for ``function``'s tasks: the task has built the
+    calculator, and unpickling ``function`` has imported its module."""
 
 
 def _is_not_a_task_failure(record: logging.LogRecord) -> bool:
@@ -144,8 +144,12 @@ def _named_call(function: TaskFunction, calc, item: Any, progress, label: str) -
     try:
         return function(calc, item, progress)
     except Exception as exc:  # any failure of the task's code
-        message = f"{label}: {type(exc).__name__}: {exc} ({raised_at(exc)})"
-        raise TaskFailed(message) from exc
+        raise _task_failure(label, exc) from exc
+
+
+def _task_failure(label: str, exc: Exception) -> TaskFailed:
+    """The error of the task ``label`` that raised ``exc``: what and where."""
+    return TaskFailed(f"{label}: {type(exc).__name__}: {exc} ({raised_at(exc)})")
 
 
 def raised_at(exc: BaseException) -> str:
@@ -218,14 +222,16 @@ class Engine:
         """
         start = time.perf_counter()
         if self.client is None:
-            _named_call(_build_here, calculator, None, _no_progress, "building the calculator")
+            _run_here(_ready, calculator, function, "building the calculator", None)
             return time.perf_counter() - start
         futures = [
             self.client.submit(
-                _prepare_worker,
-                function,
+                _run_task,
+                _ready,
                 calculator,
-                address,
+                function,
+                f"building the calculator on worker {address}",
+                False,
                 workers=[address],
                 allow_other_workers=False,
                 pure=False,
@@ -233,7 +239,7 @@ class Engine:
             for address in self.client.nthreads()
         ]
         for future in futures:
-            future.result()
+            self._collect(future)
         return time.perf_counter() - start
 
     def map(
@@ -286,7 +292,7 @@ class Engine:
 def _run_here(function, calculator, item, label, on_progress):
     """One task in this process: warnings pass straight through, progress goes to the caller."""
     progress = on_progress if on_progress is not None else _no_progress
-    return _named_call(function, worker_calculator(calculator), item, progress, label)
+    return _named_call(function, _task_calculator(calculator, label), item, progress, label)
 
 
 def _rewarn(caught: list[tuple[str, type[Warning]]]) -> None:

@@ -105,6 +105,16 @@ def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
         )
 
 
+def test_a_calculator_a_worker_cannot_build_at_its_first_task_fails_that_task():
+    # a worker that joins after prepare builds at its first task: the same one-line error
+    with open_engine("local", workers=1) as engine:
+        calculator = engine.calculator("screen_calculators:missing_on_workers")
+        results = engine.map(_length, calculator, ["ab", "cd"], label=lambda item: f"item {item}")
+        message = "item ab: FileNotFoundError: weights.pt is not on this node (raised at tests/"
+        with pytest.raises(TaskFailed, match=re.escape(message)):
+            next(results)
+
+
 def _five_workers_only(original):
     """``Client.scheduler_info`` as distributed releases from mid-2025 to mid-2026 give it:
     the first five workers."""
