@@ -62,8 +62,6 @@ def test_a_stream_of_tasks_does_not_stay_in_the_client(tmp_path):
 
 
 def _worker_settings() -> tuple[str | None, bool]:
-    import os
-
     import dask
 
     return os.environ.get("OMP_NUM_THREADS"), dask.config.get("distributed.worker.profile.enabled")
