@@ -16,6 +16,7 @@ _LAZY = {
     "KRRAu20": "ase_au20.calculators.krr",
     "CommitteeAu20": "ase_au20.calculators.committee",
     "XtbDeltaAu20": "ase_au20.calculators.xtb_delta",
+    "DFTBAu20": "ase_au20.calculators.dftb",
     "Au20Calculator": "ase_au20.calculators.base",
     "build_database": "ase_au20.database",
     "load_rows": "ase_au20.database",

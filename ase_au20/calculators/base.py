@@ -123,6 +123,8 @@ class Au20Calculator(Calculator):
         self.calibrator = None if conformal is None else ConformalCalibrator.from_dict(conformal)
         pairs = self.card.get("pair_conformal")
         self.pair_calibrator = None if pairs is None else PairCalibrator.from_dict(pairs)
+        # the level of theory itself (DFTB1): exact results, an interval of width zero, any size
+        self.is_reference = "reference" in self.card
         self._warned: set[str] = set()
         self._lock = threading.RLock()
         if self.model.has_spread:
@@ -192,6 +194,7 @@ class Au20Calculator(Calculator):
         sizes = [len(a) for a in structures]
         raw: dict[str, Any] = {
             "energy": out["energy"],
+            "free_energy": out.get("free_energy", out["energy"]),
             "energies": [out["energies"][i][:n] for i, n in enumerate(sizes)],
             "spread": out.get(SPREAD),
             "members": out.get(MEMBERS),
@@ -219,7 +222,7 @@ class Au20Calculator(Calculator):
             if index is None:
                 raise
             raise ValueError(f"structure {index}: {err}") from None
-        if len(atoms) != TRAINING_SIZE:
+        if len(atoms) != TRAINING_SIZE and not self.is_reference:
             self._warn_once(
                 "size",
                 f"cluster of {len(atoms)} atoms is outside the training domain "
@@ -237,7 +240,10 @@ class Au20Calculator(Calculator):
     # -- predictions -------------------------------------------------------------------
 
     def _uncertainty(self, energy: np.ndarray, spread: np.ndarray | None) -> np.ndarray:
-        """Half-width of the conformal interval at ``confidence`` (NaN when uncalibrated)."""
+        """Half-width of the conformal interval at ``confidence`` (NaN when uncalibrated,
+        zero for the reference)."""
+        if self.is_reference:
+            return np.zeros(len(energy))
         if self.calibrator is None:
             self._warn_once(
                 "uncalibrated",
@@ -261,7 +267,8 @@ class Au20Calculator(Calculator):
             )
         raw = self._model_predict(structures, forces="forces" in properties)
         energy = np.asarray(raw["energy"], dtype=float).reshape(len(structures))
-        out: dict[str, Any] = {"energy": energy, "free_energy": energy.copy()}
+        free_energy = np.asarray(raw["free_energy"], dtype=float).reshape(len(structures))
+        out: dict[str, Any] = {"energy": energy, "free_energy": free_energy}
         out["energies"] = [np.asarray(e, dtype=float) for e in raw["energies"]]
         if "forces" in properties:
             out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]

@@ -15,7 +15,7 @@ CITATION = "ase-au20: machine-learned Au20 energy models with calibrated uncerta
 __ase_plugins__ = {
     CalculatorPlugin(
         name=entry.plugin_name,
-        citation=CITATION,
+        citation="; ".join(filter(None, (CITATION, entry.citation))),
         implementation=entry.calculator.replace(":", "."),
     )
     for entry in MODELS.values()

@@ -124,10 +124,31 @@ class Domain:
 
     def __init__(self, limits: dict[str, float], environments: np.ndarray) -> None:
         self.limits = {k: float(v) for k, v in limits.items()}
-        self.environments = np.asarray(environments, dtype=float)
+        self.environments = np.asarray(environments, dtype=float).reshape(-1, N_NEIGHBOURS)
         # a k-d tree: 3x faster than the distance matrix on 256 structures, 82 against 68 µs
-        # on one
-        self._tree = cKDTree(self.environments)
+        # on one; none when the descriptor check is off (an infinite limit)
+        self._tree = cKDTree(self.environments) if self.uses_descriptor else None
+
+    @property
+    def uses_descriptor(self) -> bool:
+        """Whether the environment-descriptor check is on (a geometric-only domain, as a
+        reference method's, has an infinite limit and no environments)."""
+        return math.isfinite(self.limits["descriptor"])
+
+    @classmethod
+    def fit_geometry(cls, structures: Sequence[Atoms]) -> Domain:
+        """The geometric checks of ``fit`` alone: for a method that does not learn from its
+        training structures, where only a physically sensible geometry matters."""
+        if not structures:
+            raise ValueError("a domain needs at least one structure")
+        geo = _quantities(structures)
+
+        def column(key: str) -> np.ndarray:
+            return np.array([g[key] for g in geo])
+
+        limits = _geometric_limits(column)
+        limits["descriptor"] = math.inf
+        return cls(limits, np.empty((0, N_NEIGHBOURS)))
 
     @classmethod
     def fit(cls, structures: Sequence[Atoms]) -> Domain:
@@ -152,17 +173,8 @@ class Domain:
         # how far any training environment lies from the sample the check compares with
         held_out = max(float(_nearest(u, envs[owner != k]).max()) for k, u in enumerate(units))
         held_out += float(_nearest(envs, sample).max())
-        neighbour = column("mean_neighbour")
-        limits = {
-            "shortest_pair": PAIR_MARGIN * column("shortest_pair").min(),
-            "longest_neighbour": NEIGHBOUR_MARGIN * column("longest_neighbour").max(),
-            "mean_neighbour_high": (1.0 + MEAN_NEIGHBOUR_MARGIN) * neighbour.max(),
-            "mean_neighbour_low": (1.0 - MEAN_NEIGHBOUR_MARGIN) * neighbour.min(),
-            "coordination": COORDINATION_MARGIN * column("coordination").min(),
-            "pieces": column("pieces").max() + 0.5,  # one piece more than any isomer is out
-            "extent": EXTENT_MARGIN * column("extent").max(),
-            "descriptor": DESCRIPTOR_MARGIN * max(held_out, 1e-6),
-        }
+        limits = _geometric_limits(column)
+        limits["descriptor"] = DESCRIPTOR_MARGIN * max(held_out, 1e-6)
         return cls(limits, sample)
 
     def all_checks(self, structures: Sequence[Atoms]) -> list[dict[str, float]]:
@@ -170,14 +182,17 @@ class Domain:
         lim, out = self.limits, []
         geo = _quantities(structures)
         width = self.environments.shape[1]
-        for g in geo:
-            if g["environments"].shape[1] != width:
-                raise ValueError(
-                    f"a structure of {len(g['environments'])} atoms has no {width} "
-                    "neighbours per atom to compare with the training environments"
-                )
         units = [g["environments"] for g in geo]
-        nearest, _ = self._tree.query(np.concatenate(units), k=1)
+        if self._tree is None:
+            nearest = np.zeros(sum(len(u) for u in units))
+        else:
+            for g in geo:
+                if g["environments"].shape[1] != width:
+                    raise ValueError(
+                        f"a structure of {len(g['environments'])} atoms has no {width} "
+                        "neighbours per atom to compare with the training environments"
+                    )
+            nearest, _ = self._tree.query(np.concatenate(units), k=1)
         ends = np.cumsum([len(u) for u in units])
         for g, part in zip(geo, np.split(nearest, ends[:-1]), strict=True):
             out.append(
@@ -229,9 +244,25 @@ class Domain:
             )
         with np.load(path, allow_pickle=False) as data:
             limits, envs = data["limits"], data["environments"]
-        if limits.shape != (len(CHECKS),) or envs.ndim != 2 or not np.isfinite(limits).all():
+        finite = np.isfinite(limits[:-1]).all() and limits[-1] > 0  # the descriptor's may be inf
+        if limits.shape != (len(CHECKS),) or envs.ndim != 2 or not finite:
             raise ValueError(f"{path}: malformed domain file")
         return cls(dict(zip(CHECKS, limits.tolist(), strict=True)), envs)
+
+
+def _geometric_limits(column: Any) -> dict[str, float]:
+    """The geometric boundaries from ``column(key)``, the training values of each quantity,
+    widened by the module's margins."""
+    neighbour = column("mean_neighbour")
+    return {
+        "shortest_pair": PAIR_MARGIN * column("shortest_pair").min(),
+        "longest_neighbour": NEIGHBOUR_MARGIN * column("longest_neighbour").max(),
+        "mean_neighbour_high": (1.0 + MEAN_NEIGHBOUR_MARGIN) * neighbour.max(),
+        "mean_neighbour_low": (1.0 - MEAN_NEIGHBOUR_MARGIN) * neighbour.min(),
+        "coordination": COORDINATION_MARGIN * column("coordination").min(),
+        "pieces": column("pieces").max() + 0.5,  # one piece more than any isomer is out
+        "extent": EXTENT_MARGIN * column("extent").max(),
+    }
 
 
 def with_domain(model: Any, directory: str | os.PathLike[str]) -> Any:
@@ -248,23 +279,32 @@ def outside_uncertainty(half_width: np.ndarray, score: np.ndarray) -> np.ndarray
 
 
 def attach_domain(
-    directory: str | os.PathLike[str], structures: Sequence[Atoms], model: Any = None
+    directory: str | os.PathLike[str],
+    structures: Sequence[Atoms],
+    model: Any = None,
+    geometric_only: bool = False,
 ) -> Domain:
-    """Fit the domain of the model in ``directory`` on its training ``structures``, write
+    """Fit the domain of the model in ``directory`` on its training ``structures`` (with
+    ``geometric_only``, without the descriptor check: ``Domain.fit_geometry``), write
     ``domain.npz`` and list it in the card (which is sealed again); a ``model`` saved there
     gets the new card and the domain."""
     from ase_au20.models.card import file_sha256, read_card, write_card
 
-    domain = Domain.fit(structures)
+    domain = Domain.fit_geometry(structures) if geometric_only else Domain.fit(structures)
     path = domain.save(directory)
     card = read_card(directory)
     card.setdefault("files", {})[DOMAIN_NAME] = file_sha256(path)
+    descriptor = (
+        f"sorted distances to the {N_NEIGHBOURS} nearest neighbours, capped at "
+        f"{ENVIRONMENT_CUTOFF:.2f} Å"
+        if domain.uses_descriptor
+        else "off (geometric checks only)"
+    )
     card["domain"] = {
         "checks": list(CHECKS),
         "limits": domain.limits,
         "n_training_structures": len(structures),
-        "descriptor": f"sorted distances to the {N_NEIGHBOURS} nearest neighbours, capped "
-        f"at {ENVIRONMENT_CUTOFF:.2f} Å",
+        "descriptor": descriptor,
         "n_environments": int(len(domain.environments)),
         "outside_uncertainty": f"half-width × score^{OUTSIDE_EXPONENT:g}",
     }

@@ -28,7 +28,10 @@ class Model(Protocol):
     ``energy_std`` (n,) exactly when ``has_spread``. An ensemble also returns its members'
     energies ``member_energies`` (n, M), whose differences between two structures give the
     spread of an energy difference (``ENSEMBLE_KEY``), and says how many it has in an
-    ``ensemble_size`` attribute; other models have neither.
+    ``ensemble_size`` attribute; other models have neither. A method with an electronic
+    temperature also returns its Mermin ``free_energy`` (n,) where it differs from
+    ``energy``. A card with a ``reference`` entry marks the level of theory itself (DFTB1):
+    its predictions are exact, so calculators give them an interval of width zero.
     """
 
     card: dict[str, Any]

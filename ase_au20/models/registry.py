@@ -18,7 +18,8 @@ class ModelEntry:
     """One registered model type.
 
     ``model`` and ``calculator`` are ``"module:Class"`` strings; ``options`` are the
-    keyword arguments its ``load`` accepts (others given to ``load_model`` are ignored).
+    keyword arguments its ``load`` accepts (others given to ``load_model`` are ignored);
+    ``citation`` is what a user of this type must cite besides the package.
     """
 
     name: str
@@ -26,6 +27,7 @@ class ModelEntry:
     calculator: str
     summary: str
     options: tuple[str, ...] = ()
+    citation: str = ""
 
     @property
     def plugin_name(self) -> str:
@@ -54,6 +56,14 @@ MODELS: dict[str, ModelEntry] = {
             "ase_au20.models.xtb_delta.model:XtbDeltaModel",
             "ase_au20.calculators.xtb_delta:XtbDeltaAu20",
             "GFN1-xTB (tblite) + KRR on its residual; most accurate, ~0.5 s per call",
+        ),
+        ModelEntry(
+            "dftb",
+            "ase_au20.models.dftb.model:DFTBModel",
+            "ase_au20.calculators.dftb:DFTBAu20",
+            "DFTB1 with the auorg-1-1 tables: the labels' level of theory, exact, ~7 ms per call",
+            citation="auorg-1-1 tables: A. Fihey et al., J. Comput. Chem. 36, 2075 (2015); "
+            "DFTB: M. Elstner et al., Phys. Rev. B 58, 7260 (1998)",
         ),
         ModelEntry(
             "committee",

@@ -33,15 +33,24 @@ def test_calculator_classes_import_without_torch() -> None:
     assert not loaded & set(HEAVY)
 
 
-def test_plugin_collection_lists_both_calculators() -> None:
+def test_plugin_collection_lists_every_calculator() -> None:
+    from ase_au20.calculators.dftb import DFTBAu20
     from ase_au20.calculators.krr import KRRAu20
     from ase_au20.calculators.schnet import SchNetAu20
 
     calculators = PluginCollection.from_entry_points().calculators
     ours = {p.name: p for p in calculators if p.package == "ase_au20"}
-    assert set(ours) == {"schnet_au20", "krr_au20", "committee_au20", "xtb_delta_au20"}
+    assert set(ours) == {
+        "schnet_au20",
+        "krr_au20",
+        "committee_au20",
+        "xtb_delta_au20",
+        "dftb_au20",
+    }
     assert ours["schnet_au20"].implementation is SchNetAu20
     assert ours["krr_au20"].implementation is KRRAu20
+    assert ours["dftb_au20"].implementation is DFTBAu20
+    assert "Fihey" in ours["dftb_au20"].citation  # the tables' rights holders require it
     assert ours["krr_au20"].module.__name__ == "ase_au20.calculators.plugin"
 
 
