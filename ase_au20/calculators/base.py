@@ -276,11 +276,16 @@ class Au20Calculator(Calculator):
         out["domain_score"], out["in_domain"] = verdict.score, verdict.in_domain
         if not verdict.in_domain.all() and not _VERDICTS_REPORTED_BY_CALLER.get():
             k = int(np.argmax(verdict.score))
+            consequence = (
+                "the reference energy is exact, but the geometry lies beyond the data's isomers"
+                if self.is_reference
+                else "the energy is an extrapolation and energy_uncertainty is widened by the "
+                "score squared"
+            )
             self._warn_once(
                 "domain",
                 f"structure outside the model's domain of applicability ({verdict.worst_check[k]}"
-                f" check, domain score {verdict.score[k]:.2f} > 1): the energy is an "
-                "extrapolation and energy_uncertainty is widened by the score squared",
+                f" check, domain score {verdict.score[k]:.2f} > 1): {consequence}",
             )
         half = outside_uncertainty(self._uncertainty(energy, raw.get("spread")), verdict.score)
         if raw.get("spread") is not None:

@@ -3,7 +3,9 @@
 The oracle is any ASE calculator (a DFT code through ASE for users, EMT in tests). Each
 structure is relaxed with BFGS (or, with ``single_point``, evaluated where it is) and
 written as extended xyz with ``energy=`` and forces, which `db add` ingests as a label.
-An ase-au20 model is refused as the oracle: its energies are predictions, not labels.
+An ase-au20 model is refused as the oracle: its energies are predictions, not labels. The
+one exception is the reference (``DFTBAu20``, ``--calc dftb``): it is the level of theory of
+the data, so its energies are labels, and each records that level (``level``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 from ase_au20.workflows.inputs import read_structures
 
 LABELLED_BY = "labelled_by"  # info key naming the oracle of a label
+LEVEL = "level"  # info key of a label's level of theory (dftb1-auorg-1-1, a DFT setting, …)
 
 
 @dataclass
@@ -36,12 +39,21 @@ class LabelReport:
 
 
 def check_oracle(calc: Calculator) -> None:
-    """ValueError for one of our model calculators: labelling with it would store predictions."""
-    if isinstance(getattr(calc, "card", None), dict):
+    """ValueError for one of our model calculators (the reference excepted): labelling with
+    it would store predictions."""
+    if isinstance(getattr(calc, "card", None), dict) and not getattr(calc, "is_reference", False):
         raise ValueError(
             f"{type(calc).__name__} is an ase-au20 model: its energies are predictions, not "
             "labels; label with a reference method (a DFT code through ASE, or EMT in tests)"
         )
+
+
+def level_of(calc: Calculator, oracle_name: str) -> str:
+    """The level of theory a label of ``calc`` records: the reference's own (its card), else
+    the oracle's name as the user gave it."""
+    card = getattr(calc, "card", None)
+    reference = card.get("reference") if isinstance(card, dict) else None
+    return str(reference["level"]) if isinstance(reference, dict) else oracle_name
 
 
 def label_one(
@@ -89,7 +101,12 @@ def label_structures(
             report.failed.append((name, f"{type(err).__name__}: {err}"))
             continue
         labelled.info.update(
-            {LABELLED_BY: oracle_name, "source": name, "relaxed": not single_point}
+            {
+                LABELLED_BY: oracle_name,
+                LEVEL: level_of(calc, oracle_name),
+                "source": name,
+                "relaxed": not single_point,
+            }
         )
         if not single_point:
             labelled.info["converged"] = converged

@@ -47,7 +47,9 @@ def test_the_reader_finds_the_grid_onsite_terms_and_occupations_of_the_shipped_f
     assert table.grid_spacing == pytest.approx(0.02)
     assert len(table.hamiltonian) == len(table.overlap) == 919
     assert table.grid[0] == pytest.approx(0.02) and table.table_end == pytest.approx(18.38)
-    assert table.onsite == pytest.approx([-2.107700668744e-01, -2.785941987392e-02, -2.531805351853e-01])
+    assert table.onsite == pytest.approx(
+        [-2.107700668744e-01, -2.785941987392e-02, -2.531805351853e-01]
+    )
     assert table.occupations.tolist() == [1.0, 0.0, 10.0]  # d¹⁰ s¹: 11 valence electrons
     assert table.repulsive.cutoff == pytest.approx(7.24486306644)
     assert len(table.repulsive.knots) == 52  # 51 pieces
