@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 from ase import Atoms
 
-# Mean nearest-neighbour distance of the DFT-relaxed Td isomer in the dataset (2.60–2.75 Å).
+# Mean nearest-neighbour distance of the DFTB1-relaxed Td isomer in the dataset (2.60–2.75 Å).
 TD_BOND_LENGTH = 2.70
 
 

@@ -61,7 +61,7 @@ def check_compact(
 
     Catches atoms torn off a labelled cluster (a stray atom 1000 Å away would otherwise be
     stored with a label no cluster has). Pieces of several atoms within the extent stay:
-    the dataset holds five DFT minima that are two fragments up to 14.5 Å apart.
+    the dataset holds five DFTB1 minima that are two fragments up to 14.5 Å apart.
     """
     from scipy.spatial.distance import pdist, squareform
 

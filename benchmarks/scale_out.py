@@ -11,7 +11,7 @@ Targets (issue 20), printed beside the measured values in one run on this machin
 - 8 search runs on the local cluster against one process;
 - 2,000 structures screened with the xtb-delta model on 1 and 2 workers: ratio ≥ 1.8.
 
-Inputs are DFT isomers rattled by 0.05 Å, written once as extended xyz under ``--out``.
+Inputs are DFTB1 isomers rattled by 0.05 Å, written once as extended xyz under ``--out``.
 Run: ``python benchmarks/scale_out.py`` (``--quick``: smaller counts, same layout; ``--only
 screen``: the SchNet screens alone, a few minutes of the run's hour on a slow machine).
 """
@@ -374,7 +374,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     scale = 10 if args.quick else 1
     cores = usable_cores()
-    print(f"{cores} usable cores; inputs: DFT isomers rattled by 0.05 Å")
+    print(f"{cores} usable cores; inputs: DFTB1 isomers rattled by 0.05 Å")
     if "screen" in args.only:
         screen_report(args.out, scale, cores)
     if "rows" in args.only:

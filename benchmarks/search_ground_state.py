@@ -4,7 +4,7 @@ Success criterion (issue 6): among the candidates of ``au20-workflow search`` on
 fingerprint of the lowest-energy isomer in the data (350.xyz, the Td pyramid): sorted
 pair distances within the package's duplicate tolerance (0.1 Å, ``conventions``).
 ``--shape-match`` compares fingerprints rescaled to the same mean pair distance: needed for
-EMT, whose gold bonds are shorter than DFT's.
+EMT, whose gold bonds are shorter than DFTB1's.
 
 Budget (default): multistart, 2 runs × 100 random starts with a random point-group
 symmetry (AIRSS-style), each relaxed with FIRE to fmax 0.05 eV/Å (200 local relaxations).
@@ -66,7 +66,7 @@ def reference_check(calc, db_path: Path, report, shape_match: bool) -> None:
     gap = energy - report.candidates[0].energy if report.candidates else np.nan
     print(
         f"reference     isomer {row.cluster_id} relaxed with this calculator: {energy:.4f} eV, "
-        f"{dist[0]:.3f} Å from its DFT geometry; {gap:+.4f} eV vs the best candidate"
+        f"{dist[0]:.3f} Å from its DFTB1 geometry; {gap:+.4f} eV vs the best candidate"
     )
 
 

@@ -7,9 +7,9 @@ For each shipped model, on the fixed test set of the seed split (eV):
   (fingerprint distance to the nearest train+val isomer);
 * pair intervals of E(a) − E(b) over every test pair, calibrated on the calib pairs:
   coverage and full width at 90 %, beside the sum of two absolute half-widths; the share of
-  pairs closer than 0.5 eV in DFT that the model orders wrongly; the reliability of
+  pairs closer than 0.5 eV in DFTB1 that the model orders wrongly; the reliability of
   ``p_lower`` (of pairs given p_lower in a bin, the share that really is lower);
-* the domain of applicability: the share of the 899 DFT isomers inside, of 300 K EMT MD
+* the domain of applicability: the share of the 899 DFTB1 isomers inside, of 300 K EMT MD
   geometries of the Td pyramid inside, and of a corpus of unphysical clusters flagged;
 * the call time of one energy+forces evaluation and of the domain check alone.
 
@@ -95,7 +95,7 @@ def pair_rows(calc: Au20Calculator, test: Any, half: np.ndarray) -> dict[str, An
 
 
 def domain_rows(calc: Au20Calculator, everything: Any, corpus: list, thermal: list) -> dict:
-    """Shares inside the domain: DFT isomers, 300 K geometries; share of the corpus flagged."""
+    """Shares inside the domain: DFTB1 isomers, 300 K geometries; share of the corpus flagged."""
     domain = calc.domain
     flagged = ~domain.verdict([a for _, a in corpus]).in_domain
     kinds = sorted({k for k, _ in corpus})

@@ -170,7 +170,7 @@ def migrate(database: str) -> None:
     """Move predictions stored as labels (older `search --db` rows) into pred_* keys.
 
     Rows without a cluster_id that carry an energy get it as pred_energy and lose the
-    energy, so `ase db DATABASE 'energy<…'` sees DFT labels only. Safe to run twice.
+    energy, so `ase db DATABASE 'energy<…'` sees DFTB1 labels only. Safe to run twice.
     """
     from ase_au20.database import connect
     from ase_au20.database.migrate import migrate_predictions

@@ -251,7 +251,7 @@ def train_committee_cmd(
     type=FLOATS,
     default="0",
     show_default=True,
-    help="μ of the zero-force term (sparse models): DFT minima have F ≈ 0.",
+    help="μ of the zero-force term (sparse models): DFTB1 minima have F ≈ 0.",
 )
 @click.option(
     "--force-tolerance",

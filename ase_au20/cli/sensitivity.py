@@ -125,7 +125,7 @@ def sensitivity_cmd(
     out_dir = default_out(out_dir, "sensitivity", name)
     check_out(out_dir, overwrite)
     calc = build_calculator(calc_spec, device)
-    if relax is None:  # the built-in Td is the DFT geometry, not a minimum of --calc
+    if relax is None:  # the built-in Td is the DFTB1 geometry, not a minimum of --calc
         relax = structure is None and db is None
     if relax:
         try:

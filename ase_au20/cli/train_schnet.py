@@ -114,7 +114,7 @@ def _shipped_changes() -> str:
     type=float,
     default=_default("kd_lambda"),
     show_default=True,
-    help="Weight of the teacher's energies vs the DFT labels on training rows (0..1).",
+    help="Weight of the teacher's energies vs the DFTB1 labels on training rows (0..1).",
 )
 @click.option(
     "--kd-atom-weight",

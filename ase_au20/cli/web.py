@@ -32,7 +32,7 @@ def web_cmd(db_url: str, host: str, port: int, quiet: bool) -> None:
     """Serve the database at http://HOST:PORT/ for a web browser.
 
     ASE's database web app with this package's key descriptions (meanings and units), a row
-    page that keeps DFT labels and model predictions apart and shows the prediction's
+    page that keeps DFTB1 labels and model predictions apart and shows the prediction's
     interval and domain verdict, and a picture of each cluster from two directions. The
     search box takes ASE queries (`split=test`, `pred_energy<-1556`, `in_domain=False`).
     Flask's debugger stays off; ASE's button that opens a GUI window on the server is not

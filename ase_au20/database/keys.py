@@ -1,7 +1,7 @@
 """What each key-value pair of our database rows means, with its unit: the one list that
 the web view, ``db info`` and the docs read.
 
-Labels (a row's ``energy``: DFT or oracle) and predictions (``pred_*``) are apart by name.
+Labels (a row's ``energy``: the DFTB1 reference or an oracle) and predictions (``pred_*``) are apart by name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ KEYS: dict[str, KeyMeaning] = {
     # labelled isomers (db build, db add)
     "cluster_id": KeyMeaning("isomer", "Isomer number of the source file (<id>.xyz)"),
     "delta_e": KeyMeaning(
-        "ΔE", "DFT energy above the database's energy reference (lowest label)", "eV"
+        "ΔE", "DFTB1 energy above the database's energy reference (lowest label)", "eV"
     ),
     "bucket": KeyMeaning("bucket", "ΔE bucket (low / mid / high) for Mondrian intervals"),
     "dup_group": KeyMeaning(

@@ -1,7 +1,7 @@
 """Databases written before labels and predictions were kept apart: detect and migrate.
 
 Older `search` runs stored each candidate's predicted energy as the row's ``energy``
-(calculator "unknown"), so ``ase db 'energy<…'`` mixed predictions with DFT labels. Such
+(calculator "unknown"), so ``ase db 'energy<…'`` mixed predictions with DFTB1 labels. Such
 rows have no ``cluster_id``. Migration moves the number into ``pred_energy`` (and the old
 ``energy_uncertainty`` / ``search_calc`` keys into ``pred_uncertainty`` / ``model``) and
 drops the energy, in one transaction.

@@ -24,7 +24,7 @@ class IsomerSet:
     """Isomers in cluster_id order; every field has one entry per isomer."""
 
     ids: np.ndarray  # cluster_id (int)
-    energies: np.ndarray  # total DFT energy, eV
+    energies: np.ndarray  # total DFTB1 energy, eV
     delta_e: np.ndarray  # energy above the database's energy_reference, eV
     groups: np.ndarray  # dup_group (int)
     folds: np.ndarray  # CV fold 0..4 for train/val rows, -1 otherwise

@@ -36,7 +36,7 @@ PREDICTION_KEYS = (
 # key -> (short, long, unit), stored in the metadata for viewers of the database
 KEY_DESCRIPTIONS = {
     "cluster_id": ("Isomer id", "Isomer id (the xyz file stem); labelled rows only", ""),
-    "delta_e": ("ΔE", "DFT energy above the database's energy_reference", "eV"),
+    "delta_e": ("ΔE", "DFTB1 energy above the database's energy_reference", "eV"),
     "bucket": ("Bucket", "low / mid / high: ΔE below, between or above the quartiles", ""),
     "dup_group": ("Duplicate group", "Rows with near-identical fingerprints share it", ""),
     "is_outlier": ("Outlier", "Robust z-score of ΔE above 3", ""),

@@ -133,7 +133,7 @@ def row_sections(row: Any) -> dict[str, list[tuple[str, str, str]]]:
         prediction.insert(1, ("Interval", f"[{lo:.4f}, {hi:.4f}]", "eV"))
     other = [entry(k, v) for k, v in sorted(pairs.items())]
     return {
-        "Label (DFT or oracle)": label,
+        "Label (DFTB1 reference or oracle)": label,
         "Prediction (never a label)": prediction,
         "Other": other,
     }

@@ -1,4 +1,4 @@
-"""Au20 structures no model of DFT minima should trust: the corpus of the domain checks.
+"""Au20 structures no model of DFTB1 minima should trust: the corpus of the domain checks.
 
 Each kind is a plausible accident of a workflow (a collapsed relaxation, an atom flung off
 in MD, a unit slip, a box of gas, a chain or a pancake) made from a real cluster with

@@ -9,7 +9,7 @@ far each atom's environment (its sorted distances to its 12 nearest neighbours, 
 twice the bond cutoff) lies from the nearest of a farthest-point sample of the training
 environments. The boundaries are the training extremes widened by fixed margins (the
 descriptor's: its largest leave-one-structure-out distance plus the sample's covering
-radius), chosen so that every DFT isomer of the dataset and thermal (300 K) geometries of
+radius), chosen so that every DFTB1 isomer of the dataset and thermal (300 K) geometries of
 them stay inside. Everything is NumPy on stacked positions, so a batch costs little more
 than one call. The model's directory holds the fitted domain as ``domain.npz``, listed in
 its card.

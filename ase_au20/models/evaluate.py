@@ -114,7 +114,7 @@ def evaluate_model(
         "n_left_out_seen": n_seen,  # rows (or duplicates of rows) it was trained/calibrated on
         "energy_reference": reference,
         **score_predictions(pred, rows.energies, rows.buckets, calibrator, spread),
-        # the isomers are DFT minima: a physical model predicts |F| ≈ 0 there (eV/Å)
+        # the isomers are DFTB1 minima: a physical model predicts |F| ≈ 0 there (eV/Å)
         "mean_abs_force": float(np.nanmean(np.linalg.norm(out["forces"], axis=-1))),
     }
     out_dir = Path(f"evaluate-{Path(model_dir).name}" if out_dir is None else out_dir)
@@ -153,7 +153,7 @@ def plot_diagnostics(
         ax.scatter(true_de[sel], pred_de[sel], s=12, c=BUCKET_COLOURS[b], label=b, alpha=0.8)
     lims = [min(true_de.min(), pred_de.min()) - 0.5, max(true_de.max(), pred_de.max()) + 0.5]
     ax.plot(lims, lims, "k--", lw=1)
-    ax.set(xlim=lims, ylim=lims, xlabel="DFT ΔE (eV)", ylabel="predicted ΔE (eV)")
+    ax.set(xlim=lims, ylim=lims, xlabel="DFTB1 ΔE (eV)", ylabel="predicted ΔE (eV)")
     ax.set_title(
         f"{metrics['model_type']} on {metrics['split']}: MAE {overall['mae']:.3f}, "
         f"RMSE {overall['rmse']:.3f} eV, R² {overall['r2']:.3f}",
@@ -170,7 +170,7 @@ def plot_diagnostics(
         r = resid[buckets == b]
         ax.scatter(k + rng.uniform(-0.15, 0.15, len(r)), r, s=8, c=BUCKET_COLOURS[b], alpha=0.6)
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set(xlabel="true ΔE bucket", ylabel="predicted − DFT (eV)", title="residuals by bucket")
+    ax.set(xlabel="true ΔE bucket", ylabel="predicted − DFTB1 (eV)", title="residuals by bucket")
     save_figure(fig, out_dir / PLOTS[1])
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -193,7 +193,7 @@ def plot_diagnostics(
             true_de[order][inside[order]],
             s=8,
             c="tab:green",
-            label=f"DFT ΔE inside its interval ({inside.mean():.0%})",
+            label=f"DFTB1 ΔE inside its interval ({inside.mean():.0%})",
             zorder=4,
         )
         ax.scatter(
@@ -201,12 +201,12 @@ def plot_diagnostics(
             true_de[order][~inside[order]],
             s=12,
             c="tab:red",
-            label="DFT ΔE outside",
+            label="DFTB1 ΔE outside",
             zorder=4,
         )
         ax.set_title("90 % conformal intervals (Mondrian) on the scored isomers")
     else:
-        ax.scatter(x, true_de[order], s=8, label="DFT ΔE")
+        ax.scatter(x, true_de[order], s=8, label="DFTB1 ΔE")
         ax.set_title("no conformal calibration in this model card")
     ax.legend(loc="upper left", fontsize=8)
     ax.set(xlabel="isomers sorted by predicted ΔE", ylabel="ΔE (eV)")
@@ -234,5 +234,5 @@ def format_table(metrics: dict[str, Any]) -> str:
             width = float("inf") if width is None else width
             lines.append(f"{alpha} {kind:<9} coverage {cover:.3f}  mean width {width:.3f} eV")
     if "mean_abs_force" in metrics:
-        lines.append(f"mean |F| at the DFT minima {metrics['mean_abs_force']:.3f} eV/Å")
+        lines.append(f"mean |F| at the DFTB1 minima {metrics['mean_abs_force']:.3f} eV/Å")
     return "\n".join(lines)

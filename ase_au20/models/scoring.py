@@ -63,7 +63,7 @@ def calibrate_and_score(
     """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` plus its
     ``spread_offset`` when the model has a spread) and the pair-difference calibration, and score
     ``test``: regression, per-bucket, interval and pair-interval metrics and the mean
-    predicted |F| at the DFT-relaxed geometries (ideally ~0).
+    predicted |F| at the DFTB1-relaxed geometries (ideally ~0).
 
     ``extra``: out-of-fold predictions of the training rows, calibration rows beside calib
     for the single-structure quantiles (cross-conformal: 90 calib rows alone leave the

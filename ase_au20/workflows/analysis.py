@@ -120,9 +120,9 @@ def run_analysis(
 
 def ground_state_contest(calc: Any, result: AnalysisResult) -> pd.DataFrame:
     """Which of the lowest isomers could be the ground state in the eyes of a model: each
-    isomer's predicted gap to the lowest DFT isomer, the gap's calibrated interval and the
+    isomer's predicted gap to the lowest DFTB1 isomer, the gap's calibrated interval and the
     probability that it is really lower (calculators with ``energy_differences``), beside
-    the DFT gap."""
+    the DFTB1 gap."""
     atoms = result.lowest_atoms
     pairs = [(k, 0) for k in range(len(atoms))]
     table = pd.DataFrame(

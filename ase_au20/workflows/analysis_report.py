@@ -36,7 +36,7 @@ def to_results(result: AnalysisResult, parameters: dict[str, Any]) -> Results:
     """The HDF5 layout: isomers/, statistics/, lowest/, rdf/, ground_state/."""
     res = Results(
         parameters=parameters,
-        model_card={"calculator": None, "source": "reference DFT energies of the database"},
+        model_card={"calculator": None, "source": "reference DFTB1 (auorg-1-1) energies of the database"},
     )
     res.add("isomers/cluster_id", result.ids)
     res.add("isomers/delta_e", result.delta_e, "eV")
@@ -73,7 +73,7 @@ def write_outputs(
     }
     ground = Atoms(result.lowest_atoms[0].numbers, positions=result.lowest_atoms[0].positions)
     ground.calc = SinglePointCalculator(ground, energy=float(result.lowest["energy"].iloc[0]))
-    ground.info["cluster_id"] = int(result.lowest["cluster_id"].iloc[0])  # a DFT label
+    ground.info["cluster_id"] = int(result.lowest["cluster_id"].iloc[0])  # a DFTB1 label
     write(paths["ground_state"], ground, format="extxyz")
     result.lowest.to_csv(paths["table"], index=False)
     paths["hdf5"] = write_results(out / "analysis.h5", to_results(result, parameters))

@@ -1,9 +1,9 @@
-"""Which unlabelled structures are most worth a DFT calculation?
+"""Which unlabelled structures are most worth a reference calculation (DFTB1, or your DFT)?
 
-Pool: rows of the db without a DFT label (no ``cluster_id``; search candidates and screened
+Pool: rows of the db without a label (no ``cluster_id``; search candidates and screened
 structures are such rows), less those the search matched to a labelled isomer, those whose
 fingerprint matches one now, repeats of an earlier pool row (the same structure screened
-twice is one DFT calculation), and those a model judged out of its domain. Every
+twice is one reference calculation), and those a model judged out of its domain. Every
 calculator predicts each structure; the acquisition score, in eV, is
 
     score = sqrt(disagreement² + epistemic_std²) + conformal half-width

@@ -1,4 +1,4 @@
-"""Domain of applicability (issue 18, item 1): every DFT isomer and thermal geometry inside,
+"""Domain of applicability (issue 18, item 1): every DFTB1 isomer and thermal geometry inside,
 every unphysical cluster outside, and the calculators say so."""
 
 from __future__ import annotations

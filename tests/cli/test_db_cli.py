@@ -84,7 +84,7 @@ def test_info_and_add(
     assert "keys:" not in result.stdout
     keys = runner.invoke(main, ["db", "info", str(synthetic_db), "--keys"]).stdout
     assert re.search(
-        r"^  delta_e +DFT energy above the database's energy reference .*\(eV\)$", keys, re.M
+        r"^  delta_e +DFTB1 energy above the database's energy reference .*\(eV\)$", keys, re.M
     )
     assert re.search(r"^  split +train / val / calib / test", keys, re.M)
     db = tmp_path / "copy.db"

@@ -50,7 +50,7 @@ def _stack(*offsets: float) -> np.ndarray:
 def test_groups_are_decided_by_geometry_alone_and_chain() -> None:
     fps = _stack(0.0, 0.004, 0.5, 0.0, 0.008)
     # 0~1 and 1~4 (0.004 Å apart) chain 0-1-4; 3 is 0's geometry (its label may differ by
-    # a DFT convergence error, as the Td copies 350/351 do by 13 meV); 2 is far away
+    # a convergence error of the labels, as the Td copies 350/351 do by 13 meV); 2 is far away
     labels = duplicate_groups(fps, tol=0.005)
     assert labels.tolist() == [0, 0, 1, 0, 0]
     assert group_sizes(labels) == {0: 4, 1: 1}

@@ -27,7 +27,7 @@ def test_real_counts_groups_and_energy(real_db: Path) -> None:
     assert meta["split_scheme"] == "seed"
     for g in np.unique(rows.groups[np.isin(rows.groups, np.flatnonzero(sizes > 1))]):
         spread = np.ptp(rows.energies[rows.groups == g])
-        assert spread < 0.062  # copies of one minimum differ by DFT convergence only
+        assert spread < 0.062  # copies of one minimum differ by the labels' convergence only
 
 
 def test_seed_split_reproduces_fixed_test_ids_and_folds(real_db: Path, au20_data_dir: Path) -> None:

@@ -67,14 +67,14 @@ def test_queries_keep_labels_and_predictions_apart(client, web_db) -> None:
 
 def test_label_row_page(client) -> None:
     page = client.get("/au20/row/1").get_data(as_text=True)
-    assert "Label (DFT or oracle)" in page and "Energy: the row&#39;s label" in page
+    assert "Label (DFTB1 reference or oracle)" in page and "Energy: the row&#39;s label" in page
     assert "Prediction (never a label)" not in page
     assert 'src="/au20/image/1.png"' in page
 
 
 def test_prediction_row_page_shows_interval_and_domain_verdict(client, web_db) -> None:
     page = client.get(f"/au20/row/{web_db[1]}").get_data(as_text=True)
-    assert "Prediction (never a label)" in page and "Label (DFT or oracle)" not in page
+    assert "Prediction (never a label)" in page and "Label (DFTB1 reference or oracle)" not in page
     assert "[-1556.6500, -1555.8500]" in page  # pred_energy ± pred_uncertainty
     assert "OUTSIDE: the energy is an extrapolation" in page
 

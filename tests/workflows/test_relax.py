@@ -75,7 +75,7 @@ def test_cli_relax_without_a_file_relaxes_the_built_in_td(tmp_path, monkeypatch)
     out = tmp_path / "relax-au20-td"  # the default --out: verb and input
     relaxed = read(out / "au20-td-relaxed.xyz")
     moved = np.abs(relaxed.positions - au20_ground_state().positions).max()
-    assert len(relaxed) == 20 and moved > 0.01  # EMT's minimum is not the DFT geometry
+    assert len(relaxed) == 20 and moved > 0.01  # EMT's minimum is not the DFTB1 geometry
     assert relaxed.get_potential_energy() == pytest.approx(EMT_energy(relaxed))
     assert relaxed.info["predicted_by"] == "emt"
     _, attrs = read_results(out / "au20-td-relax.h5")

@@ -1,4 +1,4 @@
-"""Selection for DFT: unlabelled rows scored by calculator disagreement and interval width."""
+"""Selection for labelling: unlabelled rows scored by calculator disagreement and interval width."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ class KRRModel:
         ``n_sparse`` > 0 (average kernel, ζ ≠ 2): subset of regressors on that many
         farthest-point-sampled training environments instead of all of them.
         ``zero_force_weight`` μ > 0 (sparse only; needs the ``structures``): the training
-        geometries are DFT minima, so add μ Σ_s |dE_s/dr|² / N_s² to the loss (per-atom
+        geometries are DFTB1 minima, so add μ Σ_s |dE_s/dr|² / N_s² to the loss (per-atom
         energy scale) — it keeps predicted forces at the minima near zero. ``force_targets``
         ((N, 3) per structure) replace that zero by the gradient the model should have there:
         a Δ model on a baseline with forces F_b wants dE_Δ/dr = F_b, so the sum is force-free.
@@ -277,7 +277,7 @@ class KRRModel:
         return float(n_atoms * np.sqrt(self.hyperparameters["lambda"] * (v @ v)))
 
     def predict(self, structures: Sequence[Atoms], forces: bool = False) -> dict[str, Any]:
-        """Energies (n,) in eV on the DFT scale, per-atom ``energies`` and optional ``forces``.
+        """Energies (n,) in eV on the DFTB1 scale, per-atom ``energies`` and optional ``forces``.
 
         ``energies`` (n, N) and ``forces`` (n, N, 3) are NaN-padded to the largest N when
         the structures differ in size (as SchNetModel.predict does). Sparse models also

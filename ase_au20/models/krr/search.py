@@ -55,7 +55,7 @@ class KRRSearch:
 # derivatives at ~2-3 ms per Au20, so one energy+forces call stays under 10 ms; richer
 # bases (n_max 8-10, l_max 6-8) gained only ~0.01 eV of group-aware CV MAE in a coarse
 # search. ζ > 2 on 1000 sparse environments (~3 MB of weights with the spread factor).
-# The isomers are DFT minima: the zero-force term μ cuts the mean predicted |F| at unseen
+# The isomers are DFTB1 minima: the zero-force term μ cuts the mean predicted |F| at unseen
 # minima from ~1.6 to ~0.15 eV/Å at μ = 0.1, the CV optimum: larger μ trades energy for
 # smoothness (same setting, best λ: μ 0.3 |F| 0.13 at CV MAE 0.336, μ 1 0.11 at 0.39, μ 3
 # 0.095 at 0.50; 2000-4000 sparse environments or l_max 6 do not move this curve). The

@@ -224,7 +224,7 @@ def shipped_config(**changes: Any) -> SchNetConfig:
     (``kd_atom_weight`` 50) cut the val+calib MAE from 0.427 to 0.365 eV; the force term
     (``kd_force_weight`` 50: the KRR's exact forces on the rattled rows) to 0.338 (weight 10:
     0.358), and the mean |F| at the test minima from 0.22 to 0.17 eV/Å. The fixed repulsion
-    prior 100 eV/Å³·(2.2 Å − d)³ (zero above 2.2 Å, below every DFT distance, min 2.50 Å) keeps
+    prior 100 eV/Å³·(2.2 Å − d)³ (zero above 2.2 Å, below every DFTB1 distance, min 2.50 Å) keeps
     300-600 K MD and BFGS well behaved with zero_force_weight=10; without it that weight let
     atoms collapse below 1.5 Å.
     A non-CPU ``device`` without ``workers`` trains in one process (``workers=1``).

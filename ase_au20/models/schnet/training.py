@@ -10,7 +10,7 @@ Loss per training row, in units of the per-atom energy std σ (targets are stand
 * per-atom distillation on every row with teacher labels: ``kd_atom_weight`` times the mean
   over atoms of ``(pred_i − e_i,teacher)²``, e_i the teacher's local energies (the KRR's
   per-atom terms): twenty targets per geometry instead of one;
-* zero-force term: the isomers are DFT-relaxed, so ``zero_force_weight · mean |F|²``
+* zero-force term: the isomers are DFTB1-relaxed, so ``zero_force_weight · mean |F|²``
   (eV²/Å²) on the first ``zero_force_subset`` labelled rows of each batch (double backward);
 * force distillation on the vicinal rows: ``kd_force_weight · mean |F − F_teacher|²``
   (eV²/Å², per atom) on the first ``kd_force_subset`` vicinal rows of each batch, the
@@ -59,12 +59,12 @@ class _Rows:
     """Training rows of one cluster size as tensors (normalised targets)."""
 
     positions: torch.Tensor  # [n, N, 3]
-    target: torch.Tensor  # [n] normalised DFT target (NaN for vicinal rows)
+    target: torch.Tensor  # [n] normalised DFTB1 target (NaN for vicinal rows)
     teacher: torch.Tensor  # [n] normalised teacher target (NaN without teacher)
     teacher_atoms: torch.Tensor  # [n, N] normalised teacher local energies (NaN without)
     teacher_forces: torch.Tensor  # [n, N, 3] teacher forces in eV/Å (NaN without)
     weight: torch.Tensor  # [n]
-    labelled: torch.Tensor  # [n] bool: relaxed DFT geometry
+    labelled: torch.Tensor  # [n] bool: relaxed DFTB1 geometry
 
 
 def _positions(structures: Sequence[Any]) -> np.ndarray:

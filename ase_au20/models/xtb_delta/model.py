@@ -1,7 +1,7 @@
 """``XtbDeltaModel``: E = E_GFN1(x) + KRR_Δ(x); forces F_GFN1 − ∇KRR_Δ, exact.
 
-The KRR learns the residual E_DFT − E_GFN1 on SOAP (``models/krr``); its zero-force term
-targets the GFN1 forces, so the total model is force-free at the DFT minima. Per-atom
+The KRR learns the residual E_DFTB1 − E_GFN1 on SOAP (``models/krr``); its zero-force term
+targets the GFN1 forces, so the total model is force-free at the DFTB1 minima. Per-atom
 energies are the KRR's local terms plus E_GFN1 split equally (xTB gives no unique local
 split). The spread is the KRR's predictive std. Weights: the Δ KRR's ``weights.npz``; the
 card holds the SOAP and xTB settings.
