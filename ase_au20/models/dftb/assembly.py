@@ -42,11 +42,15 @@ class Pairs:
 
 @dataclass(frozen=True)
 class Matrices:
-    """H and S (Hartree; 9N × 9N) of one cluster and the pairs they were built from."""
+    """H and S (Hartree; 9N × 9N) of one cluster, the pairs and bond directions they were
+    built from, and the pairs' integrals and radial slopes (``SlaterKosterTable.integrals``),
+    which the forces use again."""
 
     hamiltonian: np.ndarray
     overlap: np.ndarray
     pairs: Pairs
+    bonds: BondDirections
+    integrals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def onsite_energies(table: SlaterKosterTable) -> np.ndarray:
@@ -58,12 +62,12 @@ def assemble(table: SlaterKosterTable, positions: np.ndarray) -> Matrices:
     """H and S of atoms at ``positions`` (bohr): on-site energies on the diagonal, rotated
     two-centre blocks between atoms."""
     pairs = Pairs.within(positions, table.cutoff)
-    h_int, s_int, _, _ = table.integrals(pairs.distance)
+    integrals = table.integrals(pairs.distance)
     n = len(positions)
     bonds = BondDirections(pairs.unit)
-    h = _symmetric(n, pairs, bonds.blocks(h_int), np.diag(onsite_energies(table)))
-    s = _symmetric(n, pairs, bonds.blocks(s_int), np.eye(N_ORBITALS))
-    return Matrices(h, s, pairs)
+    h = _symmetric(n, pairs, bonds.blocks(integrals[0]), np.diag(onsite_energies(table)))
+    s = _symmetric(n, pairs, bonds.blocks(integrals[1]), np.eye(N_ORBITALS))
+    return Matrices(h, s, pairs, bonds, integrals)
 
 
 def pair_blocks(matrix: np.ndarray, pairs: Pairs) -> np.ndarray:

@@ -45,11 +45,11 @@ def single_point(
         matrices.hamiltonian.copy(), matrices.overlap, electrons, electronic_temperature
     )
     pairs = matrices.pairs
-    repulsive, _ = table.repulsive(pairs.distance)
+    repulsive, repulsive_slope = table.repulsive(pairs.distance)
     energy = filling.band_energy + float(repulsive.sum())
     rho = filling.density_matrix()
     per_atom = _per_atom_energies(matrices.hamiltonian, rho, pairs, repulsive)
-    gradient = energy_gradient(table, pairs, filling, rho) if forces else None
+    gradient = energy_gradient(matrices, filling, repulsive_slope, rho) if forces else None
     lumo = int(np.searchsorted(-filling.occupations, -1.0))  # first level at most half full
     levels = filling.eigenvalues
     gap = float(levels[lumo] - levels[lumo - 1]) if 0 < lumo < len(levels) else float("nan")

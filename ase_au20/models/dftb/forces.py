@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ase_au20.models.dftb.assembly import Pairs, pair_blocks
-from ase_au20.models.dftb.rotations import BondDirections
-from ase_au20.models.dftb.skf import SlaterKosterTable
+from ase_au20.models.dftb.assembly import Matrices, pair_blocks
 from ase_au20.models.dftb.solve import Filling
 
 
 def energy_gradient(
-    table: SlaterKosterTable, pairs: Pairs, filling: Filling, rho: np.ndarray | None = None
+    matrices: Matrices, filling: Filling, repulsive_slope: np.ndarray, rho: np.ndarray
 ) -> np.ndarray:
     """dE/dR (atoms, 3) in Hartree/bohr of the band plus repulsive energy of the cluster
-    whose ``pairs`` and ``filling`` are given; ``rho``: its density matrix, when the
-    weights are the occupations (a gap of many kT) and the caller has it already."""
+    whose ``matrices`` and ``filling`` are given, with the repulsive energy's radial slope
+    per pair and the density matrix ``rho`` (Σ f c cᵀ, used as it is when no level lies
+    within a few kT of μ)."""
     weights = filling.gradient_weights()
-    if rho is None or not np.array_equal(weights, filling.occupations):
+    if not np.array_equal(weights, filling.occupations):
         rho = filling.density_matrix(weights)
     weighted = filling.density_matrix(weights * filling.eigenvalues)
-    h, s, h_slope, s_slope = table.integrals(pairs.distance)
+    pairs = matrices.pairs
+    h, s, h_slope, s_slope = matrices.integrals
     u, r = pairs.unit, pairs.distance
-    tau, gamma = BondDirections(u).contract(
+    tau, gamma = matrices.bonds.contract(
         np.stack([pair_blocks(rho, pairs), pair_blocks(weighted, pairs)], axis=1)
     )
     radial = (tau[:, 0] * h_slope).sum(axis=1) - (tau[:, 1] * s_slope).sum(axis=1)
@@ -38,7 +38,6 @@ def energy_gradient(
     angular -= u * (angular * u).sum(axis=1, keepdims=True)  # u moves only across the bond
     # the pair block appears twice (i, j and its transpose j, i), hence the factor 2
     on_second = 2.0 * (radial[:, None] * u + angular / r[:, None])
-    _, repulsive_slope = table.repulsive(r)
     on_second += repulsive_slope[:, None] * u
     gradient = np.zeros((pairs.atoms, 3))
     np.add.at(gradient, pairs.second, on_second)

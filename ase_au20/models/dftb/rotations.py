@@ -90,12 +90,14 @@ class BondDirections:
         tau[:, :, 3] = np.einsum("pmik,pik->pm", pd, self.pd_sigma)
         tau[:, :, 4] = np.einsum("pmik,pik->pm", pd, self.pd_pi)
         # ∂(u_i uᵀD_k u)/∂u_y = δ_iy uᵀD_k u + u_i 2(D_k u)_y
+        pd_along_u = np.einsum("pmik,pi->pmk", pd, u)
         sigma_grad = np.einsum("pmyk,pk->pmy", pd, d_sigma) + np.einsum(
-            "pmik,pi,pky->pmy", pd, u, d_sigma_grad
+            "pmk,pky->pmy", pd_along_u, d_sigma_grad
         )
         gamma[:, :, 3] = sigma_grad
         # π factor (2/√3)((D_k u)_i − u_i uᵀD_k u): ∂(D_k u)_i/∂u_y = D_k[i, y]
-        gamma[:, :, 4] = (2.0 / _R3) * (np.einsum("pmik,kiy->pmy", pd, _D_FORMS) - sigma_grad)
+        d_forms_iky = np.transpose(_D_FORMS, (1, 0, 2)).reshape(15, 3)  # D_k[i, y] by (i, k)
+        gamma[:, :, 4] = (2.0 / _R3) * (pd.reshape(n, m, 15) @ d_forms_iky - sigma_grad)
 
         dd = x[:, :, _D, _D]
         dd_sym = dd + np.swapaxes(dd, 2, 3)
@@ -105,7 +107,9 @@ class BondDirections:
         tau[:, :, 2] = np.trace(dd, axis1=2, axis2=3) - tau[:, :, 0] - tau[:, :, 1]
         ss_grad = np.einsum("pmk,pky->pmy", sigma_weight, d_sigma_grad)
         # π factor (4/3)(Σ_i (D_k u)_i (D_l u)_i − σσ)
-        g_grad = np.einsum("pmkl,pli,kiy->pmy", dd_sym, d_u, _D_FORMS)
+        g_grad = np.einsum("pmkl,pli->pmki", dd_sym, d_u).reshape(n, m, 15) @ _D_FORMS.reshape(
+            15, 3
+        )
         pi_grad = (4.0 / 3.0) * (g_grad - ss_grad)
         gamma[:, :, 0], gamma[:, :, 1] = ss_grad, pi_grad
         gamma[:, :, 2] = -ss_grad - pi_grad

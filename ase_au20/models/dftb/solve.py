@@ -41,7 +41,7 @@ class Filling:
     def density_matrix(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Σ w_n c_n c_nᵀ with w = f (the density matrix) or any other level weights."""
         w = self.occupations if weights is None else weights
-        used = np.flatnonzero(w)  # empty levels (most of the 180) add nothing
+        used = np.abs(w) > 1e-15 * np.abs(w).max()  # empty levels (most of them) add nothing
         c = self.eigenvectors[:, used]
         return (c * w[used]) @ c.T
 
@@ -52,10 +52,12 @@ class Filling:
         p = self.occupations / SPIN
         slopes = -SPIN * p * (1 - p) / self.kt
         total = slopes.sum()
-        if total == 0.0:  # a gap of many kT: integer occupations, no response
-            return self.occupations.copy()
-        mean_level = (slopes @ self.eigenvalues) / total
-        return self.occupations + (self.eigenvalues - mean_level) * slopes
+        if total == 0.0:
+            return self.occupations
+        response = (self.eigenvalues - (slopes @ self.eigenvalues) / total) * slopes
+        if np.abs(response).max() < 1e-15:  # a gap of many kT: no level near μ responds
+            return self.occupations
+        return self.occupations + response
 
 
 def solve(hamiltonian: np.ndarray, overlap: np.ndarray, electrons: float, kt: float) -> Filling:
