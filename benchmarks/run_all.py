@@ -24,10 +24,12 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     quick_flag = ["--quick"] if quick else []
     return [
         ("calculator speed", ["calculator_speed.py"]),
+        ("the DFTB1 reference: labels and cost", ["reference.py"]),
         ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
         ("data-parallel gradient exchange", ["gradient_exchange.py"]),
         ("sensitivity speed", ["sensitivity_speed.py"]),
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
+        ("the truth off the minima", ["truth.py", "--out", str(out), *quick_flag]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
         ("uncertainty and domain", ["uncertainty.py", "--db", str(out / "au20-seed.db")]),
         (

@@ -66,26 +66,42 @@ class FamilyScore:
         }
 
 
+@dataclass(frozen=True)
+class ReferenceLabels:
+    """The reference's energies (eV) and forces (eV/Å) of a list of structures."""
+
+    energy: np.ndarray
+    forces: list[np.ndarray]
+
+    @classmethod
+    def of(cls, reference: Calculator, structures: Sequence[Atoms]) -> ReferenceLabels:
+        """Label ``structures`` with ``reference``."""
+        out = predict_batch(reference, structures, ("energy", "forces"))
+        return cls(
+            np.asarray(out["energy"], dtype=float),
+            [np.asarray(f, dtype=float) for f in out["forces"]],
+        )
+
+
 def score_family(
-    calc: Calculator, reference: Calculator, name: str, structures: Sequence[Atoms]
+    calc: Calculator, name: str, structures: Sequence[Atoms], truth: ReferenceLabels
 ) -> FamilyScore:
-    """Evaluate ``structures`` with ``calc`` (energy, forces, interval, verdict) and with
-    ``reference`` (energy, forces)."""
+    """Evaluate ``structures`` with ``calc`` (energy, forces, interval, verdict) against
+    their reference labels ``truth``."""
     wanted = (
         ("energy", "forces", "in_domain") if _gives(calc, "in_domain") else ("energy", "forces")
     )
     model = predict_batch(calc, structures, wanted)
-    truth = predict_batch(reference, structures, ("energy", "forces"))
     verdict = model.get("in_domain", np.full(len(structures), np.nan))
     return FamilyScore(
         name=name,
         model_energy=np.asarray(model["energy"], dtype=float),
-        reference_energy=np.asarray(truth["energy"], dtype=float),
+        reference_energy=truth.energy,
         half_width=np.asarray(model["energy_uncertainty"], dtype=float),
         in_domain=np.asarray(verdict, dtype=float),
         force_errors=[
-            np.asarray(f, dtype=float) - np.asarray(g, dtype=float)
-            for f, g in zip(model["forces"], truth["forces"], strict=True)
+            np.asarray(f, dtype=float) - g
+            for f, g in zip(model["forces"], truth.forces, strict=True)
         ],
     )
 
@@ -102,7 +118,8 @@ def score_against_reference(
         structures = [atoms for _, atoms in read_structures([source])]
         if not structures:
             raise ValueError(f"{os.fspath(source)}: no structures")
-        families.append(score_family(calc, reference, os.fspath(source), structures))
+        truth = ReferenceLabels.of(reference, structures)
+        families.append(score_family(calc, os.fspath(source), structures, truth))
     return families
 
 

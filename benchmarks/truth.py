@@ -1,0 +1,217 @@
+"""The truth off the minima: every shipped model against the DFTB1 reference, per family.
+
+Families of structures the workflows visit, each labelled by the reference: the fixed test
+isomers (never trained on); those isomers rattled at σ = 0.03, 0.06 and 0.1 Å per
+coordinate; Langevin MD with the reference at 300, 600 and 1000 K from test isomers; the
+minima of a random-start multistart search with each model. For every shipped model:
+energy MAE, force MAE, 90 % interval coverage and width, in-domain share per family; the
+harmonic frequencies of the relaxed Td pyramid and sensitivity's global K (mean |ΔE| of
+σ = 0.01 Å perturbations), each against the reference's own.
+
+Run: ``python benchmarks/truth.py [--out runs/bench] [--quick]``; writes truth.json there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from accuracy import ensure_databases
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.optimize import BFGS
+from ase.vibrations import Vibrations
+from threadpoolctl import threadpool_limits
+
+from ase_au20.database import load_rows
+from ase_au20.paths import PRETRAINED_DIR, data_dir
+from ase_au20.workflows.reference_check import ReferenceLabels, score_family
+from ase_au20.workflows.search import SearchSettings, global_search
+from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
+
+MODELS = ("krr", "schnet", "committee", "xtb-delta")
+RATTLES = (0.03, 0.06, 0.1)
+TEMPERATURES = (300, 600, 1000)
+TD_ID = 350  # the Td pyramid, the ground state of the data
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many structures each family gets."""
+
+    isomers: int
+    rattled: int  # per σ
+    md_starts: int  # trajectories per temperature
+    md_frames: int  # frames kept per trajectory
+    search_starts: int  # random starts per model (xtb-delta: a third, for its cost)
+
+
+FULL = Budget(isomers=155, rattled=40, md_starts=3, md_frames=10, search_starts=9)
+QUICK = Budget(isomers=30, rattled=10, md_starts=1, md_frames=8, search_starts=3)
+
+
+def rattled(isomers: list[Atoms], sigma: float, n: int, seed: int) -> list[Atoms]:
+    """``n`` test isomers (cycled) with every coordinate moved by N(0, σ²)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        base = isomers[k % len(isomers)]
+        out.append(Atoms(base.numbers, positions=base.positions + rng.normal(0, sigma, (20, 3))))
+    return out
+
+
+def md_frames(
+    isomers: list[Atoms], reference: Calculator, temperature: float, budget: Budget, work: Path
+) -> list[Atoms]:
+    """Frames of the ``md`` workflow's Langevin run with the reference (2 fs, friction
+    0.02/fs): 200 steps to heat, then one frame every 40 steps."""
+    from ase.io import read
+
+    from ase_au20.workflows.md import run_md
+
+    frames = []
+    for k in range(budget.md_starts):
+        path = work / f"md-{temperature}-{k}.traj"
+        steps = 200 + 40 * budget.md_frames
+        run_md(isomers[k], reference, "langevin", temperature, steps, 2.0, 0.02, k, 40, path)
+        kept = read(path, ":")[-budget.md_frames :]
+        frames += [Atoms(a.numbers, positions=a.positions) for a in kept]
+    return frames
+
+
+def search_minima(calc: Calculator, starts: int) -> list[Atoms]:
+    """Local minima of a multistart search from unconstrained random starts."""
+    settings = SearchSettings(method="multistart", runs=1, steps=starts, starts="random")
+    return [m.atoms for m in global_search(calc, settings)]
+
+
+def relaxed(atoms: Atoms, calc: Calculator, fmax: float = 1e-3) -> Atoms:
+    """A BFGS-relaxed copy of ``atoms`` (tight: the frequencies need a true minimum)."""
+    work = Atoms(atoms.numbers, positions=atoms.positions)
+    work.calc = calc
+    BFGS(work, logfile=None).run(fmax=fmax, steps=1000)
+    return work
+
+
+def frequencies(atoms: Atoms, calc: Calculator, folder: Path) -> np.ndarray:
+    """The 54 vibrational frequencies (cm⁻¹, imaginary ones negative) of ``atoms``, sorted."""
+    work = Atoms(atoms.numbers, positions=atoms.positions)
+    work.calc = calc
+    vib = Vibrations(work, name=str(folder), delta=0.01, nfree=2)
+    vib.clean()
+    vib.run()
+    energies = vib.get_energies()
+    vib.clean()
+    values = np.where(np.abs(energies.imag) > 0, -np.abs(energies), energies.real) / units.invcm
+    order = np.argsort(np.abs(values))
+    return np.sort(values[order][6:])  # the six smallest are translations and rotations
+
+
+def global_k(atoms: Atoms, calc: Calculator) -> float:
+    """Sensitivity's global K (eV) at σ = 0.01 Å, k = 1, 2, 4, 8, 25 perturbations each."""
+    config = SensitivityConfig(sigmas=(0.01,), repeats=25, site_repeats=1)
+    return run_sensitivity(atoms, calc, config, progress=False).global_k
+
+
+def load_calculators() -> dict[str, Calculator]:
+    """The shipped models that exist, as calculators on the CPU, and the reference."""
+    from ase_au20.calculators.factory import make_calculator
+
+    calcs = {
+        name: make_calculator(name, device="cpu")
+        for name in MODELS
+        if (PRETRAINED_DIR / name / "card.json").is_file()
+    }
+    return {"dftb": make_calculator("dftb"), **calcs}
+
+
+def main() -> None:
+    """Build the families, label them, score every model, print and save the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="work folder")
+    parser.add_argument("--quick", action="store_true", help="a few structures per family")
+    args = parser.parse_args()
+    budget = QUICK if args.quick else FULL
+    seed_db, _ = ensure_databases(args.out, data_dir())
+    clock = time.perf_counter()
+    with threadpool_limits(1):
+        calcs = load_calculators()
+        reference = calcs.pop("dftb")
+        test = load_rows(seed_db, split="test")
+        isomers = [Atoms(a.numbers, positions=a.positions) for a in test.atoms[: budget.isomers]]
+        families: dict[str, list[Atoms]] = {"test isomers": isomers}
+        for k, sigma in enumerate(RATTLES):
+            families[f"rattled σ={sigma:g} Å"] = rattled(isomers, sigma, budget.rattled, k)
+        for temperature in TEMPERATURES:
+            families[f"MD {temperature} K"] = md_frames(
+                isomers, reference, temperature, budget, args.out
+            )
+        truth = {name: ReferenceLabels.of(reference, s) for name, s in families.items()}
+        print(f"families built and labelled in {time.perf_counter() - clock:.0f} s")
+
+        table: dict[str, dict[str, Any]] = {}
+        for model, calc in calcs.items():
+            scores = {
+                name: score_family(calc, name, structures, truth[name]).metrics()
+                for name, structures in families.items()
+            }
+            starts = budget.search_starts // (3 if model == "xtb-delta" else 1)
+            minima = search_minima(calc, max(starts, 1))
+            scores["search minima"] = score_family(
+                calc, "search minima", minima, ReferenceLabels.of(reference, minima)
+            ).metrics()
+            table[model] = scores
+            print(f"{model}: scored in {time.perf_counter() - clock:.0f} s")
+
+        every = load_rows(seed_db)
+        td = every.atoms[int(np.flatnonzero(every.ids == TD_ID)[0])]
+        td = Atoms(td.numbers, positions=td.positions)
+        stiffness: dict[str, dict[str, Any]] = {}
+        for name, calc in {"dftb": reference, **calcs}.items():
+            minimum = relaxed(td, calc)
+            stiffness[name] = {
+                "frequencies_cm": frequencies(minimum, calc, args.out / f"vib-{name}").tolist(),
+                "global_k": global_k(minimum, calc),
+            }
+            print(f"{name}: Td frequencies and K in {time.perf_counter() - clock:.0f} s")
+
+    report = {"budget": budget.__dict__, "families": table, "td": stiffness}
+    (args.out / "truth.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The per-family table of every model and the Td stiffness against the reference."""
+    print("\nAgainst DFTB1 (auorg-1-1): energy MAE (eV), force MAE (eV/Å), 90 % coverage,")
+    print("mean interval width (eV), in-domain share")
+    for model, scores in report["families"].items():
+        print(f"\n{model}")
+        head = f"  {'family':<20}{'n':>5}{'E MAE':>8}{'F MAE':>8}{'cover':>7}{'width':>7}"
+        print(head + f"{'in dom.':>8}")
+        for name, m in scores.items():
+            print(
+                f"  {name:<20}{m['n']:>5}{m['energy_mae']:>8.3f}{m['force_mae']:>8.3f}"
+                f"{m['coverage']:>7.2f}{m['mean_width']:>7.2f}{m['in_domain']:>8.2f}"
+            )
+    td = report["td"]
+    ref = np.array(td["dftb"]["frequencies_cm"])
+    print("\nTd pyramid relaxed by each: harmonic frequencies (cm⁻¹) and global K at σ = 0.01 Å")
+    head = f"  {'calculator':<11}{'lowest':>8}{'highest':>9}{'mode ratio':>16}{'K (meV)':>9}"
+    print(head + f"{'K ratio':>9}")
+    for name, values in td.items():
+        freq = np.array(values["frequencies_cm"])
+        ratio = freq / ref
+        print(
+            f"  {name:<11}{freq.min():>8.1f}{freq.max():>9.1f}"
+            f"{f'{ratio.min():.2f}–{ratio.max():.2f}':>16}{1e3 * values['global_k']:>9.2f}"
+            f"{values['global_k'] / td['dftb']['global_k']:>9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
