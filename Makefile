@@ -40,6 +40,7 @@ bench: $(BIN)/.bench-installed
 reproduce: venv
 	mkdir -p $(OUT)
 	$(BIN)/au20-workflow db build $(AU20_DATA)/xyz -o $(OUT)/au20-seed.db --split seed --seed-splits $(AU20_DATA)/splits_seed
+	$(BIN)/python -m ase_au20.models.dftb.build --db $(OUT)/au20-seed.db --out ase_au20/models/pretrained/dftb --quiet
 	$(BIN)/python -m ase_au20.models.reproduce --db $(OUT)/au20-seed.db --out ase_au20/models/pretrained
 
 lint: venv

@@ -524,10 +524,13 @@ def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> s
                 lines.append(f"  metrics[{split}]: {body}")
             elif isinstance(values, int | float):
                 lines.append(f"  metrics[{split}]: {_fmt(values)}")
-    lines.append(
-        f"  uncertainty: conformal interval at confidence {confidence:g}"
-        f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
-    )
+    if "reference" in card:
+        lines.append(f"  reference: {card['reference'].get('level', '?')}: exact, interval width 0")
+    else:
+        lines.append(
+            f"  uncertainty: conformal interval at confidence {confidence:g}"
+            f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
+        )
     lines.append(
         f"  package version: {card.get('package_version', '?')}, created {card.get('created', '?')}"
     )

@@ -1,8 +1,8 @@
 """Store a structure with its prediction and calibrated error bar in an ASE database.
 
-A prediction is never the row's ``energy`` (that is a label: DFTB1 or an oracle's): the predicted energy,
-interval, spread, domain verdict, confidence and model go into key-value pairs, where
-``ase db`` can show and filter them, and predicted forces into the row's data.
+A prediction is never the row's ``energy`` (that is a label: DFTB1 or an oracle's): the
+predicted energy, interval, spread, domain verdict, confidence and model go into key-value
+pairs, where ``ase db`` can show and filter them, and predicted forces into the row's data.
 """
 
 from __future__ import annotations

@@ -210,7 +210,8 @@ def select_cmd(
     out_dir: Path | None,
     overwrite: bool,
 ) -> None:
-    """Export the --n unlabelled structures most worth a reference calculation (DFTB1, or your DFT), with a CSV of scores."""
+    """Export the --n unlabelled structures most worth a reference calculation (DFTB1, or
+    your DFT), with a CSV of scores."""
     from ase_au20.workflows.select import select_from_db
 
     names = [name.strip() for name in calcs.split(",") if name.strip()]

@@ -1,7 +1,8 @@
 """What each key-value pair of our database rows means, with its unit: the one list that
 the web view, ``db info`` and the docs read.
 
-Labels (a row's ``energy``: the DFTB1 reference or an oracle) and predictions (``pred_*``) are apart by name.
+Labels (a row's ``energy``: the DFTB1 reference or an oracle) and predictions (``pred_*``)
+are apart by name.
 """
 
 from __future__ import annotations

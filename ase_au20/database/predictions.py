@@ -1,4 +1,5 @@
-"""The key-value pairs of a prediction row: never an ``energy``, which is a label (DFTB1 or an oracle's).
+"""The key-value pairs of a prediction row: never an ``energy``, which is a label (DFTB1 or
+an oracle's).
 
 Predictions (search candidates, screened structures, a user's stored prediction) carry the
 predicted energy, its interval, spread and domain verdict and the model that made them, so

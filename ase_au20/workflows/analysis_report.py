@@ -36,7 +36,10 @@ def to_results(result: AnalysisResult, parameters: dict[str, Any]) -> Results:
     """The HDF5 layout: isomers/, statistics/, lowest/, rdf/, ground_state/."""
     res = Results(
         parameters=parameters,
-        model_card={"calculator": None, "source": "reference DFTB1 (auorg-1-1) energies of the database"},
+        model_card={
+            "calculator": None,
+            "source": "reference DFTB1 (auorg-1-1) energies of the database",
+        },
     )
     res.add("isomers/cluster_id", result.ids)
     res.add("isomers/delta_e", result.delta_e, "eV")

@@ -119,11 +119,16 @@ def evaluate_energies(
     )
 
 
-def difference_uncertainty(members: np.ndarray | None, n: int, confidence: float) -> np.ndarray:
+def difference_uncertainty(
+    members: np.ndarray | None, n: int, confidence: float, exact: bool = False
+) -> np.ndarray:
     """Half-width z·s of each ΔE = E − E_0 at ``confidence`` (structure 0 the base), s the
     ensemble members' spread of their own ΔE: nearby geometries share most of their error,
-    which the members' differences cancel and two absolute intervals would not. NaN for
-    each of the ``n`` structures without members."""
+    which the members' differences cancel and two absolute intervals would not. Zero from
+    an ``exact`` calculator (the reference: intervals of width zero); NaN for each of the
+    ``n`` structures without members."""
+    if exact:
+        return np.zeros(n)
     if members is None:
         return np.full(n, np.nan)
     z = float(norm.ppf(0.5 + confidence / 2))
@@ -211,7 +216,8 @@ def run_sensitivity(
     energies, unc, members = evaluate_energies(calc, structures, config.batch_size, progress)
     base_energy, base_unc = float(energies[0]), float(unc[0])
     confidence = float(getattr(calc, "confidence", 0.9))
-    delta_unc = difference_uncertainty(members, len(structures), confidence)
+    exact = bool(np.all(unc == 0.0))  # the reference's energies carry no error
+    delta_unc = difference_uncertainty(members, len(structures), confidence, exact)
     n_random = len(random_set)
     random_part, site_part = slice(1, 1 + n_random), slice(1 + n_random, None)
     samples = _sample_table(

@@ -123,3 +123,14 @@ def test_relax_runs_with_calc_dftb(tmp_path: Path):
     text = run_cli("relax", "--calc", "dftb", "--fmax", "0.05", "--steps", "40", "--out", str(out))
     assert "dftb" in text.lower()
     assert any(out.iterdir())
+
+
+def test_every_sensitivity_difference_of_the_reference_is_resolvable(calc):
+    """The reference's ΔE carry no error, so each one is resolved (EMT's are NaN)."""
+    from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
+
+    config = SensitivityConfig(sigmas=(0.01,), ks=(1, 4), repeats=4, site_repeats=1)
+    run = run_sensitivity(au20_ground_state(), calc, config, progress=False)
+    assert (run.samples["delta_uncertainty"] == 0).all()
+    assert run.summary["share_resolvable"].tolist() == [1.0, 1.0]
+    assert run.global_k > 0
