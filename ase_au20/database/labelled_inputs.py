@@ -29,6 +29,9 @@ from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster, check_comp
 
 UNASSIGNED_ID = -1  # an Isomer whose id `db add` assigns
 PREDICTED_BY = "predicted_by"  # info key of a frame whose energy is a model's prediction
+LEVEL = "level"  # info key of a frame whose energy is a label at that level of theory
+# what a workflow's trajectory frame carries beside a model's energy (TrustLog)
+PREDICTION_MARKS = ("energy_uncertainty", "domain_score", "in_domain", "energy_std")
 FOLDER_SUFFIXES = (".xyz", ".extxyz", ".traj")
 DB_SUFFIXES = (".db", ".json")
 
@@ -88,6 +91,12 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
     if PREDICTED_BY in atoms.info:
         raise XyzError(
             f"its energy is a prediction of {atoms.info[PREDICTED_BY]}, not a label "
+            "(label it first: `au20-workflow label`)"
+        )
+    marks = [key for key in PREDICTION_MARKS if key in atoms.info]
+    if marks and LEVEL not in atoms.info:
+        raise XyzError(
+            f"it carries a model's {marks[0]}: its energy is a prediction, not a label "
             "(label it first: `au20-workflow label`)"
         )
     try:

@@ -17,6 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from ase_au20.database.labelled_inputs import LEVEL, PREDICTED_BY
 from ase_au20.database.store import reads_as_number
 
 
@@ -81,7 +82,9 @@ class TrustLog:
         self.first_outside: int | None = None
 
     def record(self, atoms: Atoms, step: int) -> None:
-        """Append the last calculation's values; tag ``atoms.info`` for the trajectory."""
+        """Append the last calculation's values; tag ``atoms.info`` for the trajectory with
+        them and with what the energy is (``energy_provenance``)."""
+        atoms.info.update(energy_provenance(atoms.calc))
         values = trust_of(atoms)
         for key, value in values.items():
             self.series[key].append(value)
@@ -120,6 +123,19 @@ class TrustLog:
         """The verdict of the last step (None when the calculator gives none)."""
         last = self.series["in_domain"][-1] if self.series["in_domain"] else float("nan")
         return None if not np.isfinite(last) else bool(last)
+
+
+def energy_provenance(calc: Calculator) -> dict[str, str]:
+    """What a calculator's energies are, for the files a workflow writes: ``level`` (its
+    level of theory) for the reference, whose energies are labels; ``predicted_by`` (its
+    name) for every other calculator, whose energies `db add` then refuses as labels."""
+    from ase_au20.workflows.structure_files import reference_level
+
+    card = getattr(calc, "card", None)
+    level = reference_level(card) if isinstance(card, dict) else None
+    if level is not None:
+        return {LEVEL: level}
+    return {PREDICTED_BY: str(getattr(calc, "name", "") or type(calc).__name__)}
 
 
 def uncertainty_properties(calc: Calculator) -> tuple[str, ...]:

@@ -22,10 +22,11 @@ from ase.io import write
 from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
+from ase_au20.database.labelled_inputs import LEVEL
+from ase_au20.workflows.calculators import energy_provenance
 from ase_au20.workflows.inputs import read_structures
 
 LABELLED_BY = "labelled_by"  # info key naming the oracle of a label
-LEVEL = "level"  # info key of a label's level of theory (dftb1-auorg-1-1, a DFT setting, …)
 
 
 @dataclass
@@ -51,9 +52,7 @@ def check_oracle(calc: Calculator) -> None:
 def level_of(calc: Calculator, oracle_name: str) -> str:
     """The level of theory a label of ``calc`` records: the reference's own (its card), else
     the oracle's name as the user gave it."""
-    card = getattr(calc, "card", None)
-    reference = card.get("reference") if isinstance(card, dict) else None
-    return str(reference["level"]) if isinstance(reference, dict) else oracle_name
+    return energy_provenance(calc).get(LEVEL, oracle_name)
 
 
 def label_one(

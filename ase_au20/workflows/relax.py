@@ -22,7 +22,7 @@ from ase_au20.calculators.base import domain_reported_by_caller
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.calculators import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
-from ase_au20.workflows.structure_files import predicted_structure
+from ase_au20.workflows.structure_files import predicted_structure, reference_level
 
 OPTIMIZERS = {"bfgs": BFGS, "fire": FIRE}
 
@@ -144,7 +144,9 @@ def run_relax(
     result = relax(atoms, calc, fmax, optimizer, steps, files["traj"], progress)
     card = model_card_of(calc)
     model = str((parameters or {}).get("calc") or card.get("model_type", type(calc).__name__))
-    relaxed = predicted_structure(result.atoms, float(result.energies[-1]), model)
+    relaxed = predicted_structure(
+        result.atoms, float(result.energies[-1]), model, level=reference_level(card)
+    )
     write(files["xyz"], relaxed, format="extxyz")
     res = Results(
         parameters={"fmax": fmax, "optimizer": optimizer, "steps": steps, **(parameters or {})},

@@ -49,6 +49,18 @@ def _to_hdf5(data: Any) -> Any:
     return array
 
 
+def energies_statement(model_card: Mapping[str, Any]) -> str:
+    """What the energies of a run are, from its model card: labels of the reference, or
+    predictions of a model (never to be stored as labels)."""
+    from ase_au20.workflows.structure_files import reference_level
+
+    level = reference_level(dict(model_card))
+    if level is not None:
+        return f"labels: the reference at level {level}"
+    name = model_card.get("model_type") or model_card.get("calculator") or "a calculator"
+    return f"predictions of {name}, not labels"
+
+
 def write_results(path: str | os.PathLike, results: Results) -> Path:
     """Write ``results`` to ``path`` via a temp file + ``os.replace`` (no half-written file)."""
     path = Path(path)
@@ -59,6 +71,7 @@ def write_results(path: str | os.PathLike, results: Results) -> Path:
         with h5py.File(tmp, "w") as h5:
             h5.attrs["parameters"] = json.dumps(results.parameters, default=str, sort_keys=True)
             h5.attrs["model_card"] = json.dumps(results.model_card, default=str, sort_keys=True)
+            h5.attrs["energies"] = energies_statement(results.model_card)
             h5.attrs["ase_au20_version"] = __version__
             h5.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             for name, ds in results.datasets.items():

@@ -30,7 +30,7 @@ from ase_au20.workflows.calculators import (
 from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.search import Minimum, SearchSettings, best_so_far, global_search
-from ase_au20.workflows.structure_files import predicted_structure
+from ase_au20.workflows.structure_files import predicted_structure, reference_level
 
 
 @dataclass
@@ -269,7 +269,9 @@ def write_search_files(
     model_name = parameters.get("calc") or model_card.get("model_type", "unknown")
     frames = []
     for rank, c in enumerate(cs):
-        atoms = predicted_structure(c.atoms, c.energy, model_name, c.uncertainty)
+        atoms = predicted_structure(
+            c.atoms, c.energy, model_name, c.uncertainty, level=reference_level(model_card)
+        )
         atoms.info.update(rank=rank, lcb=c.lcb, run=c.run, matches_cluster_id=c.matches_cluster_id)
         frames.append(atoms)
     if frames:

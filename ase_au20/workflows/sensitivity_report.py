@@ -17,7 +17,7 @@ from ase_au20.workflows.sensitivity_plots import (
     plot_abs_de_vs_rmsd,
     plot_site_stiffness,
 )
-from ase_au20.workflows.structure_files import predicted_structure
+from ase_au20.workflows.structure_files import predicted_structure, reference_level
 from ase_au20.workflows.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
 
 N_EXTREME_SITES = 5
@@ -159,6 +159,7 @@ def write_outputs(
         result.base_energy,
         str(parameters.get("calc") or model_card.get("model_type", "unknown")),
         result.base_uncertainty,
+        level=reference_level(model_card),
     )
     write(paths["structure"], structure, format="extxyz")
     paths["hdf5"] = write_results(
