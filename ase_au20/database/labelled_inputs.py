@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -108,10 +109,15 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
         energy = float(atoms.get_potential_energy())
     except Exception:  # no calculator, or one without an energy: both mean "unlabelled"
         raise XyzError("no energy label (extended xyz needs energy= in its comment line)") from None
+    if not np.isfinite(energy):
+        raise XyzError(f"energy label {energy} is not a finite number")
     label = Atoms(atoms.numbers, positions=atoms.get_positions())
     results = {"energy": energy}
     forces = atoms.calc.results.get("forces") if atoms.calc is not None else None
     if forces is not None:
+        forces = np.asarray(forces, dtype=float)
+        if not np.isfinite(forces).all():
+            raise XyzError("forces hold a non-finite (NaN/inf) value")
         results["forces"] = forces
     label.calc = SinglePointCalculator(label, **results)
     cluster_id = atoms.info.get("cluster_id", UNASSIGNED_ID)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
@@ -67,11 +69,25 @@ def _row_atoms(row: AtomsRow) -> Atoms:
 
 
 def _isomer_rows(db: Database) -> list[AtomsRow]:
-    """All rows with a cluster_id, read over one connection when the backend allows it."""
+    """All rows with a cluster_id and a finite energy label, read over one connection when
+    the backend allows it; a row without one (written by an older version) is reported once
+    in a warning and left out, so it breaks no verb."""
     if getattr(db, "connection", True) is None:  # SQLite outside a transaction
         with db:
-            return list(db.select("cluster_id", include_data=False))
-    return list(db.select("cluster_id", include_data=False))
+            rows = list(db.select("cluster_id", include_data=False))
+    else:
+        rows = list(db.select("cluster_id", include_data=False))
+    broken = [row for row in rows if not math.isfinite(row.get("energy", math.nan))]
+    if broken:
+        ids = ", ".join(str(row.id) for row in broken[:10])
+        warnings.warn(
+            f"{len(broken)} isomer row(s) without a finite energy label left out (ids {ids}"
+            f"{', …' if len(broken) > 10 else ''}): delete them with "
+            f"`ase db DB id=<id> --delete`",
+            UserWarning,
+            stacklevel=3,
+        )
+    return [row for row in rows if math.isfinite(row.get("energy", math.nan))]
 
 
 def load_rows(
