@@ -64,6 +64,9 @@ def create_app(url: str | os.PathLike[str], title: str = "") -> Any:
         def get_row_template(self) -> str:
             return "au20_row.html"
 
+        def get_table_template(self) -> str:
+            return "au20_table.html"
+
     db = connect(os.fspath(url))
     app = DBApp()
     app.projects[PROJECT] = Au20Project(
@@ -82,7 +85,25 @@ def create_app(url: str | os.PathLike[str], title: str = "") -> Any:
         f"/{PROJECT}/image/<int:row_id>.png", "cluster_png", lambda row_id: _png(db, row_id)
     )
     flask_app.jinja_env.globals["au20_row_sections"] = row_sections
+    flask_app.jinja_env.globals["au20_escape_table"] = escape_table
     return flask_app
+
+
+def escape_table(table: Any) -> str:
+    """Escape every cell of ASE's search table in place (its template renders them
+    unescaped, so a file name like ``x"><img onerror=…>.xyz`` in ``source`` would run as
+    script); the formula gets its subscripts back. Returns "" for the template."""
+    import html
+    import re
+
+    for row in table.rows:
+        row.strings = [
+            re.sub(r"(\d+)", r"<sub>\1</sub>", html.escape(str(value)))
+            if column == "formula"
+            else html.escape(text)
+            for value, text, column in zip(row.values, row.strings, table.columns, strict=True)
+        ]
+    return ""
 
 
 def _not_served(**_: Any) -> tuple[str, int]:

@@ -141,3 +141,59 @@ def test_a_headless_browser_renders_the_row_page(
     # the cluster picture's viridis atoms: many strongly coloured pixels, not a blank page
     saturation = pixels.max(axis=-1) - pixels.min(axis=-1)
     assert np.mean(saturation > 0.3) > 0.01
+
+
+XSS_SOURCE = 'x"><img src=x onerror="document.title=\'pwned\'">.xyz'
+
+
+@pytest.fixture(scope="module")
+def hostile_db(synthetic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic database plus a prediction row whose source and model hold markup, as
+    a screen of a file with such a name writes it (red-team finding 3)."""
+    path = tmp_path_factory.mktemp("xss") / "xss.db"
+    shutil.copy(synthetic_db, path)
+    kvp = prediction_pairs(-1556.25, 0.4, 0.1, True, "<script>document.title='x'</script>", "")
+    connect(path).write(au20_ground_state(), key_value_pairs={**kvp, "source": XSS_SOURCE})
+    return path
+
+
+def test_the_search_table_escapes_every_value(hostile_db) -> None:
+    client = create_app(hostile_db).test_client()
+    table = _table(client, "pred_energy")
+    assert "<img src=x" not in table and "<script>" not in table
+    assert "&lt;img src=x onerror=" in table and "&lt;script&gt;" in table
+    assert "Au<sub>20</sub>" in table  # the formula keeps its subscripts
+
+
+def test_no_injected_script_runs_in_a_headless_browser(
+    hostile_db, headless_browser: str, tmp_path: Path
+) -> None:
+    """Chromium loads the search page of the hostile row; the page title stays ours."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, create_app(hostile_db))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        done = subprocess.run(
+            [
+                headless_browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=8000",  # let the table's script fill the table
+                "--dump-dom",
+                f"http://127.0.0.1:{server.server_port}/au20/?query=pred_energy",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(tmp_path)},
+        )
+    finally:
+        server.shutdown()
+    dom = done.stdout
+    assert "onerror=" in dom  # the hostile row is on the page, as text
+    assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
+    assert '<img src="x"' not in dom and "<script>document.title" not in dom
