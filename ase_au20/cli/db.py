@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import quiet_option
+from ase_au20.database.store import shown_url
 
 
 def _print_summary(db_path: str) -> None:
@@ -82,7 +83,7 @@ def build(
         click.echo(f"warning: {bad}", err=True)
     for note in report.notes:
         click.echo(f"warning: {note}", err=True)
-    click.echo(f"wrote {report.n_rows} rows to {output}")
+    click.echo(f"wrote {report.n_rows} rows to {shown_url(output)}")
     _print_summary(output)
     if report.n_warnings:
         click.echo(f"{report.n_warnings} warning(s)", err=True)
@@ -157,7 +158,9 @@ def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> N
     for match in report.matches:
         click.echo(str(match))
     splits = ", ".join(f"{n} {name}" for name, n in sorted(report.split_sizes.items()))
-    click.echo(f"added {report.n_added} rows to {database}" + (f" ({splits})" if splits else ""))
+    click.echo(
+        f"added {report.n_added} rows to {shown_url(database)}" + (f" ({splits})" if splits else "")
+    )
     _print_summary(database)
     if report.n_warnings:
         click.echo(f"{report.n_warnings} warning(s)", err=True)
@@ -181,4 +184,4 @@ def migrate(database: str) -> None:
             n = migrate_predictions(connect(database))
     except (ValueError, TimeoutError) as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"migrated {n} prediction row(s) in {database}")
+    click.echo(f"migrated {n} prediction row(s) in {shown_url(database)}")

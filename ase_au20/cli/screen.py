@@ -12,6 +12,7 @@ from ase_au20.cli.workflow_options import (
     quiet_option,
     scheduler_options,
 )
+from ase_au20.database.store import shown_url
 
 
 @click.command("screen")
@@ -89,7 +90,7 @@ def screen_cmd(
             source, model = calc_spec, ModelIdentity.of_spec(calc_spec)
         with open_engine(scheduler, workers) as engine:
             if not quiet:
-                click.echo(f"screening with {calc_spec} {engine.description} into {url}")
+                click.echo(f"screening with {calc_spec} {engine.description} into {shown_url(url)}")
             report = screen(
                 list(inputs),
                 source,
@@ -113,7 +114,7 @@ def print_screen_report(report) -> None:
     rate = f"{report.rate:.0f}" if report.rate >= 100 else f"{report.rate:.3g}"
     click.echo(
         f"{report.screened} structures screened in {report.seconds:.1f} s ({rate} /s) "
-        f"into {report.url}, after {report.setup_seconds:.1f} s building the calculator"
+        f"into {shown_url(report.url)}, after {report.setup_seconds:.1f} s building the calculator"
     )
     click.echo(
         f"time: reading {report.read_seconds:.1f} s, model {report.model_seconds:.1f} s "

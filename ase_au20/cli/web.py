@@ -8,6 +8,7 @@ import logging
 import click
 
 from ase_au20.cli.workflow_options import DATABASE, quiet_option
+from ase_au20.database.store import shown_url
 
 LOOPBACK = "127.0.0.1"
 
@@ -46,7 +47,7 @@ def web_cmd(db_url: str, host: str, port: int, quiet: bool) -> None:
         raise click.ClickException(str(err)) from None
     if not _is_loopback(host):
         click.echo(f"warning: serving on {host}: other machines can read this database", err=True)
-    click.echo(f"serving {db_url} at http://{host}:{port}/ (Ctrl-C stops)")
+    click.echo(f"serving {shown_url(db_url)} at http://{host}:{port}/ (Ctrl-C stops)")
     if quiet:  # no line per request either
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app.run(host=host, port=port, debug=False, use_reloader=False)

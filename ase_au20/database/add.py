@@ -30,6 +30,7 @@ from ase_au20.database.store import (
     dataset_hash,
     is_server_url,
     row_key_value_pairs,
+    shown_url,
     write_rows,
 )
 from ase_au20.database.writer_lock import writer_lock
@@ -82,13 +83,13 @@ class AddReport:
 def _open_au20_database(db_url: str | os.PathLike[str]):
     """The database and its metadata; ValueError unless it is an ase-au20 database."""
     if not is_server_url(db_url) and not Path(db_url).is_file():
-        raise ValueError(f"database not found: {db_url} (create it with `db build`)")
+        raise ValueError(f"database not found: {shown_url(db_url)} (create it with `db build`)")
     db = connect(db_url)
     metadata = dict(db.metadata)
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise ValueError(
-            f"{db_url} is not an ase-au20 database (metadata lacks {', '.join(missing)})"
+            f"{shown_url(db_url)} is not an ase-au20 database (metadata lacks {', '.join(missing)})"
         )
     return db, metadata
 

@@ -155,12 +155,12 @@ def _read_file(path: Path, index: str | None, label: str) -> tuple[list[Isomer],
 
 def _read_database(url: str, selection: str | None) -> tuple[list[Isomer], list[BadFile]]:
     """Labelled rows (those with an energy) of another database; prediction rows are left."""
-    from ase_au20.database.store import connect
+    from ase_au20.database.store import connect, shown_url
 
     good, bad = [], []
     db = connect(url)
     for row in db.select(selection, include_data=False):
-        name = f"{url}@id={row.id}"
+        name = f"{shown_url(url)}@id={row.id}"
         if row.get("energy") is None:
             continue
         if {"pred_energy", "predicted_energy"} & set(row.key_value_pairs):

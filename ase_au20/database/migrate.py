@@ -13,6 +13,8 @@ import os
 
 from ase.db.core import Database
 
+from ase_au20.database.store import shown_url
+
 RENAMED_KEYS = {"energy_uncertainty": "pred_uncertainty", "search_calc": "model"}
 DROPPED_KEYS = ("predicted_energy",)
 
@@ -31,8 +33,9 @@ def require_migrated(db: Database, db_url: str | os.PathLike[str]) -> None:
     rows = predictions_stored_as_labels(db)
     if rows:
         raise ValueError(
-            f"{db_url}: {len(rows)} prediction row(s) store the predicted energy as a label "
-            f"(written by an older ase-au20); run `au20-workflow db migrate {db_url}` first"
+            f"{shown_url(db_url)}: {len(rows)} prediction row(s) store the predicted energy as "
+            "a label (written by an older ase-au20); run `au20-workflow db migrate "
+            f"{shown_url(db_url)}` first"
         )
 
 

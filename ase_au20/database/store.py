@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from ase import Atoms
@@ -54,6 +55,20 @@ KEY_DESCRIPTIONS = {
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 POSTGRES_EXTRA = 'pip install "ase-au20[postgres]"'
+
+
+def shown_url(url: str | os.PathLike[str]) -> str:
+    """``url`` as it may be stored, printed or shown: a server URL's password replaced by
+    ``***`` (``postgresql://user:***@host/db``); file names as they are."""
+    text = os.fspath(url)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def connect(url: str | os.PathLike[str]) -> Database:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ase_au20.database.keys import KEYS
-from ase_au20.database.store import connect
+from ase_au20.database.store import connect, shown_url
 from ase_au20.geometry.conventions import BOND_CUTOFF
 from ase_au20.geometry.metrics import coordination_numbers
 
@@ -71,7 +71,7 @@ def create_app(url: str | os.PathLike[str], title: str = "") -> Any:
     app = DBApp()
     app.projects[PROJECT] = Au20Project(
         name=PROJECT,
-        title=title or f"Au20 database {os.fspath(url)}",
+        title=title or f"Au20 database {shown_url(url)}",
         key_descriptions=key_descriptions(),
         database=db,
         default_columns=DEFAULT_COLUMNS,

@@ -57,7 +57,7 @@ def writer_lock(
     ``<db>.lock`` is reported once: ase-au20 does not use it, but ``ase db`` writes would
     wait on it. Other server URLs (MySQL) get no lock.
     """
-    from ase_au20.database.store import is_server_url
+    from ase_au20.database.store import is_server_url, shown_url
 
     if str(db_url).startswith(("postgresql://", "postgres://")):
         with _advisory_lock(str(db_url), timeout) as waited:
@@ -86,7 +86,7 @@ def writer_lock(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
-                        f"{db_url} is being written by process {_holder(handle)} "
+                        f"{shown_url(db_url)} is being written by process {_holder(handle)} "
                         f"(waited {timeout:.0f} s for {path})"
                     ) from None
                 time.sleep(min(next(intervals), left))
@@ -110,7 +110,7 @@ ADVISORY_KEY = 0x41553230  # "AU20": the one writer lock of an ase-au20 PostgreS
 def _advisory_lock(url: str, timeout: float) -> Iterator[float]:
     """A PostgreSQL session advisory lock on a connection of its own, for ``timeout`` s;
     gives the seconds spent waiting for it (the server wakes the waiter, no polling)."""
-    from ase_au20.database.store import POSTGRES_EXTRA
+    from ase_au20.database.store import POSTGRES_EXTRA, shown_url
 
     try:
         import psycopg2
@@ -132,7 +132,7 @@ def _advisory_lock(url: str, timeout: float) -> Iterator[float]:
                 )
                 holder = cursor.fetchone()
                 raise TimeoutError(
-                    f"{url} is being written by server process "
+                    f"{shown_url(url)} is being written by server process "
                     f"{holder[0] if holder else 'unknown'} (waited {timeout:.0f} s)"
                 ) from None
             waited = time.monotonic() - start

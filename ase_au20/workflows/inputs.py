@@ -11,6 +11,7 @@ from pathlib import Path
 from ase import Atoms
 
 from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, read_frames, source_kind
+from ase_au20.database.store import shown_url
 from ase_au20.validation import check_cluster
 
 
@@ -56,7 +57,7 @@ def read_structures(sources: list[str | os.PathLike]) -> list[tuple[str, Atoms]]
                 rows = list(connect(text).select(index))
             except (ValueError, KeyError, SyntaxError) as exc:
                 raise ValueError(f"{source}: bad selection {index!r} ({exc})") from None
-            out += [(f"{text}@id={row.id}", row.toatoms()) for row in rows]
+            out += [(f"{shown_url(text)}@id={row.id}", row.toatoms()) for row in rows]
         elif kind == "folder":
             for entry in sorted(p for p in path.iterdir() if p.suffix in FOLDER_SUFFIXES):
                 out += [(entry.name, a) for a in _frames(entry, None)]

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ase_au20.database.bulk_rows import write_rows
 from ase_au20.database.predictions import prediction_pairs
-from ase_au20.database.store import connect, reads_as_number
+from ase_au20.database.store import connect, reads_as_number, shown_url
 from ase_au20.database.writer_lock import writer_lock
 from ase_au20.workflows.calculators import ModelIdentity, predict_batch, uncertainty_properties
 from ase_au20.workflows.engine import Engine
@@ -265,7 +265,9 @@ def write_chunk(
             metadata = db.metadata
             entry = metadata.get(LEDGER, {}).get(run)
             if entry is None:
-                raise ValueError(f"{url}: screen run {run} is not in the database's ledger")
+                raise ValueError(
+                    f"{shown_url(url)}: screen run {run} is not in the database's ledger"
+                )
             ahead = entry.setdefault("ahead", {})
             if first < entry["done"] or str(first) in ahead:
                 return ChunkWrite(written=False, lock_wait=waited)
@@ -323,7 +325,7 @@ def screen(
         model = ModelIdentity.of_spec(calc) if isinstance(calc, str) else ModelIdentity.of(calc)
     described = describe_sources(sources)
     if url in described or os.path.abspath(url) in described:
-        raise ValueError(f"{url} is both an input and the output of the screen")
+        raise ValueError(f"{shown_url(url)} is both an input and the output of the screen")
     run = run_id(described, model, settings)
     done, ahead = open_run(
         url, run, {"sources": described, "model": model.name, **asdict(settings)}

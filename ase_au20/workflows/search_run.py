@@ -18,6 +18,7 @@ from ase.calculators.calculator import Calculator
 from ase.io import write
 
 from ase_au20.database import connect
+from ase_au20.database.store import shown_url
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.plotting import save_figure
 from ase_au20.workflows import candidates as cands
@@ -80,7 +81,7 @@ def run_search(
     known, known_ids = [], np.zeros(0, dtype=int)
     if db_url is not None:
         if "://" not in str(db_url) and not Path(db_url).is_file():
-            raise ValueError(f"database not found: {db_url}")
+            raise ValueError(f"database not found: {shown_url(db_url)}")
         db = connect(db_url)
         known, known_ids = cands.known_isomers(db)
     start = time.perf_counter()

@@ -31,6 +31,7 @@ from ase.db.core import Database
 from ase.io import write
 
 from ase_au20.database import connect
+from ase_au20.database.store import shown_url
 from ase_au20.workflows.calculators import predict_batch
 from ase_au20.workflows.candidates import known_isomers, match_known, unique_indices
 from ase_au20.workflows.structure_files import predicted_structure
@@ -215,12 +216,12 @@ def select_from_db(
 ) -> tuple[Selection, dict[str, Path]]:
     """Score the unlabelled rows of ``db_url`` and export the ``n`` most informative."""
     if "://" not in str(db_url) and not Path(db_url).is_file():
-        raise ValueError(f"database not found: {db_url}")
+        raise ValueError(f"database not found: {shown_url(db_url)}")
     row_ids, structures, left_out = unlabelled_rows(connect(db_url))
     if not structures and left_out:
         raise ValueError(
-            f"all {left_out} unlabelled rows of {db_url} match labelled isomers or are out of "
-            "domain: nothing to select"
+            f"all {left_out} unlabelled rows of {shown_url(db_url)} match labelled isomers or "
+            "are out of domain: nothing to select"
         )
     selection = score_candidates(structures, row_ids, calcs, energy_window)
     selection.n_left_out = left_out

@@ -19,6 +19,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, source_kind
+from ase_au20.database.store import shown_url
 
 XYZ_SUFFIXES = (".xyz", ".extxyz")
 Frame = Atoms | str  # a parsed structure, or one frame of (extended) xyz text
@@ -97,9 +98,9 @@ def _database_rows(url: str, selection: str | None) -> Iterator[tuple[str, Atoms
 
     try:
         for row in connect(url).select(selection, include_data=False):
-            yield f"{url}@id={row.id}", row.toatoms()
+            yield f"{shown_url(url)}@id={row.id}", row.toatoms()
     except (KeyError, SyntaxError) as exc:
-        raise ValueError(f"{url}: bad selection {selection!r} ({exc})") from None
+        raise ValueError(f"{shown_url(url)}: bad selection {selection!r} ({exc})") from None
 
 
 def stream_frames(sources: list[str | os.PathLike[str]]) -> Iterator[tuple[str, Frame]]:
@@ -122,6 +123,6 @@ def describe_sources(sources: list[str | os.PathLike[str]]) -> list[str]:
     described = []
     for source in sources:
         kind, text, index = source_kind(source)
-        where = text if "://" in text else str(Path(text).absolute())
+        where = shown_url(text) if "://" in text else str(Path(text).absolute())
         described.append(where if index is None else f"{where}@{index}")
     return described
