@@ -190,3 +190,31 @@ def test_shipped_model_keeps_the_dft_ground_state_in_place(shipped_model, au20_d
     rotation, _ = Rotation.align_vectors(start, moved)
     rmsd = np.sqrt(((rotation.apply(moved) - start) ** 2).sum(axis=1).mean())
     assert rmsd < 0.05
+
+
+def test_a_script_without_a_main_guard_predicts_a_batch_in_its_own_process(
+    shipped_model, tmp_path
+) -> None:
+    """A calculator never starts worker processes of its own (red-team finding 5): a batch
+    of POOL_MIN structures used to start a Dask cluster, whose spawned workers re-ran the
+    unguarded script and failed ("Nanny failed to start")."""
+    import subprocess
+    import sys
+
+    shipped_model("xtb-delta")
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "from ase_au20 import XtbDeltaAu20\n"
+        "from ase_au20.structures import au20_ground_state\n"
+        "from ase_au20.models.xtb_delta.cache import POOL_MIN\n"
+        "batch = [au20_ground_state() for _ in range(POOL_MIN)]\n"
+        "for k, atoms in enumerate(batch):\n"
+        "    atoms.rattle(0.02, seed=k)\n"
+        "print(len(XtbDeltaAu20().predict(batch)['energy']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(cache_module.POOL_MIN)
+    assert "distributed" not in done.stderr

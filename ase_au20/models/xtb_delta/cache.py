@@ -65,15 +65,17 @@ def _task_label(chunk: tuple[int, list[Atoms], XtbSettings]) -> str:
 def compute_baseline(
     structures: Sequence[Atoms],
     settings: XtbSettings,
-    workers: int | None = None,
+    workers: int | None = 1,
     progress: bool = True,
     on_result: Callable[[int, float, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """GFN1 energies (n,) and forces of ``structures`` on ``workers`` Dask workers of a local
-    cluster (default: the usable cores; this process for fewer than ``POOL_MIN`` structures,
-    where starting a cluster costs more than it saves, and inside a Dask worker, which
-    cannot start one). ``on_result(i, energy, forces)`` sees each result in order as it
-    arrives, so a cache keeps what was computed before a failure or an interrupt."""
+    """GFN1 energies (n,) and forces of ``structures``: in this process by default, so a
+    calculator never starts worker processes of its own (a script without a main guard
+    could not); on ``workers`` Dask workers of a local cluster when asked, None meaning the
+    usable cores (this process still for fewer than ``POOL_MIN`` structures, where starting
+    a cluster costs more than it saves, and inside a Dask worker, which cannot start one).
+    ``on_result(i, energy, forces)`` sees each result in order as it arrives, so a cache
+    keeps what was computed before a failure or an interrupt."""
     if workers is None:
         few = len(structures) < POOL_MIN
         workers = 1 if few or inside_worker() else usable_cores()
@@ -145,7 +147,7 @@ class BaselineCache:
         self,
         structures: Sequence[Atoms],
         settings: XtbSettings,
-        workers: int | None = None,
+        workers: int | None = 1,
         progress: bool = True,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Energies (n,) and forces of ``structures``: cached ones read, the rest computed

@@ -55,8 +55,8 @@ class XtbDeltaModel:
         return self.delta.has_spread
 
     def baseline_terms(self, structures: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """GFN1 energies and forces (from the cache where it has them; batches of at least
-        ``POOL_MIN`` structures on all usable cores)."""
+        """GFN1 energies and forces (from the cache where it has them), in this process:
+        batch parallelism belongs to the caller (``screen --workers``)."""
         if self.cache is not None:
             return self.cache.compute(structures, self.baseline, progress=False)
         return compute_baseline(structures, self.baseline, progress=False)
