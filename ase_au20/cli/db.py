@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import quiet_option
-from ase_au20.database.store import shown_url
 
 
 def _print_summary(db_path: str) -> None:
@@ -49,6 +48,9 @@ def db() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the split.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any malformed file.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace OUTPUT if it holds rows already (atomically)."
+)
 @quiet_option
 def build(
     xyz_dir: Path,
@@ -57,15 +59,18 @@ def build(
     seed_splits: Path | None,
     seed: int,
     strict: bool,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Build the database from a folder of <id>.xyz files.
 
-    OUTPUT is replaced atomically. Malformed files are reported one per line and skipped
-    (exit 0 with a warning count; --strict exits 1). Splits: test, calib (fold -1) and
-    five group-aware folds, of which fold 0 is "val" and folds 1-4 are "train".
+    An OUTPUT that holds rows is refused unless --overwrite, which replaces it atomically.
+    Malformed files are reported one per line and skipped (exit 0 with a warning count;
+    --strict exits 1). Splits: test, calib (fold -1) and five group-aware folds, of which
+    fold 0 is "val" and folds 1-4 are "train".
     """
     from ase_au20.database import build_database
+    from ase_au20.database.store import shown_url
 
     try:
         report = build_database(
@@ -76,6 +81,7 @@ def build(
             seed=seed,
             strict=strict,
             progress=not quiet,
+            overwrite=overwrite,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -144,6 +150,7 @@ def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> N
     from the stored metadata and a group-aware split, so `train --db` uses them.
     """
     from ase_au20.database.add import add_to_database
+    from ase_au20.database.store import shown_url
 
     try:
         report = add_to_database(list(sources), database, strict=strict, progress=not quiet)
@@ -177,6 +184,7 @@ def migrate(database: str) -> None:
     """
     from ase_au20.database import connect
     from ase_au20.database.migrate import migrate_predictions
+    from ase_au20.database.store import shown_url
     from ase_au20.database.writer_lock import writer_lock
 
     try:

@@ -12,7 +12,6 @@ from ase_au20.cli.workflow_options import (
     quiet_option,
     scheduler_options,
 )
-from ase_au20.database.store import shown_url
 
 
 @click.command("screen")
@@ -73,6 +72,7 @@ def screen_cmd(
     pred_uncertainty, pred_std, in_domain, model: never an energy label), one transaction per
     chunk. A killed screen resumes without duplicates when run again with the same inputs.
     """
+    from ase_au20.database.store import shown_url
     from ase_au20.workflows.calculators import ModelIdentity
     from ase_au20.workflows.engine import open_engine
     from ase_au20.workflows.screen import ScreenSettings, screen
@@ -109,6 +109,8 @@ def screen_cmd(
 
 def print_screen_report(report) -> None:
     """Counts, rate and time split, out-of-domain share and the lowest predictions."""
+    from ase_au20.database.store import shown_url
+
     if report.resumed_from:
         click.echo(f"resumed run {report.run}: {report.resumed_from} structures were done")
     rate = f"{report.rate:.0f}" if report.rate >= 100 else f"{report.rate:.3g}"

@@ -8,7 +8,6 @@ import logging
 import click
 
 from ase_au20.cli.workflow_options import DATABASE, quiet_option
-from ase_au20.database.store import shown_url
 
 LOOPBACK = "127.0.0.1"
 
@@ -39,6 +38,7 @@ def web_cmd(db_url: str, host: str, port: int, quiet: bool) -> None:
     Flask's debugger stays off; ASE's button that opens a GUI window on the server is not
     served. Needs Flask: pip install "ase-au20[web]".
     """
+    from ase_au20.database.store import shown_url
     from ase_au20.database.web import create_app
 
     try:

@@ -28,10 +28,12 @@ from ase_au20.database.splits import (
 )
 from ase_au20.database.store import (
     KEY_DESCRIPTIONS,
+    connect,
     dataset_hash,
     fresh_database,
     is_server_url,
     row_key_value_pairs,
+    shown_url,
     temp_path_beside,
     write_rows,
 )
@@ -71,6 +73,20 @@ def split_implausible(
     return good, bad
 
 
+def refuse_existing(db_path: str | os.PathLike[str]) -> None:
+    """ValueError if ``db_path`` (a file or server URL) holds rows already."""
+    if not is_server_url(db_path):
+        path = Path(db_path)
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+    rows = len(connect(db_path))
+    if rows:
+        raise ValueError(
+            f"{shown_url(db_path)} already holds {rows} rows: pass --overwrite to replace it, "
+            "or `db add` to extend it"
+        )
+
+
 def build_database(
     xyz_dir: str | os.PathLike[str],
     db_path: str | os.PathLike[str],
@@ -79,14 +95,19 @@ def build_database(
     seed: int = 0,
     strict: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> BuildReport:
-    """Build (or rebuild, replacing atomically) the isomer database at ``db_path``.
+    """Build the isomer database at ``db_path``; with ``overwrite`` rebuild one that holds
+    rows already, replacing it atomically (ValueError without it: nothing is destroyed
+    unasked).
 
     ``split="seed"`` needs ``seed_splits`` (default: ``splits_seed`` beside ``xyz_dir``).
     With ``strict`` any malformed file raises ValueError before anything is written.
     """
     if split not in SPLIT_SCHEMES:
         raise ValueError(f"unknown split scheme {split!r}: use one of {', '.join(SPLIT_SCHEMES)}")
+    if not overwrite:
+        refuse_existing(db_path)
     if not is_server_url(db_path):
         temp_path_beside(db_path)  # fail before the slow part if the output is unwritable
     xyz_dir = Path(xyz_dir)
@@ -156,9 +177,12 @@ def build_database(
         "ase_au20_version": __version__,
     }
     metadata["key_descriptions"] = KEY_DESCRIPTIONS
-    with writer_lock(db_path), fresh_database(db_path) as db:
-        write_rows(db, atoms, kvps)
-        db.metadata = metadata
+    with writer_lock(db_path):
+        if not overwrite:  # another process may have written it meanwhile
+            refuse_existing(db_path)
+        with fresh_database(db_path) as db:
+            write_rows(db, atoms, kvps)
+            db.metadata = metadata
     sizes = group_sizes(groups)
     return BuildReport(
         db=str(db_path),

@@ -26,6 +26,7 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from ase_au20.database.bulk_rows import write_rows
+from ase_au20.database.labelled_inputs import split_index
 from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.store import connect, reads_as_number, shown_url
 from ase_au20.database.writer_lock import writer_lock
@@ -299,6 +300,14 @@ def open_run(url: str, run: str, description: dict[str, Any]) -> tuple[int, set[
             return int(entry["done"]), {int(k) for k in entry.get("ahead", {})}
 
 
+def _same_database(source: str | os.PathLike[str], url: str) -> bool:
+    """Whether ``source`` (any input, ``db@selection`` included) reads the database ``url``."""
+    text, _ = split_index(os.fspath(source))
+    if "://" in text or "://" in url:
+        return text == url
+    return os.path.exists(text) and os.path.realpath(text) == os.path.realpath(url)
+
+
 def screen(
     sources: list[str | os.PathLike[str]],
     calc: Calculator | str,
@@ -324,8 +333,11 @@ def screen(
     if model is None:
         model = ModelIdentity.of_spec(calc) if isinstance(calc, str) else ModelIdentity.of(calc)
     described = describe_sources(sources)
-    if url in described or os.path.abspath(url) in described:
-        raise ValueError(f"{shown_url(url)} is both an input and the output of the screen")
+    if any(_same_database(source, url) for source in sources):
+        raise ValueError(
+            f"{shown_url(url)} is both an input and the output of the screen: it would "
+            "screen its own predictions; write them into another database"
+        )
     run = run_id(described, model, settings)
     done, ahead = open_run(
         url, run, {"sources": described, "model": model.name, **asdict(settings)}

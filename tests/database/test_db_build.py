@@ -63,7 +63,7 @@ def test_rebuild_gives_identical_rows(synthetic_xyz_dir: Path, tmp_path: Path) -
     path = tmp_path / "twice.db"
     build_database(synthetic_xyz_dir, path)
     first, meta = _row_contents(path), connect(path).metadata
-    build_database(synthetic_xyz_dir, path)
+    build_database(synthetic_xyz_dir, path, overwrite=True)
     assert _row_contents(path) == first
     assert connect(path).metadata == meta
     assert [p.name for p in tmp_path.iterdir() if "writer-lock" not in p.name] == ["twice.db"]
@@ -85,7 +85,7 @@ def test_interrupted_build_keeps_previous_db(
 
     monkeypatch.setattr(build_module, "write_rows", crash_midway)
     with pytest.raises(KeyboardInterrupt):
-        build_database(synthetic_xyz_dir, path, seed=5)
+        build_database(synthetic_xyz_dir, path, seed=5, overwrite=True)
     assert _row_contents(path) == before
     assert [p.name for p in tmp_path.iterdir() if "writer-lock" not in p.name] == ["keep.db"]
 
@@ -152,3 +152,24 @@ def test_ase_db_command_line_queries(synthetic_db: Path) -> None:
     listed = sorted(int(line) for line in out.splitlines() if line.strip().isdigit())
     assert listed == sorted(rows.ids[rows.delta_e < threshold].tolist())
     assert len(listed) == 6
+
+
+def test_a_database_with_rows_is_not_replaced_unasked(synthetic_xyz_dir: Path, tmp_path: Path):
+    """`db build DIR -o existing.db` replaced 929 rows by 10 (red-team finding 6)."""
+    from cli_helpers import run_cli
+    from click.testing import CliRunner
+
+    from ase_au20.cli import main
+
+    path = tmp_path / "kept.db"
+    build_database(synthetic_xyz_dir, path)
+    before = _row_contents(path)
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in ("0.xyz", "1.xyz", "2.xyz"):
+        (small / name).write_bytes((synthetic_xyz_dir / name).read_bytes())
+    result = CliRunner().invoke(main, ["db", "build", str(small), "-o", str(path)])
+    assert result.exit_code == 1
+    assert f"{path} already holds 44 rows: pass --overwrite" in result.output
+    assert _row_contents(path) == before
+    assert "wrote 3 rows" in run_cli("db", "build", str(small), "-o", str(path), "--overwrite")

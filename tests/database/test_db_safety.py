@@ -186,7 +186,7 @@ def test_build_does_not_replace_a_good_db_with_bad_input(base_db: Path, tmp_path
     shutil.copy(tmp_path / "first" / "0.xyz", bad / "99999999999999999999.xyz")
     before = base_db.read_bytes()
     with pytest.raises(ValueError, match="no valid Au20 xyz file"):
-        build_database(bad, base_db)
+        build_database(bad, base_db, overwrite=True)
     assert base_db.read_bytes() == before and len(load_rows(base_db)) == 20
 
 

@@ -351,3 +351,18 @@ def test_energies_in_the_input_never_become_labels_of_screened_rows(tmp_path):
     result = CliRunner().invoke(main, [*args, "--scheduler", "none"])
     assert result.exit_code == 0, result.output
     assert len(_rows(db)) == 2 and connect(db).count("energy") == 0
+
+
+@pytest.mark.parametrize("selection", ["", "@id>0", "@pred_energy"])
+def test_a_screen_into_its_own_input_database_is_refused(synthetic_db, tmp_path, selection):
+    """`screen db@id>0 --out db` re-screened its own predictions (red-team finding 6)."""
+    db = tmp_path / "own.db"
+    db.write_bytes(synthetic_db.read_bytes())
+    before = len(connect(db))
+    with pytest.raises(ValueError, match="both an input and the output of the screen"):
+        screen([f"{db}{selection}"], EMT(), db)
+    result = CliRunner().invoke(
+        main, ["screen", f"{db}{selection}", "--calc", "emt", "--out", str(db)]
+    )
+    assert result.exit_code == 1 and "both an input and the output" in result.output
+    assert len(connect(db)) == before
