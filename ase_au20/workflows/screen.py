@@ -37,6 +37,7 @@ from ase_au20.workflows.structure_stream import (
     Frame,
     describe_sources,
     parse_frames,
+    source_states,
     stream_frames,
 )
 
@@ -101,14 +102,23 @@ class ScreenReport:
         return self.screened / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_id(sources: list[str], model: ModelIdentity, settings: ScreenSettings) -> str:
-    """The identity of a screen: the same inputs, model and settings resume the same run.
+def run_id(
+    sources: list[str], model: ModelIdentity, settings: ScreenSettings, states: list[str]
+) -> str:
+    """The identity of a screen: the same inputs (as they are now, ``states``), model and
+    settings resume the same run; a changed input starts a new one.
 
     16 hex digits of their hash; one in 770 of those reads as a number (``1234…`` or
     ``12e45…``), which ASE refuses as a string value, so such an id starts with ``r``.
     """
     text = json.dumps(
-        {"sources": sources, "model": model.name, "card": model.card_sha256, **asdict(settings)},
+        {
+            "sources": sources,
+            "states": states,
+            "model": model.name,
+            "card": model.card_sha256,
+            **asdict(settings),
+        },
         sort_keys=True,
     )
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -338,9 +348,10 @@ def screen(
             f"{shown_url(url)} is both an input and the output of the screen: it would "
             "screen its own predictions; write them into another database"
         )
-    run = run_id(described, model, settings)
+    states = source_states(list(sources))
+    run = run_id(described, model, settings, states)
     done, ahead = open_run(
-        url, run, {"sources": described, "model": model.name, **asdict(settings)}
+        url, run, {"sources": described, "states": states, "model": model.name, **asdict(settings)}
     )
     report = ScreenReport(url=url, run=run, resumed_from=done)
     calculator = engine.calculator(calc, device)

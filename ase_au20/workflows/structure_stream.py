@@ -10,6 +10,7 @@ screen's workers rather than in the one process that reads the stream.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,26 @@ def describe_sources(sources: list[str | os.PathLike[str]]) -> list[str]:
         where = shown_url(text) if "://" in text else str(Path(text).absolute())
         described.append(where if index is None else f"{where}@{index}")
     return described
+
+
+def source_states(sources: list[str | os.PathLike[str]]) -> list[str]:
+    """What each source holds now, cheaply: size and modification time of a file (of every
+    structure file of a folder, hashed), so that a changed input is a new screen run, not a
+    resumed one. A server database has no such state here ("server")."""
+    states = []
+    for source in sources:
+        kind, text, _ = source_kind(source)
+        path = Path(text)
+        if "://" in text:
+            states.append("server")
+        elif kind == "folder":
+            digest = hashlib.sha256()
+            for entry in sorted(path.iterdir()):
+                if entry.suffix in FOLDER_SUFFIXES and entry.is_file():
+                    info = entry.stat()
+                    digest.update(f"{entry.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+            states.append(digest.hexdigest()[:16])
+        else:
+            info = path.stat()
+            states.append(f"{info.st_size}:{info.st_mtime_ns}")
+    return states

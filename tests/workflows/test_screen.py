@@ -366,3 +366,19 @@ def test_a_screen_into_its_own_input_database_is_refused(synthetic_db, tmp_path,
     )
     assert result.exit_code == 1 and "both an input and the output" in result.output
     assert len(connect(db)) == before
+
+
+def test_a_changed_input_is_a_new_run_not_a_resumed_one(tmp_path):
+    """An input rewritten after a finished screen was "resumed" with 0 screened and its
+    stale predictions kept (red-team finding 7)."""
+    db = tmp_path / "out.db"
+    src = _input(tmp_path, 6)
+    first = screen([src], EMT(), db, ScreenSettings(chunk_size=4), model=ModelIdentity("emt"))
+    assert first.screened == 6
+    os.utime(src, ns=(time.time_ns(), time.time_ns()))  # the same size, written anew
+    write(src, _structures(6, seed=1))
+    second = screen([src], EMT(), db, ScreenSettings(chunk_size=4), model=ModelIdentity("emt"))
+    assert second.screened == 6 and second.resumed_from == 0 and second.run != first.run
+    assert len(connect(db).metadata[LEDGER]) == 2
+    third = screen([src], EMT(), db, ScreenSettings(chunk_size=4), model=ModelIdentity("emt"))
+    assert third.screened == 0 and third.run == second.run  # unchanged: resumed as done
