@@ -137,7 +137,7 @@ def chunks_of(
         clock[0] += time.perf_counter() - tic
         if not batch:
             return
-        frames = [f if isinstance(f, str) else Atoms(f.numbers, f.positions) for _, f in batch]
+        frames = [Atoms(f.numbers, f.positions) if isinstance(f, Atoms) else f for _, f in batch]
         yield index, [label for label, _ in batch], frames
         index += len(batch)
 
@@ -155,13 +155,14 @@ def evaluate_chunk(calc: Calculator, chunk: Chunk, progress: Callable[..., None]
     instead of stopping the screen. Returns the chunk's counts, timings and lowest rows.
     """
     tic = time.perf_counter()
-    structures = parse_frames(chunk.frames)
+    structures, failed = parse_frames(chunk.frames)
     read_seconds = time.perf_counter() - tic
     settings = chunk.settings
-    failed: dict[int, str] = {}
     converged = np.ones(len(structures), dtype=bool)
     if settings.relax:
         for i, atoms in enumerate(structures):
+            if i in failed:
+                continue
             try:
                 result = relax(atoms, calc, settings.fmax, settings.optimizer, settings.relax_steps)
             except ValueError as exc:

@@ -5,7 +5,10 @@ and database cursors): memory does not grow with the input. Every frame of a fil
 unless ``file@index`` says otherwise; a database ``URL@selection`` gives every row it selects.
 Frames of whole ``.xyz``/``.extxyz`` files come as their text, split at the atom-count
 lines and parsed where they are used (:func:`parse_frames`), so that the parsing runs on the
-screen's workers rather than in the one process that reads the stream.
+screen's workers rather than in the one process that reads the stream. A bad input — a
+malformed frame, a file that is not text, a dangling link, a folder or FIFO where a file
+should be — is one ``Unreadable`` frame naming why, and the stream goes on; nothing but a
+regular file is ever opened.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +25,62 @@ from ase.data import atomic_numbers
 
 from ase_au20.database.labelled_inputs import FOLDER_SUFFIXES, source_kind
 from ase_au20.database.store import shown_url
+from ase_au20.database.xyz import regular_file_problem
 
 XYZ_SUFFIXES = (".xyz", ".extxyz")
-Frame = Atoms | str  # a parsed structure, or one frame of (extended) xyz text
 
 
-def _xyz_text_frames(path: Path) -> Iterator[tuple[str, str]]:
-    """Each frame of an (extended) xyz file as its text: count line, comment, atom lines."""
-    with path.open() as handle:
-        k = 0
-        for count_line in handle:
-            if not count_line.strip():
-                continue  # blank lines between frames, as ASE allows
-            try:
-                n_atoms = int(count_line.split()[0])
-            except ValueError:
-                raise ValueError(
-                    f"{path}: frame {k} starts with {count_line.strip()[:40]!r}, not an atom count"
-                ) from None
-            lines = [count_line, *(next(handle, "") for _ in range(n_atoms + 1))]
-            if not lines[-1]:
-                raise ValueError(f"{path}: frame {k} ends early ({n_atoms} atoms announced)")
-            yield f"{path}@{k}", "".join(lines)
-            k += 1
+@dataclass(frozen=True)
+class Unreadable:
+    """A frame or file of the input that holds no structure, and why."""
+
+    reason: str
+
+
+Frame = Atoms | str | Unreadable  # a parsed structure, one frame of xyz text, or a bad one
+
+
+def _atom_count(line: str) -> int | None:
+    """The atom count a frame's first line announces, or None."""
+    fields = line.split()
+    try:
+        return int(fields[0]) if len(fields) == 1 and int(fields[0]) > 0 else None
+    except ValueError:
+        return None
+
+
+def _xyz_text_frames(path: Path) -> Iterator[tuple[str, Frame]]:
+    """Each frame of an (extended) xyz file as its text: count line, comment, atom lines.
+    A line where a count should be is an ``Unreadable`` frame, and reading resumes at the
+    next line that is a count; a file that is not text is one."""
+    k = 0
+    try:
+        with path.open() as handle:
+            pending = next(handle, None)
+            while pending is not None:
+                if not pending.strip():
+                    pending = next(handle, None)
+                    continue  # blank lines between frames, as ASE allows
+                n_atoms = _atom_count(pending)
+                if n_atoms is None:
+                    yield (
+                        f"{path}@{k}",
+                        Unreadable(f"starts with {pending.strip()[:40]!r}, not an atom count"),
+                    )
+                    k += 1
+                    pending = next(handle, None)
+                    while pending is not None and _atom_count(pending) is None:
+                        pending = next(handle, None)
+                    continue
+                lines = [pending, *(next(handle, "") for _ in range(n_atoms + 1))]
+                if not lines[-1]:
+                    yield f"{path}@{k}", Unreadable(f"ends early ({n_atoms} atoms announced)")
+                    return
+                yield f"{path}@{k}", "".join(lines)
+                k += 1
+                pending = next(handle, None)
+    except UnicodeDecodeError:
+        yield f"{path}@{k}", Unreadable("not a text file (undecodable bytes)")
 
 
 def _plain_frame(text: str) -> Atoms | None:
@@ -64,34 +101,54 @@ def _plain_frame(text: str) -> Atoms | None:
     return Atoms([atomic_numbers[f[0]] for f in fields], positions=positions)
 
 
-def parse_frames(frames: list[Frame]) -> list[Atoms]:
-    """Atoms of each frame: plain xyz text directly, other text through ASE's extxyz reader."""
+def parse_frames(frames: list[Frame]) -> tuple[list[Atoms], dict[int, str]]:
+    """Atoms of each frame (plain xyz text directly, other text through ASE's extxyz
+    reader) and, by index, why a frame holds none (an empty Atoms stands in for it)."""
     from io import StringIO
 
     from ase.io import read
 
     out: list[Atoms] = []
-    for frame in frames:
+    failed: dict[int, str] = {}
+    for i, frame in enumerate(frames):
         if isinstance(frame, Atoms):
             out.append(frame)
             continue
+        if isinstance(frame, Unreadable):
+            failed[i] = frame.reason
+            out.append(Atoms())
+            continue
         atoms = _plain_frame(frame)
-        out.append(atoms if atoms is not None else read(StringIO(frame), format="extxyz"))
-    return out
+        if atoms is None:
+            try:
+                atoms = read(StringIO(frame), format="extxyz")
+            except Exception as exc:  # ASE's reader raises many kinds for a malformed frame
+                failed[i] = f"malformed frame ({type(exc).__name__}: {exc})"
+                atoms = Atoms()
+        out.append(atoms)
+    return out, failed
 
 
 def _file_frames(path: Path, index: str | None) -> Iterator[tuple[str, Frame]]:
+    """The frames of one file; an ``Unreadable`` one for a path that is not a regular file
+    (never opened: a FIFO would block) and for the rest of a file ASE cannot read on."""
+    problem = regular_file_problem(path)
+    if problem:
+        yield str(path), Unreadable(problem)
+        return
     if index is None and path.suffix in XYZ_SUFFIXES:
         yield from _xyz_text_frames(path)
         return
 
     from ase.io import iread
 
+    k = 0
     try:
         for k, atoms in enumerate(iread(path, index=index if index is not None else ":")):
             yield f"{path}@{k}" if index is None else f"{path}@{index}#{k}", atoms
-    except (ValueError, KeyError, IndexError, OSError, StopIteration) as exc:
-        raise ValueError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # ASE's readers raise many kinds for a corrupt file
+        label = f"{path}@{k + 1}" if index is None else f"{path}@{index}"
+        yield label, Unreadable(f"cannot read on ({type(exc).__name__}: {exc})")
 
 
 def _database_rows(url: str, selection: str | None) -> Iterator[tuple[str, Atoms]]:

@@ -326,7 +326,8 @@ def test_plain_and_extended_xyz_frames_parse_as_ase_reads_them(tmp_path):
     write(tmp_path / "a.extxyz", frames)
     (tmp_path / "b.xyz").write_text("2\n-1.5\nAu 0 0 0\nAu 0 0 2.8\n\n")
     texts = [frame for _, frame in stream_frames([tmp_path / "a.extxyz", tmp_path / "b.xyz"])]
-    parsed = parse_frames(texts)
+    parsed, failed = parse_frames(texts)
+    assert not failed
     want = [*read(tmp_path / "a.extxyz", ":"), read(tmp_path / "b.xyz")]
     assert len(parsed) == 3
     for got, ref in zip(parsed, want, strict=True):
@@ -334,8 +335,9 @@ def test_plain_and_extended_xyz_frames_parse_as_ase_reads_them(tmp_path):
         np.testing.assert_allclose(got.positions, ref.positions)
         assert got.pbc.tolist() == ref.pbc.tolist()
     (tmp_path / "bad.xyz").write_text("2\ncomment\nAu 0 0 0\n")
-    with pytest.raises(ValueError, match="frame 0 ends early"):
-        list(stream_frames([tmp_path / "bad.xyz"]))
+    (label, frame), *rest = stream_frames([tmp_path / "bad.xyz"])
+    assert label.endswith("bad.xyz@0") and not rest
+    assert frame.reason == "ends early (2 atoms announced)"
 
 
 def test_energies_in_the_input_never_become_labels_of_screened_rows(tmp_path):
@@ -382,3 +384,50 @@ def test_a_changed_input_is_a_new_run_not_a_resumed_one(tmp_path):
     assert len(connect(db).metadata[LEDGER]) == 2
     third = screen([src], EMT(), db, ScreenSettings(chunk_size=4), model=ModelIdentity("emt"))
     assert third.screened == 0 and third.run == second.run  # unchanged: resumed as done
+
+
+def test_bad_files_and_frames_are_skipped_and_named_and_the_stream_goes_on(tmp_path):
+    """A malformed frame mid-file, a binary file, a dangling link, a folder named *.xyz and
+    a FIFO stopped or hung a screen (red-team finding 8)."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    good = _structures(4)
+    write(folder / "a.extxyz", good[:2])
+    text = (folder / "a.extxyz").read_text()
+    first = text.split("\n", 22)  # 20 atoms: frame 0 is lines 0-21
+    broken = "\n".join(first[:22]) + "\nthis is not a count\nnor this\n" + first[22]
+    (folder / "b.extxyz").write_text(broken)  # frame 0 fine, frame 1 bad, frame 2 fine
+    (folder / "c.xyz").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary")
+    (folder / "d.xyz").mkdir()
+    (folder / "e.xyz").symlink_to(folder / "gone.xyz")
+    os.mkfifo(folder / "f.xyz")
+    write(folder / "g.traj", good[2:])
+    db = tmp_path / "out.db"
+    done = subprocess.run(
+        [*CLI, "screen", str(folder), "--calc", "emt", "--out", str(db), "--scheduler", "none"],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a FIFO opened for reading would block here for ever
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "6 structures screened" in done.stdout
+    assert "5 not evaluated" in done.stdout
+    sources = {row.source for row in _rows(db)}
+    assert f"{folder}/b.extxyz@0" in sources and f"{folder}/b.extxyz@2" in sources
+    assert len(sources) == 6
+
+
+def test_every_bad_input_has_its_reason(tmp_path):
+    from ase_au20.workflows.structure_stream import Unreadable
+
+    (tmp_path / "d.xyz").mkdir()
+    os.mkfifo(tmp_path / "f.xyz")
+    (tmp_path / "c.xyz").write_bytes(b"\xff\xfe\x00 binary")
+    frames = dict(stream_frames([tmp_path]))
+    reasons = {Path(k).name: v.reason for k, v in frames.items() if isinstance(v, Unreadable)}
+    assert reasons == {
+        "c.xyz@0": "not a text file (undecodable bytes)",
+        "d.xyz": "a directory, not a file",
+        "f.xyz": "a FIFO (named pipe), not a regular file",
+    }
