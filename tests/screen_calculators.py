@@ -52,3 +52,15 @@ def missing_on_workers() -> EMT:
     if inside_worker():
         raise FileNotFoundError("weights.pt is not on this node")
     return EMT()
+
+
+def summed_emt():
+    """ASE's SumCalculator of two halves of EMT: a BaseCalculator, not a Calculator."""
+    from ase.calculators.mixing import LinearCombinationCalculator
+
+    return LinearCombinationCalculator([EMT(), EMT()], [0.5, 0.5])
+
+
+def needs_arguments(name: str) -> EMT:
+    """A callable that cannot be called bare: not a calculator factory."""
+    return EMT()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import BaseCalculator
 
 from ase_au20.models.registry import (
     MODEL_NAMES,
@@ -37,7 +37,7 @@ def spec_kind(spec: str) -> str:
     )
 
 
-def make_calculator(spec: str, device: str = "auto") -> Calculator:
+def make_calculator(spec: str, device: str = "auto") -> BaseCalculator:
     """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, a
     trained model directory (its card's model type picks the calculator class), or
     ``module:factory``, any importable callable that returns an ASE calculator (e.g.
@@ -60,7 +60,7 @@ def make_calculator(spec: str, device: str = "auto") -> Calculator:
     )
 
 
-def _from_factory(spec: str) -> Calculator:
+def _from_factory(spec: str) -> BaseCalculator:
     """The calculator that ``module:factory`` returns when called without arguments."""
     module, _, attribute = spec.partition(":")
     try:
@@ -71,8 +71,14 @@ def _from_factory(spec: str) -> Calculator:
         raise ValueError(f"--calc {spec!r}: {module!r} has no attribute {attribute!r}") from None
     if not callable(factory):
         raise ValueError(f"--calc {spec!r}: {attribute!r} is not callable")
-    calc = factory()
-    if not isinstance(calc, Calculator):
+    try:
+        calc = factory()
+    except Exception as err:  # a factory that needs arguments, or fails in its own way
+        raise ValueError(
+            f"--calc {spec!r}: {attribute}() raised {type(err).__name__}: {err} (a factory "
+            "builds an ASE calculator when called without arguments)"
+        ) from None
+    if not isinstance(calc, BaseCalculator):  # Calculator, SumCalculator, mixers alike
         raise ValueError(
             f"--calc {spec!r}: {attribute}() returned {type(calc).__name__}, not an ASE calculator"
         )

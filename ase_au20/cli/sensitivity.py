@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    DATABASE,
     build_calculator,
     calc_option,
     check_out,
@@ -22,7 +23,7 @@ from ase_au20.cli.workflow_options import (
 )
 
 
-def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
+def _structure(structure: str | None, db: str | None, cluster_id: int | None):
     """The Atoms to study, a name for the output and a description: STRUCTURE, the --db
     isomer or the built-in Td."""
     if structure is not None and (db is not None or cluster_id is not None):
@@ -32,25 +33,31 @@ def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
     if db is None:
         return read_input_cluster(structure)
     from ase_au20.database import load_rows
+    from ase_au20.database.store import shown_url
 
     try:
         rows = load_rows(db)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if len(rows) == 0:
+        raise click.ClickException(
+            f"{shown_url(db)} holds no labelled isomers (build one with `db build`)"
+        )
     hits = [i for i, cid in enumerate(rows.ids) if cid == cluster_id]
     if not hits:
         raise click.ClickException(
-            f"cluster_id {cluster_id} is not in {db} "
+            f"cluster_id {cluster_id} is not in {shown_url(db)} "
             f"({len(rows)} isomers, ids {rows.ids.min()}..{rows.ids.max()})"
         )
     atoms = rows.atoms[hits[0]].copy()
     atoms.calc = None
-    return atoms, f"{db.stem}-{cluster_id}", f"{db} cluster_id={cluster_id}"
+    stem = Path(db).stem if "://" not in db else db.rsplit("/", 1)[-1]
+    return atoms, f"{stem}-{cluster_id}", f"{shown_url(db)} cluster_id={cluster_id}"
 
 
 @click.command("sensitivity")
 @click.argument("structure", required=False)
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="isomer database")
+@click.option("--db", type=DATABASE, help="isomer database (file or server URL)")
 @click.option("--cluster-id", type=int, help="cluster_id of the isomer in --db")
 @calc_option()
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
@@ -87,7 +94,7 @@ def _structure(structure: str | None, db: Path | None, cluster_id: int | None):
 @quiet_option
 def sensitivity_cmd(
     structure: str | None,
-    db: Path | None,
+    db: str | None,
     cluster_id: int | None,
     calc_spec: str,
     device: str,

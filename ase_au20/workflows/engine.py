@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import BaseCalculator, Calculator
 
 from ase_au20.allocator import keep_freed_memory
 
@@ -77,7 +77,7 @@ def worker_calculator(source: Calculator | tuple[str, str] | None) -> Calculator
     """The calculator of a task: a scattered object as it is, or ``(spec, device)`` built
     on this worker at its first use and kept for every later task (None: tasks that need
     none)."""
-    if source is None or isinstance(source, Calculator):
+    if source is None or isinstance(source, BaseCalculator):
         return source
     if source not in _built:
         from ase_au20.calculators.factory import make_calculator
