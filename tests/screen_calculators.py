@@ -64,3 +64,21 @@ def summed_emt():
 def needs_arguments(name: str) -> EMT:
     """A callable that cannot be called bare: not a calculator factory."""
     return EMT()
+
+
+class InterruptingEMT(EMT):
+    """EMT that behaves as if the user pressed Ctrl-C at its ``$INTERRUPT_AT``-th call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def calculate(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == int(os.environ.get("INTERRUPT_AT", "50")):
+            raise KeyboardInterrupt
+        super().calculate(*args, **kwargs)
+
+
+def interrupting_emt() -> InterruptingEMT:
+    return InterruptingEMT()

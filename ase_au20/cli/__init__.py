@@ -13,8 +13,7 @@ import click
 from ase_au20._version import __version__
 from ase_au20.allocator import keep_freed_memory
 from ase_au20.cli.warning_display import warnings_above_progress_bars
-
-KEPT_ON_INTERRUPT = "ase_au20.kept"  # ctx.meta key: what a verb keeps if it is interrupted
+from ase_au20.cli.workflow_options import KEPT_ON_INTERRUPT
 
 # (module, attribute) of every top-level command or sub-group, in --help order.
 COMMANDS: list[tuple[str, str]] = [
@@ -50,8 +49,12 @@ class Au20Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
-            kept = ctx.meta.get(KEPT_ON_INTERRUPT) or "nothing unfinished was kept"
+        except KeyboardInterrupt as stop:
+            kept = (
+                getattr(stop, "kept", None)
+                or ctx.meta.get(KEPT_ON_INTERRUPT)
+                or "nothing unfinished was kept"
+            )
             click.echo(f"Interrupted (Ctrl-C): {kept}", err=True)
             ctx.exit(INTERRUPTED)
         except Exception as exc:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    KEPT_ON_INTERRUPT,
     build_calculator,
     calc_option,
     quiet_option,
@@ -81,6 +82,9 @@ def screen_cmd(
         url = f"screen-{Path(inputs[0].split('@')[0]).stem or 'input'}.db"
     settings = ScreenSettings(
         relax=relax, fmax=fmax, relax_steps=relax_steps, chunk_size=chunk_size
+    )
+    click.get_current_context().meta[KEPT_ON_INTERRUPT] = (
+        f"every chunk written is in {shown_url(url)}; the same command resumes the run"
     )
     try:
         if scheduler == "none":

@@ -35,6 +35,7 @@ class DatabaseURL(click.ParamType):
 
 
 DATABASE = DatabaseURL()
+KEPT_ON_INTERRUPT = "ase_au20.kept"  # ctx.meta key: what a verb keeps if it is interrupted
 
 
 def calc_option(default: str = "schnet"):

@@ -2,7 +2,8 @@
 
 A workflow writes into a fresh hidden folder beside ``--out``; only when everything is
 written is it renamed into place (the previous folder, with ``overwrite``, is moved aside
-first and deleted after). An interrupted run leaves the old output as it was.
+first and deleted after). A run that fails leaves the old output as it was; one stopped by
+Ctrl-C also keeps what it had written, in ``<out>.interrupted`` beside it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def staged_output(out_dir: str | os.PathLike[str], overwrite: bool = False) -> I
     out = check_output_folder(out_dir, overwrite)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        yield stage
+        try:
+            yield stage
+        except KeyboardInterrupt as stop:
+            stop.kept = _keep_interrupted(stage, out)  # type: ignore[attr-defined]
+            raise
         os.chmod(stage, 0o777 & ~current_umask())  # mkdtemp makes it private; outputs are not
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
@@ -50,6 +55,19 @@ def staged_output(out_dir: str | os.PathLike[str], overwrite: bool = False) -> I
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _keep_interrupted(stage: Path, out: Path) -> str:
+    """Move what an interrupted run wrote to ``<out>.interrupted`` (replacing an older one);
+    the sentence that says where it is."""
+    if not any(stage.iterdir()):
+        return "it had written nothing yet"
+    kept = out.with_name(out.name + ".interrupted")
+    if kept.exists():
+        shutil.rmtree(kept, ignore_errors=True)
+    os.chmod(stage, 0o777 & ~current_umask())
+    os.replace(stage, kept)
+    return f"what it had written is in {kept}"
 
 
 def final_paths(files: Mapping[str, Path], stage: Path, out: Path) -> dict[str, Path]:

@@ -313,10 +313,13 @@ def multistart_run(
     seed: int,
     n_atoms: int = 20,
     progress: Callable[[], None] | None = None,
+    found: list[Minimum] | None = None,
 ) -> list[Minimum]:
-    """Relax ``settings.steps`` fresh starts; a relaxation that leaves the domain is skipped."""
+    """Relax ``settings.steps`` fresh starts; a relaxation that leaves the domain is skipped.
+    Each minimum is also appended to ``found`` as soon as it is there (what an interrupted
+    search keeps)."""
     rng = np.random.default_rng(seed)
-    minima: list[Minimum] = []
+    minima: list[Minimum] = [] if found is None else found
     for step in range(settings.steps):
         start = search_start(rng, n_atoms, settings.starts)
         if progress is not None:
@@ -353,19 +356,21 @@ def search_run(
     n_atoms: int,
     workdir: Path,
     progress: Callable[[], None] | None = None,
+    found: list[Minimum] | None = None,
 ) -> list[Minimum]:
-    """The local minima of run number ``run`` (seeded by ``settings.seed`` and ``run``)."""
+    """The local minima of run number ``run`` (seeded by ``settings.seed`` and ``run``);
+    ``found`` receives a multistart's minima one by one as they come."""
     seed = settings.seed * 1000 + run
     if settings.method == "basin":
         start = search_start(np.random.default_rng(seed), n_atoms, settings.starts)
-        found = basin_hopping_run(start, calc, settings, seed, workdir, progress)
+        minima = basin_hopping_run(start, calc, settings, seed, workdir, progress)
     elif settings.method == "ga":
-        found = ga_run(calc, settings, seed, workdir, n_atoms, progress)
+        minima = ga_run(calc, settings, seed, workdir, n_atoms, progress)
     else:
-        found = multistart_run(calc, settings, seed, n_atoms, progress)
-    for minimum in found:
+        minima = multistart_run(calc, settings, seed, n_atoms, progress, found)
+    for minimum in minima:
         minimum.run = run
-    return found
+    return minima
 
 
 def auto_workers(calc: Calculator, runs: int) -> int:
@@ -376,11 +381,20 @@ def auto_workers(calc: Calculator, runs: int) -> int:
     return max(1, min(runs, usable_cores()))
 
 
-def _search_task(calc: Calculator, job: tuple[SearchSettings, int, int], progress) -> list[Minimum]:
-    """One run as an engine task, in a scratch folder of the worker's own."""
-    settings, run, n_atoms = job
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search, carrying the minima found until then (``minima``)."""
+
+    def __init__(self, minima: list[Minimum]) -> None:
+        super().__init__()
+        self.minima = minima
+
+
+def _search_task(calc: Calculator, job: tuple, progress) -> list[Minimum]:
+    """One run as an engine task, in a scratch folder of the worker's own; a job's fourth
+    item, in this process only, is the list its minima go to as they come."""
+    settings, run, n_atoms, *found = job
     with tempfile.TemporaryDirectory(prefix="au20-search-") as tmp:
-        return search_run(calc, settings, run, n_atoms, Path(tmp), progress)
+        return search_run(calc, settings, run, n_atoms, Path(tmp), progress, *found)
 
 
 def global_search(
@@ -397,23 +411,31 @@ def global_search(
     """
     settings.validate()
     engine = engine or Engine()
-    jobs = [(settings, run, n_atoms) for run in range(settings.runs)]
+    here = engine.client is None
+    partial: list[Minimum] = []  # this process's current run, as its minima come
+    jobs = [(settings, run, n_atoms, *([partial] if here else [])) for run in range(settings.runs)]
+    finished: list[list[Minimum]] = []
     with tqdm(  # closed on an error too, so the error is printed on a line of its own
         total=settings.runs * minima_per_run(settings),
         desc=f"search {settings.method}",
         unit="minimum",
         disable=not progress,
     ) as bar:
-        per_run = list(
-            engine.map(
-                _search_task,
-                engine.calculator(calc),
-                jobs,
-                label=lambda job: f"search run {job[1]}",
-                on_progress=bar.update,
-            )
+        runs = engine.map(
+            _search_task,
+            engine.calculator(calc),
+            jobs,
+            label=lambda job: f"search run {job[1]}",
+            on_progress=bar.update,
         )
-    minima = [minimum for found in per_run for minimum in found]
+        try:
+            for minima_of_run in runs:
+                finished.append(list(minima_of_run))
+                partial.clear()
+        except KeyboardInterrupt:
+            kept = [m for run in finished for m in run] + list(partial)
+            raise SearchInterrupted(kept) from None
+    minima = [minimum for found in finished for minimum in found]
     if not minima:
         raise ValueError(
             "the search found no local minimum: every relaxation left the calculator's domain"

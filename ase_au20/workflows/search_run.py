@@ -30,7 +30,13 @@ from ase_au20.workflows.calculators import (
 )
 from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.results import Results, write_results
-from ase_au20.workflows.search import Minimum, SearchSettings, best_so_far, global_search
+from ase_au20.workflows.search import (
+    Minimum,
+    SearchInterrupted,
+    SearchSettings,
+    best_so_far,
+    global_search,
+)
 from ase_au20.workflows.structure_files import predicted_structure, reference_level
 
 
@@ -85,7 +91,11 @@ def run_search(
         db = connect(db_url)
         known, known_ids = cands.known_isomers(db)
     start = time.perf_counter()
-    minima = global_search(calc, settings, progress=progress, engine=engine)
+    try:
+        minima = global_search(calc, settings, progress=progress, engine=engine)
+    except SearchInterrupted as stop:
+        _write_interrupted(stop.minima, Path(out_dir), calc_name or type(calc).__name__)
+        raise
     reasons = [cands.invalid_reason(m.atoms) for m in minima]
     valid = np.array([not r for r in reasons], dtype=bool)
     pool = [m for m, ok in zip(minima, valid, strict=True) if ok]
@@ -153,6 +163,16 @@ def run_search(
     }
     report.files = write_search_files(report, Path(out_dir), parameters, model_card_of(calc))
     return report
+
+
+def _write_interrupted(minima: list, out: Path, model: str) -> None:
+    """The minima an interrupted search had found, unranked, as ``minima-interrupted.xyz``
+    (predictions of ``model``)."""
+    if not minima:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [predicted_structure(m.atoms, m.energy, model) for m in minima]
+    write(out / "minima-interrupted.xyz", frames, format="extxyz")
 
 
 def _ground_state(
