@@ -81,6 +81,9 @@ def create_app(url: str | os.PathLike[str], title: str = "") -> Any:
         [flask_app.jinja_loader, FileSystemLoader(str(TEMPLATES))]
     )
     flask_app.view_functions["gui"] = _not_served
+    flask_app.view_functions["row"] = _or_404(flask_app.view_functions["row"])
+    flask_app.view_functions["atoms"] = _or_404(flask_app.view_functions["atoms"])
+    flask_app.view_functions["update"] = _capped(flask_app.view_functions["update"])
     flask_app.add_url_rule(
         f"/{PROJECT}/image/<int:row_id>.png", "cluster_png", lambda row_id: _png(db, row_id)
     )
@@ -104,6 +107,43 @@ def escape_table(table: Any) -> str:
             for value, text, column in zip(row.values, row.strings, table.columns, strict=True)
         ]
     return ""
+
+
+MAX_PAGE_ROWS = 200  # rows per page of the search table (ASE's own choices go to 200)
+
+
+def _or_404(view: Any) -> Any:
+    """An ASE route that shows one row (its page, its download), with 404 for a row that
+    does not exist (ASE answers 500)."""
+
+    def guarded(**kwargs: Any) -> Any:
+        try:
+            return view(**kwargs)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            what = kwargs.get("uid", kwargs.get("id"))
+            return f"no row {what!r} in this database", 404
+
+    return guarded
+
+
+def _capped(view: Any) -> Any:
+    """ASE's table update, with a page size of at most ``MAX_PAGE_ROWS`` rows (a size in
+    the URL is otherwise unbounded: 100,000 rows took 33 s and 106 MB)."""
+
+    def update(sid: int, what: str, x: str) -> Any:
+        if what == "limit":
+            try:
+                x = str(min(max(int(x), 1), MAX_PAGE_ROWS))
+            except ValueError:
+                return f"page size {x!r} is not a number", 400
+        try:
+            return view(sid=sid, what=what, x=x)
+        except KeyError:
+            return f"no search session {sid} (reload the search page)", 404
+        except ValueError:
+            return f"{what} {x!r} is not valid here", 400
+
+    return update
 
 
 def _not_served(**_: Any) -> tuple[str, int]:

@@ -197,3 +197,20 @@ def test_no_injected_script_runs_in_a_headless_browser(
     assert "onerror=" in dom  # the hostile row is on the page, as text
     assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
     assert '<img src="x"' not in dom and "<script>document.title" not in dom
+
+
+def test_rows_that_do_not_exist_are_404_and_the_page_size_is_capped(client, monkeypatch) -> None:
+    """Unknown or non-numeric ids gave 500; any page size was served (red-team 11)."""
+    import ase_au20.database.web as web
+
+    monkeypatch.setattr(web, "MAX_PAGE_ROWS", 10)  # the synthetic database has 45 rows
+    for path in ("/au20/row/99999", "/au20/row/abc", "/atoms/au20/99999/xyz"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "no row" in response.get_data(as_text=True)
+    page = client.get("/au20/").get_data(as_text=True)
+    session = re.search(r"update_table\((\d+)", page).group(1)
+    table = client.get(f"/update/{session}/limit/100000/").get_data(as_text=True)
+    assert len(re.findall(r'id="rowentry"', table)) == 10
+    assert client.get(f"/update/{session}/limit/many/").status_code == 400
+    assert client.get("/update/987654/query/0/").status_code == 404
