@@ -5,7 +5,10 @@ energies are on (energy_reference, bucket_edges), where it came from (training i
 split scheme, package version, date), how good it is (metrics) and how wide its intervals
 are (conformal). ``files`` maps each weights file to its SHA-256, and ``sha256`` seals the
 whole card (so the weights too): an edited card, a swapped or truncated weights file is
-refused before anything is parsed, with one clear error each.
+refused before anything is parsed, with one clear error each. Listed files must be plain
+names inside the model's folder. The seal is a plain hash: it catches accidents (an edit, a
+copy gone wrong), not deliberate tampering, since whoever edits a card can reseal it; load
+only model folders you trust, as with any code.
 """
 
 from __future__ import annotations
@@ -231,8 +234,15 @@ def require_listed(card: Mapping[str, Any], names: Iterable[str], source: Any) -
 
 
 def check_files(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> None:
-    """ValueError unless every file listed in ``card['files']`` exists with its SHA-256."""
+    """ValueError unless every file listed in ``card['files']`` lies inside ``directory``
+    (a plain name, no absolute path, no ``..``) and exists with its SHA-256."""
     for name, expected in card.get("files", {}).items():
+        inside = Path(name).name == name and name not in ("", ".", "..")
+        if not inside:
+            raise ValueError(
+                f"{Path(directory) / CARD_NAME}: lists {name!r}, which is not a file of the "
+                "model's folder (absolute or leaving it): refused"
+            )
         path = Path(directory) / name
         if not path.is_file():
             raise ValueError(f"{path}: missing (listed in the model card)")

@@ -145,3 +145,14 @@ def test_cuda_without_cuda_names_the_torch_build(tiny_schnet_dir, tmp_path) -> N
         ["relax", "--calc", str(tiny_schnet_dir), "--device", "cuda", "--out", str(tmp_path)],
     )
     assert result.exit_code == 1 and "CPU-only build" in result.output
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "sub/../../x", ".."])
+def test_a_card_listing_a_file_outside_its_folder_is_refused(tiny_krr_dir, tmp_path, name):
+    """A resealed card naming a path outside the folder read and hashed it (red-team 12)."""
+    krr = _copy(tiny_krr_dir, tmp_path / "k")
+    card = model_files.read(krr)
+    card["files"][name] = "0" * 64
+    model_files.reseal(krr, card)
+    with pytest.raises(ValueError, match="not a file of the model's folder"):
+        load_model(krr)
