@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_au20.models.domain import outside_uncertainty
+from ase_au20.models.domain import DomainVerdict, outside_uncertainty
 from ase_au20.models.pair_conformal import PairCalibrator
 from ase_au20.models.protocol import ENSEMBLE_KEY, Model
 from ase_au20.models.registry import MODELS
@@ -228,6 +228,17 @@ class Au20Calculator(Calculator):
                 f"cluster of {len(atoms)} atoms is outside the training domain "
                 f"(Au{TRAINING_SIZE}): predictions and error bars are extrapolations",
             )
+        if atoms.has("initial_charges") or atoms.has("initial_magmoms"):  # ASE array names
+            charged = np.any(atoms.get_initial_charges()) or np.any(
+                atoms.get_initial_magnetic_moments()
+            )
+            if charged:
+                self._warn_once(
+                    "charge",
+                    "initial charges or magnetic moments are ignored: the model knows neutral, "
+                    "non-magnetic gold clusters only",
+                    UserWarning,
+                )
         if not atoms.pbc.any():
             return atoms
         self._warn_once(
@@ -272,7 +283,7 @@ class Au20Calculator(Calculator):
         out["energies"] = [np.asarray(e, dtype=float) for e in raw["energies"]]
         if "forces" in properties:
             out["forces"] = [np.asarray(f, dtype=float) for f in raw["forces"]]
-        verdict = self.domain.verdict(structures)
+        verdict = self._sized(self.domain.verdict(structures), structures)
         out["domain_score"], out["in_domain"] = verdict.score, verdict.in_domain
         if not verdict.in_domain.all() and not _VERDICTS_REPORTED_BY_CALLER.get():
             k = int(np.argmax(verdict.score))
@@ -295,6 +306,20 @@ class Au20Calculator(Calculator):
         out["energy_uncertainty"] = half
         out["energy_interval"] = np.stack([energy - half, energy + half], axis=1)
         return out
+
+    def _sized(self, verdict: DomainVerdict, structures: list[Atoms]) -> DomainVerdict:
+        """The verdict with clusters of another size than the training isomers' outside
+        (score 1 + |N − 20|): a model of Au20 cannot judge Au19 or Au21, however alike
+        their geometry. The reference takes any size."""
+        sizes = np.array([len(a) for a in structures])
+        off = sizes != TRAINING_SIZE
+        if self.is_reference or not off.any():
+            return verdict
+        score = np.where(
+            off, np.maximum(verdict.score, 1.0 + np.abs(sizes - TRAINING_SIZE)), verdict.score
+        )
+        worst = ["size" if o else w for o, w in zip(off, verdict.worst_check, strict=True)]
+        return DomainVerdict(score, score <= 1.0, worst)
 
     def calculate(
         self,

@@ -102,3 +102,36 @@ def test_domain_file_is_listed_hashed_and_checked(tiny_krr_dir: Path, tmp_path: 
 def test_attach_domain_needs_two_structures(tiny_krr_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least two"):
         attach_domain(tiny_krr_dir, [au20_ground_state()])
+
+
+@pytest.mark.parametrize("change", [-1, +1])
+def test_a_cluster_of_another_size_is_outside_the_domain(shipped_model, change):
+    """Au19 and Au21 were "in domain" with intervals narrower than Td's (red-team 13)."""
+    from ase import Atom
+
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.structures import au20_ground_state
+
+    calc = KRRAu20(shipped_model("krr"))
+    td = au20_ground_state()
+    other = td.copy()
+    if change < 0:
+        del other[0]
+    else:
+        other.append(Atom("Au", td.positions[0] + [0.0, 0.0, 2.8]))
+    with pytest.warns(UserWarning):
+        out = calc.predict([td, other], ["in_domain", "domain_score", "energy_uncertainty"])
+    assert out["in_domain"].tolist() == [True, False]
+    assert out["domain_score"][1] == pytest.approx(2.0)
+    assert out["energy_uncertainty"][1] > 3 * out["energy_uncertainty"][0]
+
+
+def test_charges_and_magnetic_moments_are_not_ignored_silently(shipped_model):
+    from ase_au20.calculators.krr import KRRAu20
+    from ase_au20.structures import au20_ground_state
+
+    atoms = au20_ground_state()
+    atoms.set_initial_magnetic_moments([0.5] + [0.0] * 19)
+    atoms.calc = KRRAu20(shipped_model("krr"))
+    with pytest.warns(UserWarning, match="charges or magnetic moments are ignored"):
+        atoms.get_potential_energy()
