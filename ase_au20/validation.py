@@ -15,6 +15,9 @@ CALCULATOR_MIN_DISTANCE = 1.5  # Å; closer Au-Au pairs are unphysical for any m
 DATABASE_MIN_DISTANCE = 1.0  # Å; looser, only catches corrupt files
 MAX_COORDINATE = 1e4  # Å; beyond, distances lose precision and no cluster is that large
 MAX_NEIGHBOUR_GAP = 2 * BOND_CUTOFF  # Å; an atom farther from all others is not bound
+# Å: the mean nearest-neighbour distance of any Au cluster worth a label (the data's isomers:
+# 2.54-2.64 Å); coordinates in bohr give 4.8-5.0 Å, in nm 0.25 Å
+MEAN_NEIGHBOUR_RANGE = (2.0, 3.4)
 MAX_EXTENT = 60.0  # Å; an Au20 straight chain at BOND_CUTOFF spans 57.6, the widest isomer 17.8
 GOLD = 79
 
@@ -50,6 +53,22 @@ def check_cluster(atoms: Atoms, min_distance: float = CALCULATOR_MIN_DISTANCE) -
     if dmin < min_distance:
         raise ValueError(
             f"atoms closer than {min_distance} Å (closest pair {dmin:.3f} Å): unphysical geometry"
+        )
+
+
+def check_bond_lengths(atoms: Atoms, allowed: tuple[float, float] = MEAN_NEIGHBOUR_RANGE) -> None:
+    """Raise ``ValueError`` when the mean nearest-neighbour distance is far from any gold
+    cluster's (a unit slip: bohr or nm for Å), as implausible energies are refused."""
+    if len(atoms) < 2:
+        return
+    from scipy.spatial import cKDTree
+
+    nearest = cKDTree(atoms.get_positions()).query(atoms.get_positions(), k=2)[0][:, 1]
+    mean = float(nearest.mean())
+    if not allowed[0] <= mean <= allowed[1]:
+        raise ValueError(
+            f"mean nearest-neighbour distance {mean:.2f} Å is far from gold's "
+            f"({allowed[0]:g}-{allowed[1]:g} Å): coordinates in another unit (bohr, nm)?"
         )
 
 

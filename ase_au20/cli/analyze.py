@@ -9,6 +9,7 @@ import click
 
 from ase_au20.cli.workflow_options import (
     DATABASE,
+    FINITE,
     check_out,
     default_out,
     out_options,
@@ -34,7 +35,7 @@ from ase_au20.cli.workflow_options import (
     help="distinct low-energy isomers in the structural table",
 )
 @click.option(
-    "--symmetry-tol", default=0.1, show_default=True, type=float, help="point-group tolerance, Å"
+    "--symmetry-tol", default=0.1, show_default=True, type=FINITE, help="point-group tolerance, Å"
 )
 @click.option(
     "--calc",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    FINITE,
     build_calculator,
     calc_option,
     default_out,
@@ -27,7 +28,7 @@ def _load(file: str | None, calc_spec: str, device: str):
 @click.command("relax")
 @click.argument("file", required=False)
 @calc_option()
-@click.option("--fmax", default=0.05, show_default=True, type=float, help="force criterion, eV/Å")
+@click.option("--fmax", default=0.05, show_default=True, type=FINITE, help="force criterion, eV/Å")
 @click.option(
     "--optimizer",
     type=click.Choice(["bfgs", "fire"]),
@@ -113,10 +114,10 @@ def relax_cmd(
     show_default=True,
     help="nve: velocity Verlet (reports energy drift); langevin: thermostat at --temperature.",
 )
-@click.option("--temperature", default=300.0, show_default=True, type=float, help="K")
+@click.option("--temperature", default=300.0, show_default=True, type=FINITE, help="K")
 @click.option("--steps", default=1000, show_default=True, type=int, help="MD steps of --timestep.")
-@click.option("--timestep", default=2.0, show_default=True, type=float, help="fs")
-@click.option("--friction", default=0.01, show_default=True, type=float, help="Langevin, 1/fs")
+@click.option("--timestep", default=2.0, show_default=True, type=FINITE, help="fs")
+@click.option("--friction", default=0.01, show_default=True, type=FINITE, help="Langevin, 1/fs")
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")

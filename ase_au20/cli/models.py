@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
 from ase_au20.cli.workflow_options import (
     DATABASE,
+    FINITE,
     build_calculator,
     default_out,
     model_out_option,
@@ -38,6 +40,8 @@ class NumberList(click.ParamType):
             self.fail(
                 f"{value!r} is not a comma-separated list of {self.kind.__name__}", param, ctx
             )
+        if not all(math.isfinite(v) for v in items):
+            self.fail(f"{value!r} holds a number that is not finite", param, ctx)
         if not items:
             self.fail("empty list", param, ctx)
         return items
@@ -255,7 +259,7 @@ def train_committee_cmd(
 )
 @click.option(
     "--force-tolerance",
-    type=float,
+    type=FINITE,
     default=None,
     help="Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å).",
 )

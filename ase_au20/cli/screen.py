@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    FINITE,
     KEPT_ON_INTERRUPT,
     build_calculator,
     calc_option,
@@ -28,7 +29,7 @@ from ase_au20.cli.workflow_options import (
 )
 @click.option("--relax", is_flag=True, help="relax each structure (FIRE) before predicting")
 @click.option(
-    "--fmax", default=0.05, show_default=True, type=float, help="relaxation force limit (eV/Å)"
+    "--fmax", default=0.05, show_default=True, type=FINITE, help="relaxation force limit (eV/Å)"
 )
 @click.option(
     "--relax-steps",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
+    FINITE,
     build_calculator,
     calc_option,
     default_out,
@@ -62,11 +63,11 @@ from ase_au20.cli.workflow_options import (
 )
 @click.option("--db", "db_url", default=None, help="ASE db: match known isomers, store candidates")
 @click.option(
-    "--kappa", default=0.0, show_default=True, type=float, help="rank by E − κ·uncertainty"
+    "--kappa", default=0.0, show_default=True, type=FINITE, help="rank by E − κ·uncertainty"
 )
-@click.option("--fmax", default=0.05, show_default=True, type=float, help="local relaxation, eV/Å")
-@click.option("--temperature", default=0.1, show_default=True, type=float, help="basin kT, eV")
-@click.option("--step-size", default=0.5, show_default=True, type=float, help="basin move, Å")
+@click.option("--fmax", default=0.05, show_default=True, type=FINITE, help="local relaxation, eV/Å")
+@click.option("--temperature", default=0.1, show_default=True, type=FINITE, help="basin kT, eV")
+@click.option("--step-size", default=0.5, show_default=True, type=FINITE, help="basin move, Å")
 @click.option("--population", default=10, show_default=True, type=int, help="GA population")
 @click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
@@ -195,7 +196,7 @@ def print_search_report(report, top: int = 10) -> None:
     "--energy-window",
     default=1.0,
     show_default=True,
-    type=float,
+    type=FINITE,
     help="eV above the lowest mean prediction; negative: no window",
 )
 @click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
@@ -296,7 +297,7 @@ def energy_map_cmd(
 @click.option(
     "--single-point", is_flag=True, help="Evaluate each structure as it is instead of relaxing."
 )
-@click.option("--fmax", default=0.05, show_default=True, type=float, help="relaxation, eV/Å")
+@click.option("--fmax", default=0.05, show_default=True, type=FINITE, help="relaxation, eV/Å")
 @click.option("--steps", default=200, show_default=True, type=int, help="maximum BFGS steps")
 @out_options("label", "SOURCE")
 @quiet_option

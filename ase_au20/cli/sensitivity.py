@@ -9,6 +9,7 @@ import click
 
 from ase_au20.cli.workflow_options import (
     DATABASE,
+    FINITE,
     build_calculator,
     calc_option,
     check_out,
@@ -89,7 +90,7 @@ def _structure(structure: str | None, db: str | None, cluster_id: int | None):
     default=None,
     help="BFGS-relax the structure first [default: only the built-in one]",
 )
-@click.option("--fmax", default=0.01, show_default=True, type=float, help="relaxation, eV/Å")
+@click.option("--fmax", default=0.01, show_default=True, type=FINITE, help="relaxation, eV/Å")
 @out_options("sensitivity", "STRUCTURE")
 @quiet_option
 def sensitivity_cmd(

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
-from ase_au20.cli.workflow_options import DATABASE, model_out_option, staged_out
+from ase_au20.cli.workflow_options import DATABASE, FINITE, model_out_option, staged_out
 
 
 def _default(name: str) -> object:
@@ -58,7 +58,7 @@ def _shipped_changes() -> str:
     help="Structures per optimiser step.",
 )
 @click.option(
-    "--lr", type=float, default=_default("lr"), show_default=True, help="AdamW learning rate."
+    "--lr", type=FINITE, default=_default("lr"), show_default=True, help="AdamW learning rate."
 )
 @click.option(
     "--hidden",
@@ -83,49 +83,49 @@ def _shipped_changes() -> str:
 )
 @click.option(
     "--cutoff",
-    type=float,
+    type=FINITE,
     default=_default("cutoff"),
     show_default=True,
     help="Interaction cutoff (Å): atoms farther apart do not interact.",
 )
 @click.option(
     "--gamma",
-    type=float,
+    type=FINITE,
     default=_default("gamma"),
     show_default=True,
     help="Gaussian RBF exponent (Å⁻²): exp(-gamma (d - mu)²).",
 )
 @click.option(
     "--repulsion-radius",
-    type=float,
+    type=FINITE,
     default=_default("repulsion_radius"),
     show_default=True,
     help="Å; fixed pair prior k·(r − d)³ below this distance (0: none).",
 )
 @click.option(
     "--repulsion-strength",
-    type=float,
+    type=FINITE,
     default=_default("repulsion_strength"),
     show_default=True,
     help="k of the repulsion prior (eV/Å³).",
 )
 @click.option(
     "--kd-lambda",
-    type=float,
+    type=FINITE,
     default=_default("kd_lambda"),
     show_default=True,
     help="Weight of the teacher's energies vs the DFTB1 labels on training rows (0..1).",
 )
 @click.option(
     "--kd-atom-weight",
-    type=float,
+    type=FINITE,
     default=_default("kd_atom_weight"),
     show_default=True,
     help="Weight of the teacher's per-atom energies (mean squared error per atom).",
 )
 @click.option(
     "--kd-force-weight",
-    type=float,
+    type=FINITE,
     default=_default("kd_force_weight"),
     show_default=True,
     help="Weight of the teacher's forces on the vicinal rows (mean |F - F_teacher|², eV²/Å²).",
@@ -152,21 +152,21 @@ def _shipped_changes() -> str:
 )
 @click.option(
     "--vkd-sigma",
-    type=float,
+    type=FINITE,
     default=_default("vkd_sigma"),
     show_default=True,
     help="Gaussian rattle (Å) of the vicinal geometries.",
 )
 @click.option(
     "--vkd-weight",
-    type=float,
+    type=FINITE,
     default=_default("vkd_weight"),
     show_default=True,
     help="Loss weight of a vicinal row relative to a labelled one.",
 )
 @click.option(
     "--zero-force-weight",
-    type=float,
+    type=FINITE,
     default=_default("zero_force_weight"),
     show_default=True,
     help="Weight of mean |F|² at the relaxed training geometries.",
@@ -194,7 +194,7 @@ def _shipped_changes() -> str:
 )
 @click.option(
     "--outlier-weight",
-    type=float,
+    type=FINITE,
     default=_default("outlier_weight"),
     show_default=True,
     help="Loss weight of rows flagged is_outlier (1 = no down-weighting).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,22 @@ class DatabaseURL(click.ParamType):
 
 
 DATABASE = DatabaseURL()
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """A number that is finite: click's FLOAT takes ``nan`` and ``inf``, which would make a
+    relaxation run all its steps or a search exit 0 with nothing done."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
 KEPT_ON_INTERRUPT = "ase_au20.kept"  # ctx.meta key: what a verb keeps if it is interrupted
 
 
@@ -59,6 +76,8 @@ def parse_floats(text: str, name: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ValueError(f"{name} must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite numbers, got {text!r}")
     if not values:
         raise ValueError(f"{name} is empty")
     return values

@@ -26,7 +26,12 @@ from ase_au20.database.xyz import (
     read_isomer,
     regular_file_problem,
 )
-from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster, check_compact
+from ase_au20.validation import (
+    DATABASE_MIN_DISTANCE,
+    check_bond_lengths,
+    check_cluster,
+    check_compact,
+)
 
 UNASSIGNED_ID = -1  # an Isomer whose id `db add` assigns
 PREDICTED_BY = "predicted_by"  # info key of a frame whose energy is a model's prediction
@@ -103,6 +108,7 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
     try:
         check_cluster(atoms, min_distance=DATABASE_MIN_DISTANCE)
         check_compact(atoms)
+        check_bond_lengths(atoms)
     except ValueError as err:
         raise XyzError(str(err)) from None
     try:

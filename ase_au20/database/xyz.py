@@ -18,7 +18,12 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from ase_au20.validation import DATABASE_MIN_DISTANCE, check_cluster, check_compact
+from ase_au20.validation import (
+    DATABASE_MIN_DISTANCE,
+    check_bond_lengths,
+    check_cluster,
+    check_compact,
+)
 
 N_ATOMS = 20  # every isomer in an Au20 database has exactly this many atoms
 MAX_CLUSTER_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL bigint) stores
@@ -131,6 +136,7 @@ def parse_xyz_text(text: str, n_atoms: int = N_ATOMS) -> tuple[float, Atoms]:
     try:
         check_cluster(atoms, min_distance=DATABASE_MIN_DISTANCE)
         check_compact(atoms)
+        check_bond_lengths(atoms)
     except ValueError as err:
         raise XyzError(str(err)) from None
     return energy, atoms

@@ -71,7 +71,7 @@ def random_perturbations(
     n_atoms = len(atoms)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if any(s <= 0 for s in sigmas):
+    if any(not s > 0 for s in sigmas):
         raise ValueError(f"sigmas must be positive, got {list(sigmas)}")
     if any(not 1 <= k <= n_atoms for k in ks):
         raise ValueError(f"every k must lie in 1..{n_atoms}, got {list(ks)}")
@@ -95,7 +95,7 @@ def single_site_perturbations(
     atoms: Atoms, sigma: float, repeats: int, rng: np.random.Generator
 ) -> Perturbations:
     """``repeats`` copies per atom i in which only atom i moves by N(0, σ²) per axis."""
-    if repeats < 1 or sigma <= 0:
+    if repeats < 1 or not sigma > 0:
         raise ValueError(f"need repeats >= 1 and sigma > 0, got {repeats} and {sigma}")
     grid = [(i, r) for i in range(len(atoms)) for r in range(repeats)]
     cells = [(sigma, np.array([i])) for i, _ in grid]

@@ -100,7 +100,7 @@ def fill_gaps_to_best(
 
 def lower_confidence_bound(energy: np.ndarray, uncertainty: np.ndarray, kappa: float) -> np.ndarray:
     """E − κ·u, with a missing (NaN) uncertainty counted as zero."""
-    if kappa < 0:
+    if not kappa >= 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")
     return np.asarray(energy) - kappa * np.nan_to_num(np.asarray(uncertainty), nan=0.0)
 

@@ -85,7 +85,7 @@ def label_structures(
 ) -> LabelReport:
     """Label every structure of ``sources`` with ``calc``; one extended xyz each in ``out_dir``."""
     check_oracle(calc)
-    if fmax <= 0 or steps < 1:
+    if not fmax > 0 or steps < 1:
         raise ValueError(f"fmax must be > 0 and steps >= 1, got {fmax} and {steps}")
     structures = read_structures(sources)
     if not structures:

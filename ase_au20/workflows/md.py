@@ -80,9 +80,9 @@ def run_md(
     if ensemble not in ENSEMBLES:
         raise ValueError(f"unknown ensemble {ensemble!r}: use one of {', '.join(ENSEMBLES)}")
     for name, value in (("temperature", temperature), ("friction", friction)):
-        if value < 0:
+        if not value >= 0:  # NaN too
             raise ValueError(f"{name} must be >= 0, got {value}")
-    if timestep <= 0 or steps < 1 or interval < 1:
+    if not timestep > 0 or steps < 1 or interval < 1:
         raise ValueError(
             f"need timestep > 0, steps >= 1 and interval >= 1 (got {timestep}, {steps}, {interval})"
         )

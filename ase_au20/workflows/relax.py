@@ -66,7 +66,7 @@ def relax(
     without warning (search, screen: their minima are judged, not their paths)."""
     if optimizer.lower() not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-    if fmax <= 0:
+    if not fmax > 0:  # NaN too
         raise ValueError(f"fmax must be positive, got {fmax}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")

@@ -60,7 +60,7 @@ class ScreenSettings:
             raise ValueError(f"unknown optimizer {self.optimizer!r}: use {', '.join(OPTIMIZERS)}")
         if self.chunk_size < 1 or self.relax_steps < 1:
             raise ValueError("chunk_size and relax_steps must be >= 1")
-        if self.fmax <= 0:
+        if not self.fmax > 0:  # NaN too
             raise ValueError(f"fmax must be positive, got {self.fmax}")
 
 

@@ -84,7 +84,7 @@ class SearchSettings:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("fmax", "temperature", "step_size"):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.mutation_probability <= 1:
             raise ValueError(

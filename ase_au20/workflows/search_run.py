@@ -81,7 +81,7 @@ def run_search(
     ``engine``: where the independent runs go (default: this process, one after another).
     """
     settings.validate()
-    if kappa < 0:
+    if not kappa >= 0:
         raise ValueError(f"kappa must be >= 0, got {kappa}")
     db = None
     known, known_ids = [], np.zeros(0, dtype=int)

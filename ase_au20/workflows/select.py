@@ -108,7 +108,7 @@ def score_candidates(
     """Predict every structure with every calculator and score the low-energy ones."""
     if not calcs:
         raise ValueError("select needs at least one calculator")
-    if energy_window is not None and energy_window < 0:
+    if energy_window is not None and not energy_window >= 0:
         raise ValueError(f"energy_window must be >= 0, got {energy_window}")
     if not structures:
         raise ValueError(

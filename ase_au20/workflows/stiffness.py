@@ -28,7 +28,7 @@ def hessian_diagonal_blocks(calc: Calculator, atoms: Atoms, step: float = 0.01) 
     All 6N displaced copies go through one :func:`predict_batch` call; each block is
     symmetrised, since the exact Hessian is symmetric.
     """
-    if step <= 0:
+    if not step > 0:
         raise ValueError(f"finite-difference step must be positive, got {step}")
     n = len(atoms)
     forces = predict_batch(calc, displaced_copies(atoms, step), ("forces",))["forces"]

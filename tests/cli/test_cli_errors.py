@@ -99,3 +99,30 @@ def test_ctrl_c_is_one_line_saying_what_was_kept(monkeypatch, tmp_path: Path):
     result = CliRunner().invoke(main, ["relax", "--calc", "emt", "--out", str(tmp_path / "r")])
     assert result.exit_code == 130
     assert result.output.strip().splitlines()[-1].startswith("Interrupted (Ctrl-C): ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["relax", "--calc", "emt", "--fmax", "nan"],
+        ["md", "--calc", "emt", "--temperature", "nan"],
+        ["md", "--calc", "emt", "--timestep", "inf"],
+        ["search", "--calc", "emt", "--fmax", "nan"],
+        ["sensitivity", "--calc", "emt", "--sigmas", "0.01,nan"],
+    ],
+)
+def test_non_finite_numeric_options_are_refused(args, tmp_path: Path):
+    """--fmax nan ran every step and a search exited 0 (red-team finding 14)."""
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 or "finite" in result.output, result.output
+    assert "finite" in result.output and not (tmp_path / "o").exists()
+
+
+def test_the_workflow_functions_refuse_nan_too():
+    from ase.calculators.emt import EMT
+
+    from ase_au20.structures import au20_ground_state
+    from ase_au20.workflows.relax import relax
+
+    with pytest.raises(ValueError, match="fmax must be positive"):
+        relax(au20_ground_state(), EMT(), fmax=float("nan"))

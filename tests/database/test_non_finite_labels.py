@@ -68,3 +68,13 @@ def test_a_database_holding_a_row_without_a_label_is_reported_not_crashed_on(
     assert "isomers" in run_cli("db", "info", str(db))
     write(tmp_path / "new.extxyz", _frame(synthetic_xyz_dir, 0.9))
     assert "added 1 rows" in run_cli("db", "add", str(tmp_path / "new.extxyz"), "--db", str(db))
+
+
+def test_a_structure_in_bohr_is_refused_like_an_implausible_energy(db, synthetic_xyz_dir, tmp_path):
+    """Bonds 1.9x too long (coordinates in bohr) were added as an ordinary isomer (red-team 14)."""
+    atoms = _frame(synthetic_xyz_dir, 0.9)
+    atoms.positions /= 0.52917721067
+    write(tmp_path / "bohr.extxyz", atoms)
+    report = add_to_database([tmp_path / "bohr.extxyz"], db)
+    assert report.n_added == 0
+    assert "coordinates in another unit (bohr, nm)?" in report.bad_files[0].reason
