@@ -73,10 +73,10 @@ def _from_factory(spec: str) -> BaseCalculator:
         raise ValueError(f"--calc {spec!r}: {attribute!r} is not callable")
     try:
         calc = factory()
-    except Exception as err:  # a factory that needs arguments, or fails in its own way
+    except TypeError as err:  # a callable that needs arguments is no calculator factory
         raise ValueError(
-            f"--calc {spec!r}: {attribute}() raised {type(err).__name__}: {err} (a factory "
-            "builds an ASE calculator when called without arguments)"
+            f"--calc {spec!r}: {attribute}() raised TypeError: {err} (a factory builds an "
+            "ASE calculator when called without arguments)"
         ) from None
     if not isinstance(calc, BaseCalculator):  # Calculator, SumCalculator, mixers alike
         raise ValueError(

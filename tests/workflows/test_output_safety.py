@@ -59,9 +59,12 @@ def test_interrupted_run_keeps_the_old_output(tmp_path: Path, monkeypatch) -> No
 
     monkeypatch.setattr(sensitivity_report, "write_vmd_script", interrupted)  # after the PNGs
     result = runner.invoke(main, [*SENSITIVITY, "--seed", "3", "--out", str(out), "--overwrite"])
-    assert result.exit_code != 0
+    assert result.exit_code == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["sens"]
+    # what the interrupted run had written (its PNGs) waits beside, not in place of, --out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sens", "sens.interrupted"]
+    assert any(p.suffix == ".png" for p in (tmp_path / "sens.interrupted").iterdir())
+    assert f"{out}.interrupted" in result.output
 
 
 def test_staged_output_refuses_a_file_and_publishes_into_a_new_folder(tmp_path: Path) -> None:
