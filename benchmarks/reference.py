@@ -103,13 +103,14 @@ def _label_chunk(calc: Any, chunk: list[Atoms], progress: Any) -> int:
 def labels_per_second(n: int, workers: int | None) -> float:
     """Structures labelled per second with energy and forces: on a local Dask cluster of
     ``workers`` one-thread workers, or in this process with one BLAS thread (None)."""
-    from ase_au20.workflows.engine import open_engine
+    from ase_au20.calculators.factory import worker_build
+    from ase_au20.compute.engine import open_engine
 
     structures = rattled(n, seed=2)
     chunks = [structures[k : k + CHUNK] for k in range(0, n, CHUNK)]
     scheduler = "none" if workers is None else "local"
     with open_engine(scheduler, workers) as engine, threadpool_limits(1):
-        source = engine.calculator("dftb", "cpu")
+        source = engine.calculator(worker_build("dftb", "cpu"))
         engine.prepare(_label_chunk, source)
         start = time.perf_counter()
         done = sum(engine.map(_label_chunk, source, chunks, label=lambda c: f"{len(c)}"))

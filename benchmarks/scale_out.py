@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from ase.io import write
 
+from ase_au20.compute.engine import WORKER_ENVIRONMENT, open_engine, usable_cores
 from ase_au20.database.local_postgres import create_database, postgres_bin, postgres_server
 from ase_au20.paths import data_dir
-from ase_au20.workflows.engine import WORKER_ENVIRONMENT, open_engine, usable_cores
 
 CLI = [sys.executable, "-m", "ase_au20"]
 # xtb-delta tasks: 16 structures (~5 s); 256 would be 77 s a task, and the run's last
@@ -48,7 +48,7 @@ PREDICT_ONLY = """
 import sys, time
 from ase import Atoms
 from ase.io import iread
-from ase_au20.allocator import keep_freed_memory
+from ase_au20.compute.allocator import keep_freed_memory
 from ase_au20.calculators.factory import make_calculator
 from ase_au20.workflows.calculators import predict_batch, uncertainty_properties
 

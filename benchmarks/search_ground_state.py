@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20.calculators.factory import make_calculator
+from ase_au20.compute.engine import open_engine
 from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
 from ase_au20.paths import PRETRAINED_DIR, data_dir
-from ase_au20.workflows.engine import open_engine
 from ase_au20.workflows.search import SearchSettings, auto_workers, minima_per_run
 from ase_au20.workflows.search_run import run_search
 

@@ -47,7 +47,7 @@ def counting_emt() -> EMT:
 def missing_on_workers() -> EMT:
     """EMT here, but a FileNotFoundError on a Dask worker: a model file on the client's
     disk that the cluster's nodes do not see."""
-    from ase_au20.workflows.engine import inside_worker
+    from ase_au20.compute.engine import inside_worker
 
     if inside_worker():
         raise FileNotFoundError("weights.pt is not on this node")

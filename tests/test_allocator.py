@@ -10,7 +10,7 @@ import pytest
 # page-faulted) when allocated and unmapped when freed
 PROBE = """
 import ctypes, numpy as np
-from ase_au20.allocator import keep_freed_memory
+from ase_au20.compute.allocator import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

@@ -86,3 +86,60 @@ def test_numpy_schnet_path_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "torch" not in json.loads(out.stdout.splitlines()[-1])
+
+
+# The layers, lowest first: a module imports its own layer and the ones below, never above.
+# Base modules (version, paths, plotting, built-in structures) sit under everything;
+# validation and the structure pictures (viz) read geometry conventions only.
+LAYERS = (
+    ("ase_au20._version", "ase_au20.paths", "ase_au20.plotting", "ase_au20.structures"),
+    ("ase_au20.geometry", "ase_au20.validation", "ase_au20.viz"),
+    ("ase_au20.database",),
+    ("ase_au20.compute",),
+    ("ase_au20.models",),
+    ("ase_au20.calculators",),
+    ("ase_au20.workflows",),
+    ("ase_au20.cli", "ase_au20.__main__"),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The layer index of a package module (None: the package's lazy ``__init__``)."""
+    for level, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every (module, imported module) pair whose import runs up the layers."""
+    found = []
+    for name, targets in graph.items():
+        level = layer_of(name)
+        for target in targets:
+            above = layer_of(target)
+            if level is not None and above is not None and above > level:
+                found.append((name, target))
+    return sorted(found)
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    unplaced = [m for m in _modules() if m != "ase_au20" and layer_of(m) is None]
+    assert not unplaced
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_sees_an_upward_arrow() -> None:
+    """The arrows this test was written against: a model importing the workflows' engine
+    and the database's web view drawing with a workflow module."""
+    graph = {
+        "ase_au20.models.xtb_delta.cache": {"ase_au20.workflows.engine"},
+        "ase_au20.database.web": {"ase_au20.workflows.viz", "ase_au20.geometry.metrics"},
+    }
+    assert upward_imports(graph) == [
+        ("ase_au20.database.web", "ase_au20.workflows.viz"),
+        ("ase_au20.models.xtb_delta.cache", "ase_au20.workflows.engine"),
+    ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ase.calculators.calculator import BaseCalculator
 
+from ase_au20.compute.engine import BuildSpec
 from ase_au20.models.registry import (
     MODEL_NAMES,
     calculator_class,
@@ -58,6 +59,12 @@ def make_calculator(spec: str, device: str = "auto") -> BaseCalculator:
     return calculator_class(model_type)(
         model=Path(spec), **load_options(model_type, {"device": device})
     )
+
+
+def worker_build(spec: str, device: str = "auto") -> BuildSpec:
+    """How an engine's workers build the calculator of ``spec`` (``make_calculator``), each
+    once, instead of receiving it."""
+    return BuildSpec(make_calculator, spec, device)
 
 
 def _from_factory(spec: str) -> BaseCalculator:

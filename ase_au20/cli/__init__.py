@@ -11,9 +11,9 @@ import importlib
 import click
 
 from ase_au20._version import __version__
-from ase_au20.allocator import keep_freed_memory
 from ase_au20.cli.warning_display import warnings_above_progress_bars
 from ase_au20.cli.workflow_options import KEPT_ON_INTERRUPT
+from ase_au20.compute.allocator import keep_freed_memory
 
 # (module, attribute) of every top-level command or sub-group, in --help order.
 COMMANDS: list[tuple[str, str]] = [

@@ -74,9 +74,9 @@ def screen_cmd(
     pred_uncertainty, pred_std, in_domain, model: never an energy label), one transaction per
     chunk. A killed screen resumes without duplicates when run again with the same inputs.
     """
+    from ase_au20.compute.engine import open_engine
     from ase_au20.database.store import shown_url
     from ase_au20.workflows.calculators import ModelIdentity
-    from ase_au20.workflows.engine import open_engine
     from ase_au20.workflows.screen import ScreenSettings, screen
 
     if url is None:

@@ -103,7 +103,7 @@ def search_cmd(
     de-duplicated and matched against the isomers of --db (sorted pair distances within
     0.1 Å: the package's one duplicate tolerance), and ranked by energy (or E − κ·uncertainty).
     """
-    from ase_au20.workflows.engine import open_engine
+    from ase_au20.compute.engine import open_engine
     from ase_au20.workflows.search import SearchSettings, auto_workers
     from ase_au20.workflows.search_run import run_search
 

@@ -232,7 +232,7 @@ def _workers(ctx: click.Context, param: click.Parameter, value: str) -> int | No
 
 
 def _scheduler(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ase_au20.workflows.engine import check_scheduler
+    from ase_au20.compute.engine import check_scheduler
 
     try:
         return check_scheduler(value)

@@ -152,7 +152,7 @@ def _not_served(**_: Any) -> tuple[str, int]:
 
 def _png(db: Any, row_id: int) -> tuple[bytes, int, dict[str, str]]:
     """The row's cluster from two directions, atoms coloured by their coordination."""
-    from ase_au20.workflows.viz import plot_site_values_3d
+    from ase_au20.viz import plot_site_values_3d
 
     try:
         atoms = db.get_atoms(id=row_id)

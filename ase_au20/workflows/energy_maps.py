@@ -17,14 +17,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from ase_au20.workflows.calculators import model_card_of, predict_batch
-from ase_au20.workflows.results import Results, write_results
-from ase_au20.workflows.viz import (
+from ase_au20.viz import (
     BFACTOR_RANGE,
     plot_site_values_3d,
     write_bfactor_pdb,
     write_vmd_script,
 )
+from ase_au20.workflows.calculators import model_card_of, predict_batch
+from ase_au20.workflows.results import Results, write_results
 
 # (factor from eV, unit name), finest first: the first whose values fit the B-factor column.
 BFACTOR_UNITS = ((1000.0, "meV"), (100.0, "10 meV"), (10.0, "0.1 eV"), (1.0, "eV"))

@@ -25,13 +25,14 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
+from ase_au20.calculators.factory import worker_build
+from ase_au20.compute.engine import Engine
 from ase_au20.database.bulk_rows import write_rows
 from ase_au20.database.labelled_inputs import split_index
 from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.store import connect, reads_as_number, shown_url
 from ase_au20.database.writer_lock import writer_lock
 from ase_au20.workflows.calculators import ModelIdentity, predict_batch, uncertainty_properties
-from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 from ase_au20.workflows.structure_stream import (
     Frame,
@@ -355,7 +356,7 @@ def screen(
         url, run, {"sources": described, "states": states, "model": model.name, **asdict(settings)}
     )
     report = ScreenReport(url=url, run=run, resumed_from=done)
-    calculator = engine.calculator(calc, device)
+    calculator = engine.calculator(worker_build(calc, device) if isinstance(calc, str) else calc)
     report.setup_seconds = engine.prepare(evaluate_chunk, calculator)
     start = time.perf_counter()
     stream = stream_frames(list(sources))

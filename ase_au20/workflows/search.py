@@ -35,10 +35,10 @@ from ase.io import read
 from ase.optimize.basin import BasinHopping
 from tqdm import tqdm
 
+from ase_au20.compute.engine import Engine, usable_cores
 from ase_au20.geometry.symmetric_cluster import STARTS, search_start
 from ase_au20.validation import GOLD, min_pair_distance
 from ase_au20.workflows.candidates import MIN_PAIR_DISTANCE
-from ase_au20.workflows.engine import Engine, usable_cores
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 
 METHODS = ("basin", "ga", "multistart")

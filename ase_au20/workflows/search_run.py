@@ -17,6 +17,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 from ase.io import write
 
+from ase_au20.compute.engine import Engine
 from ase_au20.database import connect
 from ase_au20.database.store import shown_url
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
@@ -28,7 +29,6 @@ from ase_au20.workflows.calculators import (
     predict_batch,
     uncertainty_properties,
 )
-from ase_au20.workflows.engine import Engine
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.search import (
     Minimum,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from ase.io import write
 
+from ase_au20.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.sensitivity import SensitivityResult
 from ase_au20.workflows.sensitivity_plots import (
@@ -18,7 +19,6 @@ from ase_au20.workflows.sensitivity_plots import (
     plot_site_stiffness,
 )
 from ase_au20.workflows.structure_files import predicted_structure, reference_level
-from ase_au20.workflows.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
 
 N_EXTREME_SITES = 5
 

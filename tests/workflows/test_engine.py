@@ -9,7 +9,8 @@ import tracemalloc
 
 import pytest
 
-from ase_au20.workflows.engine import MESSAGE_LOG_LENGTH, TaskFailed, open_engine
+from ase_au20.calculators.factory import worker_build
+from ase_au20.compute.engine import MESSAGE_LOG_LENGTH, TaskFailed, open_engine
 
 
 def _length(calc, item: str, progress) -> int:
@@ -79,7 +80,7 @@ def test_prepare_builds_the_calculator_once_on_every_worker_before_any_task(tmp_
     builds = tmp_path / "builds.txt"
     monkeypatch.setenv("SCREEN_BUILDS", str(builds))
     with open_engine("local", workers=2) as engine:
-        calculator = engine.calculator("screen_calculators:counting_emt")
+        calculator = engine.calculator(worker_build("screen_calculators:counting_emt"))
         assert engine.prepare(_length, calculator) > 0
         workers = sorted(str(pid) for pid in engine.client.run(os.getpid).values())
         assert sorted(builds.read_text().split()) == workers
@@ -89,7 +90,7 @@ def test_prepare_builds_the_calculator_once_on_every_worker_before_any_task(tmp_
 
 def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
     with open_engine("local", workers=1) as engine:
-        calculator = engine.calculator("screen_calculators:missing_on_workers")
+        calculator = engine.calculator(worker_build("screen_calculators:missing_on_workers"))
         address = next(iter(engine.client.nthreads()))
         message = (
             f"building the calculator on worker {address}: FileNotFoundError: weights.pt is "
@@ -99,14 +100,17 @@ def test_a_calculator_a_worker_cannot_build_fails_once_naming_the_worker():
             engine.prepare(_length, calculator)
     with open_engine("none") as engine:  # built here, where the file is
         assert (
-            engine.prepare(_length, engine.calculator("screen_calculators:missing_on_workers")) >= 0
+            engine.prepare(
+                _length, engine.calculator(worker_build("screen_calculators:missing_on_workers"))
+            )
+            >= 0
         )
 
 
 def test_a_calculator_a_worker_cannot_build_at_its_first_task_fails_that_task():
     # a worker that joins after prepare builds at its first task: the same one-line error
     with open_engine("local", workers=1) as engine:
-        calculator = engine.calculator("screen_calculators:missing_on_workers")
+        calculator = engine.calculator(worker_build("screen_calculators:missing_on_workers"))
         results = engine.map(_length, calculator, ["ab", "cd"], label=lambda item: f"item {item}")
         message = "item ab: FileNotFoundError: weights.pt is not on this node (raised at tests/"
         with pytest.raises(TaskFailed, match=re.escape(message)):

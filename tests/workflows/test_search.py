@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from ase_au20.calculators.base import OutsideDomainWarning
 from ase_au20.cli.search import search_cmd
+from ase_au20.compute.engine import open_engine, usable_cores
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
@@ -22,7 +23,6 @@ from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
 from ase_au20.workflows.calculators import ModelIdentity
-from ase_au20.workflows.engine import open_engine, usable_cores
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
 from ase_au20.workflows.search import (

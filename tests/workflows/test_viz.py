@@ -9,7 +9,7 @@ import pytest
 from ase.io import read
 
 from ase_au20.structures import au20_ground_state
-from ase_au20.workflows.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
+from ase_au20.viz import plot_site_values_3d, write_bfactor_pdb, write_vmd_script
 
 
 def test_pdb_round_trips_positions_and_values(tmp_path: Path) -> None:

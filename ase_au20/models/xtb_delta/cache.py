@@ -14,14 +14,14 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from ase_au20.models.xtb_delta.baseline import BaselineError, XtbSettings, xtb_energy_forces
-from ase_au20.workflows.engine import (
+from ase_au20.compute.engine import (
     Engine,
     TaskFailed,
     inside_worker,
     open_engine,
     usable_cores,
 )
+from ase_au20.models.xtb_delta.baseline import BaselineError, XtbSettings, xtb_energy_forces
 
 
 def default_cache_dir() -> Path:

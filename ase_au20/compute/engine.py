@@ -2,11 +2,12 @@
 
 Tasks are chunks of structures or whole search runs, each a call
 ``function(calc, item, progress)`` on one worker thread. The calculator travels once per
-worker, not with every task: a ``--calc`` spec is built on each worker once and kept there
-(on every worker before a screen's tasks, see :meth:`Engine.prepare`, else at a worker's first
-task); a calculator object is scattered to every worker once. Workers are processes
-with one thread each, because a 20-atom model call cannot use more than one core and
-dscribe and ASE's optimisers hold the GIL.
+worker, not with every task: a ``BuildSpec`` (a ``--calc`` spec and the function that builds
+it) is built on each worker once and kept there (on every worker before a screen's tasks,
+see :meth:`Engine.prepare`, else at a worker's first task); a calculator object is scattered
+to every worker once. The engine knows no calculator type: the caller says how to build.
+Workers are processes with one thread each, because a 20-atom model call cannot use more
+than one core and dscribe and ASE's optimisers hold the GIL.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from typing import Any
 
 from ase.calculators.calculator import BaseCalculator, Calculator
 
-from ase_au20.allocator import keep_freed_memory
+from ase_au20.compute.allocator import keep_freed_memory
 
 PROGRESS_TOPIC = "ase-au20-progress"
 # Local workers: one BLAS/OpenMP thread each (Dask's own MALLOC_TRIM_THRESHOLD_=65536 is
-# dropped: every task sets glibc's thresholds, see ase_au20.allocator).
+# dropped: every task sets glibc's thresholds, see ase_au20.compute.allocator).
 WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 # Dask keeps the last 1000 messages (each under 1 MB) of every connection for debugging: a
 # task message holds its chunk of structures (~0.3 MB of xyz text at 256 per chunk), so the
@@ -47,7 +48,19 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 TaskFunction = Callable[[Calculator, Any, Callable[..., None]], Any]
-_built: dict[tuple[str, str], Calculator] = {}  # a worker's calculators, by (spec, device)
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """How a worker builds its calculator: ``build(spec, device)``, once per worker (the
+    function travels by reference, so its module must be importable there)."""
+
+    build: Callable[[str, str], BaseCalculator]
+    spec: str
+    device: str = "auto"
+
+
+_built: dict[BuildSpec, BaseCalculator] = {}  # a worker's calculators, by how they are built
 
 
 class TaskFailed(ValueError):
@@ -73,22 +86,20 @@ def inside_worker() -> bool:
     return True
 
 
-def worker_calculator(source: Calculator | tuple[str, str] | None) -> Calculator | None:
-    """The calculator of a task: a scattered object as it is, or ``(spec, device)`` built
-    on this worker at its first use and kept for every later task (None: tasks that need
+def worker_calculator(source: BaseCalculator | BuildSpec | None) -> BaseCalculator | None:
+    """The calculator of a task: a scattered object as it is, or a ``BuildSpec`` built on
+    this worker at its first use and kept for every later task (None: tasks that need
     none)."""
     if source is None or isinstance(source, BaseCalculator):
         return source
     if source not in _built:
-        from ase_au20.calculators.factory import make_calculator
-
-        _built[source] = make_calculator(*source)
+        _built[source] = source.build(source.spec, source.device)
     return _built[source]
 
 
 def _run_task(
     function: TaskFunction,
-    source: Calculator | tuple[str, str],
+    source: BaseCalculator | BuildSpec | None,
     item: Any,
     label: str,
     report: bool,
@@ -109,7 +120,7 @@ def _run_task(
     return result, [(str(w.message), w.category) for w in caught]
 
 
-def _task_calculator(source: Calculator | tuple[str, str] | None, label: str) -> Any:
+def _task_calculator(source: BaseCalculator | BuildSpec | None, label: str) -> Any:
     """The calculator of the task ``label`` (see :func:`worker_calculator`); one that cannot
     be built fails the task as :class:`TaskFailed`, like the task's own code."""
     try:
@@ -191,12 +202,10 @@ class Engine:
         plural = "s" if self.workers != 1 else ""
         return f"on {self.workers} Dask worker{plural} at {self.address}"
 
-    def calculator(self, calc: Calculator | str, device: str = "auto") -> Any:
-        """A handle tasks receive their calculator through: a spec builds once per worker,
-        an object is sent once per worker (ValueError if it cannot be pickled)."""
-        if isinstance(calc, str):
-            return (calc, device)
-        if self.client is None:
+    def calculator(self, calc: BaseCalculator | BuildSpec) -> Any:
+        """A handle tasks receive their calculator through: a ``BuildSpec`` builds once per
+        worker, an object is sent once per worker (ValueError if it cannot be pickled)."""
+        if isinstance(calc, BuildSpec) or self.client is None:
             return calc
         key = id(calc)  # the object is kept beside its future, so the id stays its own
         if key not in self._sources:
