@@ -10,13 +10,13 @@ import pytest
 from ase.io import read
 from isomer_files import write_isomer_xyz
 
-from ase_au20 import validation
+from ase_au20 import validation, viz
 from ase_au20.database import add_to_database, build_database, connect, load_rows
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import distance_fingerprint, fingerprint_matrix, max_deviation
 from ase_au20.geometry.rdf import first_minimum_cutoff, mean_radial_distribution
 from ase_au20.models import domain
-from ase_au20.workflows import candidates, viz
+from ase_au20.workflows import candidates
 from ase_au20.workflows.analysis import run_analysis
 from ase_au20.workflows.select import unlabelled_rows
 
