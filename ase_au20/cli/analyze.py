@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
-    DATABASE,
     FINITE,
     check_out,
+    db_option,
     default_out,
     out_options,
     published,
@@ -20,12 +20,7 @@ from ase_au20.cli.workflow_options import (
 
 
 @click.command("analyze")
-@click.option(
-    "--db",
-    required=True,
-    type=DATABASE,
-    help="isomer database (from `au20-workflow db build`)",
-)
+@db_option("isomer database (from `au20-workflow db build`)", name="db")
 @out_options("analyze", "DB")
 @click.option(
     "--n-lowest",

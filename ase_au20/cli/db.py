@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ase_au20.cli.workflow_options import quiet_option
+from ase_au20.cli.workflow_options import db_option, quiet_option
 
 
 def _print_summary(db_path: str) -> None:
@@ -137,7 +137,7 @@ def _key_table(database: str) -> str:
 
 @db.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--db", "database", required=True, help="Existing database file or server URL.")
+@db_option("Existing database file or server URL.", name="database")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any rejected input.")
 @quiet_option
 def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> None:

@@ -11,6 +11,7 @@ from ase_au20.cli.workflow_options import (
     build_calculator,
     calc_option,
     default_out,
+    device_option,
     out_options,
     published,
     quiet_option,
@@ -42,7 +43,7 @@ def _load(file: str | None, calc_spec: str, device: str):
     is_flag=True,
     help="Exit 1 when the relaxed structure is outside the model's domain of applicability.",
 )
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @out_options("relax", "FILE")
 @quiet_option
 def relax_cmd(
@@ -120,7 +121,7 @@ def relax_cmd(
 @click.option("--friction", default=0.01, show_default=True, type=FINITE, help="Langevin, 1/fs")
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @out_options("md", "FILE")
 @quiet_option
 def md_cmd(

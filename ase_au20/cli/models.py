@@ -11,10 +11,11 @@ import click
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
 from ase_au20.cli.train_schnet import schnet
 from ase_au20.cli.workflow_options import (
-    DATABASE,
     FINITE,
     build_calculator,
+    db_option,
     default_out,
+    device_option,
     model_out_option,
     out_options,
     quiet_option,
@@ -48,17 +49,6 @@ class NumberList(click.ParamType):
 
 
 FLOATS, INTS = NumberList(float), NumberList(int)
-
-
-def db_option(help_text: str, required: bool = True):
-    """The ``--db`` option of the model verbs (required unless said otherwise)."""
-    return click.option(
-        "--db",
-        "db_path",
-        required=required,
-        type=DATABASE,
-        help=help_text,
-    )
 
 
 def _shipped_grid() -> str:
@@ -104,7 +94,7 @@ train.add_command(schnet)
     default=None,
     help="GFN1 results cache [default: $AU20_CACHE/xtb or ~/.cache/ase-au20/xtb].",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@quiet_option
 def train_xtb_delta_cmd(
     db_path: str,
     out: Path,
@@ -263,7 +253,7 @@ def train_committee_cmd(
     default=None,
     help="Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def train_krr_cmd(
     db_path: str, out: Path, overwrite: bool, recipe: str, quiet: bool, **grid: Any
 ) -> None:
@@ -322,12 +312,7 @@ def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
     "labels: dftb (DFTB1, auorg-1-1: the labels' level of theory, the default with "
     "STRUCTURES), or any --calc spec.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="torch device of MODEL with STRUCTURES: auto, cpu or cuda.",
-)
+@device_option
 @out_options("evaluate", "MODEL")
 @quiet_option
 def evaluate(

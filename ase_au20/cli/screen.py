@@ -11,6 +11,7 @@ from ase_au20.cli.workflow_options import (
     KEPT_ON_INTERRUPT,
     build_calculator,
     calc_option,
+    device_option,
     quiet_option,
     scheduler_options,
 )
@@ -50,7 +51,7 @@ from ase_au20.cli.workflow_options import (
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(min=0), help="lowest shown"
 )
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @quiet_option
 def screen_cmd(
     inputs: tuple[str, ...],

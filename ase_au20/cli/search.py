@@ -11,7 +11,9 @@ from ase_au20.cli.workflow_options import (
     FINITE,
     build_calculator,
     calc_option,
+    db_option,
     default_out,
+    device_option,
     out_options,
     published,
     quiet_option,
@@ -61,7 +63,7 @@ from ase_au20.cli.workflow_options import (
     type=int,
     help="random seed of the starts and moves: the same seed gives the same minima",
 )
-@click.option("--db", "db_url", default=None, help="ASE db: match known isomers, store candidates")
+@db_option("ASE db: match known isomers, store candidates", required=False, name="db_url")
 @click.option(
     "--kappa", default=0.0, show_default=True, type=FINITE, help="rank by E − κ·uncertainty"
 )
@@ -71,7 +73,7 @@ from ase_au20.cli.workflow_options import (
 @click.option("--population", default=10, show_default=True, type=int, help="GA population")
 @click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @out_options("search", "CALC")
 @quiet_option
 def search_cmd(
@@ -182,7 +184,7 @@ def print_search_report(report, top: int = 10) -> None:
 
 
 @click.command("select")
-@click.option("--db", "db_url", required=True, help="ASE db holding unlabelled (search) rows")
+@db_option("ASE db holding unlabelled (search) rows", name="db_url")
 @click.option(
     "--n", "n_select", default=20, show_default=True, type=int, help="structures to export"
 )
@@ -199,7 +201,7 @@ def print_search_report(report, top: int = 10) -> None:
     type=FINITE,
     help="eV above the lowest mean prediction; negative: no window",
 )
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @out_options("select", "DB")
 @quiet_option
 def select_cmd(
@@ -248,7 +250,7 @@ def select_cmd(
 @click.command("energy-map")
 @click.argument("file", required=False)
 @calc_option()
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @out_options("energy-map", "FILE")
 @quiet_option
 def energy_map_cmd(

@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from ase_au20.cli.workflow_options import (
-    DATABASE,
     FINITE,
     build_calculator,
     calc_option,
     check_out,
+    db_option,
     default_out,
+    device_option,
     out_options,
     parse_floats,
     parse_ints,
@@ -58,10 +59,10 @@ def _structure(structure: str | None, db: str | None, cluster_id: int | None):
 
 @click.command("sensitivity")
 @click.argument("structure", required=False)
-@click.option("--db", type=DATABASE, help="isomer database (file or server URL)")
+@db_option("isomer database (file or server URL)", required=False, name="db")
 @click.option("--cluster-id", type=int, help="cluster_id of the isomer in --db")
 @calc_option()
-@click.option("--device", default="auto", show_default=True, help="torch device for SchNet")
+@device_option
 @click.option(
     "--sigmas",
     default="0.01,0.02,0.03,0.05,0.08",

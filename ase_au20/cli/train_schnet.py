@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
-from ase_au20.cli.workflow_options import DATABASE, FINITE, model_out_option, staged_out
+from ase_au20.cli.workflow_options import (
+    FINITE,
+    db_option,
+    device_option,
+    model_out_option,
+    quiet_option,
+    staged_out,
+)
 
 
 def _default(name: str) -> object:
@@ -30,13 +37,7 @@ def _shipped_changes() -> str:
 
 
 @click.command("schnet")
-@click.option(
-    "--db",
-    "db_path",
-    required=True,
-    type=DATABASE,
-    help="Isomer database built by `au20-workflow db build`.",
-)
+@db_option("Isomer database built by `au20-workflow db build`.")
 @model_out_option("Model directory to write (card.json, member_<k>.pt).")
 @recipe_option(
     "Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
@@ -206,12 +207,7 @@ def _shipped_changes() -> str:
     show_default=True,
     help="Seed of weights, data order and rattles: the same seed gives the same model.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="Torch device: auto (CUDA when available), cpu, cuda, cuda:1, …",
-)
+@device_option
 @click.option(
     "--threads",
     type=int,
@@ -226,7 +222,7 @@ def _shipped_changes() -> str:
     show_default=True,
     help="CPU processes training each network data-parallel (e.g. 2 on a 2-core machine).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def schnet(
     db_path: str,
     out: Path,

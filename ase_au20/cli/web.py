@@ -7,13 +7,13 @@ import logging
 
 import click
 
-from ase_au20.cli.workflow_options import DATABASE, quiet_option
+from ase_au20.cli.workflow_options import db_option, quiet_option
 
 LOOPBACK = "127.0.0.1"
 
 
 @click.command("web")
-@click.option("--db", "db_url", required=True, type=DATABASE, help="Database file or server URL.")
+@db_option("Database file or server URL.", name="db_url")
 @click.option(
     "--host",
     default=LOOPBACK,

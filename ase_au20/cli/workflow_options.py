@@ -55,6 +55,22 @@ FINITE = FiniteFloat()
 KEPT_ON_INTERRUPT = "ase_au20.kept"  # ctx.meta key: what a verb keeps if it is interrupted
 
 
+def db_option(help_text: str, required: bool = True, name: str = "db_path"):
+    """``--db`` of every verb: a database file or any server URL ``ase.db.connect`` takes
+    (passed on as ``name``), required unless said otherwise."""
+    return click.option("--db", name, required=required, type=DATABASE, help=help_text)
+
+
+def device_option(command):
+    """``--device`` of every verb with a torch model: the same choices and help."""
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="torch device of the model: auto (CUDA when available), cpu, cuda, cuda:1, …",
+    )(command)
+
+
 def calc_option(default: str = "schnet"):
     """The ``--calc`` option of every workflow verb; its choices and help come from the
     model registry."""
