@@ -6,7 +6,7 @@ AU20_DATA ?= $(abspath ../shared/data/au20)
 export AU20_DATA
 OUT    ?= runs
 
-.PHONY: demo test bench reproduce lint venv clean
+.PHONY: demo test docs bench reproduce lint venv clean
 
 # The venv is refreshed whenever pyproject.toml changes; torch is pinned to the CPU wheel.
 $(BIN)/.installed: pyproject.toml
@@ -28,6 +28,15 @@ test: venv
 	$(BIN)/ruff check ase_au20 tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
+# The docs site (MkDocs, Material, mkdocstrings): warnings are errors, so a broken link or
+# a missing API object fails the build.
+$(BIN)/.docs-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(BIN)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # Benchmark-only packages (SchNetPack for the side-by-side speed report) keep our torch.
 $(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt
 	$(BIN)/python -m pip install -q -c benchmarks/constraints.txt -r benchmarks/requirements.txt
@@ -48,4 +57,4 @@ lint: venv
 	$(BIN)/ruff format --check ase_au20 tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache site

@@ -135,6 +135,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="work folder")
     parser.add_argument("--quick", action="store_true", help="a few structures per family")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks",
+        help="folder of the docs page truth.md and its truth.json (full runs only)",
+    )
     args = parser.parse_args()
     budget = QUICK if args.quick else FULL
     seed_db, _ = ensure_databases(args.out, data_dir())
@@ -183,6 +189,61 @@ def main() -> None:
     report = {"budget": budget.__dict__, "families": table, "td": stiffness}
     (args.out / "truth.json").write_text(json.dumps(report, indent=2) + "\n")
     print_report(report)
+    if not args.quick:
+        write_markdown(report, args.report)
+        print(f"\nreport written to {args.report}/truth.md and truth.json")
+
+
+def write_markdown(report: dict[str, Any], folder: Path) -> None:
+    """The docs page of a run (``truth.md``) and its figures (``truth.json``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "truth.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# The truth off the minima",
+        "",
+        "Every shipped model against the DFTB1 reference (auorg-1-1), on the families of",
+        "structures the workflows visit, each labelled by the reference; written by",
+        "`python benchmarks/truth.py` (`make bench`), figures in `truth.json` beside this page.",
+        "Structures per family: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report["budget"].items())
+        + ".",
+        "",
+    ]
+    for model, scores in report["families"].items():
+        lines += [
+            f"## {model}",
+            "",
+            "| family | n | energy MAE (eV) | force MAE (eV/Å) | 90 % coverage | mean width (eV) "
+            "| in domain |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {m['n']} | {m['energy_mae']:.3f} | {m['force_mae']:.3f} | "
+            f"{m['coverage']:.2f} | {m['mean_width']:.2f} | {m['in_domain']:.2f} |"
+            for name, m in scores.items()
+        ]
+        lines.append("")
+    td = report["td"]
+    ref = np.array(td["dftb"]["frequencies_cm"])
+    lines += [
+        "## The Td pyramid: harmonic frequencies and global K",
+        "",
+        "Each calculator relaxes the pyramid itself; K is sensitivity's mean |ΔE| of",
+        "σ = 0.01 Å perturbations.",
+        "",
+        "| calculator | lowest (cm⁻¹) | highest (cm⁻¹) | mode / reference | K (meV) "
+        "| K / reference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, values in td.items():
+        freq = np.array(values["frequencies_cm"])
+        ratio = freq / ref
+        k_ratio = values["global_k"] / td["dftb"]["global_k"]
+        lines.append(
+            f"| {name} | {freq.min():.1f} | {freq.max():.1f} | {ratio.min():.2f}–{ratio.max():.2f}"
+            f" | {1e3 * values['global_k']:.2f} | {k_ratio:.2f} |"
+        )
+    (folder / "truth.md").write_text("\n".join(lines) + "\n")
 
 
 def print_report(report: dict[str, Any]) -> None:
