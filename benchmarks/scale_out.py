@@ -50,7 +50,7 @@ from ase import Atoms
 from ase.io import iread
 from ase_au20.compute.allocator import keep_freed_memory
 from ase_au20.calculators.factory import make_calculator
-from ase_au20.workflows.calculators import predict_batch, uncertainty_properties
+from ase_au20.workflows.any_calculator import predict_batch, uncertainty_properties
 
 source, count = sys.argv[1], int(sys.argv[2])
 keep_freed_memory()  # as in every Dask task

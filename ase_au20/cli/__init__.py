@@ -22,13 +22,13 @@ COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.dynamics", "md_cmd"),
     ("ase_au20.cli.search", "search_cmd"),
     ("ase_au20.cli.screen", "screen_cmd"),
-    ("ase_au20.cli.search", "select_cmd"),
-    ("ase_au20.cli.search", "label_cmd"),
-    ("ase_au20.cli.search", "energy_map_cmd"),
+    ("ase_au20.cli.select", "select_cmd"),
+    ("ase_au20.cli.label", "label_cmd"),
+    ("ase_au20.cli.energy_map", "energy_map_cmd"),
     ("ase_au20.cli.analyze", "analyze_cmd"),
     ("ase_au20.cli.sensitivity", "sensitivity_cmd"),
-    ("ase_au20.cli.models", "train"),
-    ("ase_au20.cli.models", "evaluate"),
+    ("ase_au20.cli.train", "train"),
+    ("ase_au20.cli.evaluate", "evaluate"),
     ("ase_au20.cli.web", "web_cmd"),
 ]
 

@@ -77,7 +77,7 @@ def screen_cmd(
     """
     from ase_au20.compute.engine import open_engine
     from ase_au20.database.store import shown_url
-    from ase_au20.workflows.calculators import ModelIdentity
+    from ase_au20.workflows.any_calculator import ModelIdentity
     from ase_au20.workflows.screen import ScreenSettings, screen
 
     if url is None:

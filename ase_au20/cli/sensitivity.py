@@ -116,7 +116,7 @@ def sensitivity_cmd(
     neither, the built-in tetrahedral Au20 ground state, relaxed with --calc.
     """
     start = time.perf_counter()
-    from ase_au20.workflows.calculators import model_card_of
+    from ase_au20.workflows.any_calculator import model_card_of
     from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
     from ase_au20.workflows.sensitivity import relax as relax_structure
     from ase_au20.workflows.sensitivity_report import format_report, write_outputs

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ase_au20.geometry.conventions import BOND_CUTOFF
 from ase_au20.geometry.metrics import structure_metrics
 from ase_au20.geometry.rdf import default_r_max, mean_radial_distribution, radial_distribution
-from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.any_calculator import predict_batch
 
 STAT_NAMES = (
     "count",

@@ -26,7 +26,7 @@ from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import fingerprint_matrix, max_deviation
 from ase_au20.geometry.metrics import connected
 from ase_au20.validation import min_pair_distance
-from ase_au20.workflows.calculators import ModelIdentity
+from ase_au20.workflows.any_calculator import ModelIdentity
 
 MIN_PAIR_DISTANCE = 2.3  # Å
 SEARCH_SOURCE = "search"

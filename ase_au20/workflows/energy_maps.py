@@ -23,7 +23,7 @@ from ase_au20.viz import (
     write_bfactor_pdb,
     write_vmd_script,
 )
-from ase_au20.workflows.calculators import model_card_of, predict_batch
+from ase_au20.workflows.any_calculator import model_card_of, predict_batch
 from ase_au20.workflows.results import Results, write_results
 
 # (factor from eV, unit name), finest first: the first whose values fit the B-factor column.

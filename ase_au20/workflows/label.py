@@ -23,7 +23,7 @@ from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
 from ase_au20.database.labelled_inputs import LEVEL
-from ase_au20.workflows.calculators import energy_provenance
+from ase_au20.workflows.any_calculator import energy_provenance
 from ase_au20.workflows.inputs import read_structures
 
 LABELLED_BY = "labelled_by"  # info key naming the oracle of a label

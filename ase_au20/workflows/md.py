@@ -23,7 +23,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.calculators import TrustLog, model_card_of
+from ase_au20.workflows.any_calculator import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
 
 ENSEMBLES = ("nve", "langevin")

@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
-from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.any_calculator import predict_batch
 from ase_au20.workflows.inputs import read_structures
 
 METRICS_NAME = "reference_metrics.json"

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ase_au20.calculators.base import domain_reported_by_caller
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.calculators import TrustLog, model_card_of
+from ase_au20.workflows.any_calculator import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
 from ase_au20.workflows.structure_files import predicted_structure, reference_level
 

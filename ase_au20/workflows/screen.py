@@ -32,7 +32,7 @@ from ase_au20.database.labelled_inputs import split_index
 from ase_au20.database.predictions import prediction_pairs
 from ase_au20.database.store import connect, reads_as_number, shown_url
 from ase_au20.database.writer_lock import writer_lock
-from ase_au20.workflows.calculators import ModelIdentity, predict_batch, uncertainty_properties
+from ase_au20.workflows.any_calculator import ModelIdentity, predict_batch, uncertainty_properties
 from ase_au20.workflows.relax import OPTIMIZERS, relax
 from ase_au20.workflows.structure_stream import (
     Frame,

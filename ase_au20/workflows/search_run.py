@@ -23,7 +23,7 @@ from ase_au20.database.store import shown_url
 from ase_au20.geometry.conventions import BOND_CUTOFF, DUPLICATE_TOLERANCE
 from ase_au20.plotting import save_figure
 from ase_au20.workflows import candidates as cands
-from ase_au20.workflows.calculators import (
+from ase_au20.workflows.any_calculator import (
     ModelIdentity,
     model_card_of,
     predict_batch,

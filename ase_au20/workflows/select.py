@@ -32,7 +32,7 @@ from ase.io import write
 
 from ase_au20.database import connect
 from ase_au20.database.store import shown_url
-from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.any_calculator import predict_batch
 from ase_au20.workflows.candidates import known_isomers, match_known, unique_indices
 from ase_au20.workflows.structure_files import predicted_structure
 

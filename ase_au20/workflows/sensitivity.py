@@ -25,7 +25,7 @@ from ase_au20.geometry.perturbation import (
     single_site_perturbations,
 )
 from ase_au20.models.protocol import ENSEMBLE_KEY
-from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.any_calculator import predict_batch
 from ase_au20.workflows.stiffness import (
     harmonic_mean_abs_de,
     harmonic_stiffness,

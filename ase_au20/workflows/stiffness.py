@@ -6,7 +6,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from ase_au20.workflows.calculators import predict_batch
+from ase_au20.workflows.any_calculator import predict_batch
 
 
 def displaced_copies(atoms: Atoms, step: float) -> list[Atoms]:

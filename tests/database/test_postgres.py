@@ -73,7 +73,7 @@ def _add_when_released(folder: str, url: str, barrier, added) -> None:
 
 
 def _screen_when_released(source: str, url: str, barrier, done) -> None:
-    from ase_au20.workflows.calculators import ModelIdentity
+    from ase_au20.workflows.any_calculator import ModelIdentity
     from ase_au20.workflows.screen import ScreenSettings, screen
 
     barrier.wait()

@@ -159,7 +159,7 @@ def test_bad_training_options_are_value_errors(splits) -> None:
 
 def test_cli_trains_calibrates_and_saves_a_loadable_model(synthetic_db: Path, tmp_path: Path):
     out = tmp_path / "schnet"
-    args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(out), "--quiet"]
+    args = ["train", "schnet", "--db", str(synthetic_db), "--out", str(out)]
     args += ["--epochs", "2", "--hidden", "16", "--blocks", "2", "--rbf", "16"]
     args += ["--cutoff", "5", "--batch-size", "8", "--ensemble", "2", "--device", "cpu"]
     args += ["--zero-force-weight", "0"]
@@ -202,7 +202,7 @@ def test_cli_shipped_recipe_with_overrides(synthetic_db: Path, tiny_krr, tmp_pat
 
 def test_every_shipped_recipe_setting_is_a_cli_option() -> None:
     """--help lists the shipped recipe as options: each of them must exist."""
-    from ase_au20.cli.train_schnet import schnet
+    from ase_au20.cli.train.schnet import schnet
     from ase_au20.models.schnet.config import SHIPPED_RECIPE
 
     options = {p.name for p in schnet.params}

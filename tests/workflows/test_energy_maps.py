@@ -9,7 +9,7 @@ from ase.calculators.lj import LennardJones
 from ase.io import read, write
 from click.testing import CliRunner
 
-from ase_au20.cli.search import energy_map_cmd
+from ase_au20.cli.energy_map import energy_map_cmd
 from ase_au20.structures import au20_ground_state
 from ase_au20.workflows.energy_maps import bfactor_encoding, energy_map, write_energy_map
 from ase_au20.workflows.results import read_results

@@ -181,7 +181,7 @@ def test_a_relaxation_outside_the_domain_warns_once_naming_the_step(shipped_mode
 def test_the_trust_log_names_the_step_where_a_run_leaves_the_domain():
     from types import SimpleNamespace
 
-    from ase_au20.workflows.calculators import TrustLog
+    from ase_au20.workflows.any_calculator import TrustLog
 
     log, atoms = TrustLog("the MD run"), au20_ground_state()
     for step, inside in enumerate([True, True, False, False]):

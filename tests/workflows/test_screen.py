@@ -24,7 +24,7 @@ from ase_au20.cli import main
 from ase_au20.compute.engine import inside_worker, open_engine
 from ase_au20.database import connect
 from ase_au20.structures import au20_ground_state
-from ase_au20.workflows.calculators import ModelIdentity
+from ase_au20.workflows.any_calculator import ModelIdentity
 from ase_au20.workflows.screen import LEDGER, ScreenSettings, screen
 from ase_au20.workflows.structure_stream import stream_frames
 

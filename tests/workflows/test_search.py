@@ -22,7 +22,7 @@ from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.structures import au20_ground_state
 from ase_au20.validation import min_pair_distance
 from ase_au20.workflows import candidates as cands
-from ase_au20.workflows.calculators import ModelIdentity
+from ase_au20.workflows.any_calculator import ModelIdentity
 from ase_au20.workflows.relax import relax
 from ase_au20.workflows.results import read_results
 from ase_au20.workflows.search import (

@@ -13,7 +13,7 @@ from ase.db import connect
 from ase.io import read
 from click.testing import CliRunner
 
-from ase_au20.cli.search import select_cmd
+from ase_au20.cli.select import select_cmd
 from ase_au20.database import load_rows
 from ase_au20.geometry.random_cluster import random_cluster
 from ase_au20.workflows.select import score_candidates, select_from_db, unlabelled_rows

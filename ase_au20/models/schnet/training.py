@@ -419,7 +419,7 @@ def train_schnet(
 
     The returned model's card holds the architecture, hyper-parameters, target scaling and a
     ``training`` summary; database provenance, metrics and conformal quantiles are added by
-    the caller (see ``ase_au20.cli.train_schnet``).
+    the caller (see ``ase_au20.cli.train.schnet``).
     """
     config = config or SchNetConfig()
     if len(train) == 0 or len(val) == 0:

@@ -1,0 +1,64 @@
+"""What the `train` verbs share: number-list options and the printed scores."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+
+class NumberList(click.ParamType):
+    """Comma-separated numbers, e.g. ``0.3,0.5`` (a grid axis of the CV search)."""
+
+    name = "list"
+
+    def __init__(self, kind: type = float) -> None:
+        self.kind = kind
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
+        """Parse ``value`` into a tuple of numbers of ``kind``."""
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a comma-separated list of {self.kind.__name__}", param, ctx
+            )
+        if not all(math.isfinite(v) for v in items):
+            self.fail(f"{value!r} holds a number that is not finite", param, ctx)
+        if not items:
+            self.fail("empty list", param, ctx)
+        return items
+
+
+FLOATS, INTS = NumberList(float), NumberList(int)
+
+
+def print_scores(metrics: dict[str, Any]) -> None:
+    """The CV and test lines of a trained KRR-type model."""
+    click.echo(f"\nbest CV MAE {metrics['cv']['mae']:.3f} eV, RMSE {metrics['cv']['rmse']:.3f} eV")
+    if "test" in metrics:
+        t = metrics["test"]
+        click.echo(
+            f"test (n={t['n']}): MAE {t['mae']:.3f}  RMSE {t['rmse']:.3f}  "
+            f"R² {t['r2']:.3f}  max {t['max_error']:.3f} eV; "
+            f"mean |F| at test minima {t['mean_abs_force']:.3f} eV/Å"
+        )
+
+
+def format_cv_table(table: list[dict[str, Any]], top: int = 10) -> str:
+    """The ``top`` best CV rows as a plain-text table (|F|: held-out mean, eV/Å)."""
+    rows = sorted(table, key=lambda r: r["cv_mae"])[:top]
+    head = f"{'r_cut':>6}{'n':>3}{'l':>3}{'sigma':>7}{'kernel':>8}{'ζ/γ':>9}{'λ':>9}{'w_out':>6}"
+    lines = [head + f"{'μ_F':>7}{'MAE':>8}{'RMSE':>8}{'|F|':>7}"]
+    for r in rows:
+        param = r.get("zeta", r.get("gamma"))
+        lines.append(
+            f"{r['r_cut']:>6g}{r['n_max']:>3}{r['l_max']:>3}{r['sigma']:>7g}{r['kernel']:>8}"
+            f"{param:>9.3g}{r['lambda']:>9.0e}{r['outlier_weight']:>6g}"
+            f"{r.get('zero_force_weight', 0.0):>7g}{r['cv_mae']:>8.3f}{r['cv_rmse']:>8.3f}"
+            f"{r.get('cv_mean_force', float('nan')):>7.3f}"
+        )
+    return "\n".join(lines)
