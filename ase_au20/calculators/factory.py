@@ -38,33 +38,38 @@ def spec_kind(spec: str) -> str:
     )
 
 
-def make_calculator(spec: str, device: str = "auto") -> BaseCalculator:
+def make_calculator(
+    spec: str, device: str = "auto", confidence: float | None = None
+) -> BaseCalculator:
     """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, a
     trained model directory (its card's model type picks the calculator class), or
     ``module:factory``, any importable callable that returns an ASE calculator (e.g.
-    ``mace.calculators:mace_mp``), called without arguments."""
+    ``mace.calculators:mace_mp``), called without arguments. ``confidence`` sets the
+    coverage of our models' intervals (others have none)."""
     kind = spec_kind(spec)
     if kind == "emt":
         from ase.calculators.emt import EMT
 
         return EMT()
-    if kind == "model":
-        name = model_name(spec)
-        return calculator_class(name)(**load_options(name, {"device": device}))
     if kind == "factory":
         return _from_factory(spec)
+    levels = {} if confidence is None else {"confidence": confidence}
+    if kind == "model":
+        name = model_name(spec)
+        return calculator_class(name)(**load_options(name, {"device": device}), **levels)
     from ase_au20.models.card import read_card
 
     model_type = read_card(spec)["model_type"]
     return calculator_class(model_type)(
-        model=Path(spec), **load_options(model_type, {"device": device})
+        model=Path(spec), **load_options(model_type, {"device": device}), **levels
     )
 
 
-def worker_build(spec: str, device: str = "auto") -> BuildSpec:
+def worker_build(spec: str, device: str = "auto", confidence: float | None = None) -> BuildSpec:
     """How an engine's workers build the calculator of ``spec`` (``make_calculator``), each
     once, instead of receiving it."""
-    return BuildSpec(make_calculator, spec, device)
+    options = () if confidence is None else (("confidence", confidence),)
+    return BuildSpec(make_calculator, spec, device, options)
 
 
 def _from_factory(spec: str) -> BaseCalculator:

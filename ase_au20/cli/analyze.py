@@ -10,6 +10,7 @@ import click
 from ase_au20.cli.workflow_options import (
     FINITE,
     check_out,
+    confidence_option,
     db_option,
     default_out,
     out_options,
@@ -40,6 +41,7 @@ from ase_au20.cli.workflow_options import (
     "predicted gap to the lowest, the gap's interval and P(lower) (any --calc of the "
     "workflows; none by default).",
 )
+@confidence_option
 @quiet_option
 def analyze_cmd(
     db: str,

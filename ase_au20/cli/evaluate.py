@@ -8,6 +8,7 @@ import click
 
 from ase_au20.cli.workflow_options import (
     build_calculator,
+    confidence_option,
     db_option,
     default_out,
     device_option,
@@ -37,6 +38,7 @@ from ase_au20.cli.workflow_options import (
 )
 @device_option
 @out_options("evaluate", "MODEL")
+@confidence_option
 @quiet_option
 def evaluate(
     model: str,

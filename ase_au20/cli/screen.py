@@ -11,6 +11,7 @@ from ase_au20.cli.workflow_options import (
     KEPT_ON_INTERRUPT,
     build_calculator,
     calc_option,
+    current_confidence,
     device_option,
     quiet_option,
     scheduler_options,
@@ -107,6 +108,7 @@ def screen_cmd(
                 progress=not quiet,
                 top=top,
                 device=device,
+                confidence=current_confidence(),
             )
     except (ValueError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -9,6 +9,7 @@ import click
 from ase_au20.cli.workflow_options import (
     FINITE,
     build_calculator,
+    confidence_option,
     db_option,
     default_out,
     device_option,
@@ -72,6 +73,7 @@ from ase_au20.cli.workflow_options import (
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
 @device_option
 @out_options("search", "CALC")
+@confidence_option
 @quiet_option
 def search_cmd(
     calc_spec: str,

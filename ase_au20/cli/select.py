@@ -9,6 +9,7 @@ import click
 from ase_au20.cli.workflow_options import (
     FINITE,
     build_calculator,
+    confidence_option,
     db_option,
     default_out,
     device_option,
@@ -39,6 +40,7 @@ from ase_au20.cli.workflow_options import (
 )
 @device_option
 @out_options("select", "DB")
+@confidence_option
 @quiet_option
 def select_cmd(
     db_url: str,

@@ -71,11 +71,14 @@ def device_option(command):
     )(command)
 
 
+CONFIDENCE = "ase_au20.confidence"  # ctx.meta key: the --confidence of this command
+
+
 def calc_option(default: str = "schnet"):
-    """The ``--calc`` option of every workflow verb; its choices and help come from the
-    model registry."""
+    """The ``--calc`` option of every workflow verb, with ``--confidence`` (any model it
+    names reports an interval); its choices and help come from the model registry."""
     models = "; ".join(f"{e.name}: {e.summary}" for e in MODELS.values())
-    return click.option(
+    calc = click.option(
         "--calc",
         "calc_spec",
         default=default,
@@ -84,6 +87,32 @@ def calc_option(default: str = "schnet"):
         "module:factory, any importable callable returning an ASE calculator "
         "(e.g. mace.calculators:mace_mp).",
     )
+    return lambda command: calc(confidence_option(command))
+
+
+def confidence_option(command):
+    """``--confidence``: the coverage of the energy interval every model reports; the
+    calculators this command builds (``build_calculator``) take it."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args, confidence: float = 0.9, **kwargs):
+        click.get_current_context().meta[CONFIDENCE] = confidence
+        return command(*args, **kwargs)
+
+    return click.option(
+        "--confidence",
+        default=0.9,
+        show_default=True,
+        type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        help="coverage of the models' energy intervals (0 < c < 1; calibrated up to 0.99)",
+    )(run)
+
+
+def current_confidence() -> float | None:
+    """The --confidence of the running command (None outside one)."""
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get(CONFIDENCE)
 
 
 def parse_floats(text: str, name: str) -> tuple[float, ...]:
@@ -115,7 +144,7 @@ def build_calculator(spec: str, device: str):
     from ase_au20.calculators.factory import make_calculator
 
     try:
-        return make_calculator(spec, device=device)
+        return make_calculator(spec, device=device, confidence=current_confidence())
     except (ValueError, OSError, RuntimeError, ImportError, KeyError) as exc:
         raise click.ClickException(f"cannot load calculator {spec!r}: {exc}") from exc
 

@@ -52,12 +52,13 @@ TaskFunction = Callable[[Calculator, Any, Callable[..., None]], Any]
 
 @dataclass(frozen=True)
 class BuildSpec:
-    """How a worker builds its calculator: ``build(spec, device)``, once per worker (the
-    function travels by reference, so its module must be importable there)."""
+    """How a worker builds its calculator: ``build(spec, device, **options)``, once per
+    worker (the function travels by reference, so its module must be importable there)."""
 
-    build: Callable[[str, str], BaseCalculator]
+    build: Callable[..., BaseCalculator]
     spec: str
     device: str = "auto"
+    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of ``build``
 
 
 _built: dict[BuildSpec, BaseCalculator] = {}  # a worker's calculators, by how they are built
@@ -93,7 +94,7 @@ def worker_calculator(source: BaseCalculator | BuildSpec | None) -> BaseCalculat
     if source is None or isinstance(source, BaseCalculator):
         return source
     if source not in _built:
-        _built[source] = source.build(source.spec, source.device)
+        _built[source] = source.build(source.spec, source.device, **dict(source.options))
     return _built[source]
 
 

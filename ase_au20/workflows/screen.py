@@ -330,6 +330,7 @@ def screen(
     progress: bool = False,
     top: int = 10,
     device: str = "auto",
+    confidence: float | None = None,
 ) -> ScreenReport:
     """Screen every structure of ``sources`` with ``calc`` into the database ``url``.
 
@@ -356,7 +357,8 @@ def screen(
         url, run, {"sources": described, "states": states, "model": model.name, **asdict(settings)}
     )
     report = ScreenReport(url=url, run=run, resumed_from=done)
-    calculator = engine.calculator(worker_build(calc, device) if isinstance(calc, str) else calc)
+    built = worker_build(calc, device, confidence) if isinstance(calc, str) else calc
+    calculator = engine.calculator(built)
     report.setup_seconds = engine.prepare(evaluate_chunk, calculator)
     start = time.perf_counter()
     stream = stream_frames(list(sources))

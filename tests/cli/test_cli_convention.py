@@ -47,3 +47,28 @@ def test_a_shared_option_is_the_same_everywhere(flag: str) -> None:
     }
     assert len(declared) >= (6 if flag == "--device" else 10)
     assert len(set(declared.values())) == 1, declared
+
+
+def test_every_verb_that_reports_an_interval_takes_confidence() -> None:
+    with_calc = {n for n, c in COMMANDS.items() if _option(c, "--calc") or n == "evaluate"}
+    assert {"relax", "md", "search", "screen", "sensitivity", "analyze", "evaluate"} <= with_calc
+    missing = {n for n in with_calc - {"label"} if _option(COMMANDS[n], "--confidence") is None}
+    assert missing == set()
+    assert _option(COMMANDS["select"], "--confidence") is not None
+
+
+def test_confidence_reaches_the_calculator(tmp_path, shipped_model) -> None:
+    """The interval a relaxation records is the one at --confidence (0.9 was fixed)."""
+    import numpy as np
+    from ase.io import read
+    from cli_helpers import run_cli
+
+    shipped_model("krr")
+    widths = {}
+    for level in ("0.5", "0.95"):
+        out = tmp_path / level
+        args = ["--confidence", level, "--fmax", "5", "--out", str(out)]
+        run_cli("relax", "--calc", "krr", *args)
+        frames = read(out / "au20-td-relax.traj", ":")
+        widths[level] = np.mean([f.info["energy_uncertainty"] for f in frames])
+    assert widths["0.5"] < 0.6 * widths["0.95"]
