@@ -41,6 +41,14 @@ from ase_au20.cli.workflow_options import (
     "predicted gap to the lowest, the gap's interval and P(lower) (any --calc of the "
     "workflows; none by default).",
 )
+@click.option(
+    "--reference",
+    "reference_spec",
+    default=None,
+    help="Re-evaluate the lowest isomers with this calculator beside their labels: dftb "
+    "(DFTB1, the labels' own level of theory) checks that the database and its ordering are "
+    "the reference's (reference_check.csv).",
+)
 @confidence_option
 @quiet_option
 def analyze_cmd(
@@ -50,13 +58,14 @@ def analyze_cmd(
     n_lowest: int,
     symmetry_tol: float,
     calc_spec: str | None,
+    reference_spec: str | None,
     quiet: bool,
 ) -> None:
     """ΔE statistics, the lowest distinct isomers, g(r) and a structural table.
 
     Writes analysis.h5, energy_distribution.png, rdf.png, ground_state.xyz and
-    lowest_isomers.csv to --out (with --calc also ground_state_contest.csv).
-    Deterministic: there is nothing random to seed.
+    lowest_isomers.csv to --out (with --calc also ground_state_contest.csv, with
+    --reference also reference_check.csv). Deterministic: there is nothing random to seed.
     """
     start = time.perf_counter()
     from ase_au20.database import connect, load_rows
@@ -89,16 +98,37 @@ def analyze_cmd(
 
         contest = ground_state_contest(build_calculator(calc_spec, "auto"), result)
         parameters["calc"] = calc_spec
+    check = None
+    if reference_spec is not None:
+        from ase_au20.cli.workflow_options import build_calculator
+        from ase_au20.workflows.analysis import recheck_with_reference
+
+        check = recheck_with_reference(build_calculator(reference_spec, "cpu"), result)
+        parameters["reference"] = reference_spec
     with staged_out(out_dir, overwrite) as stage:
         files = write_outputs(result, stage, parameters)
         if contest is not None:
             files["contest"] = stage / "ground_state_contest.csv"
             contest.to_csv(files["contest"], index=False)
+        if check is not None:
+            files["reference"] = stage / "reference_check.csv"
+            check.to_csv(files["reference"], index=False)
         paths = published(files, stage, out_dir)
     click.echo(format_report(result))
     if contest is not None:
         click.echo(f"which could be the ground state, by {calc_spec} (gaps in eV):")
         click.echo(contest.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if check is not None:
+        worst = float(check["difference"].abs().max())
+        same = bool(
+            (check["reference_gap"].argsort().values == check["label_gap"].argsort().values).all()
+        )
+        click.echo(f"the lowest isomers re-evaluated by {reference_spec} beside their labels (eV):")
+        click.echo(check.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
+        click.echo(
+            f"largest |reference − label| {worst:.2e} eV; "
+            f"{'the same' if same else 'a different'} order"
+        )
     for kind, path in paths.items():
         click.echo(f"{kind:<20}{path}")
     click.echo(f"wall time {time.perf_counter() - start:.1f} s")

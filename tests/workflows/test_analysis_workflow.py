@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from click.testing import CliRunner
 from scipy import stats
 
@@ -147,7 +148,7 @@ def test_analyze_asks_a_model_which_isomer_could_be_the_ground_state(
     assert "which could be the ground state" in result.output
     with (out / "ground_state_contest.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 4 and float(rows[0]["dft_gap"]) == 0.0
+    assert len(rows) == 4 and float(rows[0]["label_gap"]) == 0.0
     assert float(rows[0]["p_lower"]) == pytest.approx(0.5, abs=0.02)
     for row in rows:
         assert float(row["gap_lo"]) <= float(row["model_gap"]) <= float(row["gap_hi"])
@@ -160,5 +161,22 @@ def test_ground_state_contest_with_a_calculator_without_pair_calibration(analysi
     from ase_au20.workflows.analysis import ground_state_contest
 
     table = ground_state_contest(EMT(), analysis[1])
-    assert list(table.columns) == ["cluster_id", "dft_gap", "model_gap"]
-    assert table["model_gap"].iloc[0] == 0.0 and table["dft_gap"].iloc[0] == 0.0
+    assert list(table.columns) == ["cluster_id", "label_gap", "model_gap"]
+    assert table["model_gap"].iloc[0] == 0.0 and table["label_gap"].iloc[0] == 0.0
+
+
+@pytest.mark.data
+def test_analyze_with_the_reference_agrees_with_the_labels(real_db: Path, tmp_path: Path) -> None:
+    """Task 2 rechecked (issue 39, item 5): DFTB1 re-evaluates the lowest isomers to 1e-4
+    eV of their labels, in the same order: the database is the reference's."""
+    import csv
+
+    out = tmp_path / "an"
+    args = ["analyze", "--db", str(real_db), "--n-lowest", "5", "--reference", "dftb"]
+    text = run_cli(*args, "--out", str(out))
+    assert "the same order" in text
+    with open(out / "reference_check.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["cluster_id"]) for r in rows][0] == 350  # the Td pyramid
+    assert max(abs(float(r["difference"])) for r in rows) < 1e-4
+    assert all(abs(float(r["reference_gap"]) - float(r["label_gap"])) < 1e-4 for r in rows)
