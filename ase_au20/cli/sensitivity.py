@@ -92,6 +92,14 @@ def _structure(structure: str | None, db: str | None, cluster_id: int | None):
     help="BFGS-relax the structure first [default: only the built-in one]",
 )
 @click.option("--fmax", default=0.01, show_default=True, type=FINITE, help="relaxation, eV/Å")
+@click.option(
+    "--reference",
+    "reference_spec",
+    default=None,
+    help="Run the same perturbations with this calculator too, on its own minimum, and "
+    "print global K, per-site K_i and the stiffness ranking side by side (dftb: the labels' "
+    "level of theory); reference_sites.csv.",
+)
 @out_options("sensitivity", "STRUCTURE")
 @quiet_option
 def sensitivity_cmd(
@@ -106,6 +114,7 @@ def sensitivity_cmd(
     seed: int,
     relax: bool | None,
     fmax: float,
+    reference_spec: str | None,
     out_dir: Path | None,
     overwrite: bool,
     quiet: bool,
@@ -155,10 +164,37 @@ def sensitivity_cmd(
         "fmax": fmax,
         **config.as_dict(),
     }
+    sites = None
+    if reference_spec is not None:
+        from ase_au20.workflows.sensitivity import compare_with_reference
+
+        truth = build_calculator(reference_spec, "cpu")
+        start_atoms, _, _ = _structure(structure, db, cluster_id)
+        minimum = relax_structure(start_atoms, truth, fmax=fmax)[0] if relax else start_atoms
+        truth_result = run_sensitivity(minimum, truth, config, progress=not quiet)
+        sites = compare_with_reference(result, truth_result)
+        parameters["reference"] = reference_spec
     with staged_out(out_dir, overwrite) as stage:
         paths = write_outputs(result, stage, parameters, model_card_of(calc))
+        if sites is not None:
+            paths["reference_sites"] = stage / "reference_sites.csv"
+            sites.to_csv(paths["reference_sites"], index=False)
     paths = published(paths, stage, out_dir)
     click.echo(format_report(result))
+    if sites is not None:
+        ratio = result.global_k / truth_result.global_k
+        click.echo(
+            f"global K: {1e3 * result.global_k:.2f} meV with {calc_spec}, "
+            f"{1e3 * truth_result.global_k:.2f} meV with {reference_spec} (ratio {ratio:.2f})"
+        )
+        from scipy.stats import spearmanr
+
+        rho = spearmanr(sites["hessian_de_model"], sites["hessian_de_reference"]).statistic
+        click.echo(
+            f"per-site Hessian |ΔE| ratio {sites['ratio'].min():.2f}–{sites['ratio'].max():.2f}; "
+            f"rank correlation of the sites' stiffness {rho:.2f}"
+        )
+        click.echo(sites.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     n_eval = len(result.samples) + len(result.site_samples)
     click.echo(f"{n_eval} perturbed structures + Hessian blocks in {seconds:.1f} s")
     for kind, path in paths.items():

@@ -85,3 +85,23 @@ def test_missing_shipped_model_is_named(tmp_path: Path, monkeypatch) -> None:
     assert result.exit_code != 0
     assert "cannot load calculator 'schnet'" in result.output
     assert "no shipped schnet model" in result.output and "make reproduce" in result.output
+
+
+def test_sensitivity_with_the_reference_prints_both_columns(tmp_path) -> None:
+    """`sensitivity --reference dftb` (issue 39, item 4): the same perturbations with the
+    reference on its own minimum, global K and per-site stiffness side by side."""
+    import csv
+
+    from cli_helpers import run_cli
+
+    out = tmp_path / "s"
+    args = ["sensitivity", "--calc", "emt", "--reference", "dftb", "--sigmas", "0.01"]
+    text = run_cli(*args, "--ks", "1", "--repeats", "3", "--out", str(out))
+    assert "meV with emt" in text and "meV with dftb" in text
+    assert "rank correlation of the sites' stiffness" in text
+    with open(out / "reference_sites.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert all(float(r["hessian_de_reference"]) > 0 for r in rows)
+    ratio = [float(r["hessian_de_model"]) / float(r["hessian_de_reference"]) for r in rows]
+    assert [float(r["ratio"]) for r in rows] == pytest.approx(ratio)
