@@ -121,6 +121,20 @@ def relax_cmd(
 @click.option("--friction", default=0.01, show_default=True, type=FINITE, help="Langevin, 1/fs")
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
+@click.option(
+    "--reference",
+    "reference_spec",
+    default=None,
+    help="Label every --check-every-th record with this calculator (dftb: the labels' level "
+    "of theory) and store the model's error beside its interval (check/ in the HDF5).",
+)
+@click.option(
+    "--check-every",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="records between two checks against --reference",
+)
 @device_option
 @out_options("md", "FILE")
 @quiet_option
@@ -134,6 +148,8 @@ def md_cmd(
     friction: float,
     interval: int,
     seed: int,
+    reference_spec: str | None,
+    check_every: int,
     device: str,
     out_dir: Path | None,
     overwrite: bool,
@@ -147,6 +163,7 @@ def md_cmd(
     from ase_au20.workflows.md import run_md_files
 
     atoms, name, label, calc = _load(file, calc_spec, device)
+    reference = None if reference_spec is None else build_calculator(reference_spec, "cpu")
     out_dir = default_out(out_dir, "md", name)
     with staged_out(out_dir, overwrite) as stage:
         try:
@@ -155,8 +172,10 @@ def md_cmd(
                 calc,
                 stage,
                 name=name,
-                parameters={"input": label, "calc": calc_spec},
+                parameters={"input": label, "calc": calc_spec, "reference": reference_spec},
                 progress=not quiet,
+                reference=reference,
+                check_every=check_every,
                 ensemble=ensemble,
                 temperature=temperature,
                 steps=steps,
@@ -179,6 +198,14 @@ def md_cmd(
         click.echo(
             f"{'outside the domain':<22}{int((inside == 0).sum())} of {len(inside)} records"
             + (f" (first at step {first})" if first is not None else "")
+        )
+    if result.audit:
+        audit = result.audit
+        covered = audit["covered"][np.isfinite(audit["energy_uncertainty"])]
+        click.echo(
+            f"{'against ' + reference_spec:<22}{len(audit['error'])} records: energy MAE "
+            f"{np.abs(audit['error']).mean():.4f} eV, force MAE {audit['force_mae'].mean():.4f} "
+            f"eV/Å, interval coverage {covered.mean() if len(covered) else float('nan'):.2f}"
         )
     if result.drift:
         slope = result.drift["slope_meV_per_atom_per_ps"]

@@ -23,7 +23,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.any_calculator import TrustLog, model_card_of
+from ase_au20.workflows.any_calculator import TrustLog, model_card_of, predict_batch
 from ase_au20.workflows.results import Results, write_results
 
 ENSEMBLES = ("nve", "langevin")
@@ -40,6 +40,7 @@ class MDResult:
     atoms: Atoms
     drift: dict[str, float] = field(default_factory=dict)
     trust: TrustLog | None = None  # uncertainty, spread and domain verdict per record
+    audit: dict[str, np.ndarray] = field(default_factory=dict)  # checked against a reference
 
     @property
     def total(self) -> np.ndarray:
@@ -208,6 +209,41 @@ def plot_md(
     return save_figure(fig, path)
 
 
+def audit_frames(
+    trajectory: str | os.PathLike, reference: Calculator, every: int
+) -> dict[str, np.ndarray]:
+    """Every ``every``-th recorded frame of an MD trajectory labelled by ``reference``: the
+    record index, the model's energy and interval half-width there, the reference energy,
+    the error, whether the interval covers it, and the force MAE (eV, eV/Å)."""
+    from ase.io import read
+
+    if every < 1:
+        raise ValueError(f"check_every must be >= 1, got {every}")
+    frames = read(trajectory, f"::{every}")
+    frames = frames if isinstance(frames, list) else [frames]
+    model_energy = np.array([f.get_potential_energy() for f in frames])
+    model_forces = [f.get_forces() for f in frames]
+    half = np.array([f.info.get("energy_uncertainty", np.nan) for f in frames], dtype=float)
+    bare = [Atoms(f.numbers, positions=f.positions) for f in frames]
+    truth = predict_batch(reference, bare, ("energy", "forces"))
+    error = model_energy - np.asarray(truth["energy"], dtype=float)
+    force_mae = np.array(
+        [
+            np.abs(m - np.asarray(t)).mean()
+            for m, t in zip(model_forces, truth["forces"], strict=True)
+        ]
+    )
+    return {
+        "record": np.arange(0, len(frames) * every, every),
+        "model_energy": model_energy,
+        "reference_energy": np.asarray(truth["energy"], dtype=float),
+        "error": error,
+        "energy_uncertainty": half,
+        "covered": (np.abs(error) <= half).astype(float),
+        "force_mae": force_mae,
+    }
+
+
 def run_md_files(
     atoms: Atoms,
     calc: Calculator,
@@ -215,9 +251,13 @@ def run_md_files(
     name: str = "cluster",
     parameters: dict[str, Any] | None = None,
     progress: bool = False,
+    reference: Calculator | None = None,
+    check_every: int = 10,
     **md_kwargs: Any,
 ) -> tuple[MDResult, dict[str, Path]]:
-    """Run :func:`run_md` and write ``<name>-md.traj``, ``.h5`` and ``.png`` into ``out_dir``."""
+    """Run :func:`run_md` and write ``<name>-md.traj``, ``.h5`` and ``.png`` into ``out_dir``;
+    with a ``reference``, every ``check_every``-th record is labelled by it and its error is
+    stored beside the model's interval (``check/`` in the HDF5, ``result.audit``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -233,6 +273,19 @@ def run_md_files(
     res.add("series/total_energy", result.total, "eV", "potential + kinetic energy")
     res.add("series/temperature", result.temperature, "K", "instantaneous temperature")
     result.trust.add_to(res, "series")
+    if reference is not None:
+        result.audit = audit_frames(files["traj"], reference, check_every)
+        described = {
+            "record": ("", "index of the checked record in series/"),
+            "model_energy": ("eV", "the model's energy of the frame"),
+            "reference_energy": ("eV", "the reference's energy of the same frame"),
+            "error": ("eV", "model − reference"),
+            "energy_uncertainty": ("eV", "the model's interval half-width there"),
+            "covered": ("", "1 where the interval holds the reference energy"),
+            "force_mae": ("eV/Å", "mean |model − reference| force component"),
+        }
+        for key, values in result.audit.items():
+            res.add(f"check/{key}", values, *described[key])
     units_of = {"slope_meV_per_atom_per_ps": "meV/atom/ps"}
     for key, value in result.drift.items():
         res.add(f"drift/{key}", value, units_of.get(key, "meV/atom"), "NVE total-energy drift")

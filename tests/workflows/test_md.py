@@ -130,3 +130,28 @@ def test_md_records_trust_per_step(tmp_path, shipped_model):
     with Trajectory(files["traj"]) as frames:
         assert len(frames) == 5 and all(f.info["in_domain"] is True for f in frames)
     assert result.trust.first_outside is None
+
+
+def test_md_checks_every_kth_record_against_the_reference(tmp_path) -> None:
+    """`md --check-every K --reference dftb` (issue 39, item 3): the error beside the
+    interval in the HDF5, and the reference's own MD checks to zero error."""
+    import h5py
+    from cli_helpers import run_cli
+
+    for calc, steps in (("emt", 20), ("dftb", 10)):
+        out = tmp_path / calc
+        args = ["md", "--calc", calc, "--steps", str(steps), "--reference", "dftb"]
+        text = run_cli(*args, "--check-every", "5", "--out", str(out))
+        assert "against dftb" in text
+        with h5py.File(out / "au20-td-md.h5") as h5:
+            check = {key: h5[f"check/{key}"][()] for key in h5["check"]}
+            assert h5["check/error"].attrs["units"] == "eV"
+        assert check["record"].tolist() == list(range(0, steps + 1, 5))
+        np.testing.assert_allclose(
+            check["error"], check["model_energy"] - check["reference_energy"]
+        )
+        if calc == "dftb":  # the reference against itself: exact, covered by a zero interval
+            assert np.abs(check["error"]).max() < 1e-9 and check["force_mae"].max() < 1e-9
+            assert check["covered"].all()
+        else:  # EMT is another surface altogether
+            assert np.abs(check["error"]).min() > 100
