@@ -71,6 +71,21 @@ from ase_au20.cli.workflow_options import (
 @click.option("--population", default=10, show_default=True, type=int, help="GA population")
 @click.option("--shape-match", is_flag=True, help="match fingerprints rescaled to equal mean bond")
 @click.option("--no-store", is_flag=True, help="do not write candidates into --db")
+@click.option(
+    "--verify",
+    "verify_spec",
+    default=None,
+    help="Re-relax the best candidates with this calculator and rank them by its energies: "
+    "dftb (DFTB1, the labels' level of theory); verified.csv and verified.xyz (its minima, "
+    "labels) in --out.",
+)
+@click.option(
+    "--verify-top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="candidates to verify, best first",
+)
 @device_option
 @out_options("search", "CALC")
 @confidence_option
@@ -92,6 +107,8 @@ def search_cmd(
     population: int,
     shape_match: bool,
     no_store: bool,
+    verify_spec: str | None,
+    verify_top: int,
     device: str,
     out_dir: Path | None,
     overwrite: bool,
@@ -142,8 +159,36 @@ def search_cmd(
             )
         except (ValueError, TimeoutError) as exc:
             raise click.ClickException(str(exc)) from exc
+        verified = None
+        if verify_spec is not None and report.candidates:
+            verified = _verify(report, verify_spec, verify_top, fmax, stage, quiet)
     report.files = published(report.files, stage, out_dir)
     print_search_report(report)
+    if verified is not None:
+        click.echo(f"verified by {verify_spec} (eV; the ranking below is the verified one):")
+        click.echo(verified.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _verify(report, spec: str, top: int, fmax: float, stage: Path, quiet: bool):
+    """Re-relax the ``top`` candidates with ``spec``; write verified.csv and verified.xyz
+    into ``stage``; the table in the verified order."""
+    from ase.io import write
+
+    from ase_au20.workflows.verify import verify_minima
+
+    best = report.candidates[:top]
+    table, minima = verify_minima(
+        [c.atoms for c in best],
+        [c.energy for c in best],
+        build_calculator(spec, "cpu"),
+        fmax=fmax,
+        progress=not quiet,
+    )
+    table.to_csv(stage / "verified.csv", index=False)
+    write(stage / "verified.xyz", minima, format="extxyz")
+    report.files["verified"] = stage / "verified.csv"
+    report.files["verified_xyz"] = stage / "verified.xyz"
+    return table
 
 
 def print_search_report(report, top: int = 10) -> None:

@@ -399,3 +399,34 @@ def test_gaps_to_the_best_candidate_with_and_without_pair_calibration(shipped_mo
     ]
     cands.fill_gaps_to_best(EMT(), plain)
     assert [c.gap for c in plain] == [2.0, 0.0, 1.0] and np.isnan(plain[0].p_below_best)
+
+
+def test_search_verify_ranks_candidates_by_the_references_own_minima(tmp_path) -> None:
+    """`search --verify dftb` (issue 39, item 1): the verified energies are the reference's
+    at the reported geometries, which are its minima and labels, in the verified order."""
+    import csv
+
+    from ase.io import read
+    from cli_helpers import run_cli
+
+    from ase_au20 import DFTBAu20
+
+    out = tmp_path / "s"
+    args = ["search", "--calc", "emt", "--runs", "1", "--steps", "3", "--starts", "random"]
+    args += ["--verify", "dftb", "--verify-top", "2", "--scheduler", "none"]
+    text = run_cli(*args, "--out", str(out))
+    assert "verified by dftb" in text
+    with open(out / "verified.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    minima = read(out / "verified.xyz", ":")
+    assert len(rows) == len(minima) == 2
+    energies = [float(r["reference_minimum_energy"]) for r in rows]
+    assert energies == sorted(energies) and [int(r["verified_rank"]) for r in rows] == [0, 1]
+    calc = DFTBAu20()
+    for row, atoms in zip(rows, minima, strict=True):
+        assert atoms.info["level"] == "dftb1-auorg-1-1" and "predicted_by" not in atoms.info
+        assert atoms.get_potential_energy() == pytest.approx(float(row["reference_minimum_energy"]))
+        fresh = atoms.copy()
+        fresh.calc = calc
+        assert fresh.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+        assert np.linalg.norm(fresh.get_forces(), axis=1).max() < 0.05 + 1e-6
