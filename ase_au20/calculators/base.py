@@ -9,7 +9,6 @@ default shipped model and their load options.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import warnings
@@ -21,6 +20,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from ase_au20.models.card import summarise_card
 from ase_au20.models.domain import DomainVerdict, outside_uncertainty
 from ase_au20.models.pair_conformal import PairCalibrator
 from ase_au20.models.protocol import ENSEMBLE_KEY, Model
@@ -438,21 +438,11 @@ class Au20Calculator(Calculator):
         out = predicted
         if out is None or not set(wanted) <= set(out):
             out = self.predict(structures, wanted)
-        energy, score, spread = out["energy"], out["domain_score"], out.get(SPREAD)
-        i, j = index[:, 0], index[:, 1]
-        same = _same_geometry(structures, i, j)  # one structure twice: no error at all
-        delta = np.where(same, 0.0, energy[i] - energy[j])
-        pair = self.pair_calibrator
-        scale = pair.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
-        widen = scale * np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
-        half = np.where(same, 0.0, pair.half_width(confidence) * widen)
-        return {
-            "pairs": index,
-            "delta": delta,
-            "interval": np.stack([delta - half, delta + half], axis=1),
-            "p_lower": np.where(same, 0.5, pair.p_lower(delta, widen)),
-            "in_domain": out["in_domain"][i] & out["in_domain"][j],
-        }
+        same = _same_geometry(structures, index[:, 0], index[:, 1])  # one structure twice
+        return self.pair_calibrator.differences(
+            index, out["energy"], out["domain_score"], out["in_domain"], out.get(SPREAD), same,
+            confidence,
+        )  # fmt: skip
 
     # -- model card --------------------------------------------------------------------
 
@@ -517,46 +507,3 @@ def _object_array(items: list[np.ndarray]) -> np.ndarray:
     for i, item in enumerate(items):
         arr[i] = item
     return arr
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> str:
-    """Human-readable model card: type, settings, data provenance, test metrics, intervals."""
-    lines = [f"ase-au20 model: {card.get('model_type', '?')}"]
-    for key in ("architecture", "hyperparameters", "features"):
-        section = card.get(key)
-        if isinstance(section, dict) and section:
-            body = ", ".join(f"{k}={_fmt(v)}" for k, v in section.items())
-            lines.append(f"  {key}: {body}")
-    reference = card.get("energy_reference")
-    reference = repr(reference) if isinstance(reference, float) else _fmt(reference)
-    lines.append(f"  energy reference: {reference} eV (ΔE = E − ref)")  # full precision
-    lines.append(f"  split scheme: {_fmt(card.get('split_scheme'))}")
-    lines.append(f"  training ids sha256: {str(card.get('training_ids_sha256', '?'))[:16]}…")
-    metrics = card.get("metrics")
-    if isinstance(metrics, dict):
-        for split, values in metrics.items():
-            if isinstance(values, dict):
-                scalars = {k: v for k, v in values.items() if isinstance(v, int | float)}
-                body = ", ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
-                lines.append(f"  metrics[{split}]: {body}")
-            elif isinstance(values, int | float):
-                lines.append(f"  metrics[{split}]: {_fmt(values)}")
-    if "reference" in card:
-        lines.append(f"  reference: {card['reference'].get('level', '?')}: exact, interval width 0")
-    else:
-        lines.append(
-            f"  uncertainty: conformal interval at confidence {confidence:g}"
-            f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
-        )
-    lines.append(
-        f"  package version: {card.get('package_version', '?')}, created {card.get('created', '?')}"
-    )
-    return "\n".join(lines)

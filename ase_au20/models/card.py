@@ -251,3 +251,46 @@ def check_files(directory: str | os.PathLike[str], card: Mapping[str, Any]) -> N
                 f"{path} does not match its model card (SHA-256 differs): the file is "
                 "truncated, modified or belongs to another model"
             )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> str:
+    """Human-readable model card: type, settings, data provenance, test metrics, intervals."""
+    lines = [f"ase-au20 model: {card.get('model_type', '?')}"]
+    for key in ("architecture", "hyperparameters", "features"):
+        section = card.get(key)
+        if isinstance(section, dict) and section:
+            body = ", ".join(f"{k}={_fmt(v)}" for k, v in section.items())
+            lines.append(f"  {key}: {body}")
+    reference = card.get("energy_reference")
+    reference = repr(reference) if isinstance(reference, float) else _fmt(reference)
+    lines.append(f"  energy reference: {reference} eV (ΔE = E − ref)")  # full precision
+    lines.append(f"  split scheme: {_fmt(card.get('split_scheme'))}")
+    lines.append(f"  training ids sha256: {str(card.get('training_ids_sha256', '?'))[:16]}…")
+    metrics = card.get("metrics")
+    if isinstance(metrics, dict):
+        for split, values in metrics.items():
+            if isinstance(values, dict):
+                scalars = {k: v for k, v in values.items() if isinstance(v, int | float)}
+                body = ", ".join(f"{k}={_fmt(v)}" for k, v in scalars.items())
+                lines.append(f"  metrics[{split}]: {body}")
+            elif isinstance(values, int | float):
+                lines.append(f"  metrics[{split}]: {_fmt(values)}")
+    if "reference" in card:
+        lines.append(f"  reference: {card['reference'].get('level', '?')}: exact, interval width 0")
+    else:
+        lines.append(
+            f"  uncertainty: conformal interval at confidence {confidence:g}"
+            f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
+        )
+    lines.append(
+        f"  package version: {card.get('package_version', '?')}, created {card.get('created', '?')}"
+    )
+    return "\n".join(lines)

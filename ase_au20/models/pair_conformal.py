@@ -90,6 +90,33 @@ class PairCalibrator:
         scaled = np.asarray(delta, dtype=float) / np.asarray(widen, dtype=float)
         return 1.0 - np.interp(scaled, self.cdf_errors, self.cdf_levels, left=0.0, right=1.0)
 
+    def differences(
+        self,
+        pairs: np.ndarray,
+        energy: np.ndarray,
+        score: np.ndarray,
+        in_domain: np.ndarray,
+        spread: np.ndarray | None,
+        same: np.ndarray,
+        confidence: float,
+    ) -> dict[str, np.ndarray]:
+        """E_i − E_j of each pair (m, 2) of predictions with its interval at ``confidence``,
+        scaled by the pair's spread and widened by the larger domain score squared outside
+        the domain, and ``p_lower``; a geometry paired with itself (``same``) has the exact
+        difference 0, interval (0, 0) and ``p_lower`` 0.5."""
+        i, j = pairs[:, 0], pairs[:, 1]
+        delta = np.where(same, 0.0, energy[i] - energy[j])
+        scale = self.scale(*((spread[i], spread[j]) if spread is not None else (None, None)))
+        widen = scale * np.maximum(np.maximum(score[i], score[j]), 1.0) ** 2
+        half = np.where(same, 0.0, self.half_width(confidence) * widen)
+        return {
+            "pairs": pairs,
+            "delta": delta,
+            "interval": np.stack([delta - half, delta + half], axis=1),
+            "p_lower": np.where(same, 0.5, self.p_lower(delta, widen)),
+            "in_domain": in_domain[i] & in_domain[j],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the model card."""
         return {

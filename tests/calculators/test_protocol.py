@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from ase._4.plugins import PluginCollection
 
-from ase_au20.calculators.base import SPREAD, Au20Calculator, summarise_card
+from ase_au20.calculators.base import SPREAD, Au20Calculator
+from ase_au20.models.card import summarise_card
 from ase_au20.calculators.factory import CALCULATOR_NAMES, make_calculator
 from ase_au20.models.domain import Domain
 from ase_au20.models.protocol import Model
