@@ -10,8 +10,8 @@ import pytest
 from ase._4.plugins import PluginCollection
 
 from ase_au20.calculators.base import SPREAD, Au20Calculator
-from ase_au20.models.card import summarise_card
 from ase_au20.calculators.factory import CALCULATOR_NAMES, make_calculator
+from ase_au20.models.card import summarise_card
 from ase_au20.models.domain import Domain
 from ase_au20.models.protocol import Model
 from ase_au20.models.registry import MODELS, calculator_class, model_class

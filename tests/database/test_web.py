@@ -106,34 +106,46 @@ def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "none.db" in result.output
 
 
-def test_a_headless_browser_renders_the_row_page(
-    web_db, headless_browser: str, tmp_path: Path
-) -> None:
+def _in_browser(browser: str, app, path: str, home: Path, *flags: str):
+    """Serve ``app`` on a loopback port and load ``path`` in headless Chromium (8 s of
+    virtual time, for the page's scripts and pictures); the finished process."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, create_app(web_db[0]))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    shot = tmp_path / "row.png"
+    server = make_server("127.0.0.1", 0, app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        subprocess.run(
+        return subprocess.run(
             [
-                headless_browser,
+                browser,
                 "--headless",
                 "--no-sandbox",  # CI containers run as root
                 "--disable-gpu",
-                "--window-size=1280,900",
-                "--virtual-time-budget=8000",  # wait for the cluster picture
-                f"--screenshot={shot}",
-                f"http://127.0.0.1:{server.server_port}/au20/row/1",
+                "--virtual-time-budget=8000",
+                *flags,
+                f"http://127.0.0.1:{server.server_port}{path}",
             ],
             check=True,
             capture_output=True,
+            text=True,
             timeout=120,
-            env={**os.environ, "HOME": str(tmp_path)},
+            env={**os.environ, "HOME": str(home)},
         )
     finally:
         server.shutdown()
+
+
+def test_a_headless_browser_renders_the_row_page(
+    web_db, headless_browser: str, tmp_path: Path
+) -> None:
+    shot = tmp_path / "row.png"
+    _in_browser(
+        headless_browser,
+        create_app(web_db[0]),
+        "/au20/row/1",
+        tmp_path,
+        "--window-size=1280,900",
+        f"--screenshot={shot}",
+    )
     from matplotlib.image import imread
 
     pixels = imread(shot)[..., :3]
@@ -169,30 +181,8 @@ def test_no_injected_script_runs_in_a_headless_browser(
     hostile_db, headless_browser: str, tmp_path: Path
 ) -> None:
     """Chromium loads the search page of the hostile row; the page title stays ours."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, create_app(hostile_db))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        done = subprocess.run(
-            [
-                headless_browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--virtual-time-budget=8000",  # let the table's script fill the table
-                "--dump-dom",
-                f"http://127.0.0.1:{server.server_port}/au20/?query=pred_energy",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "HOME": str(tmp_path)},
-        )
-    finally:
-        server.shutdown()
+    app = create_app(hostile_db)
+    done = _in_browser(headless_browser, app, "/au20/?query=pred_energy", tmp_path, "--dump-dom")
     dom = done.stdout
     assert "onerror=" in dom  # the hostile row is on the page, as text
     assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
