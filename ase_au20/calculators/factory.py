@@ -1,8 +1,10 @@
-"""Building a calculator from what a user types: a registered model name, ``emt`` or a
-trained model directory."""
+"""Building a calculator from what a user types: a registered model name, ``emt``, a
+trained model directory or ``module:factory``. The spec is classified once (``CalcSpec``);
+the workflows, the model identity of their rows and the Dask workers all take that value."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ase.calculators.calculator import BaseCalculator
@@ -19,55 +21,72 @@ from ase_au20.models.registry import (
 CALCULATOR_NAMES = (*MODEL_NAMES, "emt")
 
 
-def spec_kind(spec: str) -> str:
-    """What a ``--calc`` spec names: ``"emt"``, ``"model"`` (a registered model, its shipped
-    weights), ``"directory"`` (a trained model directory) or ``"factory"``
-    (``module:factory``); ValueError for anything else."""
-    if spec.lower() == "emt":
-        return "emt"
-    if model_name(spec) is not None:
-        return "model"
-    path = Path(spec)
-    if ":" in spec and not path.exists():
-        return "factory"
-    if (path / "card.json").is_file():
-        return "directory"
-    raise ValueError(
-        f"unknown calculator {spec!r}: use one of {', '.join(CALCULATOR_NAMES)}, "
-        "a trained model directory containing card.json, or module:factory"
-    )
+@dataclass(frozen=True)
+class CalcSpec:
+    """A ``--calc`` spec classified once: ``kind`` is ``"emt"``, ``"model"`` (a registered
+    model, its shipped weights), ``"directory"`` (a trained model folder) or ``"factory"``
+    (``module:factory``); a model's type, folder and card seal come with it."""
+
+    text: str
+    kind: str
+    model_type: str = ""
+    folder: Path | None = None
+    card_sha256: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> CalcSpec:
+        """Classify ``text``; ValueError for anything no worker could build."""
+        from ase_au20.models.card import SEAL, read_card
+        from ase_au20.paths import PRETRAINED_DIR
+
+        if text.lower() == "emt":
+            return cls(text, "emt")
+        name = model_name(text)
+        path = Path(text)
+        if name is not None:
+            kind, folder = "model", PRETRAINED_DIR / name
+        elif ":" in text and not path.exists():
+            return cls(text, "factory")
+        elif (path / "card.json").is_file():
+            kind, folder, name = "directory", path, read_card(path)["model_type"]
+        else:
+            raise ValueError(
+                f"unknown calculator {text!r}: use one of {', '.join(CALCULATOR_NAMES)}, "
+                "a trained model directory containing card.json, or module:factory"
+            )
+        seal = str(read_card(folder).get(SEAL, "")) if (folder / "card.json").is_file() else ""
+        return cls(text, kind, name, folder, seal)
 
 
 def make_calculator(
-    spec: str, device: str = "auto", confidence: float | None = None
+    spec: str | CalcSpec, device: str = "auto", confidence: float | None = None
 ) -> BaseCalculator:
     """A calculator for ``spec``: a registered model (its shipped weights), ``emt``, a
     trained model directory (its card's model type picks the calculator class), or
     ``module:factory``, any importable callable that returns an ASE calculator (e.g.
     ``mace.calculators:mace_mp``), called without arguments. ``confidence`` sets the
     coverage of our models' intervals (others have none)."""
-    kind = spec_kind(spec)
-    if kind == "emt":
+    spec = spec if isinstance(spec, CalcSpec) else CalcSpec.parse(spec)
+    if spec.kind == "emt":
         from ase.calculators.emt import EMT
 
         return EMT()
-    if kind == "factory":
-        return _from_factory(spec)
-    levels = {} if confidence is None else {"confidence": confidence}
-    if kind == "model":
-        name = model_name(spec)
-        return calculator_class(name)(**load_options(name, {"device": device}), **levels)
-    from ase_au20.models.card import read_card
-
-    model_type = read_card(spec)["model_type"]
-    return calculator_class(model_type)(
-        model=Path(spec), **load_options(model_type, {"device": device}), **levels
-    )
+    if spec.kind == "factory":
+        return _from_factory(spec.text)
+    options = load_options(spec.model_type, {"device": device})
+    if confidence is not None:
+        options["confidence"] = confidence
+    if spec.kind == "directory":
+        options["model"] = spec.folder
+    return calculator_class(spec.model_type)(**options)
 
 
-def worker_build(spec: str, device: str = "auto", confidence: float | None = None) -> BuildSpec:
+def worker_build(
+    spec: str | CalcSpec, device: str = "auto", confidence: float | None = None
+) -> BuildSpec:
     """How an engine's workers build the calculator of ``spec`` (``make_calculator``), each
-    once, instead of receiving it."""
+    once, instead of receiving it; the spec travels classified."""
+    spec = spec if isinstance(spec, CalcSpec) else CalcSpec.parse(spec)
     options = () if confidence is None else (("confidence", confidence),)
     return BuildSpec(make_calculator, spec, device, options)
 

@@ -94,7 +94,10 @@ def screen_cmd(
             source = build_calculator(calc_spec, device)
             model = ModelIdentity.of(source, calc_spec)
         else:  # the workers load the model; this process reads its card only
-            source, model = calc_spec, ModelIdentity.of_spec(calc_spec)
+            from ase_au20.calculators.factory import CalcSpec
+
+            spec = CalcSpec.parse(calc_spec)
+            source, model = spec, ModelIdentity.of_spec(spec)
         with open_engine(scheduler, workers) as engine:
             if not quiet:
                 click.echo(f"screening with {calc_spec} {engine.description} into {shown_url(url)}")

@@ -56,7 +56,7 @@ class BuildSpec:
     worker (the function travels by reference, so its module must be importable there)."""
 
     build: Callable[..., BaseCalculator]
-    spec: str
+    spec: Any  # what ``build`` takes: a --calc spec, classified by the caller
     device: str = "auto"
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of ``build``
 

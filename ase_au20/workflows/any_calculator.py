@@ -10,13 +10,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from ase_au20.calculators.factory import CalcSpec
 from ase_au20.database.labelled_inputs import LEVEL, PREDICTED_BY
 from ase_au20.database.store import reads_as_number
 
@@ -44,20 +44,10 @@ class ModelIdentity:
         return cls(name or type(calc).__name__, sha)
 
     @classmethod
-    def of_spec(cls, spec: str) -> ModelIdentity:
-        """The identity of a ``--calc`` spec from its model card alone, without loading the
-        model (the workers do); ValueError for a spec no worker could build."""
-        from ase_au20.calculators.factory import spec_kind
-        from ase_au20.models.card import SEAL, read_card
-        from ase_au20.models.registry import model_name
-        from ase_au20.paths import PRETRAINED_DIR
-
-        kind = spec_kind(spec)
-        shipped = PRETRAINED_DIR / str(model_name(spec))
-        folder = {"model": shipped, "directory": Path(spec)}.get(kind)
-        if folder is not None and (folder / "card.json").is_file():
-            return cls(spec, str(read_card(folder).get(SEAL, "")))
-        return cls(spec)
+    def of_spec(cls, spec: CalcSpec) -> ModelIdentity:
+        """The identity of a classified ``--calc`` spec from its model card alone, without
+        loading the model (the workers do)."""
+        return cls(spec.text, spec.card_sha256)
 
 
 TRUST_KEYS = ("energy_uncertainty", "energy_std", "domain_score", "in_domain")

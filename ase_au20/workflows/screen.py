@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
-from ase_au20.calculators.factory import worker_build
+from ase_au20.calculators.factory import CalcSpec, worker_build
 from ase_au20.compute.engine import Engine
 from ase_au20.database.bulk_rows import write_rows
 from ase_au20.database.labelled_inputs import split_index
@@ -322,7 +322,7 @@ def _same_database(source: str | os.PathLike[str], url: str) -> bool:
 
 def screen(
     sources: list[str | os.PathLike[str]],
-    calc: Calculator | str,
+    calc: Calculator | str | CalcSpec,
     url: str | os.PathLike[str],
     settings: ScreenSettings | None = None,
     engine: Engine | None = None,
@@ -344,7 +344,11 @@ def screen(
     engine = engine or Engine()
     url = os.fspath(url)
     if model is None:
-        model = ModelIdentity.of_spec(calc) if isinstance(calc, str) else ModelIdentity.of(calc)
+        model = (
+            ModelIdentity.of_spec(calc if isinstance(calc, CalcSpec) else CalcSpec.parse(calc))
+            if isinstance(calc, str | CalcSpec)
+            else ModelIdentity.of(calc)
+        )
     described = describe_sources(sources)
     if any(_same_database(source, url) for source in sources):
         raise ValueError(
@@ -357,7 +361,8 @@ def screen(
         url, run, {"sources": described, "states": states, "model": model.name, **asdict(settings)}
     )
     report = ScreenReport(url=url, run=run, resumed_from=done)
-    built = worker_build(calc, device, confidence) if isinstance(calc, str) else calc
+    spec = isinstance(calc, str | CalcSpec)
+    built = worker_build(calc, device, confidence) if spec else calc
     calculator = engine.calculator(built)
     report.setup_seconds = engine.prepare(evaluate_chunk, calculator)
     start = time.perf_counter()

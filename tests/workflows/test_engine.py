@@ -144,3 +144,29 @@ def test_a_running_cluster_of_more_than_five_workers_is_counted_whole(monkeypatc
     ):
         assert engine.workers == 6  # the window: 2 tasks queued per worker of all six
         assert list(engine.map(_length, None, ["abc"] * 12)) == [3] * 12
+
+
+def test_a_calc_spec_is_classified_once_and_travels_classified(tmp_path, monkeypatch):
+    """Issue 40: the spec was classified by the CLI, the model identity and each worker."""
+    from ase.io import write
+    from click.testing import CliRunner
+
+    from ase_au20.calculators.factory import CalcSpec
+    from ase_au20.cli import main
+    from ase_au20.structures import au20_ground_state
+
+    parsed = []
+    original = CalcSpec.parse.__func__
+
+    def counting(cls, text):
+        parsed.append(text)
+        return original(cls, text)
+
+    monkeypatch.setattr(CalcSpec, "parse", classmethod(counting))
+    write(tmp_path / "in.xyz", au20_ground_state())
+    args = ["screen", str(tmp_path / "in.xyz"), "--calc", "emt", "--workers", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o.db")])
+    assert result.exit_code == 0, result.output
+    assert parsed == ["emt"]
+    handle = worker_build(CalcSpec.parse("krr"))
+    assert handle.spec.kind == "model" and handle.spec.card_sha256
