@@ -51,6 +51,13 @@ def db() -> None:
 @click.option(
     "--overwrite", is_flag=True, help="Replace OUTPUT if it holds rows already (atomically)."
 )
+@click.option(
+    "--level",
+    default="dftb1-auorg-1-1",
+    show_default=True,
+    help="Level of theory of the files' energies, recorded on every row (the shipped data's "
+    "is DFTB1 with the auorg-1-1 tables).",
+)
 @quiet_option
 def build(
     xyz_dir: Path,
@@ -60,6 +67,7 @@ def build(
     seed: int,
     strict: bool,
     overwrite: bool,
+    level: str,
     quiet: bool,
 ) -> None:
     """Build the database from a folder of <id>.xyz files.
@@ -82,6 +90,7 @@ def build(
             strict=strict,
             progress=not quiet,
             overwrite=overwrite,
+            level=level,
         )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
@@ -139,8 +148,16 @@ def _key_table(database: str) -> str:
 @click.argument("sources", nargs=-1, required=True)
 @db_option("Existing database file or server URL.", name="database")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on any rejected input.")
+@click.option(
+    "--level",
+    default=None,
+    help="Level of theory of labels whose file does not name one (`label` writes it) "
+    "[default: the database's].",
+)
 @quiet_option
-def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> None:
+def add(
+    sources: tuple[str, ...], database: str, strict: bool, level: str | None, quiet: bool
+) -> None:
     """Add labelled structures from SOURCES; existing rows are never changed.
 
     SOURCES are folders (their *.xyz, *.extxyz and *.traj files), files in any ASE format
@@ -153,7 +170,9 @@ def add(sources: tuple[str, ...], database: str, strict: bool, quiet: bool) -> N
     from ase_au20.database.store import shown_url
 
     try:
-        report = add_to_database(list(sources), database, strict=strict, progress=not quiet)
+        report = add_to_database(
+            list(sources), database, strict=strict, progress=not quiet, level=level
+        )
     except (ValueError, TimeoutError) as err:
         raise click.ClickException(str(err)) from None
     for bad in report.bad_files:

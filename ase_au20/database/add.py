@@ -108,7 +108,7 @@ def _unique_ids(isomers: list[Isomer], known: set[int]) -> tuple[list[Isomer], l
             bad.append(BadFile(isomer.source, reason))
             continue
         seen[cluster_id] = isomer.source
-        out.append(Isomer(cluster_id, isomer.energy, isomer.atoms, isomer.source))
+        out.append(Isomer(cluster_id, isomer.energy, isomer.atoms, isomer.source, isomer.level))
     return out, bad
 
 
@@ -152,8 +152,11 @@ def add_to_database(
     db_url: str | os.PathLike[str],
     strict: bool = False,
     progress: bool = False,
+    level: str | None = None,
 ) -> AddReport:
-    """Append the labelled structures of ``sources`` (see ``labelled_inputs``) that are new."""
+    """Append the labelled structures of ``sources`` (see ``labelled_inputs``) that are new;
+    each row records the level of theory its frame names (``label`` writes it), else
+    ``level``, else the database's."""
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     _open_au20_database(db_url)  # refuse a wrong database before reading the inputs
@@ -185,12 +188,15 @@ def add_to_database(
         report = AddReport(0, bad, already, matches)
         if not isomers:
             return report
-        _write_new_rows(db, metadata, old, isomers, report)
+        _write_new_rows(db, metadata, old, isomers, report, level)
     return report
 
 
-def _write_new_rows(db, metadata: dict, old, isomers: list[Isomer], report: AddReport) -> None:
-    """Label, group and split the new isomers and write them with the updated metadata."""
+def _write_new_rows(
+    db, metadata: dict, old, isomers: list[Isomer], report: AddReport, level: str | None
+) -> None:
+    """Label, group and split the new isomers and write them with the updated metadata;
+    each row's ``level`` is its file's, else ``level``, else the database's."""
     energies = np.array([i.energy for i in isomers])
     reference = float(metadata["energy_reference"])
     delta_e = energies - reference
@@ -213,9 +219,16 @@ def _write_new_rows(db, metadata: dict, old, isomers: list[Isomer], report: AddR
     outliers = robust_outliers(
         delta_e, float(metadata["delta_e_median"]), float(metadata["delta_e_mad"])
     )
+    levels = [i.level or level or metadata.get("level", "") for i in isomers]
+    others = sorted({lv for lv in levels if lv and lv != metadata.get("level", lv)})
+    if others:
+        report.notes.append(
+            f"labels at level {', '.join(others)} join a database at level "
+            f"{metadata['level']}: select rows by `level` to train a model of one level"
+        )
     kvps = [
-        row_key_value_pairs(i.cluster_id, de, b, g, o, s, f, i.source)
-        for i, de, b, g, o, s, f in zip(
+        row_key_value_pairs(i.cluster_id, de, b, g, o, s, f, i.source, lv)
+        for i, de, b, g, o, s, f, lv in zip(
             isomers,
             delta_e,
             buckets,
@@ -223,6 +236,7 @@ def _write_new_rows(db, metadata: dict, old, isomers: list[Isomer], report: AddR
             outliers,
             assignment.splits,
             assignment.folds,
+            levels,
             strict=True,
         )
     ]

@@ -73,6 +73,10 @@ def split_implausible(
     return good, bad
 
 
+# the level of theory of the shipped isomer labels (``../shared/data/dftb``)
+SHIPPED_LEVEL = "dftb1-auorg-1-1"
+
+
 def refuse_existing(db_path: str | os.PathLike[str]) -> None:
     """ValueError if ``db_path`` (a file or server URL) holds rows already."""
     if not is_server_url(db_path):
@@ -96,6 +100,7 @@ def build_database(
     strict: bool = False,
     progress: bool = False,
     overwrite: bool = False,
+    level: str = SHIPPED_LEVEL,
 ) -> BuildReport:
     """Build the isomer database at ``db_path``; with ``overwrite`` rebuild one that holds
     rows already, replacing it atomically (ValueError without it: nothing is destroyed
@@ -152,11 +157,13 @@ def build_database(
             assignment.splits,
             assignment.folds,
             [i.source for i in isomers],
+            [i.level or level for i in isomers],
             strict=True,
         )
     ]
     metadata = {
         "units": {"energy": "eV", "length": "Å"},
+        "level": level,
         "dataset_hash": dataset_hash(ids, energies, atoms),
         "split_scheme": split,
         "split_parameters": {

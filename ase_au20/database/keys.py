@@ -32,6 +32,10 @@ KEYS: dict[str, KeyMeaning] = {
     "split": KeyMeaning("split", "train / val / calib / test, whole duplicate groups at once"),
     "fold": KeyMeaning("fold", "Cross-validation fold of a train/val row (group-aware)"),
     "source": KeyMeaning("source", "File, database row or workflow the row came from"),
+    "level": KeyMeaning(
+        "level",
+        "Level of theory of the energy label: dftb1-auorg-1-1 (the shipped data), a DFT setting",
+    ),
     # predictions (search, screen, dbio.write_prediction): never a row's energy
     "pred_energy": KeyMeaning("E pred.", "Predicted energy (not a label)", "eV"),
     "pred_uncertainty": KeyMeaning(

@@ -133,7 +133,8 @@ def labelled_isomer(atoms: Atoms, source: str) -> Isomer:
         except (TypeError, ValueError):
             raise XyzError(f"cluster_id {cluster_id!r} is not an integer") from None
         check_cluster_id(cluster_id)
-    return Isomer(cluster_id=cluster_id, energy=energy, atoms=label, source=source)
+    level = str(atoms.info.get(LEVEL, ""))
+    return Isomer(cluster_id=cluster_id, energy=energy, atoms=label, source=source, level=level)
 
 
 def _read_file(path: Path, index: str | None, label: str) -> tuple[list[Isomer], list[BadFile]]:

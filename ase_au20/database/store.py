@@ -44,6 +44,7 @@ KEY_DESCRIPTIONS = {
     "split": ("Split", "train / val / calib / test (group-aware)", ""),
     "fold": ("Fold", "Cross-validation fold of train/val rows, -1 otherwise", ""),
     "source": ("Source", "File or workflow the row came from", ""),
+    "level": ("Level", "Level of theory of the energy label (dftb1-auorg-1-1, a DFT setting)", ""),
     "pred_energy": ("Predicted E", "Model prediction, never a label", "eV"),
     "pred_uncertainty": ("Pred. half-width", "Conformal interval half-width", "eV"),
     "pred_std": ("Pred. spread", "Epistemic spread of the model", "eV"),
@@ -129,9 +130,11 @@ def row_key_value_pairs(
     split: str,
     fold: int,
     source: str,
+    level: str = "",
 ) -> dict[str, Any]:
-    """Key-value pairs of one isomer row, as plain Python scalars ase.db accepts."""
-    return {
+    """Key-value pairs of one isomer row, as plain Python scalars ase.db accepts (``level``
+    only when known)."""
+    return ({"level": str(level)} if level else {}) | {
         "cluster_id": int(cluster_id),
         "delta_e": float(delta_e),
         "bucket": str(bucket),

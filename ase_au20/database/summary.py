@@ -63,6 +63,7 @@ def format_summary(summary: Summary, metadata: dict | None = None) -> str:
     if metadata:
         edges = metadata.get("bucket_edges")
         rows += [
+            ("level of theory", str(metadata.get("level", "not recorded"))),
             ("split scheme", str(metadata.get("split_scheme"))),
             ("bucket edges ΔE (eV)", ", ".join(f"{e:.4f}" for e in edges) if edges else "-"),
             ("dataset hash", str(metadata.get("dataset_hash", "-"))[:16]),

@@ -35,12 +35,14 @@ class XyzError(ValueError):
 
 @dataclass(frozen=True)
 class Isomer:
-    """One parsed isomer: its id (file stem), total energy (eV), geometry and file name."""
+    """One parsed isomer: its id (file stem), total energy (eV), geometry, file name and the
+    level of theory of its energy when the file says (``""``: the database's)."""
 
     cluster_id: int
     energy: float
     atoms: Atoms
     source: str
+    level: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -141,3 +142,38 @@ def test_label_refuses_a_model_as_the_oracle(tmp_path: Path, shipped_model) -> N
         label_structures(
             [tmp_path / "td.xyz"], KRRAu20(shipped_model("krr")), tmp_path / "o", "krr"
         )
+
+
+def test_every_label_records_its_level_of_theory(tmp_path: Path) -> None:
+    """The reference's labels keep `level` through `db add`; other labels take `--level`
+    or the database's; `db info` names it (a label records its level of theory)."""
+    from isomer_files import write_isomer_xyz
+
+    from ase_au20 import DFTBAu20
+    from ase_au20.database import build_database
+
+    calc = DFTBAu20()
+    folder = tmp_path / "dftb"
+    folder.mkdir()
+    for k in range(10):
+        atoms = au20_ground_state()
+        atoms.rattle(0.1, seed=200 + k)
+        write_isomer_xyz(folder / f"{k}.xyz", atoms, calc.get_potential_energy(atoms))
+    db = tmp_path / "au20.db"
+    build_database(folder, db)
+    assert {row.level for row in connect(db).select()} == {"dftb1-auorg-1-1"}
+    assert re.search(r"level of theory +dftb1-auorg-1-1", run_cli("db", "info", str(db)))
+    new = [au20_ground_state() for _ in range(2)]
+    for k, atoms in enumerate(new):
+        atoms.rattle(0.12, seed=300 + k)
+    write(tmp_path / "new.extxyz", new)
+    run_cli("label", f"{tmp_path}/new.extxyz@0", "--calc", "dftb", "--single-point",
+            "--out", str(tmp_path / "labels"))  # fmt: skip
+    run_cli("db", "add", str(tmp_path / "labels"), "--db", str(db))
+    other = new[1].copy()
+    other.calc = SinglePointCalculator(other, energy=calc.get_potential_energy(new[1]) + 0.3)
+    write(tmp_path / "mine.extxyz", other)
+    text = run_cli("db", "add", str(tmp_path / "mine.extxyz"), "--db", str(db), "--level", "mine")
+    assert "labels at level mine join a database at level dftb1-auorg-1-1" in text
+    levels = sorted(row.level for row in connect(db).select())
+    assert levels.count("dftb1-auorg-1-1") == 11 and levels.count("mine") == 1
