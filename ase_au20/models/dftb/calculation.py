@@ -41,9 +41,7 @@ def single_point(
     bohr_positions = np.asarray(positions, dtype=float) / BOHR
     matrices = assemble(table, bohr_positions)
     electrons = float(table.occupations.sum()) * len(bohr_positions)
-    filling = solve(
-        matrices.hamiltonian.copy(), matrices.overlap, electrons, electronic_temperature
-    )
+    filling = solve(matrices.hamiltonian, matrices.overlap, electrons, electronic_temperature)
     pairs = matrices.pairs
     repulsive, repulsive_slope = table.repulsive(pairs.distance)
     energy = filling.band_energy + float(repulsive.sum())

@@ -66,9 +66,7 @@ def solve(hamiltonian: np.ndarray, overlap: np.ndarray, electrons: float, kt: fl
     ValueError when S is not positive definite (atoms so close that the basis collapses).
     """
     try:
-        eigenvalues, eigenvectors = scipy.linalg.eigh(
-            hamiltonian, overlap, overwrite_a=True, overwrite_b=True, check_finite=False
-        )
+        eigenvalues, eigenvectors = scipy.linalg.eigh(hamiltonian, overlap, check_finite=False)
     except np.linalg.LinAlgError:
         raise ValueError("the overlap matrix is not positive definite: atoms too close") from None
     mu = fermi_level(eigenvalues, electrons, kt)
