@@ -24,8 +24,10 @@ _D_FORMS[3] = np.diag([_R3 / 2, -_R3 / 2, 0.0])  # x² − y²
 _D_FORMS[4] = np.diag([-0.5, -0.5, 1.0])  # 3z² − r², as (3z² − r²)/2
 _EYE3 = np.eye(3)
 _EYE5 = np.eye(5)
-# ``.skf`` integral columns: dd σπδ, pd σπ, pp σπ, sd σ, sp σ, ss σ
-DD, PD, PP, SD, SP, SS = slice(0, 3), slice(3, 5), slice(5, 7), 7, 8, 9
+# the ten ``.skf`` integral columns, in file order
+DD_SIGMA, DD_PI, DD_DELTA, PD_SIGMA, PD_PI, PP_SIGMA, PP_PI, SD_SIGMA, SP_SIGMA, SS_SIGMA = range(
+    10
+)
 
 
 class BondDirections:
@@ -49,14 +51,16 @@ class BondDirections:
         in the ``.skf`` column order."""
         w = v[:, :, None, None]
         out = np.empty((len(v), N_ORBITALS, N_ORBITALS))
-        out[:, 0, 0] = v[:, SS]
-        _place(out, _S, _P, v[:, SP, None, None] * self.u[:, None, :], -1)
-        _place(out, _S, _D, v[:, SD, None, None] * self.d_sigma[:, None, :], +1)
-        pp = w[:, 5] * self.uu + w[:, 6] * (_EYE3 - self.uu)
+        out[:, 0, 0] = v[:, SS_SIGMA]
+        _place(out, _S, _P, v[:, SP_SIGMA, None, None] * self.u[:, None, :], -1)
+        _place(out, _S, _D, v[:, SD_SIGMA, None, None] * self.d_sigma[:, None, :], +1)
+        pp = w[:, PP_SIGMA] * self.uu + w[:, PP_PI] * (_EYE3 - self.uu)
         out[:, _P, _P] = pp
-        _place(out, _P, _D, w[:, 3] * self.pd_sigma + w[:, 4] * self.pd_pi, -1)
+        _place(out, _P, _D, w[:, PD_SIGMA] * self.pd_sigma + w[:, PD_PI] * self.pd_pi, -1)
         delta = _EYE5 - self.sigma_sigma - self.pi_dd
-        out[:, _D, _D] = w[:, 0] * self.sigma_sigma + w[:, 1] * self.pi_dd + w[:, 2] * delta
+        out[:, _D, _D] = (
+            w[:, DD_SIGMA] * self.sigma_sigma + w[:, DD_PI] * self.pi_dd + w[:, DD_DELTA] * delta
+        )
         return out
 
     def contract(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,47 +76,49 @@ class BondDirections:
         gamma = np.zeros((n, m, 10, 3))
         d_sigma_grad = 2.0 * d_u  # ∂(uᵀD_k u)/∂u, (pairs, 5, 3)
 
-        tau[:, :, SS] = x[:, :, 0, 0]
+        tau[:, :, SS_SIGMA] = x[:, :, 0, 0]
         sp = x[:, :, 0, _P] - x[:, :, _P, 0]  # odd: the mirror enters with −1
-        tau[:, :, SP] = np.einsum("pmj,pj->pm", sp, u)
-        gamma[:, :, SP] = sp
+        tau[:, :, SP_SIGMA] = np.einsum("pmj,pj->pm", sp, u)
+        gamma[:, :, SP_SIGMA] = sp
         sd = x[:, :, 0, _D] + x[:, :, _D, 0]
-        tau[:, :, SD] = np.einsum("pmk,pk->pm", sd, d_sigma)
-        gamma[:, :, SD] = np.einsum("pmk,pky->pmy", sd, d_sigma_grad)
+        tau[:, :, SD_SIGMA] = np.einsum("pmk,pk->pm", sd, d_sigma)
+        gamma[:, :, SD_SIGMA] = np.einsum("pmk,pky->pmy", sd, d_sigma_grad)
 
         pp = x[:, :, _P, _P]
         pp_u = np.einsum("pmij,pj->pmi", pp + np.swapaxes(pp, 2, 3), u)  # ∂(uᵀ pp u)/∂u
-        tau[:, :, 5] = 0.5 * np.einsum("pmi,pi->pm", pp_u, u)
-        tau[:, :, 6] = np.trace(pp, axis1=2, axis2=3) - tau[:, :, 5]
-        gamma[:, :, 5], gamma[:, :, 6] = pp_u, -pp_u
+        tau[:, :, PP_SIGMA] = 0.5 * np.einsum("pmi,pi->pm", pp_u, u)
+        tau[:, :, PP_PI] = np.trace(pp, axis1=2, axis2=3) - tau[:, :, PP_SIGMA]
+        gamma[:, :, PP_SIGMA], gamma[:, :, PP_PI] = pp_u, -pp_u
 
         pd = x[:, :, _P, _D] - np.swapaxes(x[:, :, _D, _P], 2, 3)
-        tau[:, :, 3] = np.einsum("pmik,pik->pm", pd, self.pd_sigma)
-        tau[:, :, 4] = np.einsum("pmik,pik->pm", pd, self.pd_pi)
+        tau[:, :, PD_SIGMA] = np.einsum("pmik,pik->pm", pd, self.pd_sigma)
+        tau[:, :, PD_PI] = np.einsum("pmik,pik->pm", pd, self.pd_pi)
         # ∂(u_i uᵀD_k u)/∂u_y = δ_iy uᵀD_k u + u_i 2(D_k u)_y
         pd_along_u = np.einsum("pmik,pi->pmk", pd, u)
         sigma_grad = np.einsum("pmyk,pk->pmy", pd, d_sigma) + np.einsum(
             "pmk,pky->pmy", pd_along_u, d_sigma_grad
         )
-        gamma[:, :, 3] = sigma_grad
+        gamma[:, :, PD_SIGMA] = sigma_grad
         # π factor (2/√3)((D_k u)_i − u_i uᵀD_k u): ∂(D_k u)_i/∂u_y = D_k[i, y]
         d_forms_iky = np.transpose(_D_FORMS, (1, 0, 2)).reshape(15, 3)  # D_k[i, y] by (i, k)
-        gamma[:, :, 4] = (2.0 / _R3) * (pd.reshape(n, m, 15) @ d_forms_iky - sigma_grad)
+        gamma[:, :, PD_PI] = (2.0 / _R3) * (pd.reshape(n, m, 15) @ d_forms_iky - sigma_grad)
 
         dd = x[:, :, _D, _D]
         dd_sym = dd + np.swapaxes(dd, 2, 3)
         sigma_weight = np.einsum("pmkl,pl->pmk", dd_sym, d_sigma)  # ∂<dd, σσ>/∂(uᵀD_k u)
-        tau[:, :, 0] = np.einsum("pmkl,pkl->pm", dd, self.sigma_sigma)
-        tau[:, :, 1] = np.einsum("pmkl,pkl->pm", dd, self.pi_dd)
-        tau[:, :, 2] = np.trace(dd, axis1=2, axis2=3) - tau[:, :, 0] - tau[:, :, 1]
+        tau[:, :, DD_SIGMA] = np.einsum("pmkl,pkl->pm", dd, self.sigma_sigma)
+        tau[:, :, DD_PI] = np.einsum("pmkl,pkl->pm", dd, self.pi_dd)
+        tau[:, :, DD_DELTA] = (
+            np.trace(dd, axis1=2, axis2=3) - tau[:, :, DD_SIGMA] - tau[:, :, DD_PI]
+        )
         ss_grad = np.einsum("pmk,pky->pmy", sigma_weight, d_sigma_grad)
         # π factor (4/3)(Σ_i (D_k u)_i (D_l u)_i − σσ)
         g_grad = np.einsum("pmkl,pli->pmki", dd_sym, d_u).reshape(n, m, 15) @ _D_FORMS.reshape(
             15, 3
         )
         pi_grad = (4.0 / 3.0) * (g_grad - ss_grad)
-        gamma[:, :, 0], gamma[:, :, 1] = ss_grad, pi_grad
-        gamma[:, :, 2] = -ss_grad - pi_grad
+        gamma[:, :, DD_SIGMA], gamma[:, :, DD_PI] = ss_grad, pi_grad
+        gamma[:, :, DD_DELTA] = -ss_grad - pi_grad
         return tau, gamma
 
 
