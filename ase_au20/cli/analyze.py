@@ -16,6 +16,7 @@ from ase_au20.cli.workflow_options import (
     out_options,
     published,
     quiet_option,
+    reference_option,
     staged_out,
 )
 
@@ -41,13 +42,9 @@ from ase_au20.cli.workflow_options import (
     "predicted gap to the lowest, the gap's interval and P(lower) (any --calc of the "
     "workflows; none by default).",
 )
-@click.option(
-    "--reference",
-    "reference_spec",
-    default=None,
-    help="Re-evaluate the lowest isomers with this calculator beside their labels: dftb "
-    "(DFTB1, the labels' own level of theory) checks that the database and its ordering are "
-    "the reference's (reference_check.csv).",
+@reference_option(
+    "Re-evaluate the lowest isomers with this calculator beside their labels, a check that "
+    "the database and its ordering are the reference's (reference_check.csv)"
 )
 @confidence_option
 @quiet_option

@@ -16,6 +16,7 @@ from ase_au20.cli.workflow_options import (
     published,
     quiet_option,
     read_input_cluster,
+    reference_option,
     staged_out,
 )
 
@@ -121,12 +122,9 @@ def relax_cmd(
 @click.option("--friction", default=0.01, show_default=True, type=FINITE, help="Langevin, 1/fs")
 @click.option("--interval", default=1, show_default=True, type=int, help="record every N steps")
 @click.option("--seed", default=0, show_default=True, type=int, help="velocity/noise seed")
-@click.option(
-    "--reference",
-    "reference_spec",
-    default=None,
-    help="Label every --check-every-th record with this calculator (dftb: the labels' level "
-    "of theory) and store the model's error beside its interval (check/ in the HDF5).",
+@reference_option(
+    "Label every --check-every-th record with this calculator and store the model's error "
+    "beside its interval (check/ in the HDF5)"
 )
 @click.option(
     "--check-every",

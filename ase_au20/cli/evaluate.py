@@ -14,6 +14,7 @@ from ase_au20.cli.workflow_options import (
     device_option,
     out_options,
     quiet_option,
+    reference_option,
     staged_out,
 )
 
@@ -29,12 +30,10 @@ from ase_au20.cli.workflow_options import (
     type=click.Choice(["train", "val", "calib", "test"]),
     help="Rows to score (without STRUCTURES).",
 )
-@click.option(
-    "--reference",
-    default=None,
-    help="Score MODEL on STRUCTURES against this calculator instead of the database's "
-    "labels: dftb (DFTB1, auorg-1-1: the labels' level of theory, the default with "
-    "STRUCTURES), or any --calc spec.",
+@reference_option(
+    "Score MODEL on STRUCTURES against this calculator instead of the database's labels "
+    "(dftb by default with STRUCTURES)",
+    name="reference",
 )
 @device_option
 @out_options("evaluate", "MODEL")

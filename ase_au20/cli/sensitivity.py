@@ -21,6 +21,7 @@ from ase_au20.cli.workflow_options import (
     published,
     quiet_option,
     read_input_cluster,
+    reference_option,
     staged_out,
 )
 
@@ -92,13 +93,9 @@ def _structure(structure: str | None, db: str | None, cluster_id: int | None):
     help="BFGS-relax the structure first [default: only the built-in one]",
 )
 @click.option("--fmax", default=0.01, show_default=True, type=FINITE, help="relaxation, eV/Å")
-@click.option(
-    "--reference",
-    "reference_spec",
-    default=None,
-    help="Run the same perturbations with this calculator too, on its own minimum, and "
-    "print global K, per-site K_i and the stiffness ranking side by side (dftb: the labels' "
-    "level of theory); reference_sites.csv.",
+@reference_option(
+    "Run the same perturbations with this calculator too, on its own minimum, and print "
+    "global K, per-site K_i and the stiffness ranking side by side (reference_sites.csv)"
 )
 @out_options("sensitivity", "STRUCTURE")
 @quiet_option

@@ -61,6 +61,18 @@ def db_option(help_text: str, required: bool = True, name: str = "db_path"):
     return click.option("--db", name, required=required, type=DATABASE, help=help_text)
 
 
+def reference_option(what: str, name: str = "reference_spec"):
+    """``--reference``: a calculator to check this verb's model against, for ``what``; any
+    --calc spec, dftb (DFTB1, the labels' own level of theory) above all."""
+    return click.option(
+        "--reference",
+        name,
+        default=None,
+        help=f"{what}. dftb is DFTB1 with the auorg-1-1 tables, the labels' level of "
+        "theory; any --calc spec works.",
+    )
+
+
 def device_option(command):
     """``--device`` of every verb with a torch model: the same choices and help."""
     return click.option(
