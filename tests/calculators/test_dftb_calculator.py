@@ -134,3 +134,22 @@ def test_every_sensitivity_difference_of_the_reference_is_resolvable(calc):
     assert (run.samples["delta_uncertainty"] == 0).all()
     assert run.summary["share_resolvable"].tolist() == [1.0, 1.0]
     assert run.global_k > 0
+
+
+def test_evaluate_takes_folders_and_database_selections_as_families(tmp_path: Path):
+    from ase_au20.database import connect
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(2):
+        write(folder / f"{k}.xyz", rattled_td(k, 0.03))
+    db = tmp_path / "rows.db"
+    for k in range(3):
+        connect(db).write(rattled_td(10 + k, 0.03), kind="warm" if k else "cold")
+    out = tmp_path / "ev"
+    run_cli(
+        "evaluate", "dftb", str(folder), f"{db}@kind=warm", "--out", str(out), "--quiet"
+    )  # fmt: skip
+    families = json.loads((out / "reference_metrics.json").read_text())["families"]
+    assert {name: m["n"] for name, m in families.items()} == {str(folder): 2, f"{db}@kind=warm": 2}
+    assert all(m["energy_max"] < 1e-9 for m in families.values())
