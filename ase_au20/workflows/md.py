@@ -23,7 +23,8 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from ase_au20.plotting import save_figure
-from ase_au20.workflows.any_calculator import TrustLog, model_card_of, predict_batch
+from ase_au20.workflows.any_calculator import TrustLog, model_card_of
+from ase_au20.workflows.reference_check import ReferenceLabels
 from ase_au20.workflows.results import Results, write_results
 
 ENSEMBLES = ("nve", "langevin")
@@ -224,19 +225,14 @@ def audit_frames(
     model_energy = np.array([f.get_potential_energy() for f in frames])
     model_forces = [f.get_forces() for f in frames]
     half = np.array([f.info.get("energy_uncertainty", np.nan) for f in frames], dtype=float)
-    bare = [Atoms(f.numbers, positions=f.positions) for f in frames]
-    truth = predict_batch(reference, bare, ("energy", "forces"))
-    error = model_energy - np.asarray(truth["energy"], dtype=float)
-    force_mae = np.array(
-        [
-            np.abs(m - np.asarray(t)).mean()
-            for m, t in zip(model_forces, truth["forces"], strict=True)
-        ]
-    )
+    truth = ReferenceLabels.of(reference, [Atoms(f.numbers, f.positions) for f in frames])
+    error = model_energy - truth.energy
+    pairs = zip(model_forces, truth.forces, strict=True)
+    force_mae = np.array([np.abs(m - t).mean() for m, t in pairs])
     return {
         "record": np.arange(0, len(frames) * every, every),
         "model_energy": model_energy,
-        "reference_energy": np.asarray(truth["energy"], dtype=float),
+        "reference_energy": truth.energy,
         "error": error,
         "energy_uncertainty": half,
         "covered": (np.abs(error) <= half).astype(float),

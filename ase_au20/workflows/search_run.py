@@ -94,7 +94,8 @@ def run_search(
     try:
         minima = global_search(calc, settings, progress=progress, engine=engine)
     except SearchInterrupted as stop:
-        _write_interrupted(stop.minima, Path(out_dir), calc_name or type(calc).__name__)
+        level = reference_level(model_card_of(calc))
+        _write_interrupted(stop.minima, Path(out_dir), calc_name or type(calc).__name__, level)
         raise
     reasons = [cands.invalid_reason(m.atoms) for m in minima]
     valid = np.array([not r for r in reasons], dtype=bool)
@@ -165,13 +166,13 @@ def run_search(
     return report
 
 
-def _write_interrupted(minima: list, out: Path, model: str) -> None:
+def _write_interrupted(minima: list, out: Path, model: str, level: str | None) -> None:
     """The minima an interrupted search had found, unranked, as ``minima-interrupted.xyz``
-    (predictions of ``model``)."""
+    (predictions of ``model``, or labels at ``level`` when the reference searched)."""
     if not minima:
         return
     out.mkdir(parents=True, exist_ok=True)
-    frames = [predicted_structure(m.atoms, m.energy, model) for m in minima]
+    frames = [predicted_structure(m.atoms, m.energy, model, level=level) for m in minima]
     write(out / "minima-interrupted.xyz", frames, format="extxyz")
 
 
