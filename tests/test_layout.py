@@ -89,10 +89,17 @@ def test_numpy_schnet_path_does_not_import_torch() -> None:
 
 
 # The layers, lowest first: a module imports its own layer and the ones below, never above.
-# Base modules (version, paths, plotting, built-in structures) sit under everything;
+# Base modules (version, paths, plotting, settings fields, built-in structures) sit under
+# everything;
 # validation and the structure pictures (viz) read geometry conventions only.
 LAYERS = (
-    ("ase_au20._version", "ase_au20.paths", "ase_au20.plotting", "ase_au20.structures"),
+    (
+        "ase_au20._version",
+        "ase_au20.paths",
+        "ase_au20.plotting",
+        "ase_au20.settings",
+        "ase_au20.structures",
+    ),
     ("ase_au20.geometry", "ase_au20.validation", "ase_au20.viz"),
     ("ase_au20.database",),
     ("ase_au20.compute",),

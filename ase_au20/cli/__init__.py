@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("ase_au20.cli.screen", "screen_cmd"),
     ("ase_au20.cli.select", "select_cmd"),
     ("ase_au20.cli.label", "label_cmd"),
+    ("ase_au20.cli.sample", "sample_cmd"),
     ("ase_au20.cli.energy_map", "energy_map_cmd"),
     ("ase_au20.cli.analyze", "analyze_cmd"),
     ("ase_au20.cli.sensitivity", "sensitivity_cmd"),

@@ -12,10 +12,15 @@ from ase_au20.cli.workflow_options import db_option, quiet_option
 def _print_summary(db_path: str) -> None:
     """Print the summary table of a database."""
     from ase_au20.database import connect, load_rows
+    from ase_au20.database.corpus import family_table, load_corpus
     from ase_au20.database.summary import format_summary, summarize
 
     rows = load_rows(db_path)  # first: it refuses a missing file instead of creating one
-    click.echo(format_summary(summarize(rows), dict(connect(db_path).metadata)))
+    db = connect(db_path)
+    click.echo(format_summary(summarize(rows), dict(db.metadata)))
+    corpus = load_corpus(db)
+    if len(corpus):
+        click.echo(family_table(corpus))
 
 
 @click.group()
@@ -113,7 +118,8 @@ def build(
 )
 @quiet_option
 def info(database: str, keys: bool) -> None:
-    """Print counts, energy range, buckets, splits and duplicate groups.
+    """Print counts, energy range, buckets, splits and duplicate groups, and the corpus's
+    frames per family and split (`sample`).
 
     `ase db` prints no key descriptions (ASE's command line ignores them): `--keys` lists
     what each key of the rows means, labels and predictions alike.

@@ -36,6 +36,14 @@ KEYS: dict[str, KeyMeaning] = {
         "level",
         "Level of theory of the energy label: dftb1-auorg-1-1 (the shipped data), a DFT setting",
     ),
+    # the labelled corpus (sample): reference energies and forces of non-isomer geometries
+    "family": KeyMeaning(
+        "family", "How a corpus frame was drawn: rattle, md, relax or active (a label with forces)"
+    ),
+    "parent": KeyMeaning("parent", "Isomer a corpus frame descends from (-1: none)"),
+    "amplitude": KeyMeaning("σ", "Gaussian rattle amplitude per coordinate", "Å"),
+    "temperature": KeyMeaning("T", "Thermostat temperature of the MD that made the frame", "K"),
+    "step": KeyMeaning("step", "MD or optimiser step of the frame in its trajectory"),
     # predictions (search, screen, dbio.write_prediction): never a row's energy
     "pred_energy": KeyMeaning("E pred.", "Predicted energy (not a label)", "eV"),
     "pred_uncertainty": KeyMeaning(

@@ -1,39 +1,10 @@
-"""What the `train` verbs share: number-list options and the printed scores."""
+"""What the `train` verbs share: the printed scores."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import click
-
-
-class NumberList(click.ParamType):
-    """Comma-separated numbers, e.g. ``0.3,0.5`` (a grid axis of the CV search)."""
-
-    name = "list"
-
-    def __init__(self, kind: type = float) -> None:
-        self.kind = kind
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> tuple:
-        """Parse ``value`` into a tuple of numbers of ``kind``."""
-        if isinstance(value, tuple):
-            return value
-        try:
-            items = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
-        except ValueError:
-            self.fail(
-                f"{value!r} is not a comma-separated list of {self.kind.__name__}", param, ctx
-            )
-        if not all(math.isfinite(v) for v in items):
-            self.fail(f"{value!r} holds a number that is not finite", param, ctx)
-        if not items:
-            self.fail("empty list", param, ctx)
-        return items
-
-
-FLOATS, INTS = NumberList(float), NumberList(int)
 
 
 def print_scores(metrics: dict[str, Any]) -> None:

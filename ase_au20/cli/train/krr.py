@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
+from ase_au20.cli.dataclass_options import FLOATS, INTS
 from ase_au20.cli.recipes import given_on_command_line, recipe_option
-from ase_au20.cli.train.common import FLOATS, INTS, format_cv_table, print_scores
+from ase_au20.cli.train.common import format_cv_table, print_scores
 from ase_au20.cli.workflow_options import (
     FINITE,
     db_option,

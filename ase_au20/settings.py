@@ -1,0 +1,12 @@
+"""Settings dataclasses that explain themselves: each field carries its help text, so a
+command line (``cli.dataclass_options``), a card and the docs read one definition."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any
+
+
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with a default and the sentence that explains it (units included)."""
+    return field(default=default, metadata={"help": help})

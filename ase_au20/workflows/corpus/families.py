@@ -1,0 +1,181 @@
+"""How each family's frames are drawn and labelled with the reference, on a worker.
+
+``draw_frames(calc, task, settings)`` runs one task with ``calc`` (the reference) and returns
+its frames with the reference's energies and forces: rattles are single points; MD and
+relaxation frames are the reference's own trajectory, so each step's label comes free; the
+active family runs MD with the model and labels the frames its members disagree on most.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixCom
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+from ase.optimize import BFGS
+from scipy.spatial.distance import pdist
+
+from ase_au20.compute.engine import worker_calculator
+from ase_au20.geometry.symmetric_cluster import search_start
+from ase_au20.workflows.corpus.plan import SampleTask
+from ase_au20.workflows.corpus.settings import SampleSettings
+
+N_ATOMS = 20
+RATTLE_TRIES = 100
+
+
+@dataclass
+class Frames:
+    """Labelled frames of one task: positions (k, N, 3), energies (k,), forces (k, N, 3) and
+    the trajectory step of each (0 for rattles)."""
+
+    positions: np.ndarray
+    energies: np.ndarray
+    forces: np.ndarray
+    steps: np.ndarray
+    amplitudes: np.ndarray | None = None  # Å, rattles only
+
+    def __len__(self) -> int:
+        return len(self.energies)
+
+
+def _label(calc: Calculator, positions: np.ndarray) -> tuple[float, np.ndarray]:
+    """The reference's energy and forces at ``positions``."""
+    atoms = Atoms(f"Au{len(positions)}", positions=positions)
+    atoms.calc = calc
+    return float(atoms.get_potential_energy()), atoms.get_forces().copy()
+
+
+def _labelled(calc: Calculator, positions: list[np.ndarray], steps: list[int]) -> Frames:
+    labels = [_label(calc, p) for p in positions]
+    return Frames(
+        np.array(positions),
+        np.array([e for e, _ in labels]),
+        np.array([f for _, f in labels]),
+        np.array(steps, dtype=int),
+    )
+
+
+def _rng(task: SampleTask) -> np.random.Generator:
+    """The task's own stream: the same frames whichever worker runs it, in whatever order."""
+    return np.random.default_rng([task.seed, zlib.crc32(task.source.encode())])
+
+
+def rattle_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """``rattles`` Gaussian displacements of the parent at each amplitude (σ per coordinate),
+    redrawn while two atoms come closer than ``min_distance``."""
+    rng = _rng(task)
+    positions, amplitudes = [], []
+    for sigma in settings.amplitudes:
+        for _ in range(settings.rattles):
+            for _ in range(RATTLE_TRIES):
+                moved = task.start + rng.normal(0.0, sigma, task.start.shape)
+                if pdist(moved).min() >= settings.min_distance:
+                    break
+            else:
+                raise ValueError(
+                    f"{RATTLE_TRIES} rattles of σ = {sigma} Å in a row came closer than "
+                    f"{settings.min_distance} Å"
+                )
+            positions.append(moved)
+            amplitudes.append(sigma)
+    frames = _labelled(calc, positions, [0] * len(positions))
+    frames.amplitudes = np.array(amplitudes)
+    return frames
+
+
+def _langevin(
+    atoms: Atoms, temperature: float, settings: SampleSettings, rng: np.random.Generator
+) -> Langevin:
+    """Langevin dynamics at ``temperature`` from Maxwell–Boltzmann velocities, the centre of
+    mass fixed."""
+    thermalize_momenta(atoms, temperature, rng=rng)
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    atoms.set_constraint(FixCom())
+    return Langevin(
+        atoms,
+        settings.timestep * units.fs,
+        temperature_K=temperature,
+        friction=settings.friction / units.fs,
+        rng=rng,
+        fixcm=False,  # the FixCom constraint does it (ASE's recommendation)
+    )
+
+
+def md_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """Every ``md_every``-th frame of ``md_steps`` Langevin steps with the reference."""
+    atoms = Atoms(f"Au{len(task.start)}", positions=task.start)
+    atoms.calc = calc
+    dyn = _langevin(atoms, task.setting, settings, _rng(task))
+    kept: dict[str, list] = {"positions": [], "energies": [], "forces": [], "steps": []}
+
+    def keep() -> None:
+        kept["positions"].append(atoms.get_positions())
+        kept["energies"].append(atoms.get_potential_energy())
+        kept["forces"].append(atoms.get_forces(apply_constraint=False).copy())
+        kept["steps"].append(dyn.nsteps)
+
+    dyn.attach(keep, interval=settings.md_every)
+    dyn.run(settings.md_steps)
+    return Frames(*(np.array(kept[k]) for k in ("positions", "energies", "forces", "steps")))
+
+
+def relax_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """A BFGS relaxation with the reference from a search start (random or symmetric, the
+    search's own moves): every ``relax_every``-th step and the last."""
+    atoms = search_start(_rng(task), N_ATOMS, task.start_kind)
+    atoms.calc = calc
+    optimizer = BFGS(atoms, logfile=None, maxstep=0.2)
+    kept: dict[str, list] = {"positions": [], "energies": [], "forces": [], "steps": []}
+
+    def keep() -> None:
+        kept["positions"].append(atoms.get_positions())
+        kept["energies"].append(atoms.get_potential_energy())
+        kept["forces"].append(atoms.get_forces().copy())
+        kept["steps"].append(optimizer.nsteps)
+
+    optimizer.attach(keep, interval=settings.relax_every)
+    optimizer.run(fmax=settings.fmax, steps=settings.relax_steps)
+    if kept["steps"][-1] != optimizer.nsteps:  # the minimum (or the last step) always
+        keep()
+    return Frames(*(np.array(kept[k]) for k in ("positions", "energies", "forces", "steps")))
+
+
+def active_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """MD with the current model from the parent; the ``active_per_run`` frames (one every
+    ``md_every`` steps) its ensemble members disagree on most, labelled by the reference."""
+    model = worker_calculator(task.model)
+    atoms = Atoms(f"Au{len(task.start)}", positions=task.start)
+    atoms.calc = model
+    dyn = _langevin(atoms, task.setting, settings, _rng(task))
+    seen: dict[str, list] = {"positions": [], "spread": [], "steps": []}
+
+    def look() -> None:
+        atoms.get_potential_energy()
+        seen["positions"].append(atoms.get_positions())
+        seen["spread"].append(float(model.results.get("energy_std", np.nan)))
+        seen["steps"].append(dyn.nsteps)
+
+    dyn.attach(look, interval=settings.md_every)
+    dyn.run(settings.active_steps)
+    spread = np.array(seen["spread"])
+    if not np.isfinite(spread).any():
+        raise ValueError("the active family's model gives no spread (energy_std): use an ensemble")
+    picked = np.sort(np.argsort(-np.nan_to_num(spread, nan=-1.0))[: settings.active_per_run])
+    return _labelled(
+        calc, [seen["positions"][i] for i in picked], [seen["steps"][i] for i in picked]
+    )
+
+
+DRAW = {"rattle": rattle_frames, "md": md_frames, "relax": relax_frames, "active": active_frames}
+
+
+def draw_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """The labelled frames of ``task`` (its family's function)."""
+    return DRAW[task.family](calc, task, settings)
