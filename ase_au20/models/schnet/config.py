@@ -129,6 +129,8 @@ class SchNetConfig:
     vkd: int = 0
     vkd_sigma: float = 0.1
     vkd_weight: float = 1.0
+    force_weight: float = 0.0
+    isomer_weight: float = 1.0
     zero_force_weight: float = 10.0
     zero_force_subset: int = 4
     outlier_weight: float = 1.0
@@ -158,7 +160,15 @@ class SchNetConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.kd_lambda <= 1.0:
             raise ValueError(f"kd_lambda must lie in [0, 1], got {self.kd_lambda}")
-        non_negative = ("vkd", "vkd_weight", "zero_force_weight", "outlier_weight", "weight_decay")
+        non_negative = (
+            "vkd",
+            "vkd_weight",
+            "zero_force_weight",
+            "outlier_weight",
+            "weight_decay",
+            "force_weight",
+            "isomer_weight",
+        )
         for name in (*non_negative, "kd_atom_weight", "kd_force_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")

@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20.database import connect, load_rows
+from ase_au20.database.corpus import load_corpus
 from ase_au20.models.card import new_card
 from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
 from ase_au20.models.scoring import calibrate_and_score, training_metadata
+
+VAL_FRAMES = 3000  # corpus frames scored after every epoch (every k-th of the val split)
 
 
 def fit_schnet(
@@ -27,14 +30,30 @@ def fit_schnet(
     config: SchNetConfig,
     teacher: Teacher | None = None,
     progress: bool = True,
+    checkpoints: str | os.PathLike[str] | None = None,
 ) -> SchNetModel:
-    """Train on ``train``/``val`` of ``db_path``, calibrate, score, write the card and save."""
+    """Train on ``train``/``val`` of ``db_path`` (with ``force_weight`` > 0, its corpus frames
+    too), calibrate, score, write the card and save; ``checkpoints`` keeps each member's
+    state after every epoch, so the same call after a stop goes on."""
     db = connect(os.fspath(db_path))
     training_metadata(db, db_path)  # before training: a db without it fails in seconds
     train, val = load_rows(db, "train"), load_rows(db, "val")
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"{db_path}: SchNet training needs train and val rows")
-    model = train_schnet(train, val, config, teacher=teacher, progress=progress)
+    corpus = None
+    if config.force_weight > 0:
+        corpus_val = load_corpus(db, "val")
+        every = max(1, -(-len(corpus_val) // VAL_FRAMES))
+        corpus = (load_corpus(db, "train"), corpus_val.subset(np.arange(0, len(corpus_val), every)))
+    model = train_schnet(
+        train,
+        val,
+        config,
+        teacher=teacher,
+        progress=progress,
+        corpus=corpus,
+        checkpoints=None if checkpoints is None else Path(checkpoints),
+    )
     return calibrate_and_save(model, db_path, out)
 
 

@@ -12,6 +12,9 @@ Loss per training row, in units of the per-atom energy std σ (targets are stand
   per-atom terms): twenty targets per geometry instead of one;
 * zero-force term: the isomers are DFTB1-relaxed, so ``zero_force_weight · mean |F|²``
   (eV²/Å²) on the first ``zero_force_subset`` labelled rows of each batch (double backward);
+* reference forces: ``force_weight · mean |F − F_ref|²`` (eV²/Å², per atom) on every row
+  with reference forces: the corpus frames (``database.corpus``) and, with them, the
+  isomers, whose DFTB1 forces are zero (the median largest is 4e-3 eV/Å); double backward;
 * force distillation on the vicinal rows: ``kd_force_weight · mean |F − F_teacher|²``
   (eV²/Å², per atom) on the first ``kd_force_subset`` vicinal rows of each batch, the
   teacher's exact forces at geometries away from the minima (double backward).
@@ -24,6 +27,7 @@ early stopping with the best weights restored; seeds fix weights and batch order
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
@@ -38,6 +42,7 @@ from scipy.spatial.distance import pdist
 from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet
+from ase_au20.database.corpus import Corpus
 from ase_au20.models.schnet.config import SchNetConfig
 from ase_au20.models.schnet.data_parallel import SINGLE, Shard, run_data_parallel
 from ase_au20.models.schnet.network import (
@@ -63,8 +68,32 @@ class _Rows:
     teacher: torch.Tensor  # [n] normalised teacher target (NaN without teacher)
     teacher_atoms: torch.Tensor  # [n, N] normalised teacher local energies (NaN without)
     teacher_forces: torch.Tensor  # [n, N, 3] teacher forces in eV/Å (NaN without)
+    forces: torch.Tensor  # [n, N, 3] reference forces in eV/Å (NaN without)
     weight: torch.Tensor  # [n]
-    labelled: torch.Tensor  # [n] bool: relaxed DFTB1 geometry
+    labelled: torch.Tensor  # [n] bool: carries a reference energy
+    relaxed: torch.Tensor  # [n] bool: an isomer, a DFTB1 minimum
+
+
+@dataclass
+class _ValSet:
+    """Validation structures: positions, reference energies (eV) and forces (eV/Å; None:
+    energies only)."""
+
+    positions: torch.Tensor
+    energies: np.ndarray
+    forces: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, val: IsomerSet, corpus: Corpus | None, device: torch.device) -> _ValSet:
+        """The isomers of ``val`` and, with a corpus, its frames (isomer forces: zero)."""
+        positions, energies = _positions(val.atoms), np.asarray(val.energies, dtype=float)
+        if corpus is None or len(corpus) == 0:
+            return cls(torch.as_tensor(positions, dtype=torch.float32, device=device), energies)
+        forces = np.concatenate([np.zeros_like(positions), corpus.forces])
+        positions = np.concatenate([positions, corpus.positions])
+        energies = np.concatenate([energies, corpus.energies])
+        as_tensor = functools.partial(torch.as_tensor, dtype=torch.float32, device=device)
+        return cls(as_tensor(positions), energies, as_tensor(forces))
 
 
 def _positions(structures: Sequence[Any]) -> np.ndarray:
@@ -134,19 +163,40 @@ def _vicinal_pool(
 
 
 def _build_rows(
-    train: IsomerSet, config: SchNetConfig, teacher: Teacher | None, mean: float, std: float
+    train: IsomerSet,
+    config: SchNetConfig,
+    teacher: Teacher | None,
+    mean: float,
+    std: float,
+    corpus: Corpus | None = None,
 ) -> _Rows:
-    """All training rows (labelled + vicinal) with normalised targets and weights."""
+    """All training rows (isomers, corpus frames, vicinal rows) with normalised targets and
+    weights."""
     positions = _positions(train.atoms)
     n_atoms = positions.shape[1]
     energies = np.asarray(train.energies, dtype=float)
     weight = np.where(np.asarray(train.is_outlier, dtype=bool), config.outlier_weight, 1.0)
+    weight = weight * config.isomer_weight
     teacher_e = np.full(len(train), np.nan)
     teacher_atoms = np.full(positions.shape[:2], np.nan)
     teacher_forces = np.full(positions.shape, np.nan)  # minima: the zero-force term instead
+    has_corpus = corpus is not None and len(corpus) > 0
+    forces = np.zeros(positions.shape) if has_corpus else np.full(positions.shape, np.nan)
     if teacher is not None and (config.kd_lambda > 0 or config.kd_atom_weight > 0):
         teacher_e, teacher_atoms, _ = _teacher_labels(teacher, train.atoms)
     labelled = np.ones(len(train), dtype=bool)
+    relaxed = np.ones(len(train), dtype=bool)
+    if has_corpus:
+        n = len(corpus)
+        positions = np.concatenate([positions, corpus.positions])
+        energies = np.concatenate([energies, corpus.energies])
+        forces = np.concatenate([forces, corpus.forces])
+        weight = np.concatenate([weight, np.ones(n)])
+        teacher_e = np.concatenate([teacher_e, np.full(n, np.nan)])
+        teacher_atoms = np.concatenate([teacher_atoms, np.full((n, n_atoms), np.nan)])
+        teacher_forces = np.concatenate([teacher_forces, np.full((n, n_atoms, 3), np.nan)])
+        labelled = np.concatenate([labelled, np.ones(n, dtype=bool)])
+        relaxed = np.concatenate([relaxed, np.zeros(n, dtype=bool)])
     if config.vkd > 0:
         if teacher is None:
             raise ValueError("vicinal distillation (vkd > 0) needs a teacher model")
@@ -154,10 +204,12 @@ def _build_rows(
         teacher_atoms = np.concatenate([teacher_atoms, vkd_atoms])
         teacher_forces = np.concatenate([teacher_forces, vkd_forces])
         positions = np.concatenate([positions, vkd_pos])
+        forces = np.concatenate([forces, np.full(vkd_pos.shape, np.nan)])
         energies = np.concatenate([energies, np.full(config.vkd, np.nan)])
         teacher_e = np.concatenate([teacher_e, vkd_e])
         weight = np.concatenate([weight, np.full(config.vkd, config.vkd_weight)])
         labelled = np.concatenate([labelled, np.zeros(config.vkd, dtype=bool)])
+        relaxed = np.concatenate([relaxed, np.zeros(config.vkd, dtype=bool)])
 
     def norm(e: np.ndarray) -> torch.Tensor:
         return torch.as_tensor((e - n_atoms * mean) / std, dtype=torch.float32)
@@ -168,8 +220,10 @@ def _build_rows(
         norm(teacher_e),
         torch.as_tensor((teacher_atoms - mean) / std, dtype=torch.float32),
         torch.as_tensor(teacher_forces, dtype=torch.float32),
+        torch.as_tensor(forces, dtype=torch.float32),
         torch.as_tensor(weight, dtype=torch.float32),
         torch.as_tensor(labelled),
+        torch.as_tensor(relaxed),
     )
 
 
@@ -188,7 +242,7 @@ def _batch_loss(
     data-parallel processes gives exactly the gradient of the whole batch's mean loss.
     """
     device = next(net.parameters()).device
-    relaxed_rows = idx[rows.labelled[idx]][: config.zero_force_subset]
+    relaxed_rows = idx[rows.relaxed[idx]][: config.zero_force_subset]
     mine = shard.take(idx)
     pos = rows.positions[mine].to(device)
     target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
@@ -208,31 +262,44 @@ def _batch_loss(
     loss = (weight * per_row).sum() / len(idx)
     relaxed_mine = shard.take(relaxed_rows)
     if config.zero_force_weight > 0 and len(relaxed_mine):
-        squared = _force_error(net, rows, relaxed_mine, len(relaxed_rows), std, teacher=False)
+        squared = _force_error(net, rows, relaxed_mine, len(relaxed_rows), std, None)
         loss = loss + config.zero_force_weight * squared
     if config.kd_force_weight > 0:
         has_forces = torch.isfinite(rows.teacher_forces[idx]).all(-1).all(-1)
         force_rows = idx[has_forces][: config.kd_force_subset]
         force_mine = shard.take(force_rows)
         if len(force_mine):
-            squared = _force_error(net, rows, force_mine, len(force_rows), std, teacher=True)
+            reference = rows.teacher_forces
+            squared = _force_error(net, rows, force_mine, len(force_rows), std, reference)
             loss = loss + config.kd_force_weight * squared
+    if config.force_weight > 0:
+        force_rows = idx[torch.isfinite(rows.forces[idx]).all(-1).all(-1)]
+        force_mine = shard.take(force_rows)
+        if len(force_mine):
+            squared = _force_error(net, rows, force_mine, len(force_rows), std, rows.forces)
+            loss = loss + config.force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors
 
 
 def _force_error(
-    net: SchNet, rows: _Rows, which: torch.Tensor, n_rows: int, std: float, teacher: bool
+    net: SchNet,
+    rows: _Rows,
+    which: torch.Tensor,
+    n_rows: int,
+    std: float,
+    reference: torch.Tensor | None,
 ) -> torch.Tensor:
     """Σ |F − F_ref|² (eV²/Å²) over rows ``which``, divided by the atoms of all ``n_rows``
     rows of the batch (the shares of the data-parallel processes add up to the mean); F_ref
-    is the teacher's forces or zero. Differentiable in the weights (double backward)."""
+    is ``reference[which]`` (the teacher's or the reference's forces) or, with None, zero.
+    Differentiable in the weights (double backward)."""
     device = next(net.parameters()).device
     positions = rows.positions[which].to(device).requires_grad_(True)
     (grad,) = torch.autograd.grad(net(positions).sum(), positions, create_graph=True)
     residual = -std * grad
-    if teacher:
-        residual = residual - rows.teacher_forces[which].to(device)
+    if reference is not None:
+        residual = residual - reference[which].to(device)
     return residual.pow(2).sum() / (n_rows * residual.shape[1])
 
 
@@ -242,32 +309,44 @@ def _epoch_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[to
     return [torch.as_tensor(order[s : s + batch_size]) for s in range(0, n, batch_size)]
 
 
-def _val_mae(
-    net: SchNet,
-    positions: torch.Tensor,
-    energies: np.ndarray,
-    mean: float,
-    std: float,
-    shard: Shard = SINGLE,
-) -> float:
-    """Validation MAE (eV) with exact filters, each process scoring its share of the rows."""
+def _val_scores(
+    net: SchNet, val: _ValSet, mean: float, std: float, shard: Shard = SINGLE
+) -> tuple[float, float]:
+    """Validation energy MAE (eV) and force MAE (eV/Å per component; NaN without forces)
+    with exact filters, each process scoring its share of the rows."""
     net.eval()
-    mine = shard.take(torch.arange(len(positions)))
-    with torch.inference_mode():
-        h = [net(positions[mine[s : s + 256]]) for s in range(0, len(mine), 256)]
+    mine = shard.take(torch.arange(len(val.positions)))
+    total = torch.zeros(4, dtype=torch.float64)
+    for s in range(0, len(mine), 256):
+        chunk = mine[s : s + 256]
+        positions = val.positions[chunk]
+        if val.forces is None:
+            with torch.inference_mode():
+                h = net(positions)
+        else:
+            positions = positions.clone().requires_grad_(True)
+            h = net(positions)
+            (grad,) = torch.autograd.grad(h.sum(), positions)
+            total[2] += (-std * grad - val.forces[chunk]).abs().sum().double().cpu()
+            total[3] += grad.numel()
+        pred = std * h.detach().double().cpu().sum(1) + mean * positions.shape[1]
+        total[0] += (pred - torch.as_tensor(val.energies[chunk.numpy()])).abs().sum()
+        total[1] += len(chunk)
     net.train()
-    total = torch.zeros(2, dtype=torch.float64)
-    if h:
-        pred = std * torch.cat(h).double().cpu().sum(1) + mean * positions.shape[1]
-        total[0] = (pred - torch.as_tensor(energies[mine.numpy()])).abs().sum()
-        total[1] = len(mine)
     total = shard.sum(total)
-    return float(total[0] / total[1])
+    force = float(total[2] / total[3]) if total[3] else float("nan")
+    return float(total[0] / total[1]), force
+
+
+def _score(energy_mae: float, force_mae: float) -> float:
+    """What early stopping minimises: the energy MAE (eV), plus the force MAE times 1 Å
+    when the validation set has forces."""
+    return energy_mae + (0.0 if np.isnan(force_mae) else force_mae)
 
 
 def train_network(
     rows: _Rows,
-    val: IsomerSet,
+    val: _ValSet,
     config: SchNetConfig,
     seed: int,
     mean: float,
@@ -275,11 +354,14 @@ def train_network(
     progress: bool = True,
     label: str = "schnet",
     shard: Shard = SINGLE,
+    checkpoint: Path | None = None,
 ) -> tuple[SchNet, dict[str, Any]]:
     """Train one network; returns it with the best validation weights and its history.
 
     With a data-parallel ``shard`` every process runs this same loop in lockstep: same seed,
-    same batches, gradients summed before each identical optimiser step.
+    same batches, gradients summed before each identical optimiser step. With a
+    ``checkpoint`` file the state is saved after every epoch and a run that finds one goes
+    on from it (the same result as an uninterrupted run).
     """
     device = training_device(config)
     amp = device.type == "cuda"
@@ -290,12 +372,27 @@ def train_network(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr
     )
-    val_pos = torch.as_tensor(_positions(val.atoms), dtype=torch.float32, device=device)
-    val_e = np.asarray(val.energies, dtype=float)
-    best_mae, best_epoch, best_state = np.inf, -1, None
-    history: dict[str, list[float]] = {"train_mae": [], "val_mae": [], "lr": [], "seconds": []}
-    bar = tqdm(range(config.epochs), desc=label, disable=not progress, leave=False)
+    history: dict[str, list[float]] = {
+        "train_mae": [],
+        "val_mae": [],
+        "val_force_mae": [],
+        "lr": [],
+        "seconds": [],
+    }
+    best_score, best_epoch, best_state, first = np.inf, -1, None, 0
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        rng.bit_generator.state = saved["rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        history, first = saved["history"], saved["epoch"] + 1
+        best_score, best_epoch, best_state = saved["best"]
+    bar = tqdm(range(first, config.epochs), desc=label, disable=not progress, leave=False)
     for epoch in bar:
+        if epoch - best_epoch > config.patience:
+            break
         start = time.perf_counter()
         errors = torch.zeros(2, dtype=torch.float64)
         for idx in _epoch_batches(len(rows.positions), config.batch_size, rng):
@@ -309,27 +406,40 @@ def train_network(
         seconds = time.perf_counter() - start
         errors = shard.sum(errors)
         train_mae = float(errors[0] / errors[1]) if errors[1] else float("nan")
-        val_mae = _val_mae(net, val_pos, val_e, mean, std, shard)
-        scheduler.step(val_mae)
-        for key, value in zip(
-            history, (train_mae, val_mae, optimizer.param_groups[0]["lr"], seconds), strict=True
-        ):
+        val_mae, val_force = _val_scores(net, val, mean, std, shard)
+        score = _score(val_mae, val_force)
+        scheduler.step(score)
+        lr = optimizer.param_groups[0]["lr"]
+        for key, value in zip(history, (train_mae, val_mae, val_force, lr, seconds), strict=True):
             history[key].append(value)
-        if val_mae < best_mae:
-            best_mae, best_epoch = val_mae, epoch
+        if score < best_score:
+            best_score, best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         bar.set_postfix(train_mae=f"{train_mae:.3f}", val_mae=f"{val_mae:.3f}", refresh=False)
-        if epoch - best_epoch >= config.patience:
-            break
+        if checkpoint is not None and shard.rank == 0:
+            state = {
+                "epoch": epoch,
+                "net": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best": (best_score, best_epoch, best_state),
+            }
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)  # whole or not at all
     net.load_state_dict(best_state)
     summary = {
         "seed": seed,
         "epochs_run": len(history["val_mae"]),
         "best_epoch": best_epoch,
-        "val_mae": best_mae,
+        "val_mae": history["val_mae"][best_epoch],
+        "val_force_mae": history["val_force_mae"][best_epoch],
         "s_per_epoch": float(np.median(history["seconds"])),
         "train_mae_history": [round(v, 5) for v in history["train_mae"]],
         "val_mae_history": [round(v, 5) for v in history["val_mae"]],
+        "val_force_mae_history": [round(v, 5) for v in history["val_force_mae"]],
         "seconds_history": [round(v, 4) for v in history["seconds"]],
     }
     return net.eval(), {"summary": summary, "history": history}
@@ -339,18 +449,20 @@ def _train_in_process(
     shard: Shard,
     out: str,
     rows: _Rows,
-    val: IsomerSet,
+    val: _ValSet,
     config: SchNetConfig,
     seed: int,
     mean: float,
     std: float,
     progress: bool,
     label: str,
+    checkpoint: Path | None,
 ) -> None:
     """One data-parallel process: train; rank 0 writes the weights and the summary to ``out``."""
     with torch_threads(config.threads or 1):
+        show = progress and shard.rank == 0
         net, result = train_network(
-            rows, val, config, seed, mean, std, progress and shard.rank == 0, label, shard
+            rows, val, config, seed, mean, std, show, label, shard, checkpoint
         )
     if shard.rank == 0:
         torch.save(net.state_dict(), Path(out) / "member.pt")
@@ -373,20 +485,23 @@ def training_device(config: SchNetConfig) -> torch.device:
 
 def _train_member(
     rows: _Rows,
-    val: IsomerSet,
+    val: _ValSet,
     config: SchNetConfig,
     seed: int,
     mean: float,
     std: float,
     progress: bool,
     label: str,
+    checkpoint: Path | None = None,
 ) -> tuple[SchNet, dict[str, Any]]:
     """Train one network, in this process or over ``config.workers`` CPU processes."""
     if config.workers == 1:
         with torch_threads(config.threads):
-            return train_network(rows, val, config, seed, mean, std, progress, label)
+            return train_network(
+                rows, val, config, seed, mean, std, progress, label, checkpoint=checkpoint
+            )
     with tempfile.TemporaryDirectory(prefix="au20-schnet-") as out:
-        args = (out, rows, val, config, seed, mean, std, progress, label)
+        args = (out, rows, val, config, seed, mean, std, progress, label, checkpoint)
         n_parameters = sum(p.numel() for p in SchNet(config.architecture()).parameters())
         run_data_parallel(_train_in_process, config.workers, n_parameters, *args)
         state = torch.load(Path(out) / "member.pt", map_location="cpu", weights_only=True)
@@ -414,8 +529,13 @@ def train_schnet(
     config: SchNetConfig | None = None,
     teacher: Teacher | None = None,
     progress: bool = True,
+    corpus: tuple[Corpus, Corpus] | None = None,
+    checkpoints: Path | None = None,
 ) -> SchNetModel:
     """Train ``config.ensemble`` networks (seeds seed, seed+1, …) and wrap them as a model.
+
+    ``corpus`` (train and val frames with reference energies and forces) joins the isomers;
+    ``checkpoints`` is a folder with one checkpoint per member, so a stopped run goes on.
 
     The returned model's card holds the architecture, hyper-parameters, target scaling and a
     ``training`` summary; database provenance, metrics and conformal quantiles are added by
@@ -437,18 +557,25 @@ def train_schnet(
         raise ValueError("training energies have zero spread: cannot standardise targets")
     device = training_device(config)
     start = time.perf_counter()
+    corpus_train, corpus_val = corpus if corpus is not None else (None, None)
+    if config.force_weight > 0 and (corpus_train is None or len(corpus_train) == 0):
+        raise ValueError("force_weight > 0 needs corpus frames with forces (au20-workflow sample)")
     with torch_threads(config.threads):
-        rows = _build_rows(train, config, teacher, mean, std)
+        rows = _build_rows(train, config, teacher, mean, std, corpus_train)
+    val_set = _ValSet.of(val, corpus_val, device)
+    if checkpoints is not None:
+        Path(checkpoints).mkdir(parents=True, exist_ok=True)
     results = [
         _train_member(
             rows,
-            val,
+            val_set,
             config,
             config.seed + k,
             mean,
             std,
             progress,
             f"schnet {k + 1}/{config.ensemble}",
+            None if checkpoints is None else Path(checkpoints) / f"member_{k}.ckpt",
         )
         for k in range(config.ensemble)
     ]
@@ -462,6 +589,7 @@ def train_schnet(
         },
         "training": {
             "n_train": len(train),
+            "n_corpus": 0 if corpus_train is None else len(corpus_train),
             "n_vicinal": config.vkd,
             "teacher": _teacher_provenance(teacher),
             "seconds": time.perf_counter() - start,
