@@ -113,6 +113,31 @@ def synthetic_db(synthetic_xyz_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
+def reference_db(synthetic_xyz_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic geometries labelled by the reference (DFTB1), group split: isomers of
+    the level a corpus is labelled at, without the dataset."""
+    import warnings
+
+    from ase.io import read
+
+    from ase_au20.calculators.base import OutsideDomainWarning
+    from ase_au20.calculators.dftb import DFTBAu20
+    from ase_au20.database import build_database
+
+    folder = tmp_path_factory.mktemp("reference_xyz")
+    reference = DFTBAu20()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OutsideDomainWarning)
+        for path in sorted(synthetic_xyz_dir.glob("*.xyz")):
+            atoms = read(path, format="xyz")
+            atoms.calc = reference
+            write_isomer_xyz(folder / path.name, atoms, atoms.get_potential_energy())
+    path = tmp_path_factory.mktemp("reference_db") / "reference.db"
+    build_database(folder, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def real_db(au20_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 899-isomer db with the prototype's seed split (fixed test ids and folds)."""
     from ase_au20.database import build_database

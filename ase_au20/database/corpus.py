@@ -35,6 +35,7 @@ class Corpus:
     parents: np.ndarray  # (n,) int, NO_PARENT for none
     splits: np.ndarray  # (n,) str
     sources: np.ndarray  # (n,) str
+    levels: np.ndarray  # (n,) str, the level of theory of each label
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -93,6 +94,7 @@ def load_corpus(
         parents=np.array([row.parent for row in rows], dtype=int),
         splits=np.array([row.split for row in rows], dtype=str),
         sources=np.array([row.source for row in rows], dtype=str),
+        levels=np.array([row.get("level", "") for row in rows], dtype=str),
     )
 
 
@@ -105,7 +107,29 @@ def _empty() -> Corpus:
         np.zeros(0, dtype=int),
         np.zeros(0, dtype=str),
         np.zeros(0, dtype=str),
+        np.zeros(0, dtype=str),
     )
+
+
+def balanced_by_family(corpus: Corpus, per_family: int) -> Corpus:
+    """At most ``per_family`` frames of each family, spread evenly over its rows (the same
+    frames every time), so that no family outweighs the others."""
+    keep = []
+    for name in sorted(set(corpus.families.tolist())):
+        rows = np.flatnonzero(corpus.families == name)
+        keep.append(rows[np.linspace(0, len(rows) - 1, min(per_family, len(rows))).astype(int)])
+    return corpus.subset(np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=int))
+
+
+def check_one_level(corpus: Corpus, level: str | None) -> None:
+    """ValueError unless every frame of ``corpus`` is labelled at ``level`` (the isomers'):
+    a model never learns two levels of theory as one surface."""
+    other = sorted(set(corpus.levels.tolist()) - {level})
+    if other:
+        raise ValueError(
+            f"corpus frames labelled at {', '.join(other)} beside isomers at {level}: a model "
+            "learns one level of theory"
+        )
 
 
 def corpus_sources(db: Database) -> set[str]:

@@ -30,13 +30,14 @@ SPREAD_FLOOR = 1e-3  # eV: the offset where a spread is zero everywhere (one mem
 
 
 @dataclass(frozen=True)
-class OutOfFold:
-    """Each training row predicted by a model refitted without its fold: energies, labels
-    and the model's spread there (eV)."""
+class CalibrationRows:
+    """Calibration rows beside the isomers of calib, predicted by a model that never trained
+    on them: out-of-fold predictions of the training rows (KRR) or the corpus frames of the
+    calib split; energies, labels and the model's spread there (eV)."""
 
     energy: np.ndarray
     true: np.ndarray
-    spread: np.ndarray
+    spread: np.ndarray | None
 
 
 def model_spread(out: dict[str, Any]) -> np.ndarray | None:
@@ -58,17 +59,19 @@ def calibrate_and_score(
     energy_reference: float,
     bucket_edges: Sequence[float],
     spread_of: Callable[[dict[str, Any]], np.ndarray | None] = model_spread,
-    extra: OutOfFold | None = None,
+    extra: CalibrationRows | None = None,
 ) -> tuple[ConformalCalibrator, PairCalibrator, dict[str, Any]]:
     """Fit conformal quantiles on ``calib`` (normalised by ``spread_of(prediction)`` plus its
     ``spread_offset`` when the model has a spread) and the pair-difference calibration, and score
     ``test``: regression, per-bucket, interval and pair-interval metrics and the mean
     predicted |F| at the DFTB1-relaxed geometries (ideally ~0).
 
-    ``extra``: out-of-fold predictions of the training rows, calibration rows beside calib
-    for the single-structure quantiles (cross-conformal: 90 calib rows alone leave the
-    coverage of one calib draw ±0.03 from its level). Pairs stay on calib: the errors of two
-    isomers predicted by one model are correlated, those of two fold models are not."""
+    ``extra``: calibration rows beside calib for the single-structure quantiles: out-of-fold
+    predictions of the training rows (cross-conformal: 90 calib rows alone leave the
+    coverage of one calib draw ±0.03 from its level), or held-out corpus frames (the
+    intervals then hold on the geometries the workflows visit, not only at minima). Pairs
+    stay on calib: the errors of two isomers predicted by one model are correlated, those
+    of two fold models are not."""
     calib = load_rows(db, "calib")
     if len(calib) == 0:
         raise ValueError("the database has no calib rows: cannot calibrate")

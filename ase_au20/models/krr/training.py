@@ -38,7 +38,7 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import OutOfFold, calibrate_and_score, training_metadata
+from ase_au20.models.scoring import CalibrationRows, calibrate_and_score, training_metadata
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -271,7 +271,7 @@ def out_of_fold(
     row: dict[str, Any],
     force_targets: list[np.ndarray] | None = None,
     baseline: np.ndarray | None = None,
-) -> OutOfFold | None:
+) -> CalibrationRows | None:
     """Every row predicted by the model of ``row`` refitted without its fold and that fold's
     near-duplicates (``baseline``: energies added to a Δ model's); None for a model without
     a predictive std (a dense kernel), whose calibration stays on calib."""
@@ -286,7 +286,7 @@ def out_of_fold(
     scored = ~np.isnan(energy)
     shift = np.zeros(len(isomers)) if baseline is None else np.asarray(baseline, dtype=float)
     true = isomers.energies + shift
-    return OutOfFold((energy + shift)[scored], true[scored], spread[scored])
+    return CalibrationRows((energy + shift)[scored], true[scored], spread[scored])
 
 
 def write_cv_table(path: str | os.PathLike[str], table: list[dict[str, Any]]) -> None:
@@ -331,7 +331,7 @@ def calibrate_and_save(
     table: list[dict[str, Any]],
     trainval: IsomerSet,
     out: str | os.PathLike[str],
-    extra: OutOfFold | None = None,
+    extra: CalibrationRows | None = None,
 ) -> TrainResult:
     """The last steps of every CV-trained KRR-type model: conformal calibration on calib and
     the ``extra`` out-of-fold rows (scores divided by the predictive std plus its median, as

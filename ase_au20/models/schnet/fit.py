@@ -14,14 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from ase_au20.database import connect, load_rows
-from ase_au20.database.corpus import load_corpus
+from ase_au20.database.corpus import balanced_by_family, check_one_level, load_corpus
 from ase_au20.models.card import new_card
 from ase_au20.models.domain import attach_domain
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
-from ase_au20.models.scoring import calibrate_and_score, training_metadata
+from ase_au20.models.scoring import (
+    CalibrationRows,
+    calibrate_and_score,
+    model_spread,
+    training_metadata,
+)
 
 VAL_FRAMES = 3000  # corpus frames scored after every epoch (every k-th of the val split)
+CALIBRATION_FRAMES = 1000  # per family, beside the calib isomers: every family weighs alike
+DOMAIN_FRAMES = 1000  # training frames per family the domain is fitted on, beside the isomers
 
 
 def fit_schnet(
@@ -45,6 +52,8 @@ def fit_schnet(
         corpus_val = load_corpus(db, "val")
         every = max(1, -(-len(corpus_val) // VAL_FRAMES))
         corpus = (load_corpus(db, "train"), corpus_val.subset(np.arange(0, len(corpus_val), every)))
+        for part in corpus:
+            check_one_level(part, db.metadata.get("level"))
     model = train_schnet(
         train,
         val,
@@ -62,12 +71,21 @@ def calibrate_and_save(
 ) -> SchNetModel:
     """Calibrate a trained model on ``calib`` of ``db_path`` (conformal and pair intervals,
     normalised by an ensemble's spread plus its calib median), score ``test``, write the
-    card and the domain, and save to ``out``; also recalibrates a saved model."""
+    card and the domain, and save to ``out``; also recalibrates a saved model.
+
+    With a corpus, the conformal quantiles also see up to CALIBRATION_FRAMES calib frames of
+    each family and the domain up to DOMAIN_FRAMES training frames of each: the interval and
+    the verdict then describe the geometries the workflows visit, not only minima."""
     db = connect(os.fspath(db_path))
     meta = training_metadata(db, db_path)
     train, val = load_rows(db, "train"), load_rows(db, "val")
+    frames = balanced_by_family(load_corpus(db, "calib"), CALIBRATION_FRAMES)
+    extra = None
+    if len(frames):
+        out_frames = model.predict([frames.atoms(i) for i in range(len(frames))])
+        extra = CalibrationRows(out_frames["energy"], frames.energies, model_spread(out_frames))
     calibrator, pairs, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"]
+        model, db, meta["energy_reference"], meta["bucket_edges"], extra=extra
     )
     metrics["val"] = {
         "mae": float(np.mean([m["val_mae"] for m in model.card["training"]["members"]]))
@@ -88,5 +106,6 @@ def calibrate_and_save(
     )
     model.card.update(card, dataset_hash=meta.get("dataset_hash", ""))
     model.save(Path(out))
-    attach_domain(out, [*train.atoms, *val.atoms], model)
+    seen = balanced_by_family(load_corpus(db, "train"), DOMAIN_FRAMES)
+    attach_domain(out, [*train.atoms, *val.atoms, *map(seen.atoms, range(len(seen)))], model)
     return model

@@ -247,8 +247,12 @@ def _batch_loss(
     pos = rows.positions[mine].to(device)
     target, teacher = rows.target[mine].to(device), rows.teacher[mine].to(device)
     weight, labelled = rows.weight[mine].to(device), rows.labelled[mine].to(device)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        atoms_pred = net(pos, table_spacing=config.table_spacing).float()
+    with_forces = config.force_weight > 0  # one exact forward gives energies and forces
+    if with_forces:
+        pos.requires_grad_(True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and not with_forces):
+        spacing = None if with_forces else config.table_spacing
+        atoms_pred = net(pos, table_spacing=spacing).float()
     pred = atoms_pred.sum(1)
     lam = config.kd_lambda
     sq_true = (pred - target.nan_to_num()) ** 2
@@ -272,11 +276,14 @@ def _batch_loss(
             reference = rows.teacher_forces
             squared = _force_error(net, rows, force_mine, len(force_rows), std, reference)
             loss = loss + config.kd_force_weight * squared
-    if config.force_weight > 0:
-        force_rows = idx[torch.isfinite(rows.forces[idx]).all(-1).all(-1)]
-        force_mine = shard.take(force_rows)
-        if len(force_mine):
-            squared = _force_error(net, rows, force_mine, len(force_rows), std, rows.forces)
+    if with_forces:
+        n_force_rows = int(torch.isfinite(rows.forces[idx]).all(-1).all(-1).sum())
+        reference = rows.forces[mine].to(device)
+        has = torch.isfinite(reference).all(-1).all(-1)
+        if n_force_rows and has.any():
+            (grad,) = torch.autograd.grad(pred.sum(), pos, create_graph=True)
+            residual = (-std * grad - reference.nan_to_num())[has]
+            squared = residual.pow(2).sum() / (n_force_rows * residual.shape[1])
             loss = loss + config.force_weight * squared
     errors = (pred - target).detach()[labelled].abs() * std
     return loss, errors

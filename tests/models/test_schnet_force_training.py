@@ -1,0 +1,110 @@
+"""SchNet learning reference forces from the corpus: the force term, its gradients, the
+finite-difference check of the trained model, and resuming from checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from ase_au20.compute.engine import open_engine
+from ase_au20.database import connect, load_rows
+from ase_au20.database.corpus import load_corpus
+from ase_au20.models.schnet.config import SchNetConfig, force_config
+from ase_au20.models.schnet.fit import fit_schnet
+from ase_au20.models.schnet.network import SchNetModel
+from ase_au20.models.schnet.training import train_schnet
+from ase_au20.workflows.corpus.sample import sample_corpus
+from ase_au20.workflows.corpus.settings import SampleSettings
+
+TINY = {"hidden": 16, "blocks": 2, "rbf": 16, "cutoff": 5.0, "batch_size": 16, "lr": 5e-3}
+
+
+def tiny(**changes: object) -> SchNetConfig:
+    """A small network trained for a few epochs, without the zero-force term."""
+    return SchNetConfig(
+        **{**TINY, "epochs": 4, "zero_force_weight": 0.0, "device": "cpu", **changes}
+    )
+
+
+@pytest.fixture(scope="module")
+def corpus_db(reference_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic isomers with rattled and 1500 K MD frames labelled by the reference."""
+    path = tmp_path_factory.mktemp("force_corpus") / "corpus.db"
+    shutil.copy(reference_db, path)
+    settings = SampleSettings(
+        families=("rattle", "md"), amplitudes=(0.05, 0.1), rattles=2, md_steps=20, md_every=4
+    )
+    with open_engine("none") as engine:
+        sample_corpus(connect(path), settings, engine, progress=False)
+    return path
+
+
+def _force_mae(model: SchNetModel, path: Path) -> float:
+    corpus = load_corpus(path, "val")
+    structures = [corpus.atoms(i) for i in range(len(corpus))]
+    forces = model.predict(structures, forces=True)["forces"]
+    return float(np.abs(np.asarray(forces) - corpus.forces).mean())
+
+
+def test_the_force_term_teaches_the_forces(corpus_db: Path) -> None:
+    train, val = load_rows(corpus_db, "train"), load_rows(corpus_db, "val")
+    corpus = (load_corpus(corpus_db, "train"), load_corpus(corpus_db, "val"))
+    energy_only = train_schnet(train, val, tiny(), progress=False, corpus=corpus)
+    with_forces = train_schnet(train, val, tiny(force_weight=10.0), progress=False, corpus=corpus)
+    assert _force_mae(with_forces, corpus_db) < 0.8 * _force_mae(energy_only, corpus_db)
+    member = with_forces.card["training"]["members"][0]
+    assert np.isfinite(member["val_force_mae"]) and with_forces.card["training"]["n_corpus"] > 0
+    history = member["val_force_mae_history"]
+    assert history[-1] < history[0]
+
+
+def test_force_training_needs_a_corpus(reference_db: Path) -> None:
+    train, val = load_rows(reference_db, "train"), load_rows(reference_db, "val")
+    with pytest.raises(ValueError, match="force_weight > 0 needs corpus frames"):
+        train_schnet(train, val, tiny(force_weight=1.0), progress=False)
+
+
+def test_a_force_trained_model_gives_the_gradient_of_its_energy(
+    corpus_db: Path, tmp_path: Path
+) -> None:
+    config = force_config(**TINY, epochs=2, ensemble=2, workers=1, device="cpu")
+    fit_schnet(corpus_db, tmp_path / "model", config, progress=False)
+    model = SchNetModel.load(tmp_path / "model")
+    atoms = load_corpus(corpus_db, "test").atoms(0)
+    forces = model.predict([atoms], forces=True)["forces"][0]
+    step = 1e-4
+    for atom, axis in ((0, 0), (7, 1), (19, 2)):
+        energies = []
+        for sign in (1, -1):
+            moved = Atoms(atoms.numbers, positions=atoms.positions.copy())
+            moved.positions[atom, axis] += sign * step
+            energies.append(model.predict([moved])["energy"][0])
+        numeric = -(energies[0] - energies[1]) / (2 * step)
+        assert forces[atom, axis] == pytest.approx(numeric, abs=2e-3)
+
+
+def test_a_stopped_training_goes_on_from_its_checkpoint(corpus_db: Path, tmp_path: Path) -> None:
+    train, val = load_rows(corpus_db, "train"), load_rows(corpus_db, "val")
+    corpus = (load_corpus(corpus_db, "train"), load_corpus(corpus_db, "val"))
+    whole = train_schnet(train, val, tiny(force_weight=10.0), progress=False, corpus=corpus)
+    folder = tmp_path / "ckpt"
+    train_schnet(
+        train,
+        val,
+        tiny(force_weight=10.0, epochs=2),
+        progress=False,
+        corpus=corpus,
+        checkpoints=folder,
+    )
+    assert (folder / "member_0.ckpt").is_file()
+    resumed = train_schnet(
+        train, val, tiny(force_weight=10.0), progress=False, corpus=corpus, checkpoints=folder
+    )
+    assert resumed.card["training"]["members"][0]["epochs_run"] == 4
+    for a, b in zip(whole.networks[0].parameters(), resumed.networks[0].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
