@@ -118,16 +118,43 @@ def global_k(atoms: Atoms, calc: Calculator) -> float:
     return run_sensitivity(atoms, calc, config, progress=False).global_k
 
 
-def load_calculators() -> dict[str, Calculator]:
-    """The shipped models that exist, as calculators on the CPU, and the reference."""
+def load_calculators(specs: tuple[str, ...]) -> dict[str, Calculator]:
+    """The reference and the models of ``specs`` (shipped names that exist, or trained model
+    folders, named by their folder), as calculators on the CPU."""
     from ase_au20.calculators.factory import make_calculator
 
     calcs = {
-        name: make_calculator(name, device="cpu")
-        for name in MODELS
-        if (PRETRAINED_DIR / name / "card.json").is_file()
+        Path(spec).name: make_calculator(spec, device="cpu")
+        for spec in specs
+        if spec not in MODELS or (PRETRAINED_DIR / spec / "card.json").is_file()
     }
     return {"dftb": make_calculator("dftb"), **calcs}
+
+
+def domain_precision_recall(families: list[Any]) -> dict[str, float]:
+    """How well the out-of-domain verdict flags the structures whose reference error exceeds
+    three interval widths, over every family: precision, recall and the counts."""
+    error = np.concatenate([np.abs(f.model_energy - f.reference_energy) for f in families])
+    width = np.concatenate([2 * f.half_width for f in families])
+    flagged = ~np.concatenate([np.asarray(f.in_domain, dtype=bool) for f in families])
+    large = error > 3 * width
+    hits = int((flagged & large).sum())
+    return {
+        "n": int(len(error)),
+        "flagged": int(flagged.sum()),
+        "large_errors": int(large.sum()),
+        "precision": hits / flagged.sum() if flagged.any() else float("nan"),
+        "recall": hits / large.sum() if large.any() else float("nan"),
+    }
+
+
+def misordered_close_pairs(predicted: np.ndarray, true: np.ndarray, gap: float = 0.5) -> float:
+    """The share of isomer pairs closer than ``gap`` eV in the reference that a model orders
+    the other way round."""
+    i, j = np.triu_indices(len(true), 1)
+    close = np.abs(true[i] - true[j]) < gap
+    wrong = np.sign(predicted[i] - predicted[j]) != np.sign(true[i] - true[j])
+    return float(wrong[close].mean())
 
 
 def main() -> None:
@@ -141,12 +168,17 @@ def main() -> None:
         default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks",
         help="folder of the docs page truth.md and its truth.json (full runs only)",
     )
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma-separated shipped model names or trained model folders to score",
+    )
     args = parser.parse_args()
     budget = QUICK if args.quick else FULL
     seed_db, _ = ensure_databases(args.out, data_dir())
     clock = time.perf_counter()
     with threadpool_limits(1):
-        calcs = load_calculators()
+        calcs = load_calculators(tuple(m for m in args.models.split(",") if m))
         reference = calcs.pop("dftb")
         test = load_rows(seed_db, split="test")
         isomers = [Atoms(a.numbers, positions=a.positions) for a in test.atoms[: budget.isomers]]
@@ -162,10 +194,16 @@ def main() -> None:
 
         table: dict[str, dict[str, Any]] = {}
         for model, calc in calcs.items():
-            scores = {
-                name: score_family(calc, name, structures, truth[name]).metrics()
+            scored = {
+                name: score_family(calc, name, structures, truth[name])
                 for name, structures in families.items()
             }
+            scores = {name: family.metrics() for name, family in scored.items()}
+            scores["domain verdict"] = domain_precision_recall(list(scored.values()))
+            first = scored["test isomers"]
+            scores["test isomers"]["misordered_close_pairs"] = misordered_close_pairs(
+                first.model_energy, first.reference_energy
+            )
             starts = budget.search_starts // (3 if model == "xtb-delta" else 1)
             minima = search_minima(calc, max(starts, 1))
             scores["search minima"] = score_family(
@@ -221,8 +259,18 @@ def write_markdown(report: dict[str, Any], folder: Path) -> None:
             f"| {name} | {m['n']} | {m['energy_mae']:.3f} | {m['force_mae']:.3f} | "
             f"{m['coverage']:.2f} | {m['mean_width']:.2f} | {m['in_domain']:.2f} |"
             for name, m in scores.items()
+            if name != "domain verdict"
         ]
-        lines.append("")
+        verdict = scores["domain verdict"]
+        lines += [
+            "",
+            f"Out-of-domain verdict against errors above three interval widths: "
+            f"{verdict['flagged']} flagged, {verdict['large_errors']} large errors of "
+            f"{verdict['n']}; precision {verdict['precision']:.2f}, recall "
+            f"{verdict['recall']:.2f}.",
+        ]
+        wrong = scores["test isomers"].get("misordered_close_pairs", float("nan"))
+        lines += ["", f"Test isomer pairs closer than 0.5 eV, ordered wrongly: {wrong:.1%}.", ""]
     td = report["td"]
     ref = np.array(td["dftb"]["frequencies_cm"])
     lines += [
@@ -255,10 +303,19 @@ def print_report(report: dict[str, Any]) -> None:
         head = f"  {'family':<20}{'n':>5}{'E MAE':>8}{'F MAE':>8}{'cover':>7}{'width':>7}"
         print(head + f"{'in dom.':>8}")
         for name, m in scores.items():
+            if name == "domain verdict":
+                print(
+                    f"  domain verdict: {m['flagged']} flagged, {m['large_errors']} errors above "
+                    f"3 interval widths of {m['n']}; precision {m['precision']:.2f}, recall "
+                    f"{m['recall']:.2f}"
+                )
+                continue
             print(
                 f"  {name:<20}{m['n']:>5}{m['energy_mae']:>8.3f}{m['force_mae']:>8.3f}"
                 f"{m['coverage']:>7.2f}{m['mean_width']:>7.2f}{m['in_domain']:>8.2f}"
             )
+        wrong = scores["test isomers"].get("misordered_close_pairs", float("nan"))
+        print(f"  test isomer pairs closer than 0.5 eV, ordered wrongly: {wrong:.1%}")
     td = report["td"]
     ref = np.array(td["dftb"]["frequencies_cm"])
     print("\nTd pyramid relaxed by each: harmonic frequencies (cm⁻¹) and global K at σ = 0.01 Å")

@@ -7,137 +7,38 @@ from typing import Any
 
 import click
 
-from ase_au20.cli.recipes import given_on_command_line, recipe_option
-from ase_au20.cli.workflow_options import (
-    FINITE,
-    db_option,
-    device_option,
-    model_out_option,
-    quiet_option,
-    staged_out,
-)
+from ase_au20.cli.dataclass_options import dataclass_options, settings_from
+from ase_au20.cli.recipes import given_on_command_line
+from ase_au20.cli.workflow_options import db_option, model_out_option, quiet_option, staged_out
+from ase_au20.models.schnet.config import SchNetConfig
 
 
-def _default(name: str) -> object:
-    """Default of a SchNetConfig field (the plain recipe), read without importing torch."""
-    import dataclasses
-
-    from ase_au20.models.schnet.config import SchNetConfig
-
-    return {f.name: f.default for f in dataclasses.fields(SchNetConfig)}[name]
-
-
-def _shipped_changes() -> str:
-    """The shipped recipe as the command-line options it sets, for --help."""
-    from ase_au20.models.schnet.config import SHIPPED_RECIPE
+def _recipe_changes(table: str) -> str:
+    """A recipe as the command-line options it sets, for --help."""
+    from ase_au20.models.schnet import config
 
     return " ".join(
-        f"--{name.replace('_', '-')} {value:g}" for name, value in SHIPPED_RECIPE.items()
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in getattr(config, table).items()
+        if name != "table_spacing"  # not an option: the recipe's own choice
     )
 
 
 @click.command("schnet")
-@db_option("Isomer database built by `au20-workflow db build`.")
+@db_option("Isomer database built by `au20-workflow db build` (and its corpus: `sample`).")
 @model_out_option("Model directory to write (card.json, member_<k>.pt).")
-@recipe_option(
-    "Starting hyper-parameters: the defaults shown here (plain), or those of the shipped "
-    f"model ({_shipped_changes()}; needs --teacher). Options given on the command line "
-    "override either."
-)
 @click.option(
-    "--epochs",
-    type=int,
-    default=_default("epochs"),
+    "--recipe",
+    type=click.Choice(["plain", "shipped", "force"]),
+    default="plain",
     show_default=True,
-    help="Most passes over the training rows (early stopping may end sooner).",
+    help="Starting hyper-parameters: the defaults shown here (plain); the KRR-distilled "
+    f"recipe of the energies-only model (shipped: {_recipe_changes('SHIPPED_RECIPE')}; needs "
+    "--teacher); or the reference energies and forces of the corpus (force: "
+    f"{_recipe_changes('FORCE_RECIPE')} and exact filters; needs `au20-workflow sample`). "
+    "Options given on the command line override either.",
 )
-@click.option(
-    "--batch-size",
-    type=int,
-    default=_default("batch_size"),
-    show_default=True,
-    help="Structures per optimiser step.",
-)
-@click.option(
-    "--lr", type=FINITE, default=_default("lr"), show_default=True, help="AdamW learning rate."
-)
-@click.option(
-    "--hidden",
-    type=int,
-    default=_default("hidden"),
-    show_default=True,
-    help="Features per atom in every interaction block.",
-)
-@click.option(
-    "--blocks",
-    type=int,
-    default=_default("blocks"),
-    show_default=True,
-    help="Interaction blocks (message-passing steps).",
-)
-@click.option(
-    "--rbf",
-    type=int,
-    default=_default("rbf"),
-    show_default=True,
-    help="Gaussian radial basis functions between 0 and --cutoff.",
-)
-@click.option(
-    "--cutoff",
-    type=FINITE,
-    default=_default("cutoff"),
-    show_default=True,
-    help="Interaction cutoff (Å): atoms farther apart do not interact.",
-)
-@click.option(
-    "--gamma",
-    type=FINITE,
-    default=_default("gamma"),
-    show_default=True,
-    help="Gaussian RBF exponent (Å⁻²): exp(-gamma (d - mu)²).",
-)
-@click.option(
-    "--repulsion-radius",
-    type=FINITE,
-    default=_default("repulsion_radius"),
-    show_default=True,
-    help="Å; fixed pair prior k·(r − d)³ below this distance (0: none).",
-)
-@click.option(
-    "--repulsion-strength",
-    type=FINITE,
-    default=_default("repulsion_strength"),
-    show_default=True,
-    help="k of the repulsion prior (eV/Å³).",
-)
-@click.option(
-    "--kd-lambda",
-    type=FINITE,
-    default=_default("kd_lambda"),
-    show_default=True,
-    help="Weight of the teacher's energies vs the DFTB1 labels on training rows (0..1).",
-)
-@click.option(
-    "--kd-atom-weight",
-    type=FINITE,
-    default=_default("kd_atom_weight"),
-    show_default=True,
-    help="Weight of the teacher's per-atom energies (mean squared error per atom).",
-)
-@click.option(
-    "--kd-force-weight",
-    type=FINITE,
-    default=_default("kd_force_weight"),
-    show_default=True,
-    help="Weight of the teacher's forces on the vicinal rows (mean |F - F_teacher|², eV²/Å²).",
-)
-@click.option(
-    "--kd-force-subset",
-    type=int,
-    default=_default("kd_force_subset"),
-    show_default=True,
-    help="Vicinal rows per batch that get the force term (each costs a double backward).",
-)
+@dataclass_options(SchNetConfig, skip=("table_spacing",))
 @click.option(
     "--teacher",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -145,82 +46,11 @@ def _shipped_changes() -> str:
     help="Trained KRR model directory used as distillation teacher.",
 )
 @click.option(
-    "--vkd",
-    type=int,
-    default=_default("vkd"),
-    show_default=True,
-    help="Number of rattled training geometries labelled by the teacher.",
-)
-@click.option(
-    "--vkd-sigma",
-    type=FINITE,
-    default=_default("vkd_sigma"),
-    show_default=True,
-    help="Gaussian rattle (Å) of the vicinal geometries.",
-)
-@click.option(
-    "--vkd-weight",
-    type=FINITE,
-    default=_default("vkd_weight"),
-    show_default=True,
-    help="Loss weight of a vicinal row relative to a labelled one.",
-)
-@click.option(
-    "--zero-force-weight",
-    type=FINITE,
-    default=_default("zero_force_weight"),
-    show_default=True,
-    help="Weight of mean |F|² at the relaxed training geometries.",
-)
-@click.option(
-    "--zero-force-subset",
-    type=int,
-    default=_default("zero_force_subset"),
-    show_default=True,
-    help="Labelled rows per batch that get the zero-force term (each costs a double backward).",
-)
-@click.option(
-    "--patience",
-    type=int,
-    default=_default("patience"),
-    show_default=True,
-    help="Early stopping: epochs without a better validation MAE.",
-)
-@click.option(
-    "--ensemble",
-    type=int,
-    default=_default("ensemble"),
-    show_default=True,
-    help="Networks trained with seeds --seed, --seed+1, …; more than one gives energy_std.",
-)
-@click.option(
-    "--outlier-weight",
-    type=FINITE,
-    default=_default("outlier_weight"),
-    show_default=True,
-    help="Loss weight of rows flagged is_outlier (1 = no down-weighting).",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=_default("seed"),
-    show_default=True,
-    help="Seed of weights, data order and rattles: the same seed gives the same model.",
-)
-@device_option
-@click.option(
-    "--threads",
-    type=int,
-    default=_default("threads"),
-    show_default=True,
-    help="Torch CPU threads during training (per process with --workers).",
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=_default("workers"),
-    show_default=True,
-    help="CPU processes training each network data-parallel (e.g. 2 on a 2-core machine).",
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of one checkpoint per network, written after every epoch: the same "
+    "command after a stop goes on from them.",
 )
 @quiet_option
 def schnet(
@@ -229,18 +59,21 @@ def schnet(
     overwrite: bool,
     recipe: str,
     teacher: Path | None,
+    checkpoints: Path | None,
     quiet: bool,
     **options: Any,
 ) -> None:
     """SchNet: early stopping on val, conformal calibration on calib, test score, model card."""
-    from ase_au20.models.schnet.config import SchNetConfig, shipped_config
+    from ase_au20.models.schnet.config import force_config, shipped_config
     from ase_au20.models.schnet.fit import fit_schnet
 
     try:
         if recipe == "shipped":
             config = shipped_config(**given_on_command_line(options))
+        elif recipe == "force":
+            config = force_config(**given_on_command_line(options))
         else:
-            config = SchNetConfig(**options)
+            config = settings_from(SchNetConfig, options)
         teacher_model = None
         if teacher is not None:
             from ase_au20.models.krr.model import KRRModel
@@ -252,7 +85,9 @@ def schnet(
                 "--recipe shipped) need --teacher KRR_MODEL_DIR"
             )
         with staged_out(out, overwrite) as stage:
-            model = fit_schnet(db_path, stage, config, teacher_model, progress=not quiet)
+            model = fit_schnet(
+                db_path, stage, config, teacher_model, progress=not quiet, checkpoints=checkpoints
+            )
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     test = model.card["metrics"].get("test")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ase_au20.settings import setting
+
 
 @dataclass(frozen=True)
 class SchNetArchitecture:
@@ -107,39 +109,75 @@ class SchNetConfig:
     floating-point summation order only.
     """
 
-    hidden: int = 128
-    blocks: int = 4
-    rbf: int = 64
-    cutoff: float = 6.0
-    gamma: float = 10.0
-    repulsion_radius: float = 0.0
-    repulsion_strength: float = 0.0
-    epochs: int = 150
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    lr_factor: float = 0.5
-    lr_patience: int = 10
-    min_lr: float = 1e-5
-    patience: int = 40
-    kd_lambda: float = 0.0
-    kd_atom_weight: float = 0.0
-    kd_force_weight: float = 0.0
-    kd_force_subset: int = 4
-    vkd: int = 0
-    vkd_sigma: float = 0.1
-    vkd_weight: float = 1.0
-    force_weight: float = 0.0
-    isomer_weight: float = 1.0
-    zero_force_weight: float = 10.0
-    zero_force_subset: int = 4
-    outlier_weight: float = 1.0
-    ensemble: int = 1
-    seed: int = 0
-    device: str = "auto"
-    table_spacing: float | None = 0.01
-    threads: int | None = 1
-    workers: int = 1
+    hidden: int = setting(128, "Features per atom in every interaction block.")
+    blocks: int = setting(4, "Interaction blocks (message-passing steps).")
+    rbf: int = setting(64, "Gaussian radial basis functions between 0 and the cutoff.")
+    cutoff: float = setting(6.0, "Interaction cutoff (Å): atoms farther apart do not interact.")
+    gamma: float = setting(10.0, "Gaussian RBF exponent (Å⁻²): exp(−gamma (d − mu)²).")
+    repulsion_radius: float = setting(
+        0.0, "Fixed pair prior k·(r − d)³ below this distance (Å; 0: none)."
+    )
+    repulsion_strength: float = setting(0.0, "k of the repulsion prior (eV/Å³).")
+    epochs: int = setting(
+        150, "Most passes over the training rows (early stopping may end sooner)."
+    )
+    batch_size: int = setting(32, "Structures per optimiser step.")
+    lr: float = setting(1e-3, "AdamW learning rate.")
+    weight_decay: float = setting(1e-4, "AdamW weight decay.")
+    lr_factor: float = setting(0.5, "Learning-rate factor when the validation score stalls.")
+    lr_patience: int = setting(10, "Epochs without a better validation score before it drops.")
+    min_lr: float = setting(1e-5, "Lowest learning rate.")
+    patience: int = setting(
+        40, "Early stopping: epochs without a better validation score (energy + force MAE)."
+    )
+    kd_lambda: float = setting(
+        0.0, "Weight of the teacher's energies vs the reference labels on training rows (0..1)."
+    )
+    kd_atom_weight: float = setting(
+        0.0, "Weight of the teacher's per-atom energies (mean squared error per atom)."
+    )
+    kd_force_weight: float = setting(
+        0.0, "Weight of the teacher's forces on the vicinal rows (mean |F − F_teacher|², eV²/Å²)."
+    )
+    kd_force_subset: int = setting(
+        4, "Vicinal rows per batch that get the teacher-force term (each a double backward)."
+    )
+    vkd: int = setting(0, "Rattled training geometries labelled by the teacher.")
+    vkd_sigma: float = setting(0.1, "Gaussian rattle (Å) of the vicinal geometries.")
+    vkd_weight: float = setting(1.0, "Loss weight of a vicinal row relative to a labelled one.")
+    force_weight: float = setting(
+        0.0,
+        "Weight of the reference forces of the corpus (mean |F − F_ref|² per atom, eV²/Å²); "
+        "needs corpus frames (au20-workflow sample).",
+    )
+    isomer_weight: float = setting(1.0, "Loss weight of an isomer relative to a corpus frame.")
+    zero_force_weight: float = setting(
+        10.0, "Weight of mean |F|² at the relaxed training isomers (eV²/Å²)."
+    )
+    zero_force_subset: int = setting(
+        4, "Isomers per batch that get the zero-force term (each a double backward)."
+    )
+    outlier_weight: float = setting(
+        1.0, "Loss weight of isomers flagged is_outlier (1: no down-weighting)."
+    )
+    ensemble: int = setting(
+        1, "Networks trained with seeds seed, seed+1, …; more than one gives energy_std."
+    )
+    seed: int = setting(
+        0, "Seed of weights, data order and rattles: the same seed gives the same model."
+    )
+    device: str = setting(
+        "auto", "torch device of the model: auto (CUDA when available), cpu, cuda, cuda:1, …"
+    )
+    table_spacing: float | None = setting(
+        0.01, "Filter-table spacing during training (Å); none: exact filters."
+    )
+    threads: int | None = setting(
+        1, "Torch CPU threads during training (per process with workers > 1)."
+    )
+    workers: int = setting(
+        1, "CPU processes training each network data-parallel (e.g. 2 on a 2-core machine)."
+    )
 
     def __post_init__(self) -> None:
         self.architecture()  # validates hidden/blocks/rbf/cutoff
