@@ -7,6 +7,7 @@ from dataclasses import field
 from typing import Any
 
 
-def setting(default: Any, help: str) -> Any:
-    """A dataclass field with a default and the sentence that explains it (units included)."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with a default and the sentence that explains it (units included);
+    ``extra`` goes to the metadata too (``choices``, the command line's ``flag``)."""
+    return field(default=default, metadata={"help": help, **extra})

@@ -83,7 +83,7 @@ def dataclass_options(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a click command with an option per field of ``cls`` (but ``skip``), its
     default from ``defaults`` (an instance; ``cls()`` by default) and its help from the
-    field's ``metadata["help"]``."""
+    field's ``metadata["help"]`` (``choices`` and ``flag`` there too, when given)."""
     hints = typing.get_type_hints(cls)
     base = defaults if defaults is not None else cls()
     skipped = set(skip)
@@ -92,7 +92,9 @@ def dataclass_options(
         if f.name in skipped or not f.init:
             continue
         kind, optional = _param_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
+        if "choices" in f.metadata:
+            kind = click.Choice(list(f.metadata["choices"]))
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         default = getattr(base, f.name)
         text = f.metadata.get("help", "")
         if kind is bool:

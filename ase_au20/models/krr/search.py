@@ -7,9 +7,10 @@ show the shipped grid in ``--help`` without loading them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ase_au20.settings import setting
 
 if TYPE_CHECKING:
     from ase_au20.models.krr.soap import SoapSettings
@@ -19,18 +20,36 @@ if TYPE_CHECKING:
 class KRRSearch:
     """The hyper-parameter grid; γ of the RBF kernel is gamma_scale / median |p̄_A − p̄_B|²."""
 
-    r_cut: Sequence[float] = (7.0,)
-    n_max: Sequence[int] = (6,)
-    l_max: Sequence[int] = (4,)
-    sigma: Sequence[float] = (0.3, 0.5)
-    kernel: str = "average"
-    zeta: Sequence[int] = (2,)
-    gamma_scale: Sequence[float] = (0.3, 1.0, 3.0)
-    lam: Sequence[float] = (1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
-    outlier_weight: Sequence[float] = (1.0,)
-    n_sparse: int = 0  # > 0: sparse environments for ζ ≠ 2 (see KRRModel.fit)
-    zero_force_weight: Sequence[float] = (0.0,)  # μ of the zero-force term (sparse rows only)
-    force_tolerance: float | None = None  # best row: lowest MAE with held-out mean |F| ≤ this
+    r_cut: tuple[float, ...] = setting((7.0,), "SOAP cutoffs (Å).")
+    n_max: tuple[int, ...] = setting((6,), "Radial basis sizes.")
+    l_max: tuple[int, ...] = setting((4,), "Angular basis sizes.")
+    sigma: tuple[float, ...] = setting((0.3, 0.5), "Gaussian widths (Å).")
+    kernel: str = setting(
+        "average",
+        "average: local-environment kernel; rbf: pooled SOAP.",
+        choices=("average", "rbf"),
+    )
+    zeta: tuple[int, ...] = setting(
+        (2,), "Average-kernel powers (2 stores a tiny F×F matrix and is fastest)."
+    )
+    gamma_scale: tuple[float, ...] = setting(
+        (0.3, 1.0, 3.0), "RBF γ in units of 1/median squared descriptor distance."
+    )
+    lam: tuple[float, ...] = setting(
+        (1e-4, 3e-5, 1e-5, 3e-6, 1e-6),
+        "Ridge regularisation (per-atom energy scale).",
+        flag="--lambda",
+    )
+    outlier_weight: tuple[float, ...] = setting(
+        (1.0,), "Sample weight(s) of rows flagged is_outlier (1 = no down-weighting)."
+    )
+    n_sparse: int = setting(0, "Sparse environments for ζ ≠ 2 (0: use all training environments).")
+    zero_force_weight: tuple[float, ...] = setting(
+        (0.0,), "μ of the zero-force term (sparse models): DFTB1 minima have F ≈ 0."
+    )
+    force_tolerance: float | None = setting(
+        None, "Pick the best CV MAE among rows with held-out mean |F| ≤ this (eV/Å)."
+    )
 
     def soap_grid(self) -> list[SoapSettings]:
         """Every SOAP setting of the grid."""
