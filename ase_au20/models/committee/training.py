@@ -18,10 +18,9 @@ import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.models import load_model, model_directory
-from ase_au20.models.card import new_card
 from ase_au20.models.committee.model import CommitteeModel
-from ase_au20.models.domain import attach_domain
-from ase_au20.models.scoring import calibrate_and_score, training_metadata
+from ase_au20.models.finishing import CardParts, finish
+from ase_au20.models.scoring import training_metadata
 
 WEIGHT_STEP = 0.05
 
@@ -53,7 +52,7 @@ def fit_committee(
 ) -> CommitteeModel:
     """Choose weights on ``weight_split``, calibrate on calib, score test, save to ``out``."""
     db = connect(os.fspath(db_path))
-    meta = training_metadata(db, db_path)
+    training_metadata(db, db_path)  # before loading the members: fails at once without it
     sources = [model_directory(m) for m in members]
     models = [load_model(path, device="cpu") for path in sources]
     rows = load_rows(db, weight_split)
@@ -65,38 +64,27 @@ def fit_committee(
     predictions = np.stack([m.predict(rows.atoms)["energy"] for m in models])
     weights = best_weights(predictions, rows.energies)
     committee = CommitteeModel(models, weights, sources)
-    calibrator, pairs, metrics = calibrate_and_score(
-        committee, db, meta["energy_reference"], meta["bucket_edges"]
-    )
-    offset = calibrator.to_dict()["spread_offset"]
-    metrics["weights"] = {
-        "split": weight_split,
-        "n": len(rows),
-        "mae": float(np.abs(weights @ predictions - rows.energies).mean()),
-    }
-    committee.card = new_card(
+    parts = CardParts(
         "committee",
         {},
         {"weights": weights.tolist(), "weight_split": weight_split, "weight_step": WEIGHT_STEP},
-        {"spread": "weighted std of the member energies", "spread_offset": offset},
-        meta["energy_reference"],
-        meta["bucket_edges"],
+        {"spread": "weighted std of the member energies"},
         load_rows(db, "train").ids.tolist()
         + load_rows(db, "val").ids.tolist()
         + [i for m in models for i in m.card.get("training_ids", [])],
-        meta["split_scheme"],
-        metrics=metrics,
-        conformal=calibrator.to_dict(),
-        pair_conformal=pairs.to_dict(),
         calibration_ids=[
-            *calib.ids.tolist(),
             *rows.ids.tolist(),
             *(i for m in models for i in m.card.get("calibration_ids", [])),
         ],
+        metrics={
+            "weights": {
+                "split": weight_split,
+                "n": len(rows),
+                "mae": float(np.abs(weights @ predictions - rows.energies).mean()),
+            }
+        },
     )
-    committee.save(Path(out))
-    trainval = load_rows(db, ("train", "val"))
-    attach_domain(out, trainval.atoms, committee)
+    finish(committee, db_path, out, parts, load_rows(db, ("train", "val")).atoms)
     return committee
 
 

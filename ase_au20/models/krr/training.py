@@ -20,8 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ase_au20.database import IsomerSet, connect, load_rows
-from ase_au20.models.card import new_card
-from ase_au20.models.domain import attach_domain
+from ase_au20.models.finishing import CardParts, finish
 from ase_au20.models.krr.kernels import (
     average_gram,
     farthest_point_sample,
@@ -38,7 +37,7 @@ from ase_au20.models.krr.model import (
 )
 from ase_au20.models.krr.search import KRRSearch
 from ase_au20.models.krr.soap import SoapFeaturizer, SoapSettings
-from ase_au20.models.scoring import CalibrationRows, calibrate_and_score, training_metadata
+from ase_au20.models.scoring import CalibrationRows, training_metadata
 
 CV_TABLE_NAME = "cv_table.csv"
 TRAIN_SPLITS = ("train", "val")
@@ -310,7 +309,7 @@ def train_krr(
     for settings in search.soap_grid():  # dscribe checks each setting: fail before any work
         SoapFeaturizer(settings)
     db = connect(os.fspath(db_path))
-    meta = training_metadata(db, db_path)
+    training_metadata(db, db_path)  # before the CV: a db without it fails in seconds
     trainval = load_rows(db, TRAIN_SPLITS)
     if len(trainval) == 0:
         raise ValueError(f"{db_path}: no train/val rows")
@@ -318,14 +317,13 @@ def train_krr(
     best = best_row(table, search.force_tolerance)
     model = fit_row(trainval, best)
     extra = out_of_fold(trainval, best)
-    return calibrate_and_save(model, "krr", db, meta, search, best, table, trainval, out, extra)
+    return calibrate_and_save(model, "krr", db_path, search, best, table, trainval, out, extra)
 
 
 def calibrate_and_save(
     model: Any,
     model_type: str,
-    db: Any,
-    meta: dict[str, Any],
+    db_path: str | os.PathLike[str],
     search: KRRSearch,
     best: dict[str, Any],
     table: list[dict[str, Any]],
@@ -333,14 +331,10 @@ def calibrate_and_save(
     out: str | os.PathLike[str],
     extra: CalibrationRows | None = None,
 ) -> TrainResult:
-    """The last steps of every CV-trained KRR-type model: conformal calibration on calib and
-    the ``extra`` out-of-fold rows (scores divided by the predictive std plus its median, as
-    for every model with a spread), test score, the CV winner in the metrics, the card, the
-    model and its CV table."""
-    calibrator, pairs, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"], extra=extra
-    )
-    metrics["cv"] = {
+    """The shared finishing step (``models.finishing.finish``) of a CV-trained KRR-type
+    model, calibrated on calib and the ``extra`` out-of-fold rows, with the CV winner in its
+    metrics; then its CV table beside it."""
+    cv = {
         "mae": best["cv_mae"],
         "rmse": best["cv_rmse"],
         "n": int(len(trainval)),
@@ -348,23 +342,14 @@ def calibrate_and_save(
         "mean_abs_force": best.get("cv_mean_force"),  # held-out minima, eV/Å (sparse models)
         "force_tolerance": search.force_tolerance,
     }
-    model.card = new_card(
+    parts = CardParts(
         model_type,
         model.architecture,
         model.hyperparameters,
         best,
-        meta["energy_reference"],
-        meta["bucket_edges"],
         trainval.ids,
-        meta["split_scheme"],
-        metrics=metrics,
-        conformal=calibrator.to_dict(),
-        pair_conformal=pairs.to_dict(),
-        calibration_ids=load_rows(db, "calib").ids,
+        metrics={"cv": cv},
     )
-    model.card["dataset_hash"] = meta.get("dataset_hash", "")
-    out = Path(out)
-    model.save(out)
-    attach_domain(out, trainval.atoms, model)
-    write_cv_table(out / CV_TABLE_NAME, table)
+    metrics = finish(model, db_path, out, parts, trainval.atoms, extra)
+    write_cv_table(Path(out) / CV_TABLE_NAME, table)
     return TrainResult(model, table, out, metrics)

@@ -15,16 +15,10 @@ import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.database.corpus import balanced_by_family, check_one_level, load_corpus
-from ase_au20.models.card import new_card
-from ase_au20.models.domain import attach_domain
+from ase_au20.models.finishing import CardParts, finish
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import SchNetConfig, Teacher, train_schnet
-from ase_au20.models.scoring import (
-    CalibrationRows,
-    calibrate_and_score,
-    model_spread,
-    training_metadata,
-)
+from ase_au20.models.scoring import CalibrationRows, model_spread, training_metadata
 
 VAL_FRAMES = 3000  # corpus frames scored after every epoch (every k-th of the val split)
 CALIBRATION_FRAMES = 1000  # per family, beside the calib isomers: every family weighs alike
@@ -77,35 +71,22 @@ def calibrate_and_save(
     each family and the domain up to DOMAIN_FRAMES training frames of each: the interval and
     the verdict then describe the geometries the workflows visit, not only minima."""
     db = connect(os.fspath(db_path))
-    meta = training_metadata(db, db_path)
     train, val = load_rows(db, "train"), load_rows(db, "val")
     frames = balanced_by_family(load_corpus(db, "calib"), CALIBRATION_FRAMES)
     extra = None
     if len(frames):
         out_frames = model.predict([frames.atoms(i) for i in range(len(frames))])
         extra = CalibrationRows(out_frames["energy"], frames.energies, model_spread(out_frames))
-    calibrator, pairs, metrics = calibrate_and_score(
-        model, db, meta["energy_reference"], meta["bucket_edges"], extra=extra
-    )
-    metrics["val"] = {
-        "mae": float(np.mean([m["val_mae"] for m in model.card["training"]["members"]]))
-    }
-    card = new_card(
+    members = model.card["training"]["members"]
+    parts = CardParts(
         "schnet",
         model.card["architecture"],
         model.card["hyperparameters"],
         model.card["features"],
-        meta["energy_reference"],
-        meta["bucket_edges"],
-        np.concatenate([train.ids, val.ids]),  # every row that shaped the weights
-        meta["split_scheme"],
-        metrics=metrics,
-        conformal=calibrator.to_dict(),
-        pair_conformal=pairs.to_dict(),
-        calibration_ids=load_rows(db, "calib").ids,
+        [*train.ids, *val.ids],  # every isomer that shaped the weights
+        metrics={"val": {"mae": float(np.mean([m["val_mae"] for m in members]))}},
     )
-    model.card.update(card, dataset_hash=meta.get("dataset_hash", ""))
-    model.save(Path(out))
     seen = balanced_by_family(load_corpus(db, "train"), DOMAIN_FRAMES)
-    attach_domain(out, [*train.atoms, *val.atoms, *map(seen.atoms, range(len(seen)))], model)
+    structures = [*train.atoms, *val.atoms, *map(seen.atoms, range(len(seen)))]
+    finish(model, db_path, out, parts, structures, extra)
     return model

@@ -58,7 +58,7 @@ def train_xtb_delta(
     for settings in search.soap_grid():  # dscribe checks each setting before any work
         SoapFeaturizer(settings)
     db = connect(os.fspath(db_path))
-    meta = training_metadata(db, db_path)
+    training_metadata(db, db_path)  # before the GFN1 runs: a db without it fails at once
     cache = cache or BaselineCache()
     cache.compute(load_rows(db).atoms, baseline, workers=workers, progress=progress)
     trainval = load_rows(db, TRAIN_SPLITS)
@@ -71,7 +71,7 @@ def train_xtb_delta(
     model = XtbDeltaModel(baseline, fit_row(residual, best, base_forces), cache=cache)
     extra = out_of_fold(residual, best, base_forces, base_energy)
     result = calibrate_and_save(
-        model, "xtb-delta", db, meta, search, best, table, trainval, out, extra
+        model, "xtb-delta", db_path, search, best, table, trainval, out, extra
     )
     model.cache = None  # a loaded model computes its baseline afresh unless given a cache
     return result
