@@ -108,3 +108,45 @@ def test_a_stopped_training_goes_on_from_its_checkpoint(corpus_db: Path, tmp_pat
     assert resumed.card["training"]["members"][0]["epochs_run"] == 4
     for a, b in zip(whole.networks[0].parameters(), resumed.networks[0].parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+from ase_au20.models.schnet.data_parallel import run_data_parallel
+
+def sleep_and_report(shard, folder):
+    open(os.path.join(folder, f"worker-{shard.rank}"), "w").write(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    run_data_parallel(sleep_and_report, 2, 1, sys.argv[1])
+"""
+
+
+def test_killing_a_training_ends_its_data_parallel_workers(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "train.py"
+    script.write_text(ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pids = [int(p.read_text()) for p in tmp_path.glob("worker-*")]
+    assert len(pids) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    time.sleep(4)  # a few polls of the watchdog
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+    assert not [pid for pid in pids if alive(pid)]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,19 @@ class Shard:
 
 
 SINGLE = Shard()
+PARENT_POLL = 1.0  # s between a worker's looks at whether its parent still runs
+
+
+def _exit_with(parent: int) -> None:
+    """End this process as soon as ``parent`` is gone: a training that is killed must not
+    leave its workers running on (and writing checkpoints) without it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _entry(
@@ -85,10 +100,13 @@ def _entry(
     workers: int,
     rendezvous: str,
     exchange: torch.Tensor,
+    parent: int,
     fn: Callable[..., None],
     args: tuple[Any, ...],
 ) -> None:
-    """Process body: join the process group, run ``fn(shard, *args)``, leave the group."""
+    """Process body: join the process group, run ``fn(shard, *args)``, leave the group;
+    the process ends with its parent."""
+    _exit_with(parent)
     dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=workers)
     try:
         fn(Shard(rank, workers, exchange), *args)
@@ -113,4 +131,5 @@ def run_data_parallel(fn: Callable[..., None], workers: int, n_parameters: int, 
     with tempfile.TemporaryDirectory(prefix="au20-data-parallel-") as tmp:
         rendezvous = (Path(tmp) / "rendezvous").as_uri()
         exchange = torch.zeros(2, workers, n_parameters).share_memory_()
-        mp.spawn(_entry, args=(workers, rendezvous, exchange, fn, args), nprocs=workers, join=True)
+        args = (workers, rendezvous, exchange, os.getpid(), fn, args)
+        mp.spawn(_entry, args=args, nprocs=workers, join=True)
