@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ase_au20._version import __version__
-from ase_au20.models.registry import MODEL_NAMES
+from ase_au20.models.registry import MODELS
 
 CARD_NAME = "card.json"
 SEAL = "sha256"
@@ -120,9 +120,9 @@ def validate_card(card: Any, source: str = "model card") -> dict[str, Any]:
     for key, kind in REQUIRED_KEYS.items():
         if isinstance(card[key], bool) or not isinstance(card[key], kind):
             raise ValueError(f"{source}: {key!r} has type {type(card[key]).__name__}")
-    if card["model_type"] not in MODEL_NAMES:
+    if card["model_type"] not in MODELS:
         raise ValueError(
-            f"{source}: unknown model_type {card['model_type']!r} (use {', '.join(MODEL_NAMES)})"
+            f"{source}: unknown model_type {card['model_type']!r} (use {', '.join(MODELS)})"
         )
     _check_version(card["package_version"], source)
     if len(card["bucket_edges"]) != 2 or card["bucket_edges"][0] > card["bucket_edges"][1]:

@@ -1,9 +1,17 @@
-"""The one table of model types: name -> model class, calculator class, load options, help.
+"""The one table of model types: name -> model class, calculator class, load options, help,
+and how the type trains.
 
 Loading, card validation, the ASE plugin, the CLI's ``--calc`` choices and help,
 ``evaluate`` and ``reproduce`` all read this table, so a new model type is one folder under
 ``models/`` plus one entry here. Classes are import strings: reading the table imports
 neither torch nor dscribe.
+
+Training contract: ``config`` names a settings dataclass (its fields carry their help, see
+``ase_au20.settings``) and ``fit`` a function ``fit(db, out, config, progress=True)`` that
+trains on the database's train/val rows, ends with the shared finishing step
+(``models.finishing.finish``) and returns the model; ``recipes`` name functions that return
+a config from keyword changes (``--recipe NAME``). A type with a ``fit`` and no verb module
+of its own gets ``au20-workflow train NAME`` generated from these.
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ class ModelEntry:
     summary: str
     options: tuple[str, ...] = ()
     citation: str = ""
+    config: str = ""  # "module:Class" of its settings dataclass ("" for none)
+    fit: str = ""  # "module:function", fit(db, out, config, progress=True)
+    recipes: tuple[tuple[str, str], ...] = ()  # (name, "module:function") config makers
 
     @property
     def plugin_name(self) -> str:
@@ -44,18 +55,29 @@ MODELS: dict[str, ModelEntry] = {
             "ase_au20.calculators.schnet:SchNetAu20",
             "SchNet network (ensemble) distilled from the KRR; fast, autograd forces",
             ("device", "dtype"),
+            config="ase_au20.models.schnet.config:SchNetConfig",
+            fit="ase_au20.models.schnet.fit:fit_schnet",
+            recipes=(
+                ("shipped", "ase_au20.models.schnet.config:shipped_config"),
+                ("force", "ase_au20.models.schnet.config:force_config"),
+            ),
         ),
         ModelEntry(
             "krr",
             "ase_au20.models.krr.model:KRRModel",
             "ase_au20.calculators.krr:KRRAu20",
             "SOAP + kernel ridge regression; analytic forces, predictive std",
+            config="ase_au20.models.krr.search:KRRSearch",
+            fit="ase_au20.models.krr.training:train_krr",
+            recipes=(("shipped", "ase_au20.models.krr.search:shipped_search"),),
         ),
         ModelEntry(
             "xtb-delta",
             "ase_au20.models.xtb_delta.model:XtbDeltaModel",
             "ase_au20.calculators.xtb_delta:XtbDeltaAu20",
             "GFN1-xTB (tblite) + KRR on its residual; most accurate, ~0.5 s per call",
+            config="ase_au20.models.krr.search:KRRSearch",
+            fit="ase_au20.models.xtb_delta.training:train_xtb_delta",
         ),
         ModelEntry(
             "dftb",
@@ -71,6 +93,8 @@ MODELS: dict[str, ModelEntry] = {
             "ase_au20.calculators.committee:CommitteeAu20",
             "weighted average of the shipped KRR and SchNet; their disagreement is the spread",
             ("device", "dtype"),
+            config="ase_au20.models.committee.config:CommitteeConfig",
+            fit="ase_au20.models.committee.training:fit_committee",
         ),
     )
 }
@@ -113,3 +137,8 @@ def load_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``options`` that ``name``'s ``load`` accepts."""
     accepted = entry(name).options
     return {k: v for k, v in options.items() if k in accepted}
+
+
+def trainable() -> tuple[ModelEntry, ...]:
+    """The registered types that train (a ``fit``), in table order."""
+    return tuple(e for e in MODELS.values() if e.fit)

@@ -60,6 +60,7 @@ def reproduce(
     if not schnet:
         print(f"reproduce: total {sum(times.values()):.0f} s")
         return times
+    from ase_au20.models.committee.config import CommitteeConfig
     from ase_au20.models.committee.training import fit_committee
     from ase_au20.models.schnet.config import shipped_config
     from ase_au20.models.schnet.fit import fit_schnet
@@ -80,7 +81,8 @@ def reproduce(
     test = model.card["metrics"].get("test", {})
     print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")
     start = time.perf_counter()
-    committee = fit_committee(db, out / "committee", (out / "krr", out / "schnet"))
+    members = CommitteeConfig((str(out / "krr"), str(out / "schnet")))
+    committee = fit_committee(db, out / "committee", members)
     times["committee"] = time.perf_counter() - start
     test = committee.card["metrics"].get("test", {})
     print(

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from ase_au20.cli import main
 from ase_au20.database import load_rows
 from ase_au20.models import load_model
+from ase_au20.models.committee.config import CommitteeConfig
 from ase_au20.models.committee.model import CommitteeModel
 from ase_au20.models.committee.training import best_weights, fit_committee, weight_grid
 
@@ -106,7 +107,8 @@ def test_a_changed_member_is_refused(synthetic_db, tiny_krr, tmp_path) -> None:
     from ase_au20.models.krr.training import train_krr
 
     other = train_krr(synthetic_db, tmp_path / "m2", tiny_krr_search_with_lambda(1e-2), False)
-    fit_committee(synthetic_db, tmp_path / "c", [tiny_krr.directory, other.directory])
+    members = CommitteeConfig((str(tiny_krr.directory), str(other.directory)))
+    fit_committee(synthetic_db, tmp_path / "c", members)
     card = model_files.read(other.directory)
     card["metrics"]["note"] = "retrained"
     model_files.reseal(other.directory, card)
@@ -130,4 +132,5 @@ def test_a_member_trained_on_the_calib_rows_is_refused(
     other_split = tmp_path / "seed1.db"  # another draw: some of its calib rows trained tiny_krr
     build_database(synthetic_xyz_dir, other_split, seed=1)
     with pytest.raises(ValueError, match=r"was trained on \d+ of the calib rows .* retrain"):
-        fit_committee(other_split, tmp_path / "c", [tiny_krr.directory, tiny_krr.directory])
+        members = CommitteeConfig((str(tiny_krr.directory),) * 2)
+        fit_committee(other_split, tmp_path / "c", members)

@@ -6,47 +6,35 @@ from pathlib import Path
 
 import click
 
+from ase_au20.cli.dataclass_options import dataclass_options, settings_from
 from ase_au20.cli.workflow_options import (
     db_option,
     model_out_option,
     quiet_option,
     staged_out,
 )
+from ase_au20.models.committee.config import CommitteeConfig
 
 
 @click.command("committee")
 @db_option("Isomer database whose calib rows calibrate (and by default weight) the committee.")
-@click.option(
-    "--members",
-    default="krr,schnet",
-    show_default=True,
-    help="Comma-separated members: registered model names (the shipped models) or trained "
-    "model directories.",
-)
-@click.option(
-    "--weight-split",
-    type=click.Choice(["val", "calib"]),
-    default="calib",
-    show_default=True,
-    help="Rows whose MAE picks the weights (val is in-sample for a KRR trained on train+val).",
-)
+@dataclass_options(CommitteeConfig)
 @model_out_option("Committee directory to write (card.json; members are referenced, not copied).")
 @quiet_option
-def train_committee_cmd(
-    db_path: str, members: str, weight_split: str, out: Path, overwrite: bool
-) -> None:
+def train_committee_cmd(db_path: str, out: Path, overwrite: bool, **options: object) -> None:
     """Weighted committee of trained models: weights, conformal calibration, test score."""
     from ase_au20.models.committee.training import fit_committee
 
-    names = [m.strip() for m in members.split(",") if m.strip()]
+    config = settings_from(CommitteeConfig, options)
     try:
         with staged_out(out, overwrite) as stage:
-            committee = fit_committee(db_path, stage, names, weight_split=weight_split)
+            committee = fit_committee(db_path, stage, config)
     except ValueError as err:
         raise click.ClickException(str(err)) from None
     metrics = committee.card["metrics"]
+    names = config.members
     weights = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, committee.weights, strict=True))
-    click.echo(f"weights ({weight_split} MAE {metrics['weights']['mae']:.3f} eV): {weights}")
+    click.echo(f"weights ({config.weight_split} MAE {metrics['weights']['mae']:.3f} eV): {weights}")
     if "test" in metrics:
         t = metrics["test"]
         interval = t["intervals"]["0.9"]["mondrian"]

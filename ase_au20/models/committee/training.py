@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ase_au20.database import connect, load_rows
 from ase_au20.models import load_model, model_directory
+from ase_au20.models.committee.config import CommitteeConfig
 from ase_au20.models.committee.model import CommitteeModel
 from ase_au20.models.finishing import CardParts, finish
 from ase_au20.models.scoring import training_metadata
@@ -47,10 +47,13 @@ def best_weights(members: np.ndarray, true: np.ndarray) -> np.ndarray:
 def fit_committee(
     db_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    members: Sequence[str | os.PathLike[str]] = ("krr", "schnet"),
-    weight_split: str = "calib",
+    config: CommitteeConfig | None = None,
+    progress: bool = True,
 ) -> CommitteeModel:
-    """Choose weights on ``weight_split``, calibrate on calib, score test, save to ``out``."""
+    """Choose weights on ``config.weight_split``, calibrate on calib, score test, save to
+    ``out`` (``progress``: the training contract's; the committee has no long step)."""
+    config = config or CommitteeConfig()
+    members, weight_split = config.members, config.weight_split
     db = connect(os.fspath(db_path))
     training_metadata(db, db_path)  # before loading the members: fails at once without it
     sources = [model_directory(m) for m in members]

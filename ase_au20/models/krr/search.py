@@ -93,3 +93,10 @@ SHIPPED_KRR_SEARCH = KRRSearch(
     zero_force_weight=(0.0, 3e-3, 1e-2, 3e-2, 0.1),
     force_tolerance=SHIPPED_FORCE_TOLERANCE,
 )
+
+
+def shipped_search(**changes: object) -> KRRSearch:
+    """The shipped grid with ``changes`` (the ``--recipe shipped`` of `train krr`)."""
+    from dataclasses import replace
+
+    return replace(SHIPPED_KRR_SEARCH, **changes)
