@@ -26,6 +26,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations
+from headline import write_headline
 from threadpoolctl import threadpool_limits
 
 from ase_au20.database import load_rows
@@ -35,6 +36,7 @@ from ase_au20.workflows.search import SearchSettings, global_search
 from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
 
 MODELS = ("krr", "schnet", "committee", "xtb-delta")
+README = Path(__file__).resolve().parents[1] / "README.md"
 RATTLES = (0.03, 0.06, 0.1)
 TEMPERATURES = (300, 600, 1000)
 TD_ID = 350  # the Td pyramid, the ground state of the data
@@ -229,7 +231,8 @@ def main() -> None:
     print_report(report)
     if not args.quick:
         write_markdown(report, args.report)
-        print(f"\nreport written to {args.report}/truth.md and truth.json")
+        write_headline(report, README)
+        print(f"\nreport written to {args.report}/truth.md and truth.json, headline to {README}")
 
 
 def write_markdown(report: dict[str, Any], folder: Path) -> None:

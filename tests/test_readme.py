@@ -26,3 +26,17 @@ def test_the_docs_site_lists_every_page_it_has() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
     assert [page for page in pages if page not in nav] == []
+
+
+def test_the_headline_figures_are_those_of_the_truth_benchmark() -> None:
+    """The README's figures come from docs/benchmarks/truth.json, written by truth.py."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from headline import BEGIN, END, headline_text
+
+    report = json.loads((ROOT / "docs" / "benchmarks" / "truth.json").read_text())
+    text = README.read_text()
+    block = text[text.index(BEGIN) + len(BEGIN) : text.index(END)]
+    assert block.strip() == headline_text(report)
