@@ -46,10 +46,13 @@ $(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt
 bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/run_all.py --out $(OUT)/bench
 
+# The corpus (~58,000 reference-labelled frames, ~26 min on 2 cores) is resumable: a stopped
+# `make reproduce` goes on where it stopped; the database is built once.
 reproduce: venv
 	mkdir -p $(OUT)
-	$(BIN)/au20-workflow db build $(AU20_DATA)/xyz -o $(OUT)/au20-seed.db --split seed --seed-splits $(AU20_DATA)/splits_seed
+	test -f $(OUT)/au20-seed.db || $(BIN)/au20-workflow db build $(AU20_DATA)/xyz -o $(OUT)/au20-seed.db --split seed --seed-splits $(AU20_DATA)/splits_seed
 	$(BIN)/python -m ase_au20.models.dftb.build --db $(OUT)/au20-seed.db --out ase_au20/models/pretrained/dftb --quiet
+	$(BIN)/au20-workflow sample --db $(OUT)/au20-seed.db --quiet
 	$(BIN)/python -m ase_au20.models.reproduce --db $(OUT)/au20-seed.db --out ase_au20/models/pretrained
 
 lint: venv

@@ -53,7 +53,7 @@ MODELS: dict[str, ModelEntry] = {
             "schnet",
             "ase_au20.models.schnet.frozen:FrozenSchNetModel",
             "ase_au20.calculators.schnet:SchNetAu20",
-            "SchNet network (ensemble) distilled from the KRR; fast, autograd forces",
+            "SchNet ensemble trained on the reference's energies and forces; fast, autograd forces",
             ("device", "dtype"),
             config="ase_au20.models.schnet.config:SchNetConfig",
             fit="ase_au20.models.schnet.fit:fit_schnet",

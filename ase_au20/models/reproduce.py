@@ -4,10 +4,11 @@
 
 Steps: SOAP+KRR (group-aware CV over SHIPPED_KRR_SEARCH on train+val, refit, conformal on
 calib, test score) → the GFN1-xTB Δ model (SHIPPED_DELTA_SEARCH; GFN1 results cached) →
-SchNet trained on train/val with the KRR as distillation teacher
-(``schnet.fit.fit_schnet`` with ``schnet.config.shipped_config()``), calibrated on calib →
-the committee of both (``committee.training.fit_committee``). All are deterministic: KRR and
-the committee are closed-form, SchNet is seeded. Prints the run time of each step.
+SchNet trained on the energies and reference forces of the database's isomers and corpus
+(``schnet.fit.fit_schnet`` with ``schnet.config.force_config()``; the corpus comes first,
+from ``au20-workflow sample``, as ``make reproduce`` runs it) → the committee of KRR and
+SchNet (``committee.training.fit_committee``). All are deterministic: KRR and the committee
+are closed-form, SchNet is seeded. Prints the run time of each step.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def reproduce(
         return times
     from ase_au20.models.committee.config import CommitteeConfig
     from ase_au20.models.committee.training import fit_committee
-    from ase_au20.models.schnet.config import shipped_config
+    from ase_au20.models.schnet.config import force_config
     from ase_au20.models.schnet.fit import fit_schnet
 
-    config = config or shipped_config()
+    config = config or force_config()
     cpus = os.cpu_count() or 1
     if config.workers > cpus:
         print(
@@ -74,9 +75,10 @@ def reproduce(
         )
         config = replace(config, workers=cpus)
     start = time.perf_counter()
-    # the KRR teaches: a student of the xtb-delta model scored worse (fixed test 0.365 eV
-    # against 0.349) with this recipe
-    model = fit_schnet(db, out / "schnet", config, teacher=krr.model, progress=progress)
+    # a recipe that distils (kd_*, vkd) learns from this KRR
+    taught = config.kd_lambda > 0 or config.kd_atom_weight > 0 or config.vkd > 0
+    teacher = krr.model if taught else None
+    model = fit_schnet(db, out / "schnet", config, teacher=teacher, progress=progress)
     times["schnet"] = time.perf_counter() - start
     test = model.card["metrics"].get("test", {})
     print(f"SchNet: test MAE {test.get('mae', float('nan')):.3f} eV, {times['schnet']:.0f} s")

@@ -35,7 +35,7 @@ def _recipe_changes(table: str) -> str:
     help="Starting hyper-parameters: the defaults shown here (plain); the KRR-distilled "
     f"recipe of the energies-only model (shipped: {_recipe_changes('SHIPPED_RECIPE')}; needs "
     "--teacher); or the reference energies and forces of the corpus (force: "
-    f"{_recipe_changes('FORCE_RECIPE')} and exact filters; needs `au20-workflow sample`). "
+    f"{_recipe_changes('FORCE_RECIPE')}; needs `au20-workflow sample`). "
     "Options given on the command line override either.",
 )
 @dataclass_options(SchNetConfig, skip=("table_spacing",))
