@@ -242,7 +242,8 @@ def write_markdown(report: dict[str, Any], folder: Path) -> None:
     lines = [
         "# The truth off the minima",
         "",
-        "Every shipped model against the DFTB1 reference (auorg-1-1), on the families of",
+        "Every shipped model (and any model folder given with `--models`, named by its folder)",
+        "against the DFTB1 reference (auorg-1-1), on the families of",
         "structures the workflows visit, each labelled by the reference; written by",
         "`python benchmarks/truth.py` (`make bench`), figures in `truth.json` beside this page.",
         "Structures per family: "
