@@ -17,10 +17,13 @@ Run: ``python benchmarks/calculator_speed.py`` (SchNetPack: ``benchmarks/require
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -340,8 +343,20 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="timed single calls")
     parser.add_argument("--batch", type=int, default=2000, help="structures for throughput")
     parser.add_argument("--no-schnetpack", action="store_true", help="skip SpkCalculator")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="folder that receives the docs page speed.md and its speed.json (docs/benchmarks)",
+    )
     args = parser.parse_args()
-    run(
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        print(line)
+        lines.append(line)
+
+    figures = run(
         args.schnet,
         args.krr,
         args.committee,
@@ -349,7 +364,37 @@ def main() -> None:
         args.calls,
         args.batch,
         not args.no_schnetpack,
+        report,
     )
+    if args.report is not None:
+        write_report(args.report, lines, figures)
+        print(f"report written to {args.report}/speed.md and speed.json")
+
+
+def write_report(folder: Path, lines: list[str], figures: dict[str, float]) -> None:
+    """The docs page of a run (``speed.md``: its printed table) and its figures (JSON)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "speed.json").write_text(json.dumps(figures, indent=2) + "\n")
+    page = [
+        "# Calculator speed",
+        "",
+        "One energy+forces call on Au20 (median over fresh geometries) and batched",
+        "throughput of the shipped calculators on the CPU, with the targets beside them;",
+        "written by `python benchmarks/calculator_speed.py --report docs/benchmarks`,",
+        "figures in `speed.json` beside this page."
+        + (
+            " SchNetPack's side of the comparison is n/a in this run (`--no-schnetpack`; "
+            "`make bench` installs it)."
+            if math.isnan(figures.get("spk_call_ms", math.nan))
+            else ""
+        ),
+        "",
+        "```text",
+        *lines,
+        "```",
+        "",
+    ]
+    (folder / "speed.md").write_text("\n".join(page))
 
 
 if __name__ == "__main__":

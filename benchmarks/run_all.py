@@ -19,11 +19,14 @@ from ase_au20.paths import data_dir
 HERE = Path(__file__).resolve().parent
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"  # the pages they write
+
+
 def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     """(title, argv) of each report, cheapest first."""
     quick_flag = ["--quick"] if quick else []
     return [
-        ("calculator speed", ["calculator_speed.py"]),
+        ("calculator speed", ["calculator_speed.py", *([] if quick else ["--report", str(DOCS)])]),
         ("the DFTB1 reference: labels and cost", ["reference.py"]),
         ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
         ("data-parallel gradient exchange", ["gradient_exchange.py"]),
