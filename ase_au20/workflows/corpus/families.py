@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms, units
@@ -108,22 +109,35 @@ def _langevin(
     )
 
 
+class _Recorder:
+    """The frames kept from a run with the reference: positions, its energy and forces (the
+    raw ones, before any constraint), and the run's step count at each."""
+
+    def __init__(self, atoms: Atoms, run: Any) -> None:
+        self.atoms, self.run = atoms, run
+        self.kept: dict[str, list] = {"positions": [], "energies": [], "forces": [], "steps": []}
+
+    def __call__(self) -> None:
+        self.kept["positions"].append(self.atoms.get_positions())
+        self.kept["energies"].append(self.atoms.get_potential_energy())
+        self.kept["forces"].append(self.atoms.get_forces(apply_constraint=False).copy())
+        self.kept["steps"].append(self.run.nsteps)
+
+    def frames(self) -> Frames:
+        """Everything kept, as Frames."""
+        keys = ("positions", "energies", "forces", "steps")
+        return Frames(*(np.array(self.kept[k]) for k in keys))
+
+
 def md_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
     """Every ``md_every``-th frame of ``md_steps`` Langevin steps with the reference."""
     atoms = Atoms(f"Au{len(task.start)}", positions=task.start)
     atoms.calc = calc
     dyn = _langevin(atoms, task.setting, settings, _rng(task))
-    kept: dict[str, list] = {"positions": [], "energies": [], "forces": [], "steps": []}
-
-    def keep() -> None:
-        kept["positions"].append(atoms.get_positions())
-        kept["energies"].append(atoms.get_potential_energy())
-        kept["forces"].append(atoms.get_forces(apply_constraint=False).copy())
-        kept["steps"].append(dyn.nsteps)
-
+    keep = _Recorder(atoms, dyn)
     dyn.attach(keep, interval=settings.md_every)
     dyn.run(settings.md_steps)
-    return Frames(*(np.array(kept[k]) for k in ("positions", "energies", "forces", "steps")))
+    return keep.frames()
 
 
 def relax_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
@@ -132,19 +146,12 @@ def relax_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -
     atoms = search_start(_rng(task), N_ATOMS, task.start_kind)
     atoms.calc = calc
     optimizer = BFGS(atoms, logfile=None, maxstep=0.2)
-    kept: dict[str, list] = {"positions": [], "energies": [], "forces": [], "steps": []}
-
-    def keep() -> None:
-        kept["positions"].append(atoms.get_positions())
-        kept["energies"].append(atoms.get_potential_energy())
-        kept["forces"].append(atoms.get_forces().copy())
-        kept["steps"].append(optimizer.nsteps)
-
+    keep = _Recorder(atoms, optimizer)
     optimizer.attach(keep, interval=settings.relax_every)
     optimizer.run(fmax=settings.fmax, steps=settings.relax_steps)
-    if kept["steps"][-1] != optimizer.nsteps:  # the minimum (or the last step) always
+    if keep.kept["steps"][-1] != optimizer.nsteps:  # the minimum (or the last step) always
         keep()
-    return Frames(*(np.array(kept[k]) for k in ("positions", "energies", "forces", "steps")))
+    return keep.frames()
 
 
 def active_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
