@@ -79,9 +79,11 @@ def load_corpus(
     db = _open(db)
     splits = None if split is None else {split} if isinstance(split, str) else set(split)
     wanted = set(families) if families is not None else None
+    # one split is a query the database answers itself (most callers want one)
+    query = {"split": split} if isinstance(split, str) else {}
     rows = [
         row
-        for row in db.select("family", include_data=False)
+        for row in db.select("family", include_data=False, **query)
         if (splits is None or row.split in splits) and (wanted is None or row.family in wanted)
     ]
     if not rows:
