@@ -21,7 +21,8 @@ from ase_au20.workflows.corpus.settings import SampleSettings
     "--model",
     default="schnet",
     show_default=True,
-    help="The current ensemble, whose disagreement picks the active family's frames (a "
+    help="The current ensemble: it runs the active family's MD and the minima family's "
+    "relaxations, and its disagreement picks their frames (a "
     "registered model or a trained model folder).",
 )
 @scheduler_options("Dask worker processes for a local cluster [default: usable cores].")
@@ -34,7 +35,8 @@ def sample_cmd(
     Families: `rattle` (Gaussian rattles of every isomer at several amplitudes), `md`
     (Langevin MD with the reference from every isomer, one temperature each in turn),
     `relax` (BFGS paths with the reference from the search's random and symmetric starts)
-    and `active` (MD with --model; the frames its members disagree on most). Each frame
+    `active` (MD with --model; the frames its members disagree on most) and `minima`
+    (relaxations with --model from search starts; where they stop). Each frame
     is written to --db as a label with forces (keys family, parent, source, split, level):
     every frame of an isomer takes that isomer's split, so the test isomers' descendants are
     test. A stopped run keeps what it wrote; run it again to go on where it stopped. A new
@@ -43,6 +45,7 @@ def sample_cmd(
     from ase_au20.compute.engine import open_engine
     from ase_au20.database import connect
     from ase_au20.database.corpus import family_table, load_corpus
+    from ase_au20.workflows.corpus.plan import MODEL_FAMILIES
     from ase_au20.workflows.corpus.sample import sample_corpus
 
     settings = settings_from(SampleSettings, options)
@@ -55,7 +58,7 @@ def sample_cmd(
             db,
             settings,
             engine,
-            model="active" in settings.families and model or None,
+            model=model if set(MODEL_FAMILIES) & set(settings.families) else None,
             progress=not quiet,
         )
     rate = report.total_frames / report.seconds if report.seconds else 0.0

@@ -37,6 +37,7 @@ TINY = SampleSettings(
     active_runs=2,
     active_steps=4,
     active_per_run=1,
+    minima_starts=2,
 )
 
 
@@ -69,6 +70,7 @@ def test_every_family_is_labelled_by_the_reference_with_forces(sampled: Path) ->
     assert counts["md"] == 3 * n_isomers  # steps 0, 2, 4
     assert counts["active"] == 2
     assert counts["relax"] >= 2 * 2  # a start, the last step and those between
+    assert counts["minima"] == 2  # the model's minimum of each relaxation (active_per_run 1)
     reference = DFTBAu20()
     warnings.simplefilter("ignore", OutsideDomainWarning)  # exact there too
     for i in np.random.default_rng(0).choice(len(corpus), 6, replace=False):
@@ -88,7 +90,8 @@ def test_frames_take_their_parents_split(sampled: Path) -> None:
     split_of = dict(zip(isomers.ids.tolist(), isomers.splits.tolist(), strict=True))
     corpus = load_corpus(sampled)
     with_parent = corpus.parents >= 0
-    assert with_parent.sum() == len(corpus) - (corpus.families == "relax").sum()
+    parentless = np.isin(corpus.families, ["relax", "minima"])
+    assert with_parent.sum() == len(corpus) - parentless.sum()
     for parent, split in zip(corpus.parents[with_parent], corpus.splits[with_parent], strict=True):
         assert split == split_of[int(parent)]
     assert len(load_corpus(sampled, split="test")) == (corpus.splits == "test").sum() > 0
@@ -162,7 +165,7 @@ def test_db_info_and_the_verb_summarise_the_families(sampled: Path) -> None:
         *("--amplitudes", "0.05,0.1", "--rattles", "1", "--md-steps", "4"),
         *("--md-every", "2", "--temperatures", "300,1500", "--relax-starts", "2"),
         *("--relax-steps", "6", "--relax-every", "2", "--active-runs", "2"),
-        *("--active-steps", "4", "--active-per-run", "1"),
+        *("--active-steps", "4", "--active-per-run", "1", "--minima-starts", "2"),
     )
     assert "sampled 0 frames in 0 tasks" in again
 

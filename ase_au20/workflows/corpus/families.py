@@ -3,7 +3,8 @@
 ``draw_frames(calc, task, settings)`` runs one task with ``calc`` (the reference) and returns
 its frames with the reference's energies and forces: rattles are single points; MD and
 relaxation frames are the reference's own trajectory, so each step's label comes free; the
-active family runs MD with the model and labels the frames its members disagree on most.
+active family runs MD with the model and labels the frames its members disagree on most; the
+minima family relaxes search starts with the model and labels where the search would stop.
 """
 
 from __future__ import annotations
@@ -180,7 +181,52 @@ def active_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) 
     )
 
 
-DRAW = {"rattle": rattle_frames, "md": md_frames, "relax": relax_frames, "active": active_frames}
+def minima_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
+    """A relaxation with the current model from a search start: its minimum (where a search
+    stops, so where a hole in the model's surface shows) and the ``active_per_run - 1`` path
+    frames its members disagree on most, labelled by the reference. A frame the reference
+    cannot label (atoms collapsed so close that its overlap breaks) is left out."""
+    model = worker_calculator(task.model)
+    atoms = search_start(_rng(task), N_ATOMS, task.start_kind)
+    atoms.calc = model
+    optimizer = BFGS(atoms, logfile=None, maxstep=0.2)
+    seen: dict[str, list] = {"positions": [], "spread": [], "steps": []}
+
+    def look() -> None:
+        atoms.get_potential_energy()
+        seen["positions"].append(atoms.get_positions())
+        seen["spread"].append(float(model.results.get("energy_std", np.nan)))
+        seen["steps"].append(optimizer.nsteps)
+
+    optimizer.attach(look, interval=settings.relax_every)
+    optimizer.run(fmax=settings.fmax, steps=settings.relax_steps)
+    if seen["steps"][-1] != optimizer.nsteps:
+        look()  # the minimum always
+    path = np.argsort(-np.nan_to_num(seen["spread"][:-1], nan=-1.0))
+    picked = [*sorted(path[: settings.active_per_run - 1].tolist()), len(seen["steps"]) - 1]
+    positions, steps, labels = [], [], []
+    for i in picked:
+        try:
+            labels.append(_label(calc, seen["positions"][i]))
+        except ValueError:
+            continue
+        positions.append(seen["positions"][i])
+        steps.append(seen["steps"][i])
+    return Frames(
+        np.array(positions).reshape(-1, N_ATOMS, 3),
+        np.array([e for e, _ in labels]),
+        np.array([f for _, f in labels]).reshape(-1, N_ATOMS, 3),
+        np.array(steps, dtype=int),
+    )
+
+
+DRAW = {
+    "rattle": rattle_frames,
+    "md": md_frames,
+    "relax": relax_frames,
+    "active": active_frames,
+    "minima": minima_frames,
+}
 
 
 def draw_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:

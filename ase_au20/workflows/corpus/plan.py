@@ -21,6 +21,7 @@ from ase_au20.workflows.corpus.settings import SampleSettings
 # shares of the splits of parentless tasks: those of the isomers (test, calib, then 5 folds)
 PARENTLESS_SPLITS = {"test": 0.15, "calib": 0.10, "val": 0.15, "train": 0.60}
 STARTS = ("random", "symmetric")
+MODEL_FAMILIES = ("active", "minima")  # drawn with the current model, labelled by the reference
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class SampleTask:
     setting: float = 0.0  # K for md and active; 0 otherwise
     start_kind: str = "isomer"  # or random / symmetric
     seed: int = 0
-    model: BuildSpec | None = field(default=None, compare=False, repr=False)  # active only
+    model: BuildSpec | None = field(default=None, compare=False, repr=False)  # MODEL_FAMILIES
 
 
 def parentless_split(name: str, seed: int) -> str:
@@ -49,11 +50,12 @@ def plan_tasks(
     isomers: IsomerSet, settings: SampleSettings, model: BuildSpec | None = None
 ) -> list[SampleTask]:
     """Every task of ``settings`` over ``isomers``, in a fixed order; ``model`` (the current
-    ensemble, built on the workers) is what the active family runs and asks."""
-    if "active" in settings.families and model is None:
-        raise ValueError(
-            "the active family needs a model (--model) whose disagreement picks frames"
-        )
+    ensemble, built on the workers) is what the active and minima families run and ask."""
+    for family in MODEL_FAMILIES:
+        if family in settings.families and model is None:
+            raise ValueError(
+                f"the {family} family needs a model (--model) whose disagreement picks frames"
+            )
     tasks: list[SampleTask] = []
     parents = list(zip(isomers.ids.tolist(), isomers.splits.tolist(), isomers.atoms, strict=True))
     seed = settings.seed
@@ -73,15 +75,15 @@ def plan_tasks(
                     "md", f"md-{t:g}K-{cid}-s{seed}", cid, split, atoms.positions, t, seed=seed
                 )
             )
-    if "relax" in settings.families:
-        for k in range(settings.relax_starts):
+    for family, starts in (("relax", settings.relax_starts), ("minima", settings.minima_starts)):
+        if family not in settings.families:
+            continue
+        for k in range(starts):
             kind = STARTS[k % 2]
-            name = f"relax-{kind}-{k}-s{seed}"
-            tasks.append(
-                SampleTask(
-                    "relax", name, NO_PARENT, parentless_split(name, seed), None, 0.0, kind, seed
-                )
-            )
+            name = f"{family}-{kind}-{k}-s{seed}"
+            split = parentless_split(name, seed)
+            built = model if family == "minima" else None
+            tasks.append(SampleTask(family, name, NO_PARENT, split, None, 0.0, kind, seed, built))
     if "active" in settings.families:
         temps = settings.active_temperatures
         order = np.random.default_rng([seed, 4]).permutation(len(parents))

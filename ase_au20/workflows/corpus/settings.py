@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ase_au20.settings import setting
 
-FAMILIES = ("rattle", "md", "relax", "active")
+FAMILIES = ("rattle", "md", "relax", "active", "minima")
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,9 @@ class SampleSettings:
     """How many frames of each family, and how they are drawn (Å, K, fs, eV/Å)."""
 
     families: tuple[str, ...] = setting(
-        FAMILIES, "Families to draw: rattle, md, relax and active (MD with --model)."
+        FAMILIES,
+        "Families to draw: rattle, md, relax, active (MD with --model) and minima "
+        "(relaxations with --model).",
     )
     amplitudes: tuple[float, ...] = setting(
         (0.01, 0.02, 0.05, 0.1, 0.15, 0.2), "Rattle amplitudes σ per coordinate (Å)."
@@ -45,6 +47,12 @@ class SampleSettings:
     active_per_run: int = setting(
         5, "Active family: frames labelled per run, those the model's members disagree on most."
     )
+    minima_starts: int = setting(
+        400,
+        "Minima family: relaxations with the model from search starts (half random, half "
+        "symmetric); the minimum and the active_per_run - 1 path frames its members disagree "
+        "on most get labels.",
+    )
     seed: int = setting(0, "Seed of every draw; a new seed is a new set of tasks (a new round).")
 
     def __post_init__(self) -> None:
@@ -63,7 +71,7 @@ class SampleSettings:
         for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("relax_starts", "active_runs"):
+        for name in ("relax_starts", "active_runs", "minima_starts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("amplitudes", "temperatures", "active_temperatures"):
