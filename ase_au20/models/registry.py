@@ -60,6 +60,7 @@ MODELS: dict[str, ModelEntry] = {
             recipes=(
                 ("shipped", "ase_au20.models.schnet.config:shipped_config"),
                 ("force", "ase_au20.models.schnet.config:force_config"),
+                ("finetune", "ase_au20.models.schnet.config:finetune_config"),
             ),
         ),
         ModelEntry(

@@ -4,6 +4,7 @@ finite-difference check of the trained model, and resuming from checkpoints."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from ase import Atoms
 from ase_au20.compute.engine import open_engine
 from ase_au20.database import connect, load_rows
 from ase_au20.database.corpus import load_corpus
-from ase_au20.models.schnet.config import SchNetConfig, force_config
+from ase_au20.models.schnet.config import SchNetConfig, finetune_config, force_config
 from ase_au20.models.schnet.fit import fit_schnet
 from ase_au20.models.schnet.network import SchNetModel
 from ase_au20.models.schnet.training import train_schnet
@@ -108,6 +109,43 @@ def test_a_stopped_training_goes_on_from_its_checkpoint(corpus_db: Path, tmp_pat
     assert resumed.card["training"]["members"][0]["epochs_run"] == 4
     for a, b in zip(whole.networks[0].parameters(), resumed.networks[0].parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_finetuning_starts_from_the_trained_networks(corpus_db: Path, tmp_path: Path) -> None:
+    base_config = force_config(**TINY, epochs=3, ensemble=2, workers=1, device="cpu")
+    base = fit_schnet(corpus_db, tmp_path / "base", base_config, progress=False)
+    frames = load_corpus(corpus_db, "val")
+    structures = [frames.atoms(i) for i in range(len(frames))]
+    expected = base.predict(structures)["energy"]
+    # a learning rate too small to move them: the networks come out as they went in
+    still = finetune_config(
+        **{**TINY, "lr": 1e-12},
+        start_from=str(tmp_path / "base"),
+        epochs=1,
+        workers=1,
+        ensemble=2,
+        device="cpu",
+    )
+    continued = fit_schnet(corpus_db, tmp_path / "continued", still, progress=False)
+    np.testing.assert_allclose(continued.predict(structures)["energy"], expected, atol=1e-4)
+    assert continued.card["hyperparameters"]["start_from"] == str(tmp_path / "base")
+    fresh = fit_schnet(corpus_db, tmp_path / "fresh", replace(still, start_from=""), progress=False)
+    assert np.abs(fresh.predict(structures)["energy"] - expected).mean() > 0.1
+
+
+def test_finetuning_refuses_another_architecture(corpus_db: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="the finetune recipe continues a trained model"):
+        finetune_config(**TINY)
+    base_config = force_config(**TINY, epochs=1, workers=1, ensemble=1, device="cpu")
+    fit_schnet(corpus_db, tmp_path / "base", base_config, progress=False)
+    wider = finetune_config(
+        **{**TINY, "hidden": 32}, start_from=str(tmp_path / "base"), device="cpu"
+    )
+    with pytest.raises(ValueError, match="has architecture"):
+        fit_schnet(corpus_db, tmp_path / "out", wider, progress=False)
+    more = finetune_config(**TINY, start_from=str(tmp_path / "base"), ensemble=2, device="cpu")
+    with pytest.raises(ValueError, match="has 1 networks, the config asks for 2"):
+        fit_schnet(corpus_db, tmp_path / "out", more, progress=False)
 
 
 ORPHAN_SCRIPT = """

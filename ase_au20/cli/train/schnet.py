@@ -29,13 +29,15 @@ def _recipe_changes(table: str) -> str:
 @model_out_option("Model directory to write (card.json, member_<k>.pt).")
 @click.option(
     "--recipe",
-    type=click.Choice(["plain", "shipped", "force"]),
+    type=click.Choice(["plain", "shipped", "force", "finetune"]),
     default="plain",
     show_default=True,
     help="Starting hyper-parameters: the defaults shown here (plain); the KRR-distilled "
     f"recipe of the energies-only model (shipped: {_recipe_changes('SHIPPED_RECIPE')}; needs "
     "--teacher); or the reference energies and forces of the corpus (force: "
-    f"{_recipe_changes('FORCE_RECIPE')}; needs `au20-workflow sample`). "
+    f"{_recipe_changes('FORCE_RECIPE')}; needs `au20-workflow sample`); or the force recipe "
+    f"continued from --start-from after an active round (finetune: "
+    f"{_recipe_changes('FINETUNE_RECIPE')}). "
     "Options given on the command line override either.",
 )
 @dataclass_options(SchNetConfig, skip=("table_spacing",))
@@ -64,7 +66,7 @@ def schnet(
     **options: Any,
 ) -> None:
     """SchNet: early stopping on val, conformal calibration on calib, test score, model card."""
-    from ase_au20.models.schnet.config import force_config, shipped_config
+    from ase_au20.models.schnet.config import finetune_config, force_config, shipped_config
     from ase_au20.models.schnet.fit import fit_schnet
 
     try:
@@ -72,6 +74,8 @@ def schnet(
             config = shipped_config(**given_on_command_line(options))
         elif recipe == "force":
             config = force_config(**given_on_command_line(options))
+        elif recipe == "finetune":
+            config = finetune_config(**given_on_command_line(options))
         else:
             config = settings_from(SchNetConfig, options)
         teacher_model = None

@@ -180,6 +180,12 @@ class SchNetConfig:
     workers: int = setting(
         1, "CPU processes training each network data-parallel (e.g. 2 on a 2-core machine)."
     )
+    start_from: str = setting(
+        "",
+        "A trained SchNet model folder whose networks start the training instead of random "
+        "weights (fine-tuning after a new active round); its architecture and energy scaling "
+        "are kept ('': random weights).",
+    )
 
     def __post_init__(self) -> None:
         self.architecture()  # validates hidden/blocks/rbf/cutoff
@@ -322,3 +328,17 @@ def force_config(**changes: Any) -> SchNetConfig:
     the 0.01 Å table serves the saved CPU path.
     """
     return SchNetConfig(**{**FORCE_RECIPE, **changes})
+
+
+# What a fine-tuning round changes from the force recipe (see finetune_config).
+FINETUNE_RECIPE: dict[str, Any] = {"epochs": 15, "lr": 3e-4, "lr_patience": 2, "patience": 5}
+
+
+def finetune_config(**changes: Any) -> SchNetConfig:
+    """The force recipe continued from a trained ensemble (``start_from``, required) on a
+    corpus that grew by an active round: 15 more epochs at a third of the learning rate, so
+    the networks learn the new frames without losing what they knew."""
+    config = SchNetConfig(**{**FORCE_RECIPE, **FINETUNE_RECIPE, **changes})
+    if not config.start_from:
+        raise ValueError("the finetune recipe continues a trained model: give start_from")
+    return config

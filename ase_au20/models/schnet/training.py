@@ -362,8 +362,10 @@ def train_network(
     label: str = "schnet",
     shard: Shard = SINGLE,
     checkpoint: Path | None = None,
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> tuple[SchNet, dict[str, Any]]:
-    """Train one network; returns it with the best validation weights and its history.
+    """Train one network from ``initial`` weights (random ones when None); returns it with
+    the best validation weights and its history.
 
     With a data-parallel ``shard`` every process runs this same loop in lockstep: same seed,
     same batches, gradients summed before each identical optimiser step. With a
@@ -375,6 +377,8 @@ def train_network(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = SchNet(config.architecture(), energy_scale=std).to(device)
+    if initial is not None:
+        net.load_state_dict(initial)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr
@@ -464,12 +468,13 @@ def _train_in_process(
     progress: bool,
     label: str,
     checkpoint: Path | None,
+    initial: dict[str, torch.Tensor] | None,
 ) -> None:
     """One data-parallel process: train; rank 0 writes the weights and the summary to ``out``."""
     with torch_threads(config.threads or 1):
         show = progress and shard.rank == 0
         net, result = train_network(
-            rows, val, config, seed, mean, std, show, label, shard, checkpoint
+            rows, val, config, seed, mean, std, show, label, shard, checkpoint, initial
         )
     if shard.rank == 0:
         torch.save(net.state_dict(), Path(out) / "member.pt")
@@ -500,15 +505,16 @@ def _train_member(
     progress: bool,
     label: str,
     checkpoint: Path | None = None,
+    initial: dict[str, torch.Tensor] | None = None,
 ) -> tuple[SchNet, dict[str, Any]]:
     """Train one network, in this process or over ``config.workers`` CPU processes."""
     if config.workers == 1:
         with torch_threads(config.threads):
             return train_network(
-                rows, val, config, seed, mean, std, progress, label, checkpoint=checkpoint
+                rows, val, config, seed, mean, std, progress, label, SINGLE, checkpoint, initial
             )
     with tempfile.TemporaryDirectory(prefix="au20-schnet-") as out:
-        args = (out, rows, val, config, seed, mean, std, progress, label, checkpoint)
+        args = (out, rows, val, config, seed, mean, std, progress, label, checkpoint, initial)
         n_parameters = sum(p.numel() for p in SchNet(config.architecture()).parameters())
         run_data_parallel(_train_in_process, config.workers, n_parameters, *args)
         state = torch.load(Path(out) / "member.pt", map_location="cpu", weights_only=True)
@@ -528,6 +534,41 @@ def _teacher_provenance(teacher: Teacher | None) -> dict[str, Any] | None:
         "files": card.get("files"),
         "test_mae": card.get("metrics", {}).get("test", {}).get("mae"),
     }
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where the networks start: each member's weights (None: random) and the target scaling
+    (mean, std of the per-atom energy) they were trained with."""
+
+    weights: list[dict[str, torch.Tensor] | None]
+    mean: float
+    std: float
+
+
+def _start(config: SchNetConfig, train: IsomerSet) -> _Start:
+    """Random weights scaled by ``train``'s per-atom energies, or the networks and scaling of
+    ``config.start_from`` (the same architecture, at least ``config.ensemble`` members)."""
+    if not config.start_from:
+        n_atoms = _positions(train.atoms).shape[1]
+        per_atom = np.asarray(train.energies, dtype=float) / n_atoms
+        mean, std = float(per_atom.mean()), float(per_atom.std())
+        if not std > 0:
+            raise ValueError("training energies have zero spread: cannot standardise targets")
+        return _Start([None] * config.ensemble, mean, std)
+    base = SchNetModel.load(config.start_from, device="cpu")
+    if base.architecture != config.architecture():
+        raise ValueError(
+            f"start_from {config.start_from} has architecture {base.architecture}, this "
+            f"config {config.architecture()}"
+        )
+    if len(base.networks) < config.ensemble:
+        raise ValueError(
+            f"start_from {config.start_from} has {len(base.networks)} networks, the config "
+            f"asks for {config.ensemble}"
+        )
+    weights = [net.state_dict() for net in base.networks[: config.ensemble]]
+    return _Start(weights, base.atom_mean, base.atom_std)
 
 
 def train_schnet(
@@ -557,11 +598,8 @@ def train_schnet(
         raise ValueError("kd_atom_weight > 0 needs a teacher model")
     if config.kd_force_weight > 0 and config.vkd == 0:
         raise ValueError("kd_force_weight > 0 needs vicinal rows (vkd > 0) and a teacher model")
-    n_atoms = _positions(train.atoms).shape[1]
-    per_atom = np.asarray(train.energies, dtype=float) / n_atoms
-    mean, std = float(per_atom.mean()), float(per_atom.std())
-    if not std > 0:
-        raise ValueError("training energies have zero spread: cannot standardise targets")
+    start_with = _start(config, train)
+    mean, std = start_with.mean, start_with.std
     device = training_device(config)
     start = time.perf_counter()
     corpus_train, corpus_val = corpus if corpus is not None else (None, None)
@@ -583,6 +621,7 @@ def train_schnet(
             progress,
             f"schnet {k + 1}/{config.ensemble}",
             None if checkpoints is None else Path(checkpoints) / f"member_{k}.ckpt",
+            start_with.weights[k],
         )
         for k in range(config.ensemble)
     ]
