@@ -4,7 +4,9 @@ Families of structures the workflows visit, each labelled by the reference: the 
 isomers (never trained on); those isomers rattled at σ = 0.03, 0.06 and 0.1 Å per
 coordinate; Langevin MD with the reference at 300, 600 and 1000 K from test isomers; the
 minima of a random-start multistart search with each model. For every shipped model:
-energy MAE, force MAE, 90 % interval coverage and width, in-domain share per family; the
+energy MAE, force MAE, 90 % interval coverage and width (each family's intervals are those
+its workflow asks for: the model's quantiles of that corpus family where it has them, see
+``calculators.base.intervals_for``), in-domain share per family; the
 harmonic frequencies of the relaxed Td pyramid and sensitivity's global K (mean |ΔE| of
 σ = 0.01 Å perturbations), each against the reference's own.
 
@@ -29,6 +31,7 @@ from ase.vibrations import Vibrations
 from headline import write_headline
 from threadpoolctl import threadpool_limits
 
+from ase_au20.calculators.base import intervals_for
 from ase_au20.database import load_rows
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.workflows.reference_check import ReferenceLabels, score_family
@@ -53,7 +56,7 @@ class Budget:
     search_starts: int  # random starts per model (xtb-delta: a third, for its cost)
 
 
-FULL = Budget(isomers=155, rattled=40, md_starts=3, md_frames=10, search_starts=9)
+FULL = Budget(isomers=155, rattled=40, md_starts=6, md_frames=10, search_starts=30)
 QUICK = Budget(isomers=30, rattled=10, md_starts=1, md_frames=8, search_starts=3)
 
 
@@ -118,6 +121,12 @@ def global_k(atoms: Atoms, calc: Calculator) -> float:
     """Sensitivity's global K (eV) at σ = 0.01 Å, k = 1, 2, 4, 8, 25 perturbations each."""
     config = SensitivityConfig(sigmas=(0.01,), repeats=25, site_repeats=1)
     return run_sensitivity(atoms, calc, config, progress=False).global_k
+
+
+def calibration_family(name: str) -> str:
+    """The corpus family whose conformal quantiles a benchmark family's intervals take, as
+    the workflow that visits it asks for them (a model without them uses its pooled ones)."""
+    return {"test": "isomer", "rattled": "rattle", "MD": "md"}[name.split()[0]]
 
 
 def load_calculators(specs: tuple[str, ...]) -> dict[str, Calculator]:
@@ -196,10 +205,10 @@ def main() -> None:
 
         table: dict[str, dict[str, Any]] = {}
         for model, calc in calcs.items():
-            scored = {
-                name: score_family(calc, name, structures, truth[name])
-                for name, structures in families.items()
-            }
+            scored = {}
+            for name, structures in families.items():
+                with intervals_for(calc, calibration_family(name)):
+                    scored[name] = score_family(calc, name, structures, truth[name])
             scores = {name: family.metrics() for name, family in scored.items()}
             scores["domain verdict"] = domain_precision_recall(list(scored.values()))
             first = scored["test isomers"]
@@ -208,9 +217,10 @@ def main() -> None:
             )
             starts = budget.search_starts // (3 if model == "xtb-delta" else 1)
             minima = search_minima(calc, max(starts, 1))
-            scores["search minima"] = score_family(
-                calc, "search minima", minima, ReferenceLabels.of(reference, minima)
-            ).metrics()
+            with intervals_for(calc, "minima"):
+                scores["search minima"] = score_family(
+                    calc, "search minima", minima, ReferenceLabels.of(reference, minima)
+                ).metrics()
             table[model] = scores
             print(f"{model}: scored in {time.perf_counter() - clock:.0f} s")
 

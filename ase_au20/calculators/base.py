@@ -67,14 +67,30 @@ def domain_reported_by_caller() -> Iterator[None]:
         _VERDICTS_REPORTED_BY_CALLER.reset(token)
 
 
+@contextlib.contextmanager
+def intervals_for(calc: Calculator, family: str) -> Iterator[None]:
+    """Within: ``calc``, when it is one of ours and no family was chosen for it, gives the
+    intervals calibrated on ``family`` (what a workflow visits: ``md``, ``minima``,
+    ``rattle``, ``isomer``); any other calculator is left as it is."""
+    if not isinstance(calc, Au20Calculator) or calc.family is not None:
+        yield
+        return
+    calc.set(family=family)
+    try:
+        yield
+    finally:
+        calc.set(family=None)
+
+
 class Au20Calculator(Calculator):
     """ASE calculator for a trained Au20 model with a calibrated energy error bar.
 
     ``model``: a registered model name (the shipped model), a trained model directory or a
     loaded model; None takes the class's ``default_model``. ``load_options`` (``device``,
     ``dtype``) reach the loaders that accept them. Parameters ``confidence`` (coverage of
-    ``energy_interval``, 0 < c < 1) and ``mondrian`` (per predicted-ΔE-bucket calibration)
-    can be changed with ``calc.set``.
+    ``energy_interval``, 0 < c < 1), ``mondrian`` (per predicted-ΔE-bucket calibration) and
+    ``family`` (the kind of structures asked about, e.g. ``md``: that family's calibration
+    where the model has one, see ``intervals_for``) can be changed with ``calc.set``.
 
     One calculator may be shared by threads: a lock makes each property request (check
     state, compute, read results) and each ``predict`` atomic, so concurrent calls give the
@@ -82,7 +98,7 @@ class Au20Calculator(Calculator):
     """
 
     implemented_properties = list(PROPERTIES)
-    default_parameters = {"confidence": 0.9, "mondrian": True}
+    default_parameters = {"confidence": 0.9, "mondrian": True, "family": None}
     default_model: ClassVar[str | None] = None
 
     def __init__(
@@ -91,6 +107,7 @@ class Au20Calculator(Calculator):
         confidence: float = 0.9,
         mondrian: bool = True,
         load_options: dict[str, Any] | None = None,
+        family: str | None = None,
         **kwargs: Any,
     ) -> None:
         from ase_au20.models.conformal import ConformalCalibrator
@@ -131,7 +148,7 @@ class Au20Calculator(Calculator):
             self.implemented_properties = [*PROPERTIES, SPREAD]
         if getattr(self.model, "ensemble_size", 1) > 1:
             self.implemented_properties = [*self.implemented_properties, MEMBERS]
-        self.set(confidence=confidence, mondrian=mondrian)
+        self.set(confidence=confidence, mondrian=mondrian, family=family)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the lock (e.g. for worker processes); a new one is made on load."""
@@ -172,8 +189,14 @@ class Au20Calculator(Calculator):
         """Whether the interval is calibrated per predicted-ΔE bucket."""
         return bool(self.parameters["mondrian"])
 
+    @property
+    def family(self) -> str | None:
+        """The family of structures whose calibration the interval takes (None: pooled)."""
+        return self.parameters.get("family")
+
     def set(self, **kwargs: Any) -> dict[str, Any]:
-        """Change ``confidence``/``mondrian``; cached results are dropped when they change."""
+        """Change ``confidence``/``mondrian``/``family``; cached results are dropped when
+        they change."""
         if "confidence" in kwargs:
             c = float(kwargs["confidence"])
             if not 0.0 < c < 1.0:
@@ -183,6 +206,8 @@ class Au20Calculator(Calculator):
             kwargs["confidence"] = c
         if "mondrian" in kwargs:
             kwargs["mondrian"] = bool(kwargs["mondrian"])
+        if kwargs.get("family") is not None and not isinstance(kwargs["family"], str):
+            raise ValueError(f"family must be a family name or None, got {kwargs['family']!r}")
         changed = super().set(**kwargs)
         if changed:
             self.reset()
@@ -264,7 +289,11 @@ class Au20Calculator(Calculator):
             return np.full(len(energy), np.nan)
         return np.asarray(
             self.calibrator.half_width(
-                energy, confidence=self.confidence, mondrian=self.mondrian, spread=spread
+                energy,
+                confidence=self.confidence,
+                mondrian=self.mondrian,
+                spread=spread,
+                family=self.family,
             ),
             dtype=float,
         ).reshape(len(energy))

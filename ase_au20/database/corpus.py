@@ -22,6 +22,7 @@ from ase.db.core import Database
 from ase_au20.database.store import connect
 
 NO_PARENT = -1
+ISOMER_FAMILY = "isomer"  # the family name of the database's isomers beside the corpus's
 
 
 @dataclass

@@ -290,6 +290,10 @@ def summarise_card(card: dict[str, Any], confidence: float, mondrian: bool) -> s
             f"  uncertainty: conformal interval at confidence {confidence:g}"
             f" ({'Mondrian by predicted-ΔE bucket' if mondrian else 'global'})"
         )
+        families = (card.get("conformal") or {}).get("families") or {}
+        if families:
+            counts = ", ".join(f"{name} {group.get('n', '?')}" for name, group in families.items())
+            lines.append(f"  per-family quantiles (calibration rows): {counts}")
     lines.append(
         f"  package version: {card.get('package_version', '?')}, created {card.get('created', '?')}"
     )

@@ -1,4 +1,4 @@
-"""Split-conformal energy intervals, global and Mondrian by predicted-ΔE bucket.
+"""Split-conformal energy intervals: global, Mondrian by predicted-ΔE bucket, or by family.
 
 Fitted on a calibration split that the model never trained on. Scores are absolute
 residuals |E_true − E_pred|, or residuals divided by a model spread (normalised conformal:
@@ -14,6 +14,12 @@ Mondrian: the calibration rows are grouped by the bucket of their *predicted* Δ
 (E_pred − energy_reference against the db's bucket_edges; the true bucket is unknown at
 prediction time) and quantiles are taken per bucket. A bucket whose sample is too small
 for a level falls back to the global quantile at that level (listed under ``fallback``).
+
+Mondrian by family: calibration rows that say how they were drawn (the calib isomers,
+the corpus's rattled, MD, relaxation, active and model-minima frames) also get quantiles
+per family. The family of a new structure is what the caller asks about (a workflow knows
+whether it runs MD or relaxes), so each family's interval covers at its level: the pooled
+one over-covers the easy families and under-covers the hard ones.
 
 Asking for a confidence that is not on the grid uses the nearest grid level above it
 (conservative); a confidence above the largest grid level is an error.
@@ -68,8 +74,10 @@ class ConformalCalibrator:
         spread: np.ndarray | None = None,
         levels: Sequence[float] = DEFAULT_LEVELS,
         spread_offset: float = 0.0,
+        families: np.ndarray | None = None,
     ) -> ConformalCalibrator:
-        """Quantiles of calibration scores, globally and per predicted-ΔE bucket.
+        """Quantiles of calibration scores, globally, per predicted-ΔE bucket and (given
+        ``families``, one name per row) per family of structures.
 
         Normalised scores divide by ``spread + spread_offset`` (eV): the offset keeps the
         interval from collapsing where the members of a committee happen to agree.
@@ -84,6 +92,10 @@ class ConformalCalibrator:
             raise ValueError(f"confidence levels must lie in (0, 1): {list(levels)}")
         residuals = np.abs(true - pred)
         buckets = bucket_of(pred - energy_reference, bucket_edges)
+        if families is not None:
+            families = np.asarray(families, dtype=str)
+            if families.shape != pred.shape:
+                raise ValueError(f"families {families.shape} must name every row {pred.shape}")
         levels = sorted(float(c) for c in levels)
         data: dict[str, Any] = {
             "method": "split-conformal, absolute residual"
@@ -95,14 +107,14 @@ class ConformalCalibrator:
             "bucket_edges": [float(e) for e in bucket_edges],
         }
         if spread is None:
-            data.update(_tables(residuals, buckets, levels))
+            data.update(_tables(residuals, buckets, levels, families))
         else:
             if not (math.isfinite(spread_offset) and spread_offset >= 0):
                 raise ValueError(f"spread_offset must be finite and >= 0, got {spread_offset}")
             data["spread_offset"] = float(spread_offset)
             scale = _check_spread(np.asarray(spread, dtype=float) + spread_offset, len(pred))
-            data.update(_tables(residuals / scale, buckets, levels))
-            data["absolute"] = _tables(residuals, buckets, levels)
+            data.update(_tables(residuals / scale, buckets, levels, families))
+            data["absolute"] = _tables(residuals, buckets, levels, families)
         return cls(data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,7 +149,18 @@ class ConformalCalibrator:
             for name in BUCKETS:
                 quantiles = table["mondrian"][name]["quantiles"]
                 _check_quantiles(f"{label}{name} bucket", [quantiles[_key(c)] for c in levels])
+            for name, group in table.get("families", {}).items():
+                try:
+                    quantiles = [group["quantiles"][_key(c)] for c in levels]
+                except (KeyError, TypeError) as err:
+                    raise ValueError(f"malformed conformal entry in model card: {err!r}") from None
+                _check_quantiles(f"{label}{name} family", quantiles)
         return cls(d)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """The families of structures with quantiles of their own (empty: none)."""
+        return tuple(self._data.get("families", {}))
 
     @property
     def normalised(self) -> bool:
@@ -158,11 +181,14 @@ class ConformalCalibrator:
         confidence: float,
         mondrian: bool = True,
         spread: np.ndarray | None = None,
+        family: str | None = None,
     ) -> np.ndarray:
         """Half-widths (eV) of the intervals pred ± w at ``confidence`` (inf if unattainable).
 
         A normalised calibrator scales its quantiles by ``spread``; without a spread it
         falls back to its absolute-residual tables. ``spread`` is ignored otherwise.
+        ``family`` (one of ``families``) takes that family's quantiles instead of the
+        per-bucket or global ones; a family the calibrator has none for takes those.
         """
         pred = np.atleast_1d(np.asarray(pred_energy, dtype=float))
         key = _key(self.level_for(confidence))
@@ -175,7 +201,9 @@ class ConformalCalibrator:
             if "absolute" not in self._data:
                 raise ValueError("this calibrator is normalised by a model spread: pass spread")
             tables = self._data["absolute"]
-        if mondrian:
+        if family is not None and family in tables.get("families", {}):
+            q = np.full(len(pred), _finite(tables["families"][family]["quantiles"][key]))
+        elif mondrian:
             buckets = bucket_of(pred - self._data["energy_reference"], self._data["bucket_edges"])
             table = {n: tables["mondrian"][n]["quantiles"][key] for n in BUCKETS}
             q = np.array([_finite(table[b]) for b in buckets])
@@ -184,23 +212,39 @@ class ConformalCalibrator:
         return q if scale is None else q * scale
 
 
-def _tables(scores: np.ndarray, buckets: np.ndarray, levels: list[float]) -> dict[str, Any]:
-    """Global and per-bucket quantile tables of ``scores`` for every level."""
+def _tables(
+    scores: np.ndarray,
+    buckets: np.ndarray,
+    levels: list[float],
+    families: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Global, per-bucket and (given ``families``) per-family quantile tables of ``scores``
+    for every level."""
     global_q = {_key(c): conformal_quantile(scores, c) for c in levels}
-    mondrian: dict[str, Any] = {}
-    for name in BUCKETS:
-        member = scores[buckets == name]
-        quantiles, fallback, below = {}, [], 0.0
-        for c in levels:
-            q = conformal_quantile(member, c)
-            if q is None:
-                # the global quantile, but never below this bucket's own lower level
-                q = _at_least(global_q[_key(c)], below)
-                fallback.append(_key(c))
-            quantiles[_key(c)] = q
-            below = _finite(q)
-        mondrian[name] = {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
-    return {"global": global_q, "mondrian": mondrian}
+    tables: dict[str, Any] = {
+        "global": global_q,
+        "mondrian": {name: _group(scores[buckets == name], levels, global_q) for name in BUCKETS},
+    }
+    if families is not None:
+        tables["families"] = {
+            name: _group(scores[families == name], levels, global_q)
+            for name in sorted(set(families.tolist()))
+        }
+    return tables
+
+
+def _group(member: np.ndarray, levels: list[float], global_q: dict[str, Any]) -> dict[str, Any]:
+    """The quantile table of one group's scores; a level its sample is too small for takes
+    the global quantile, but never below the group's own lower level (``fallback``)."""
+    quantiles, fallback, below = {}, [], 0.0
+    for c in levels:
+        q = conformal_quantile(member, c)
+        if q is None:
+            q = _at_least(global_q[_key(c)], below)
+            fallback.append(_key(c))
+        quantiles[_key(c)] = q
+        below = _finite(q)
+    return {"n": int(len(member)), "quantiles": quantiles, "fallback": fallback}
 
 
 def _check_quantiles(table: str, quantiles: list[Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ase_au20.database import load_rows
+from ase_au20.database.corpus import ISOMER_FAMILY
 from ase_au20.models.conformal import ConformalCalibrator
 from ase_au20.models.metrics import interval_metrics, metrics_by_bucket, regression_metrics
 from ase_au20.models.pair_conformal import PairCalibrator
@@ -33,11 +34,13 @@ SPREAD_FLOOR = 1e-3  # eV: the offset where a spread is zero everywhere (one mem
 class CalibrationRows:
     """Calibration rows beside the isomers of calib, predicted by a model that never trained
     on them: out-of-fold predictions of the training rows (KRR) or the corpus frames of the
-    calib split; energies, labels and the model's spread there (eV)."""
+    calib split; energies, labels and the model's spread there (eV), and each row's family
+    (corpus frames: ``family``; None: isomers like calib's)."""
 
     energy: np.ndarray
     true: np.ndarray
     spread: np.ndarray | None
+    families: np.ndarray | None = None
 
 
 def model_spread(out: dict[str, Any]) -> np.ndarray | None:
@@ -66,7 +69,8 @@ def calibrate_and_score(
     ``test``: regression, per-bucket, interval and pair-interval metrics and the mean
     predicted |F| at the DFTB1-relaxed geometries (ideally ~0).
 
-    ``extra``: calibration rows beside calib for the single-structure quantiles: out-of-fold
+    ``extra``: calibration rows beside calib for the single-structure quantiles (and, when
+    they name their families, quantiles per family beside the calib isomers'): out-of-fold
     predictions of the training rows (cross-conformal: 90 calib rows alone leave the
     coverage of one calib draw ±0.03 from its level), or held-out corpus frames (the
     intervals then hold on the geometries the workflows visit, not only at minima). Pairs
@@ -77,9 +81,12 @@ def calibrate_and_score(
         raise ValueError("the database has no calib rows: cannot calibrate")
     out = model.predict(calib.atoms)
     pred, true, spread = out["energy"], calib.energies, spread_of(out)
+    families = None
     if extra is not None:
         pred, true = np.concatenate([pred, extra.energy]), np.concatenate([true, extra.true])
         spread = None if spread is None else np.concatenate([spread, extra.spread])
+        if extra.families is not None:
+            families = np.concatenate([[ISOMER_FAMILY] * len(calib), extra.families])
     calibrator = ConformalCalibrator.fit(
         pred,
         true,
@@ -87,6 +94,7 @@ def calibrate_and_score(
         bucket_edges,
         spread=spread,
         spread_offset=0.0 if spread is None else spread_offset(spread),
+        families=families,
     )
     pairs = PairCalibrator.fit(out["energy"], calib.energies, spread_of(out))
     metrics: dict[str, Any] = {

@@ -22,6 +22,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_mom
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
+from ase_au20.calculators.base import intervals_for
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.any_calculator import TrustLog, model_card_of
 from ase_au20.workflows.reference_check import ReferenceLabels
@@ -124,7 +125,8 @@ def run_md(
 
     dyn.attach(record, interval=interval)
     try:
-        dyn.run(steps)
+        with intervals_for(calc, "md"):  # the interval calibrated on the corpus's MD frames
+            dyn.run(steps)
     finally:
         if writer is not None:
             writer.close()

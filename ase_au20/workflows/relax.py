@@ -18,7 +18,7 @@ from ase.io import Trajectory, write
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
-from ase_au20.calculators.base import domain_reported_by_caller
+from ase_au20.calculators.base import domain_reported_by_caller, intervals_for
 from ase_au20.plotting import save_figure
 from ase_au20.workflows.any_calculator import TrustLog, model_card_of
 from ase_au20.workflows.results import Results, write_results
@@ -89,7 +89,11 @@ def relax(
         bar.set_postfix(E=f"{energies[-1]:.4f}", fmax=f"{forces_max[-1]:.3f}", refresh=False)
 
     try:  # each step's verdict is in the trust log, which warns once naming the step
-        with domain_reported_by_caller(), OPTIMIZERS[optimizer.lower()](atoms, logfile=None) as opt:
+        with (
+            domain_reported_by_caller(),
+            intervals_for(calc, "minima"),  # calibrated on the corpus's model relaxations
+            OPTIMIZERS[optimizer.lower()](atoms, logfile=None) as opt,
+        ):
             opt.attach(record, interval=1)
             converged = bool(opt.run(fmax=fmax, steps=steps))
     finally:

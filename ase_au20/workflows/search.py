@@ -35,6 +35,7 @@ from ase.io import read
 from ase.optimize.basin import BasinHopping
 from tqdm import tqdm
 
+from ase_au20.calculators.base import intervals_for
 from ase_au20.compute.engine import Engine, usable_cores
 from ase_au20.geometry.symmetric_cluster import STARTS, search_start
 from ase_au20.validation import GOLD, min_pair_distance
@@ -415,12 +416,15 @@ def global_search(
     partial: list[Minimum] = []  # this process's current run, as its minima come
     jobs = [(settings, run, n_atoms, *([partial] if here else [])) for run in range(settings.runs)]
     finished: list[list[Minimum]] = []
-    with tqdm(  # closed on an error too, so the error is printed on a line of its own
-        total=settings.runs * minima_per_run(settings),
-        desc=f"search {settings.method}",
-        unit="minimum",
-        disable=not progress,
-    ) as bar:
+    with (
+        tqdm(  # closed on an error too, so the error is printed on a line of its own
+            total=settings.runs * minima_per_run(settings),
+            desc=f"search {settings.method}",
+            unit="minimum",
+            disable=not progress,
+        ) as bar,
+        intervals_for(calc, "minima"),
+    ):  # calibrated on the model's relaxations
         runs = engine.map(
             _search_task,
             engine.calculator(calc),

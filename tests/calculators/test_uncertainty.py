@@ -102,3 +102,47 @@ def test_energy_std_is_a_result_only_for_models_with_a_spread(
         single_network.get_property("energy_std", rattled_au20)
     with pytest.raises(ValueError, match="unknown properties"):
         single_network.predict([rattled_au20], properties=("energy_std",))
+
+
+def test_workflows_ask_for_the_intervals_of_the_family_they_visit(
+    tiny_schnet_dir: Path, synthetic_db: Path
+) -> None:
+    from ase.calculators.emt import EMT
+
+    from ase_au20.calculators.base import intervals_for
+    from ase_au20.calculators.schnet import SchNetAu20
+    from ase_au20.database import load_rows
+    from ase_au20.models.conformal import ConformalCalibrator
+    from ase_au20.workflows.md import run_md
+    from ase_au20.workflows.relax import relax
+
+    calc = SchNetAu20(tiny_schnet_dir, device="cpu")
+    families = np.repeat(["isomer", "md", "minima"], 400)
+    scale = np.select([families == "md", families == "minima"], [1.0, 3.0], 0.1)
+    residuals = np.random.default_rng(0).normal(0.0, 1.0, len(families)) * scale
+    calc.calibrator = ConformalCalibrator.fit(
+        np.zeros(len(families)), residuals, 0.0, (1.0, 2.0), families=families
+    )
+    own = {
+        name: float(calc.calibrator.half_width(np.zeros(1), 0.9, family=name)[0])
+        for name in ("isomer", "md", "minima")
+    }
+    atoms = load_rows(synthetic_db, "train").atoms[0]  # inside the domain: no widening
+    pooled = calc.get_property("energy_uncertainty", atoms)
+    with intervals_for(calc, "md"):
+        assert calc.get_property("energy_uncertainty", atoms) == pytest.approx(own["md"])
+    assert calc.family is None
+    assert calc.get_property("energy_uncertainty", atoms) == pytest.approx(pooled)
+    calc.set(family="isomer")  # a family chosen by the user is kept
+    with intervals_for(calc, "md"):
+        assert calc.get_property("energy_uncertainty", atoms) == pytest.approx(own["isomer"])
+    calc.set(family=None)
+    with intervals_for(EMT(), "md"):  # not one of ours: left alone
+        pass
+    md = run_md(atoms, calc, "nve", temperature=300, steps=3, timestep=1.0)
+    np.testing.assert_allclose(md.trust.arrays()["energy_uncertainty"], own["md"])
+    relaxed = relax(atoms, calc, steps=2, warn_outside=False)
+    np.testing.assert_allclose(relaxed.trust.arrays()["energy_uncertainty"], own["minima"])
+    assert own["isomer"] < pooled < own["minima"] and calc.family is None
+    with pytest.raises(ValueError, match="family must be a family name or None"):
+        calc.set(family=3)

@@ -116,3 +116,51 @@ def test_bad_inputs() -> None:
         ConformalCalibrator.fit(np.array([0.0, np.nan]), np.zeros(2), 0.0, EDGES)
     with pytest.raises(ValueError, match="positive finite"):
         ConformalCalibrator.fit(np.zeros(2), np.ones(2), 0.0, EDGES, spread=np.array([1.0, 0.0]))
+
+
+def _two_families(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Predictions whose errors are five times larger on the rarer family (``minima``)."""
+    families = rng.choice(["md", "minima"], n, p=[0.8, 0.2])
+    pred = rng.normal(0.0, 1.0, n)
+    true = pred + rng.normal(0.0, np.where(families == "minima", 1.0, 0.2))
+    return pred, true, families
+
+
+def test_each_family_covers_at_its_level_where_the_pooled_interval_does_not() -> None:
+    rng = np.random.default_rng(5)
+    pred, true, families = _two_families(rng, 5000)
+    pooled_only = ConformalCalibrator.fit(pred, true, 0.0, EDGES)
+    by_family = ConformalCalibrator.fit(pred, true, 0.0, EDGES, families=families)
+    assert by_family.families == ("md", "minima") and pooled_only.families == ()
+    pred_t, true_t, families_t = _two_families(rng, 20000)
+    for name, pooled_far_off in (("md", lambda c: c > 0.95), ("minima", lambda c: c < 0.8)):
+        mask = families_t == name
+        error = np.abs(true_t - pred_t)[mask]
+        own = by_family.half_width(pred_t[mask], 0.9, family=name)
+        pooled = by_family.half_width(pred_t[mask], 0.9, mondrian=False)
+        assert abs((error <= own).mean() - 0.9) < 0.025
+        assert pooled_far_off((error <= pooled).mean())
+    # a family the calibration did not see takes the pooled quantiles
+    np.testing.assert_array_equal(
+        by_family.half_width(pred_t, 0.9, mondrian=False, family="rattle"),
+        by_family.half_width(pred_t, 0.9, mondrian=False),
+    )
+
+
+def test_family_tables_round_trip_and_are_checked() -> None:
+    pred, true, families = _two_families(np.random.default_rng(6), 2000)
+    cal = ConformalCalibrator.fit(pred, true, 0.0, EDGES, spread=np.ones(2000), families=families)
+    again = ConformalCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    for name in ("md", "minima"):
+        assert again.half_width(pred[:3], 0.9, spread=np.ones(3), family=name) == pytest.approx(
+            cal.half_width(pred[:3], 0.9, spread=np.ones(3), family=name)
+        )
+    assert again.half_width(pred[:1], 0.9, family="minima") > again.half_width(
+        pred[:1], 0.9, family="md"
+    )  # the absolute tables keep the families too
+    broken = json.loads(json.dumps(cal.to_dict()))
+    broken["families"]["minima"]["quantiles"]["0.9"] = -1.0
+    with pytest.raises(ValueError, match="minima family quantile -1.0 is negative"):
+        ConformalCalibrator.from_dict(broken)
+    with pytest.raises(ValueError, match="families .* must name every row"):
+        ConformalCalibrator.fit(pred, true, 0.0, EDGES, families=families[:10])

@@ -76,6 +76,8 @@ def test_a_force_trained_model_gives_the_gradient_of_its_energy(
     config = force_config(**TINY, epochs=2, ensemble=2, workers=1, device="cpu")
     fit_schnet(corpus_db, tmp_path / "model", config, progress=False)
     model = SchNetModel.load(tmp_path / "model")
+    # the calib isomers and each calib family of the corpus get quantiles of their own
+    assert set(model.card["conformal"]["families"]) == {"isomer", "md", "rattle"}
     atoms = load_corpus(corpus_db, "test").atoms(0)
     forces = model.predict([atoms], forces=True)["forces"][0]
     step = 1e-4

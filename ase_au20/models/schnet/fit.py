@@ -68,15 +68,18 @@ def calibrate_and_save(
     card and the domain, and save to ``out``; also recalibrates a saved model.
 
     With a corpus, the conformal quantiles also see up to CALIBRATION_FRAMES calib frames of
-    each family and the domain up to DOMAIN_FRAMES training frames of each: the interval and
-    the verdict then describe the geometries the workflows visit, not only minima."""
+    each family, pooled and per family, and the domain up to DOMAIN_FRAMES training frames of
+    each: the interval and the verdict then describe the geometries the workflows visit, not
+    only minima."""
     db = connect(os.fspath(db_path))
     train, val = load_rows(db, "train"), load_rows(db, "val")
     frames = balanced_by_family(load_corpus(db, "calib"), CALIBRATION_FRAMES)
     extra = None
     if len(frames):
         out_frames = model.predict([frames.atoms(i) for i in range(len(frames))])
-        extra = CalibrationRows(out_frames["energy"], frames.energies, model_spread(out_frames))
+        extra = CalibrationRows(
+            out_frames["energy"], frames.energies, model_spread(out_frames), frames.families
+        )
     members = model.card["training"]["members"]
     parts = CardParts(
         "schnet",
