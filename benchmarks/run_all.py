@@ -34,6 +34,10 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
         ("the truth off the minima", ["truth.py", "--out", str(out), *quick_flag]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
+        (
+            "how much corpus the surface needs",
+            ["surface_curve.py", "--db", str(out / "au20-seed.db"), "--quiet"],
+        ),
         ("uncertainty and domain", ["uncertainty.py", "--db", str(out / "au20-seed.db")]),
         (
             "active learning: select against random",
