@@ -33,6 +33,7 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         ("sensitivity speed", ["sensitivity_speed.py"]),
         ("accuracy", ["accuracy.py", "--out", str(out), *quick_flag]),
         ("the truth off the minima", ["truth.py", "--out", str(out), *quick_flag]),
+        ("MD against the reference", ["md_truth.py", "--out", str(out)]),
         ("learning curve", ["learning_curve.py", "--db", str(out / "au20-seed.db")]),
         (
             "how much corpus the surface needs",
