@@ -49,6 +49,10 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
             ["scale_out.py", "--out", str(out / "scale-out")],
         ),
         (
+            "the ground state from random starts, verified",
+            ["search_td.py", "--db", str(out / "au20-seed.db"), "--out", str(out)],
+        ),
+        (
             "ground-state search",
             [
                 "search_ground_state.py",
