@@ -99,26 +99,29 @@ def test_reproduce_trains_the_shipped_schnet_recipe(monkeypatch, tmp_path: Path)
 
     from ase_au20.models import reproduce as reproduce_module
     from ase_au20.models.schnet import fit as schnet_fit
-    from ase_au20.models.schnet.config import SchNetConfig, force_config
+    from ase_au20.models.schnet.config import SchNetConfig, finetune_config, force_config
     from ase_au20.paths import PRETRAINED_DIR
 
     teacher = object()
     krr = SimpleNamespace(model=teacher, metrics={"cv": {"mae": 0.3}, "test": {"mae": 0.3}})
     monkeypatch.setattr(reproduce_module, "train_krr", lambda *args, **kwargs: krr)
     _fake_delta(monkeypatch)
-    seen = {}
+    seen = []
 
     def fake_fit(db, out, config, teacher=None, progress=True):
-        seen.update(config=config, teacher=teacher)
+        seen.append((config, teacher))
         return SimpleNamespace(card={"metrics": {"test": {"mae": 0.4}}})
 
     monkeypatch.setattr(schnet_fit, "fit_schnet", fake_fit)
     _fake_committee(monkeypatch)
     reproduce(tmp_path / "db", tmp_path / "out", progress=False)
-    assert seen["teacher"] is None  # the force recipe distils nothing
-    assert seen["config"] == force_config()
+    first = str(tmp_path / "out" / "schnet")
+    # the force recipe, then its continuation from the first round; neither distils
+    assert seen == [(force_config(), None), (finetune_config(start_from=first), None)]
     card = json.loads((Path(PRETRAINED_DIR) / "schnet" / "card.json").read_text())
-    assert SchNetConfig.from_dict(card["hyperparameters"]) == force_config()
+    shipped = SchNetConfig.from_dict(card["hyperparameters"])
+    assert shipped.start_from and card["training"]["start_from"]["files"]  # what it continued
+    assert shipped == finetune_config(start_from=shipped.start_from)
     assert card["training"]["n_corpus"] > 30000
 
 

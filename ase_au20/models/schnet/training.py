@@ -538,12 +538,14 @@ def _teacher_provenance(teacher: Teacher | None) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class _Start:
-    """Where the networks start: each member's weights (None: random) and the target scaling
-    (mean, std of the per-atom energy) they were trained with."""
+    """Where the networks start: each member's weights (None: random), the target scaling
+    (mean, std of the per-atom energy) they were trained with, and the provenance of
+    trained ones (their folder and weight files' SHA-256)."""
 
     weights: list[dict[str, torch.Tensor] | None]
     mean: float
     std: float
+    provenance: dict[str, Any] | None = None
 
 
 def _start(config: SchNetConfig, train: IsomerSet) -> _Start:
@@ -568,7 +570,8 @@ def _start(config: SchNetConfig, train: IsomerSet) -> _Start:
             f"asks for {config.ensemble}"
         )
     weights = [net.state_dict() for net in base.networks[: config.ensemble]]
-    return _Start(weights, base.atom_mean, base.atom_std)
+    provenance = {"folder": config.start_from, "files": base.card.get("files")}
+    return _Start(weights, base.atom_mean, base.atom_std, provenance)
 
 
 def train_schnet(
@@ -638,6 +641,7 @@ def train_schnet(
             "n_corpus": 0 if corpus_train is None else len(corpus_train),
             "n_vicinal": config.vkd,
             "teacher": _teacher_provenance(teacher),
+            "start_from": start_with.provenance,
             "seconds": time.perf_counter() - start,
             "device": str(device),
             "threads": config.threads or torch.get_num_threads(),
