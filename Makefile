@@ -46,8 +46,9 @@ $(BIN)/.bench-installed: $(BIN)/.installed benchmarks/requirements.txt
 bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/run_all.py --out $(OUT)/bench
 
-# The corpus (~58,000 reference-labelled frames, ~26 min on 2 cores) is resumable: a stopped
-# `make reproduce` goes on where it stopped; the database is built once.
+# The corpus (~60,000 reference-labelled frames, ~22 min on 2 cores) is resumable: a stopped
+# `make reproduce` goes on where it stopped; the database is built once. SchNet trains in two
+# rounds (force recipe, then finetune: ~80 + ~40 min on 2 cores).
 reproduce: venv
 	mkdir -p $(OUT)
 	test -f $(OUT)/au20-seed.db || $(BIN)/au20-workflow db build $(AU20_DATA)/xyz -o $(OUT)/au20-seed.db --split seed --seed-splits $(AU20_DATA)/splits_seed
