@@ -53,13 +53,30 @@ def _label(calc: Calculator, positions: np.ndarray) -> tuple[float, np.ndarray]:
     return float(atoms.get_potential_energy()), atoms.get_forces().copy()
 
 
-def _labelled(calc: Calculator, positions: list[np.ndarray], steps: list[int]) -> Frames:
-    labels = [_label(calc, p) for p in positions]
+def _labelled(
+    calc: Calculator,
+    positions: list[np.ndarray],
+    steps: list[int],
+    leave_out_unlabelled: bool = False,
+) -> Frames:
+    """``positions`` with the reference's labels; with ``leave_out_unlabelled`` a frame the
+    reference cannot label (atoms collapsed so close that its overlap breaks) is left out
+    instead of failing the task."""
+    kept, labels = [], []
+    for k, frame in enumerate(positions):
+        try:
+            labels.append(_label(calc, frame))
+        except ValueError:
+            if not leave_out_unlabelled:
+                raise
+            continue
+        kept.append(k)
+    shape = (len(kept), *np.shape(positions[0])) if positions else (0, N_ATOMS, 3)
     return Frames(
-        np.array(positions),
+        np.array([positions[k] for k in kept]).reshape(shape),
         np.array([e for e, _ in labels]),
-        np.array([f for _, f in labels]),
-        np.array(steps, dtype=int),
+        np.array([f for _, f in labels]).reshape(shape),
+        np.array([steps[k] for k in kept], dtype=int),
     )
 
 
@@ -155,6 +172,32 @@ def relax_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -
     return keep.frames()
 
 
+class _Watcher:
+    """The frames of a run with the current model: positions, its members' spread
+    (``energy_std``) and the run's step count at each."""
+
+    def __init__(self, atoms: Atoms, model: Calculator, run: Any) -> None:
+        self.atoms, self.model, self.run = atoms, model, run
+        self.seen: dict[str, list] = {"positions": [], "spread": [], "steps": []}
+
+    def __call__(self) -> None:
+        self.atoms.get_potential_energy()
+        self.seen["positions"].append(self.atoms.get_positions())
+        self.seen["spread"].append(float(self.model.results.get("energy_std", np.nan)))
+        self.seen["steps"].append(self.run.nsteps)
+
+    def most_disputed(self, count: int, among: int | None = None) -> list[int]:
+        """Up to ``count`` of the first ``among`` frames (all: None) with the largest
+        spread, in run order."""
+        spread = np.nan_to_num(np.array(self.seen["spread"][:among]), nan=-1.0)
+        return sorted(np.argsort(-spread)[:count].tolist())
+
+    def labelled(self, calc: Calculator, picked: list[int], **options: Any) -> Frames:
+        """The ``picked`` frames with the reference's labels (options: see ``_labelled``)."""
+        positions = [self.seen["positions"][i] for i in picked]
+        return _labelled(calc, positions, [self.seen["steps"][i] for i in picked], **options)
+
+
 def active_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
     """MD with the current model from the parent; the ``active_per_run`` frames (one every
     ``md_every`` steps) its ensemble members disagree on most, labelled by the reference."""
@@ -162,23 +205,12 @@ def active_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) 
     atoms = Atoms(f"Au{len(task.start)}", positions=task.start)
     atoms.calc = model
     dyn = _langevin(atoms, task.setting, settings, _rng(task))
-    seen: dict[str, list] = {"positions": [], "spread": [], "steps": []}
-
-    def look() -> None:
-        atoms.get_potential_energy()
-        seen["positions"].append(atoms.get_positions())
-        seen["spread"].append(float(model.results.get("energy_std", np.nan)))
-        seen["steps"].append(dyn.nsteps)
-
-    dyn.attach(look, interval=settings.md_every)
+    watch = _Watcher(atoms, model, dyn)
+    dyn.attach(watch, interval=settings.md_every)
     dyn.run(settings.active_steps)
-    spread = np.array(seen["spread"])
-    if not np.isfinite(spread).any():
+    if not np.isfinite(watch.seen["spread"]).any():
         raise ValueError("the active family's model gives no spread (energy_std): use an ensemble")
-    picked = np.sort(np.argsort(-np.nan_to_num(spread, nan=-1.0))[: settings.active_per_run])
-    return _labelled(
-        calc, [seen["positions"][i] for i in picked], [seen["steps"][i] for i in picked]
-    )
+    return watch.labelled(calc, watch.most_disputed(settings.active_per_run))
 
 
 def minima_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) -> Frames:
@@ -190,34 +222,14 @@ def minima_frames(calc: Calculator, task: SampleTask, settings: SampleSettings) 
     atoms = search_start(_rng(task), N_ATOMS, task.start_kind)
     atoms.calc = model
     optimizer = BFGS(atoms, logfile=None, maxstep=0.2)
-    seen: dict[str, list] = {"positions": [], "spread": [], "steps": []}
-
-    def look() -> None:
-        atoms.get_potential_energy()
-        seen["positions"].append(atoms.get_positions())
-        seen["spread"].append(float(model.results.get("energy_std", np.nan)))
-        seen["steps"].append(optimizer.nsteps)
-
-    optimizer.attach(look, interval=settings.relax_every)
+    watch = _Watcher(atoms, model, optimizer)
+    optimizer.attach(watch, interval=settings.relax_every)
     optimizer.run(fmax=settings.fmax, steps=settings.relax_steps)
-    if seen["steps"][-1] != optimizer.nsteps:
-        look()  # the minimum always
-    path = np.argsort(-np.nan_to_num(seen["spread"][:-1], nan=-1.0))
-    picked = [*sorted(path[: settings.active_per_run - 1].tolist()), len(seen["steps"]) - 1]
-    positions, steps, labels = [], [], []
-    for i in picked:
-        try:
-            labels.append(_label(calc, seen["positions"][i]))
-        except ValueError:
-            continue
-        positions.append(seen["positions"][i])
-        steps.append(seen["steps"][i])
-    return Frames(
-        np.array(positions).reshape(-1, N_ATOMS, 3),
-        np.array([e for e, _ in labels]),
-        np.array([f for _, f in labels]).reshape(-1, N_ATOMS, 3),
-        np.array(steps, dtype=int),
-    )
+    if watch.seen["steps"][-1] != optimizer.nsteps:
+        watch()  # the minimum always
+    last = len(watch.seen["steps"]) - 1
+    path = watch.most_disputed(settings.active_per_run - 1, among=last)
+    return watch.labelled(calc, [*path, last], leave_out_unlabelled=True)
 
 
 DRAW = {
