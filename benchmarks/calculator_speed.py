@@ -17,7 +17,6 @@ Run: ``python benchmarks/calculator_speed.py`` (SchNetPack: ``benchmarks/require
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from docs_page import publish
 
 from ase_au20.structures import au20_ground_state
 
@@ -373,8 +373,6 @@ def main() -> None:
 
 def write_report(folder: Path, lines: list[str], figures: dict[str, float]) -> None:
     """The docs page of a run (``speed.md``: its printed table) and its figures (JSON)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "speed.json").write_text(json.dumps(figures, indent=2) + "\n")
     page = [
         "# Calculator speed",
         "",
@@ -394,7 +392,7 @@ def write_report(folder: Path, lines: list[str], figures: dict[str, float]) -> N
         "```",
         "",
     ]
-    (folder / "speed.md").write_text("\n".join(page))
+    publish(folder, "speed", figures, page)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ cores); writes ``md.md`` and ``md.json`` into ``docs/benchmarks`` (``--report``)
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 from accuracy import ensure_databases
 from ase import Atoms
+from docs_page import DOCS, publish
 from threadpoolctl import threadpool_limits
 
 from ase_au20.calculators.factory import make_calculator
@@ -30,7 +30,6 @@ from ase_au20.database import load_rows
 from ase_au20.paths import data_dir
 from ase_au20.workflows.md import audit_frames, run_md
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 TEMPERATURES = (300, 600, 1000)
 TD_ID = 350  # the Td pyramid of the data
 NVE_STEP = 2.0  # fs, the md verb's default
@@ -81,8 +80,6 @@ def nve_drift(calc: Any, td: Atoms, picoseconds: float) -> dict[str, float]:
 
 def write_report(report: dict[str, Any], folder: Path) -> None:
     """md.json and the Markdown page."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "md.json").write_text(json.dumps(report, indent=2) + "\n")
     drift = report["nve"]
     lines = [
         "# MD against the reference",
@@ -112,9 +109,8 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         f"meV/atom/ps ({drift['slope_meV_per_atom_per_ps'] * drift['picoseconds']:.3f} meV/atom "
         f"over the run), largest deviation of the total energy "
         f"{drift['max_deviation_meV_per_atom']:.3f} meV/atom.",
-        "",
     ]
-    (folder / "md.md").write_text("\n".join(lines))
+    publish(folder, "md", report, lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ Run: ``python benchmarks/reference.py [--n 2000] [--calls 200]``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from docs_page import DOCS, publish
 from threadpoolctl import threadpool_limits
 
 from ase_au20.paths import data_dir
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument(
         "--report",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks",
+        default=DOCS,
         help="folder of the docs page reference.md and its reference.json",
     )
     args = parser.parse_args()
@@ -163,8 +163,6 @@ def main() -> None:
 
 def write_markdown(figures: dict[str, Any], folder: Path) -> None:
     """The docs page of a run (``reference.md``) and its figures (``reference.json``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reference.json").write_text(json.dumps(figures, indent=2) + "\n")
     labels, rates = figures["labels"], figures["labels_per_s"]
     lines = [
         "# The DFTB1 reference: its labels and its cost",
@@ -184,7 +182,7 @@ def write_markdown(figures: dict[str, Any], folder: Path) -> None:
         f"Labelling rattled Au20 with energy and forces: {rates['1']:.0f} structures/s in one "
         f"process, {rates['2']:.0f}/s on 2 Dask workers (target ≥ {LABELS_PER_S:g}).",
     ]
-    (folder / "reference.md").write_text("\n".join(lines) + "\n")
+    publish(folder, "reference", figures, lines)
 
 
 if __name__ == "__main__":

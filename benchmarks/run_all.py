@@ -13,13 +13,11 @@ import time
 from pathlib import Path
 
 from accuracy import ensure_databases
+from docs_page import DOCS
 
 from ase_au20.paths import data_dir
 
 HERE = Path(__file__).resolve().parent
-
-
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"  # the pages they write
 
 
 def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:

@@ -16,7 +16,6 @@ Run: ``python benchmarks/search_td.py --db runs/au20-seed.db [--seeds 0,1,2,3,4]
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -25,12 +24,12 @@ from typing import Any
 
 import numpy as np
 from ase.io import read
+from docs_page import DOCS, publish
 
 from ase_au20.database import load_rows
 from ase_au20.geometry.conventions import DUPLICATE_TOLERANCE
 from ase_au20.geometry.fingerprint import distance_fingerprint
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 TD_ID = 350
 
 
@@ -79,8 +78,6 @@ def one_seed(args: argparse.Namespace, seed: int, td: np.ndarray) -> dict[str, A
 
 def write_report(report: dict[str, Any], folder: Path) -> None:
     """search-td.json and the Markdown page."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "search-td.json").write_text(json.dumps(report, indent=2) + "\n")
     rows = report["seeds"]
     found = sum(r["found"] for r in rows)
     lines = [
@@ -103,8 +100,8 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
         f"{r['closest_model_minimum']:.3f} |"
         for r in rows
     ]
-    lines += ["", f"Td found in {found} of {len(rows)} seeds.", ""]
-    (folder / "search-td.md").write_text("\n".join(lines))
+    lines += ["", f"Td found in {found} of {len(rows)} seeds."]
+    publish(folder, "search-td", report, lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,6 @@ at the defaults; a database without a corpus gets the default one first); writes
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from dataclasses import replace
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from docs_page import DOCS, publish
 
 from ase_au20.database import load_rows
 from ase_au20.database.corpus import ISOMER_FAMILY, Corpus, balanced_by_family, load_corpus
 from ase_au20.models.schnet.config import force_config
 from ase_au20.models.schnet.training import train_schnet
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 SIZES = (1000, 3000, 10000, 0)  # 0: every training frame
 VAL_FRAMES = 600  # validation frames scored after every epoch (early stopping)
 
@@ -153,8 +152,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def write_report(report: dict[str, Any], folder: Path) -> None:
     """surface-curve.json, .png and the Markdown page with one table per variant."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "surface-curve.json").write_text(json.dumps(report, indent=2) + "\n")
+    folder.mkdir(parents=True, exist_ok=True)  # the plot goes in before the page
     plot(report, folder / "surface-curve.png")
     rows = report["rows"]
     names = list(rows[0]["families"])
@@ -195,7 +193,7 @@ def write_report(report: dict[str, Any], folder: Path) -> None:
                 + ".",
             ]
         lines.append("")
-    (folder / "surface-curve.md").write_text("\n".join(lines))
+    publish(folder, "surface-curve", report, lines)
 
 
 def draw_corpus(db: Path, quiet: bool) -> None:

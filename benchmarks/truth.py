@@ -28,6 +28,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations
+from docs_page import DOCS, publish
 from headline import write_headline
 from threadpoolctl import threadpool_limits
 
@@ -176,7 +177,7 @@ def main() -> None:
     parser.add_argument(
         "--report",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks",
+        default=DOCS,
         help="folder of the docs page truth.md and its truth.json (full runs only)",
     )
     parser.add_argument(
@@ -247,8 +248,6 @@ def main() -> None:
 
 def write_markdown(report: dict[str, Any], folder: Path) -> None:
     """The docs page of a run (``truth.md``) and its figures (``truth.json``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "truth.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# The truth off the minima",
         "",
@@ -305,7 +304,7 @@ def write_markdown(report: dict[str, Any], folder: Path) -> None:
             f"| {name} | {freq.min():.1f} | {freq.max():.1f} | {ratio.min():.2f}–{ratio.max():.2f}"
             f" | {1e3 * values['global_k']:.2f} | {k_ratio:.2f} |"
         )
-    (folder / "truth.md").write_text("\n".join(lines) + "\n")
+    publish(folder, "truth", report, lines)
 
 
 def print_report(report: dict[str, Any]) -> None:
