@@ -17,6 +17,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator
 from ase.io import write
 
+from ase_au20.calculators.base import intervals_for
 from ase_au20.compute.engine import Engine
 from ase_au20.database import connect
 from ase_au20.database.store import shown_url
@@ -106,7 +107,8 @@ def run_search(
     structures = [m.atoms for m in keep]
     extras = uncertainty_properties(calc)
     if structures:
-        predicted = predict_batch(calc, structures, ("energy", *extras))
+        with intervals_for(calc, "minima"):  # the candidates are the model's minima
+            predicted = predict_batch(calc, structures, ("energy", *extras))
     else:
         predicted = {"energy": np.zeros(0), "energy_uncertainty": np.zeros(0)}
     inside = np.asarray(predicted.get("in_domain", np.ones(len(structures))), dtype=bool)

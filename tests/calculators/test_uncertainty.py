@@ -105,7 +105,7 @@ def test_energy_std_is_a_result_only_for_models_with_a_spread(
 
 
 def test_workflows_ask_for_the_intervals_of_the_family_they_visit(
-    tiny_schnet_dir: Path, synthetic_db: Path
+    tiny_schnet_dir: Path, synthetic_db: Path, tmp_path: Path
 ) -> None:
     from ase.calculators.emt import EMT
 
@@ -115,6 +115,8 @@ def test_workflows_ask_for_the_intervals_of_the_family_they_visit(
     from ase_au20.models.conformal import ConformalCalibrator
     from ase_au20.workflows.md import run_md
     from ase_au20.workflows.relax import relax
+    from ase_au20.workflows.search import SearchSettings
+    from ase_au20.workflows.search_run import run_search
 
     calc = SchNetAu20(tiny_schnet_dir, device="cpu")
     families = np.repeat(["isomer", "md", "minima"], 400)
@@ -144,5 +146,10 @@ def test_workflows_ask_for_the_intervals_of_the_family_they_visit(
     relaxed = relax(atoms, calc, steps=2, warn_outside=False)
     np.testing.assert_allclose(relaxed.trust.arrays()["energy_uncertainty"], own["minima"])
     assert own["isomer"] < pooled < own["minima"] and calc.family is None
+    settings = SearchSettings(method="multistart", runs=1, steps=3, starts="symmetric")
+    report = run_search(calc, settings, tmp_path / "search")
+    assert report.candidates  # the search's candidates are the model's minima
+    widths = [c.uncertainty for c in report.candidates]
+    np.testing.assert_allclose(widths, own["minima"])
     with pytest.raises(ValueError, match="family must be a family name or None"):
         calc.set(family=3)
