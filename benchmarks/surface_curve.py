@@ -126,7 +126,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     rows = report["rows"]
     names = list(rows[0]["families"])
     for k, name in enumerate(names):
@@ -144,8 +144,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for ax in axes:
         ax.set_xlabel("training frames (beside the 529 isomers)")
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=8, title="solid: with forces; dashed: energies only")
-    fig.tight_layout()
+    fig.legend(  # below the panels, clear of every curve
+        *axes[0].get_legend_handles_labels(),
+        loc="lower center",
+        ncol=len(names),
+        fontsize=8,
+        title="solid: with forces; dashed: energies only",
+        title_fontsize=8,
+    )
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
