@@ -340,5 +340,7 @@ def finetune_config(**changes: Any) -> SchNetConfig:
     the networks learn the new frames without losing what they knew."""
     config = SchNetConfig(**{**FORCE_RECIPE, **FINETUNE_RECIPE, **changes})
     if not config.start_from:
-        raise ValueError("the finetune recipe continues a trained model: give start_from")
+        raise ValueError(
+            "the finetune recipe continues a trained model: give start_from (--start-from)"
+        )
     return config
