@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.models.schnet.config import shipped_config
 from ase_au20.models.schnet.data_parallel import Shard
@@ -82,19 +83,30 @@ def step_ms(mode: str, steps: int, batch: int) -> float:
 
 
 def main() -> None:
-    """Print both step times and their ratio."""
+    """Print both step times and their ratio; write the page."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="timed steps per mode")
     parser.add_argument("--batch", type=int, default=32, help="structures per step (all ranks)")
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args()
     if (os.cpu_count() or 1) < WORKERS:
         raise SystemExit(f"needs {WORKERS} CPUs")
     ours = step_ms("ours", args.steps, args.batch)
     ddp = step_ms("ddp", args.steps, args.batch)
-    print(f"data-parallel SchNet step, {WORKERS} CPU processes, batch {args.batch} (median ms)")
-    print(f"  shared-memory gradient sum (Shard) {ours:8.1f}")
-    print(f"  DistributedDataParallel, gloo      {ddp:8.1f}")
-    print(f"  DDP / ours                         {ddp / ours:8.2f}x")
+    with recording() as printed:
+        print(f"data-parallel SchNet step, {WORKERS} CPU processes, batch {args.batch} (median ms)")
+        print(f"  shared-memory gradient sum (Shard) {ours:8.1f}")
+        print(f"  DistributedDataParallel, gloo      {ddp:8.1f}")
+        print(f"  DDP / ours                         {ddp / ours:8.2f}x")
+    figures = {"batch": args.batch, "steps": args.steps, "shard_ms": ours, "ddp_ms": ddp}
+    publish_printed(
+        args.report,
+        "gradient-exchange",
+        "Data-parallel gradient exchange",
+        __doc__,
+        printed.getvalue(),
+        figures,
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import ensure_databases
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.database.rows import IsomerSet, load_rows
 from ase_au20.models.krr.kernels import average_gram
@@ -101,16 +102,33 @@ def slope(rows: list[dict[str, float]], key: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the learning curve and what a doubling of the data buys."""
+    """Print the learning curve and what a doubling of the data buys; write its page."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=None, help="seed-split db [runs/bench/…]")
     parser.add_argument("--repeats", type=int, default=5, help="random subsets per size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args(argv)
     db = args.db
     if db is None:
         db, _ = ensure_databases(Path("runs/bench"), data_dir())
     rows = learning_curve(db, args.repeats, args.seed)
+    with recording() as printed:
+        exponent = print_curve(rows)
+    figures = {"rows": rows, "unseen_exponent": exponent}
+    publish_printed(
+        args.report,
+        "learning-curve",
+        "Learning curve of the KRR",
+        __doc__,
+        printed.getvalue(),
+        figures,
+    )
+    return 0
+
+
+def print_curve(rows: list[dict[str, float]]) -> float:
+    """Print the curve and what a doubling of the data buys; return the exponent."""
     print(
         f"\nlearning curve — dense SOAP average kernel (ζ = {ZETA}), λ by group-aware CV, "
         f"fixed test set (unseen: the {rows[0]['n_unseen']} test isomers without a "
@@ -126,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         f"unseen MAE ∝ N^{exponent:.2f} over the larger half: doubling the data "
         f"multiplies it by {2**exponent:.2f}"
     )
-    return 0
+    return exponent
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """`make bench`: every accuracy and speed report of the project, one after another.
 
 Each benchmark is its own script (runnable alone); this runs them in sequence as
-subprocesses so one failure does not hide the others, and prints a closing summary.
+subprocesses so one failure does not hide the others, and prints a closing summary. Each
+writes its page and JSON into the docs (``docs/benchmarks``); a ``--quick`` run writes them
+under ``--out``/pages instead, so that its smaller budgets never replace the docs' figures.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
     """(title, argv) of each report, cheapest first."""
     quick_flag = ["--quick"] if quick else []
     return [
-        ("calculator speed", ["calculator_speed.py", *([] if quick else ["--report", str(DOCS)])]),
+        ("calculator speed", ["calculator_speed.py"]),
         ("the DFTB1 reference: labels and cost", ["reference.py"]),
         ("SchNet training speed", ["schnet_training_speed.py", "--db", str(out / "au20-seed.db")]),
         ("data-parallel gradient exchange", ["gradient_exchange.py"]),
@@ -41,6 +43,10 @@ def benchmarks(out: Path, quick: bool) -> list[tuple[str, list[str]]]:
         (
             "active learning: select against random",
             ["selection.py", "--db", str(out / "au20-seed.db")],
+        ),
+        (
+            "the labelling loop with the reference as oracle",
+            ["labelling_loop.py", "--db", str(out / "au20-seed.db")],
         ),
         (
             "scale-out: screen, databases, search on Dask",
@@ -67,14 +73,19 @@ def main() -> int:
     """Run every benchmark; exit non-zero if any of them failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="work folder")
-    parser.add_argument("--quick", action="store_true", help="accuracy: KRR-only CV")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller budgets; pages under --out/pages"
+    )
     args = parser.parse_args()
     ensure_databases(args.out, data_dir())
+    pages = args.out / "pages" if args.quick else DOCS
     failures, times = [], []
     for title, argv in benchmarks(args.out, args.quick):
         print(f"\n=== {title} ===", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(HERE / argv[0]), *argv[1:]])
+        code = subprocess.call(
+            [sys.executable, str(HERE / argv[0]), *argv[1:], "--report", str(pages)]
+        )
         times.append((title, time.perf_counter() - start, code))
         if code:
             failures.append(title)

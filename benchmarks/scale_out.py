@@ -1,6 +1,6 @@
 """Scale-out figures: screening on Dask workers, rows into SQLite and PostgreSQL, search runs.
 
-Targets (issue 20), printed beside the measured values in one run on this machine:
+Targets, printed beside the measured values in one run on this machine:
 
 - ``screen`` throughput with 1 and 2 local workers, shipped SchNet: ratio ≥ 1.7 on 2 cores,
   beside the same ratio for the model alone in two plain processes (the machine's ceiling);
@@ -27,9 +27,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase.io import write
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.compute.engine import WORKER_ENVIRONMENT, open_engine, usable_cores
 from ase_au20.database.local_postgres import create_database, postgres_bin, postgres_server
@@ -247,7 +249,7 @@ def search_timing(workers: int, runs: int = 8, steps: int = 4) -> float:
         return time.perf_counter() - start
 
 
-def screen_report(out: Path, scale: int, cores: int) -> None:
+def screen_report(out: Path, scale: int, cores: int) -> dict[str, Any]:
     """1- and 2-worker SchNet screens in alternating pairs, in process, and the model alone."""
     small = rattled_isomers(out / "rattled-20k.extxyz", 20000 // scale)
     pairs, plain = [], []
@@ -290,13 +292,21 @@ def screen_report(out: Path, scale: int, cores: int) -> None:
     print(" over the workers, which parse, predict and write their chunks, and lock s is the")
     print(" part of write s spent waiting for the writer lock; wall s and CPU s: the whole")
     print(" command, client and workers, start-up included)")
+    return {
+        "this_process": here,
+        "pairs": [{"one": one, "two": two} for one, two in pairs],
+        "ratio": median_two / median_one,
+        "plain_ratio": together / alone,
+        "end_to_end": best,
+    }
 
 
-def rows_report(out: Path, scale: int) -> None:
+def rows_report(out: Path, scale: int) -> dict[str, Any]:
     """Prediction rows/s of our writer into SQLite and into a throwaway PostgreSQL server,
     and a 2-worker SchNet screen into that server."""
     sqlite_rate = row_write_rate(fresh_sqlite(out, "rows.db"))
     anchor = ase_write_rate(fresh_sqlite(out, "rows-ase.db"))
+    figures: dict[str, Any] = {"sqlite": sqlite_rate, "sqlite_ase": anchor}
     print("\nprediction rows written, one transaction per 256")
     print(
         f"  SQLite      {sqlite_rate:8.0f} rows/s   (ASE's write row by row: {anchor:.0f} rows/s)"
@@ -316,11 +326,13 @@ def rows_report(out: Path, scale: int) -> None:
             f"(writing {pg_screen['write']:.1f} s summed over the workers, {pg_screen['lock']:.1f}"
             " s of it waiting for the writer lock; the server shares the cores)"
         )
+        figures.update(postgres=pg_rate, postgres_ase=pg_anchor, postgres_screen=pg_screen)
     else:
         print("  PostgreSQL  not measured: initdb/pg_ctl not installed")
+    return figures
 
 
-def memory_report(out: Path, scale: int) -> None:
+def memory_report(out: Path, scale: int) -> dict[str, Any]:
     """Peak memory of a 100,000-structure screen on 2 workers (client and workers)."""
     big = rattled_isomers(out / "rattled-100k.extxyz", 100000 // scale)
     large = screen_cli(big, fresh_sqlite(out, "big.db"), "schnet", 2)
@@ -328,18 +340,20 @@ def memory_report(out: Path, scale: int) -> None:
         f"\n{int(large['count'])} structures on 2 workers: {large['rate']:.0f} /s, peak memory "
         f"of client + workers {large['peak_gb']:.2f} GB   (target ≤ 1 GB)"
     )
+    return large
 
 
-def search_report(cores: int) -> None:
+def search_report(cores: int) -> dict[str, Any]:
     """Eight search runs in one process against the local cluster."""
     serial, parallel = search_timing(0), search_timing(min(2, cores))
     print(
         f"\n8 multistart search runs (KRR, 4 starts each): one process {serial:.1f} s, "
         f"{min(2, cores)} Dask workers {parallel:.1f} s: {serial / parallel:.2f}x"
     )
+    return {"one_process_s": serial, "workers_s": parallel}
 
 
-def xtb_report(out: Path, structures: int) -> None:
+def xtb_report(out: Path, structures: int) -> dict[str, Any]:
     """xtb-delta screens on 1 and 2 workers (GFN1 dominates: the ratio of the slow model)."""
     xtb_input = rattled_isomers(out / f"rattled-{structures}.extxyz", structures, seed=1)
     xtb_one = screen_cli(xtb_input, fresh_sqlite(out, "x1.db"), "xtb-delta", 1, XTB_CHUNK)
@@ -349,6 +363,7 @@ def xtb_report(out: Path, structures: int) -> None:
     setups = f"{xtb_one['setup']:.1f} / {xtb_two['setup']:.1f} s"
     print(f"  before that, the calculator built on the workers in {setups}")
     print(f"  ratio {xtb_two['rate'] / xtb_one['rate']:.2f}   (target ≥ 1.8)")
+    return {"one": xtb_one, "two": xtb_two}
 
 
 SECTIONS = ("screen", "rows", "memory", "search", "xtb")
@@ -370,21 +385,29 @@ def main() -> None:
         default=list(SECTIONS),
         help="run these parts only (all by default; the xtb part takes half of the run)",
     )
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     scale = 10 if args.quick else 1
     cores = usable_cores()
-    print(f"{cores} usable cores; inputs: DFTB1 isomers rattled by 0.05 Å")
-    if "screen" in args.only:
-        screen_report(args.out, scale, cores)
-    if "rows" in args.only:
-        rows_report(args.out, scale)
-    if "memory" in args.only:
-        memory_report(args.out, scale)
-    if "search" in args.only:
-        search_report(cores)
-    if "xtb" in args.only:
-        xtb_report(args.out, max(8, args.xtb_structures // scale))
+    sections = {
+        "screen": lambda: screen_report(args.out, scale, cores),
+        "rows": lambda: rows_report(args.out, scale),
+        "memory": lambda: memory_report(args.out, scale),
+        "search": lambda: search_report(cores),
+        "xtb": lambda: xtb_report(args.out, max(8, args.xtb_structures // scale)),
+    }
+    with recording() as printed:
+        print(f"{cores} usable cores; inputs: DFTB1 isomers rattled by 0.05 Å")
+        figures = {name: sections[name]() for name in SECTIONS if name in args.only}
+    publish_printed(
+        args.report,
+        "scale-out",
+        "Scale-out: screening, databases, search on Dask",
+        __doc__,
+        printed.getvalue(),
+        {"cores": cores, "quick": args.quick, **figures},
+    )
 
 
 if __name__ == "__main__":

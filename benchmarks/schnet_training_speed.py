@@ -1,13 +1,13 @@
 """SchNet speed report: training s/epoch (with/without the zero-force term) and predict timings.
 
-Usage: python benchmarks/schnet_training_speed.py --db au20-seed.db [--epochs 3]
-
 Trains the default architecture (128 hidden, 4 blocks, 64 RBF, 6 Å) on the db's train split
 for a few epochs per setting (one process with 1 or 2 torch threads, or 2 data-parallel
 processes) and prints the median s/epoch; then times one energy+forces
 call on Au20 and energy-only throughput. The prototype needed ~1.4 s/epoch on this 2-core
 machine (target ≤ 0.47). Timings are noisy when other processes share the CPU: the load
 average and CPU steal seen during the run are printed beside them.
+
+Run: ``python benchmarks/schnet_training_speed.py --db runs/bench/au20-seed.db [--epochs 4]``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import argparse
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.database import load_rows
 from ase_au20.models.schnet.config import SchNetConfig
@@ -62,18 +65,35 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="database built with --split seed")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--predict-only", action="store_true", help="skip the training part")
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args()
-    train, val = load_rows(args.db, "train"), load_rows(args.db, "val")
-    base = SchNetConfig(epochs=args.epochs, patience=args.epochs, device="cpu")
+    with recording() as printed:
+        figures = measure(args.db, args.epochs, args.predict_only)
+    publish_printed(
+        args.report,
+        "schnet-speed",
+        "SchNet training and prediction speed",
+        __doc__,
+        printed.getvalue(),
+        figures,
+    )
+
+
+def measure(db: str, epochs: int, predict_only: bool) -> dict[str, Any]:
+    """Print s/epoch per training setting and the predict timings; return them."""
+    figures: dict[str, Any] = {"epoch_s": {}}
+    train, val = load_rows(db, "train"), load_rows(db, "val")
+    base = SchNetConfig(epochs=epochs, patience=epochs, device="cpu")
     print(f"SchNet speed, {len(train)} train rows, {os.cpu_count()} CPUs")
     print(f"{'training setting':<52}{'s/epoch':>9}   conditions")
     # (torch threads, data-parallel processes): one process, two threads, two processes
     parallel = [(1, 1), (2, 1), (1, 2)] if (os.cpu_count() or 1) >= 2 else [(1, 1)]
-    for threads, workers in () if args.predict_only else parallel:
+    for threads, workers in () if predict_only else parallel:
         for zfw in (0.0, 0.1):
             for table in (base.table_spacing, None):
                 config = replace(
@@ -90,6 +110,7 @@ def main() -> None:
                     f"filters={'table' if table else 'exact'}"
                 )
                 print(f"{name:<52}{seconds:>9.3f}   {load_note(before)}")
+                figures["epoch_s"][name] = seconds
     print("prototype: ~1.4 s/epoch; target <= 0.47 s/epoch")
 
     shipped = PRETRAINED_DIR / "schnet"
@@ -117,6 +138,7 @@ def main() -> None:
     rate = len(structures) / (time.perf_counter() - start)
     print(f"energy-only predict: {rate:.0f} structures/s  ({load_note(before)})")
     print("targets: <= 3 ms per call, >= 1000 structures/s")
+    return {**figures, "model": name, "call_ms": one, "structures_per_s": rate}
 
 
 if __name__ == "__main__":

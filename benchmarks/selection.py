@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from accuracy import ensure_databases
 from ase import Atoms
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.database.rows import load_rows
 from ase_au20.models.krr.model import KRRModel
@@ -180,8 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50, help="labels added per round")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seeds", type=int, default=3, help="independent starts")
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args(argv)
-    run(args.db, args.start, args.batch, args.rounds, tuple(range(args.seeds)))
+    with recording() as printed:
+        curves = run(args.db, args.start, args.batch, args.rounds, tuple(range(args.seeds)))
+    publish_printed(
+        args.report,
+        "selection",
+        "Select against random picks",
+        __doc__,
+        printed.getvalue(),
+        curves,
+    )
     return 0
 
 

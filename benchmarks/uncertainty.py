@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from accuracy import ensure_databases
 from ase.calculators.emt import EMT
+from docs_page import DOCS, publish_printed, recording
 
 from ase_au20.calculators.base import Au20Calculator
 from ase_au20.database import load_rows
@@ -213,8 +214,18 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(MODELS),
         help="comma-separated shipped names or LABEL=DIR (e.g. an earlier model beside today's)",
     )
+    parser.add_argument("--report", type=Path, default=DOCS, help="folder of the docs page")
     args = parser.parse_args(argv)
-    run(args.db, tuple(m for m in args.models.split(",") if m))
+    with recording() as printed:
+        report = run(args.db, tuple(m for m in args.models.split(",") if m))
+    publish_printed(
+        args.report,
+        "uncertainty",
+        "Uncertainty and domain on the isomers",
+        __doc__,
+        printed.getvalue(),
+        report,
+    )
     return 0
 
 
