@@ -54,6 +54,19 @@ def about(doc: str) -> list[str]:
     return [line for p in paragraphs if not p.startswith("Run:") for line in [*p.split("\n"), ""]]
 
 
+def _shown(argv: list[str]) -> list[str]:
+    """A run's arguments without ``--report DIR``: where the page went is not how it was made."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--report="):
+            skip = False
+            continue
+        skip = arg == "--report"
+        if not skip:
+            out.append(arg)
+    return out
+
+
 def publish_printed(
     folder: Path,
     name: str,
@@ -66,7 +79,7 @@ def publish_printed(
     """The page of a benchmark whose report is its printed text: title, the module's
     description, the command and cores of this run, the printed report verbatim, then
     ``images`` (copied beside the page as ``name-<file name>``)."""
-    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *_shown(sys.argv[1:])])
     lines = [
         f"# {title}",
         "",

@@ -12,6 +12,7 @@ Targets, printed beside the measured values in one run on this machine:
 - 2,000 structures screened with the xtb-delta model on 1 and 2 workers: ratio ≥ 1.8.
 
 Inputs are DFTB1 isomers rattled by 0.05 Å, written once as extended xyz under ``--out``.
+
 Run: ``python benchmarks/scale_out.py`` (``--quick``: smaller counts, same layout; ``--only
 screen``: the SchNet screens alone, a few minutes of the run's hour on a slow machine).
 """
