@@ -14,7 +14,9 @@ Start: the 744 train, val and calib isomers of the seed split plus a small corpu
 rattled frames of their parents), all labelled by the reference. Pool: unlabelled frames of
 the same parents as the workflows make them: isomers rattled at σ = 0.02–0.15 Å, and frames
 of Langevin MD with the shipped SchNet at 300–1000 K. Each round labels ``--batch`` frames of
-the pool, the highest-scored by select or drawn at random, and refits. Scored after each round
+the pool and refits: drawn at random, the highest-scored by select, or select's scores
+spread out (of the 3 × batch best-scored, the best, then again and again the frame farthest
+in mean SOAP vector from those taken). Scored after each round
 against the reference on the fixed test parents' families (as in ``truth.py``): the test
 isomers, rattled test isomers (σ = 0.03, 0.06, 0.1 Å) and frames of reference MD at 300, 600
 and 1000 K. Same start, same pool and rounds for both strategies; one pool per seed.
@@ -50,7 +52,8 @@ from ase_au20.workflows.reference_check import ReferenceLabels
 from ase_au20.workflows.select import score_candidates
 
 ZETA, LAMBDA, N_SPARSE = 6, 1e-4, 500
-STRATEGIES = ("random", "select")
+STRATEGIES = ("random", "select", "select, spread out")
+SPREAD_OUT = 3  # "spread out" picks far-apart frames among this many times a batch's top scores
 
 
 @dataclass
@@ -188,6 +191,8 @@ def one_seed(
                     [pool.atoms[i] for i in left], left, {"krr": calc}, energy_window=None
                 )
                 chosen = scored.row_ids[: args.batch]
+                if strategy == "select, spread out":
+                    chosen = spread_out(scored.row_ids[: SPREAD_OUT * args.batch], pool, args.batch)
             picks.setdefault(strategy, []).extend(pool.atoms[i].info["origin"] for i in chosen)
             batch = pool.take(chosen)
             batch.labels = ReferenceLabels.of(reference, batch.atoms)  # the oracle's labels
@@ -195,6 +200,19 @@ def one_seed(
             left = np.setdiff1d(left, chosen)
         curves[strategy] = rounds
     return curves, picks
+
+
+def spread_out(ranked: np.ndarray, pool: Frames, n: int) -> np.ndarray:
+    """``n`` of the ``ranked`` pool frames: the best-scored first, then again and again the
+    one farthest (mean SOAP vector) from every frame taken so far."""
+    x = np.array([pool.units[i].mean(axis=0) for i in ranked])
+    taken = [0]
+    distance = np.linalg.norm(x - x[0], axis=1)
+    while len(taken) < n:
+        k = int(np.argmax(distance))
+        taken.append(k)
+        distance = np.minimum(distance, np.linalg.norm(x - x[k], axis=1))
+    return ranked[taken]
 
 
 def print_picks(picks: dict[str, list[tuple]], pool: list[tuple]) -> dict[str, Any]:
@@ -219,38 +237,36 @@ def print_picks(picks: dict[str, list[tuple]], pool: list[tuple]) -> dict[str, A
 
 
 def print_curves(runs: list[dict[str, Any]], start: int, batch: int) -> dict[str, Any]:
-    """Mean over seeds of each family's errors per round, random beside select; the summary."""
+    """Mean over seeds of each family's errors per round and strategy; each strategy's gain
+    over random picks."""
     families = list(runs[0]["random"][0])
     n_rounds = len(runs[0]["random"])
     mean = {
         s: np.array([[[r[s][k][f] for f in families] for k in range(n_rounds)] for r in runs])
         for s in STRATEGIES
     }  # (seeds, rounds, families, 2)
-    summary = {}
+    labels = "".join(f"{start + k * batch:>8}" for k in range(n_rounds))
+    summary: dict[str, Any] = {}
     for q, (what, unit) in enumerate((("energy MAE", "eV"), ("force MAE", "eV/Å"))):
-        print(
-            f"\n{what} ({unit}) against the reference, mean of {len(runs)} seeds: random | select"
-        )
-        print(f"{'labels':>7}" + "".join(f"{f:>22}" for f in families))
-        for k in range(n_rounds):
-            at = {s: mean[s][:, k, :, q].mean(axis=0) for s in STRATEGIES}
-            cells = "".join(
-                f"{at['random'][j]:>12.3f} |{at['select'][j]:>8.3f}" for j in range(len(families))
-            )
-            print(f"{start + k * batch:>7}{cells}")
+        print(f"\n{what} ({unit}) against the reference, mean of {len(runs)} seeds, by labels")
+        print(f"{'family':<16}{'strategy':<20}{labels}")
         for j, family in enumerate(families):
-            gain = mean["random"][:, 1:, j, q].mean() - mean["select"][:, 1:, j, q].mean()
-            wins = int(
-                (
-                    mean["select"][:, 1:, j, q].mean(axis=0)
-                    < mean["random"][:, 1:, j, q].mean(axis=0)
-                ).sum()
-            )
-            summary.setdefault(family, {})[what] = {"select_gain": float(gain), "rounds_won": wins}
-            print(
-                f"  {family}: select {'beats' if gain > 0 else 'trails'} random by "
-                f"{abs(gain):.3f} {unit} (mean over rounds), lower in {wins} of {n_rounds - 1}"
-            )
+            for s in STRATEGIES:
+                cells = "".join(f"{mean[s][:, k, j, q].mean():>8.3f}" for k in range(n_rounds))
+                print(f"{family if s == STRATEGIES[0] else '':<16}{s:<20}{cells}")
+        print(f"gain over random picks ({unit}, mean over rounds 1–{n_rounds - 1}; rounds won)")
+        for j, family in enumerate(families):
+            random_curve = mean["random"][:, 1:, j, q].mean(axis=0)
+            cells = []
+            for s in STRATEGIES[1:]:
+                curve = mean[s][:, 1:, j, q].mean(axis=0)
+                gain, won = float((random_curve - curve).mean()), int((curve < random_curve).sum())
+                summary.setdefault(family, {}).setdefault(s, {})[what] = {
+                    "gain": gain,
+                    "rounds_won": won,
+                }
+                cells.append(f"{s} {gain:+.3f} ({won}/{n_rounds - 1})")
+            print(f"  {family:<16}" + "   ".join(cells))
     return summary
 
 
