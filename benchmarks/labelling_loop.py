@@ -320,14 +320,14 @@ def main(argv: list[str] | None = None) -> int:
         summary = print_curves(runs, len(parents) + args.start, args.batch)
         labelled = print_picks(picks, origins)
         print(f"\nlabelling-loop benchmark: {time.perf_counter() - begin:.0f} s")
-    figures = {"settings": vars(args) | {"db": str(db), "report": str(args.report)}}
+    settings = {k: v for k, v in vars(args).items() if k != "report"} | {"db": str(db)}
     publish_printed(
         args.report,
         "labelling-loop",
         "The labelling loop with the reference as oracle",
         __doc__,
         printed.getvalue(),
-        {**figures, "summary": summary, "labelled": labelled, "runs": runs},
+        {"settings": settings, "summary": summary, "labelled": labelled, "runs": runs},
     )
     return 0
 
