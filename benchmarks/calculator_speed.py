@@ -17,18 +17,16 @@ Run: ``python benchmarks/calculator_speed.py`` (SchNetPack: ``benchmarks/require
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from docs_page import publish
+from docs_page import publish_printed, recording
 
 from ase_au20.structures import au20_ground_state
 
@@ -186,7 +184,6 @@ def run(
     calls: int = 200,
     batch: int = 2000,
     with_schnetpack: bool = True,
-    report: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Measure and print the speed table; returns the figures (ms, structures/s, ratio)."""
     import torch
@@ -227,7 +224,7 @@ def run(
     # the committee's members are the shipped models unless its card names others
     members_ms = alone_ms + krr_figures["krr_call_ms"]
     spk_calcs: dict[str, Calculator] = {}
-    spk_note = ""
+    spk_note = "SchNetPack not measured (--no-schnetpack)"
     if with_schnetpack:
         try:
             spk_calcs = {f"spk_{k}": c for k, c in spk_calculators().items()}
@@ -268,10 +265,10 @@ def run(
         shown = "n/a" if value is None else f"{value:10.2f}"
         return f"{label:<44} {shown:>10} {unit:<14} {target}"
 
-    report("Calculator speed, CPU, Au20 (median over fresh geometries)")
+    print("Calculator speed, CPU, Au20 (median over fresh geometries)")
     members = len(schnet.model)
-    report(row("SchNetAu20 energy+forces, one call", "schnet_call_ms", "ms", "target <= 3"))
-    report(
+    print(row("SchNetAu20 energy+forces, one call", "schnet_call_ms", "ms", "target <= 3"))
+    print(
         row(
             f"  the ensemble of {members} (domain check incl.)",
             "schnet_ensemble_call_ms",
@@ -279,13 +276,13 @@ def run(
             "target <= 2.5",
         )
     )
-    report(row("  one of its networks alone", "schnet_member_call_ms", "ms", ""))
-    report(
+    print(row("  one of its networks alone", "schnet_member_call_ms", "ms", ""))
+    print(
         row(
             "  the ensemble, interleaved with SpkCalculator", "schnet_call_interleaved_ms", "ms", ""
         )
     )
-    report(
+    print(
         row(
             "  one network, interleaved with SpkCalculator",
             "schnet_member_interleaved_ms",
@@ -293,13 +290,13 @@ def run(
             "",
         )
     )
-    report(row("SchNetAu20 get_forces + get_potential_energy", "schnet_md_step_ms", "ms", ""))
-    report(
+    print(row("SchNetAu20 get_forces + get_potential_energy", "schnet_md_step_ms", "ms", ""))
+    print(
         row(
             "SchNetAu20.predict energy-only, median", "schnet_throughput", "structures/s", ">= 1000"
         )
     )
-    report(
+    print(
         row(
             "SchNetAu20.predict energy-only, best of 5",
             "schnet_throughput_best",
@@ -307,24 +304,24 @@ def run(
             "",
         )
     )
-    report(row("KRRAu20 energy+forces, one call", "krr_call_ms", "ms", "target <= 6"))
-    report(row("KRRAu20 get_forces + get_potential_energy", "krr_md_step_ms", "ms", ""))
-    report(row("XtbDeltaAu20 energy+forces, one call", "xtb_delta_call_ms", "ms", ""))
-    report(row("  of which GFN1-xTB (tblite) alone", "gfn1_call_ms", "ms", ""))
-    report(row("CommitteeAu20 energy+forces, one call", "committee_call_ms", "ms", ""))
-    report(row("  sum of its members' calls (above)", "members_call_ms", "ms", ""))
-    report(row("  committee / members", "committee_over_members", "x", "target <= 1.1"))
-    report(row("SchNetPack SpkCalculator energy+forces", "spk_call_ms", "ms", ""))
-    report(row("SpkCalculator get_forces + get_potential_energy", "spk_md_step_ms", "ms", ""))
-    report(row("per-call ratio SpkCalculator / one network", "spk_over_schnet", "x", "target >= 3"))
+    print(row("KRRAu20 energy+forces, one call", "krr_call_ms", "ms", "target <= 6"))
+    print(row("KRRAu20 get_forces + get_potential_energy", "krr_md_step_ms", "ms", ""))
+    print(row("XtbDeltaAu20 energy+forces, one call", "xtb_delta_call_ms", "ms", ""))
+    print(row("  of which GFN1-xTB (tblite) alone", "gfn1_call_ms", "ms", ""))
+    print(row("CommitteeAu20 energy+forces, one call", "committee_call_ms", "ms", ""))
+    print(row("  sum of its members' calls (above)", "members_call_ms", "ms", ""))
+    print(row("  committee / members", "committee_over_members", "x", "target <= 1.1"))
+    print(row("SchNetPack SpkCalculator energy+forces", "spk_call_ms", "ms", ""))
+    print(row("SpkCalculator get_forces + get_potential_energy", "spk_md_step_ms", "ms", ""))
+    print(row("per-call ratio SpkCalculator / one network", "spk_over_schnet", "x", "target >= 3"))
     if spk_note:
-        report(spk_note)
+        print(spk_note)
     engine = (
         "the NumPy path, one thread"
         if schnet.model.numpy_path is not None
         else f"chunks on {torch.get_num_threads()} threads of one torch thread each"
     )
-    report(
+    print(
         f"SchNetModel.predict: {engine}; "
         f"CPUs {os.cpu_count()}, "
         "1-min load average "
@@ -350,49 +347,21 @@ def main() -> None:
         help="folder that receives the docs page speed.md and its speed.json (docs/benchmarks)",
     )
     args = parser.parse_args()
-    lines: list[str] = []
-
-    def report(line: str) -> None:
-        print(line)
-        lines.append(line)
-
-    figures = run(
-        args.schnet,
-        args.krr,
-        args.committee,
-        args.xtb_delta,
-        args.calls,
-        args.batch,
-        not args.no_schnetpack,
-        report,
-    )
+    with recording() as printed:
+        figures = run(
+            args.schnet,
+            args.krr,
+            args.committee,
+            args.xtb_delta,
+            args.calls,
+            args.batch,
+            not args.no_schnetpack,
+        )
     if args.report is not None:
-        write_report(args.report, lines, figures)
+        publish_printed(
+            args.report, "speed", "Calculator speed", __doc__, printed.getvalue(), figures
+        )
         print(f"report written to {args.report}/speed.md and speed.json")
-
-
-def write_report(folder: Path, lines: list[str], figures: dict[str, float]) -> None:
-    """The docs page of a run (``speed.md``: its printed table) and its figures (JSON)."""
-    page = [
-        "# Calculator speed",
-        "",
-        "One energy+forces call on Au20 (median over fresh geometries) and batched",
-        "throughput of the shipped calculators on the CPU, with the targets beside them;",
-        "written by `python benchmarks/calculator_speed.py --report docs/benchmarks`,",
-        "figures in `speed.json` beside this page."
-        + (
-            " SchNetPack's side of the comparison is n/a in this run (`--no-schnetpack`; "
-            "`make bench` installs it)."
-            if math.isnan(figures.get("spk_call_ms", math.nan))
-            else ""
-        ),
-        "",
-        "```text",
-        *lines,
-        "```",
-        "",
-    ]
-    publish(folder, "speed", figures, page)
 
 
 if __name__ == "__main__":
