@@ -3,10 +3,13 @@
 Families of structures the workflows visit, each labelled by the reference: the fixed test
 isomers (never trained on); those isomers rattled at σ = 0.03, 0.06 and 0.1 Å per
 coordinate; Langevin MD with the reference at 300, 600 and 1000 K from test isomers; the
-minima of a random-start multistart search with each model. For every shipped model:
-energy MAE, force MAE, 90 % interval coverage and width (each family's intervals are those
-its workflow asks for: the model's quantiles of that corpus family where it has them, see
-``calculators.base.intervals_for``), in-domain share per family; the
+minima of a random-start multistart search with each model; and unphysical clusters
+(collapsed, torn, expanded, gas-like, chains, pancakes made from test isomers), which the
+domain verdict should flag. For every shipped model: energy MAE, force MAE, 90 % interval
+coverage and width (each family's intervals are those its workflow asks for: the model's
+quantiles of that corpus family where it has them, see ``calculators.base.intervals_for``),
+in-domain share per family, and the verdict's precision and recall against the structures
+whose reference error exceeds three widths of their calibrated interval; the
 harmonic frequencies of the relaxed Td pyramid and sensitivity's global K (mean |ΔE| of
 σ = 0.01 Å perturbations), each against the reference's own.
 
@@ -34,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from ase_au20.calculators.base import intervals_for
 from ase_au20.database import load_rows
+from ase_au20.geometry.unphysical_clusters import KINDS, unphysical_corpus
 from ase_au20.paths import PRETRAINED_DIR, data_dir
 from ase_au20.workflows.reference_check import ReferenceLabels, score_family
 from ase_au20.workflows.search import SearchSettings, global_search
@@ -55,10 +59,11 @@ class Budget:
     md_starts: int  # trajectories per temperature
     md_frames: int  # frames kept per trajectory
     search_starts: int  # random starts per model (xtb-delta: a third, for its cost)
+    unphysical: int  # per kind of unphysical cluster
 
 
-FULL = Budget(isomers=155, rattled=40, md_starts=6, md_frames=10, search_starts=30)
-QUICK = Budget(isomers=30, rattled=10, md_starts=1, md_frames=8, search_starts=3)
+FULL = Budget(isomers=155, rattled=40, md_starts=6, md_frames=10, search_starts=30, unphysical=10)
+QUICK = Budget(isomers=30, rattled=10, md_starts=1, md_frames=8, search_starts=3, unphysical=2)
 
 
 def rattled(isomers: list[Atoms], sigma: float, n: int, seed: int) -> list[Atoms]:
@@ -127,7 +132,9 @@ def global_k(atoms: Atoms, calc: Calculator) -> float:
 def calibration_family(name: str) -> str:
     """The corpus family whose conformal quantiles a benchmark family's intervals take, as
     the workflow that visits it asks for them (a model without them uses its pooled ones)."""
-    return {"test": "isomer", "rattled": "rattle", "MD": "md"}[name.split()[0]]
+    return {"test": "isomer", "rattled": "rattle", "MD": "md", "unphysical": "isomer"}[
+        name.split()[0]
+    ]
 
 
 def load_calculators(specs: tuple[str, ...]) -> dict[str, Calculator]:
@@ -145,9 +152,11 @@ def load_calculators(specs: tuple[str, ...]) -> dict[str, Calculator]:
 
 def domain_precision_recall(families: list[Any]) -> dict[str, float]:
     """How well the out-of-domain verdict flags the structures whose reference error exceeds
-    three interval widths, over every family: precision, recall and the counts."""
+    three widths of their calibrated interval (before its growth outside the domain, which
+    would hide the very errors the verdict is for), over every family: precision, recall
+    and the counts."""
     error = np.concatenate([np.abs(f.model_energy - f.reference_energy) for f in families])
-    width = np.concatenate([2 * f.half_width for f in families])
+    width = np.concatenate([2 * f.calibrated_half_width() for f in families])
     flagged = ~np.concatenate([np.asarray(f.in_domain, dtype=bool) for f in families])
     large = error > 3 * width
     hits = int((flagged & large).sum())
@@ -201,6 +210,8 @@ def main() -> None:
             families[f"MD {temperature} K"] = md_frames(
                 isomers, reference, temperature, budget, args.out
             )
+        corpus = unphysical_corpus(isomers, budget.unphysical, seed=0)
+        families[f"unphysical ({len(KINDS)} kinds)"] = [a for _, a in corpus]
         truth = {name: ReferenceLabels.of(reference, s) for name, s in families.items()}
         print(f"families built and labelled in {time.perf_counter() - clock:.0f} s")
 
@@ -277,7 +288,8 @@ def write_markdown(report: dict[str, Any], folder: Path) -> None:
         verdict = scores["domain verdict"]
         lines += [
             "",
-            f"Out-of-domain verdict against errors above three interval widths: "
+            "Out-of-domain verdict against reference errors above three widths of the "
+            "calibrated interval (before its growth outside the domain), every family: "
             f"{verdict['flagged']} flagged, {verdict['large_errors']} large errors of "
             f"{verdict['n']}; precision {verdict['precision']:.2f}, recall "
             f"{verdict['recall']:.2f}.",

@@ -10,9 +10,12 @@ twice the bond cutoff) lies from the nearest of a farthest-point sample of the t
 environments. The boundaries are the training extremes widened by fixed margins (the
 descriptor's: its largest leave-one-structure-out distance plus the sample's covering
 radius), chosen so that every DFTB1 isomer of the dataset and thermal (300 K) geometries of
-them stay inside. Everything is NumPy on stacked positions, so a batch costs little more
-than one call. The model's directory holds the fitted domain as ``domain.npz``, listed in
-its card.
+them stay inside. Corpus frames (rattles, MD, relaxation paths) widen the boundaries only
+with their central share: a frame beyond the FRAME_QUANTILE of any geometric quantity (a
+relaxation start still spread out, a hot frame losing an atom) does not define the domain,
+so a few such frames cannot open it to torn or expanded clusters. Everything is NumPy on
+stacked positions, so a batch costs little more than one call. The model's directory
+holds the fitted domain as ``domain.npz``, listed in its card.
 """
 
 from __future__ import annotations
@@ -53,6 +56,16 @@ ENVIRONMENT_CUTOFF = 2 * BOND_CUTOFF  # Å; farther neighbours count as at the c
 # an isomer of two distant pieces does not make every environment look "near"
 N_ENVIRONMENTS = 1500  # farthest-point sample of the training environments
 OUTSIDE_EXPONENT = 2.0  # energy_uncertainty × score² outside the domain
+FRAME_QUANTILE = 0.97  # corpus frames beyond this quantile of a geometric quantity are left out
+# which tail of each quantity is unusual (the side its check bounds)
+TAILS = {
+    "shortest_pair": "low",
+    "longest_neighbour": "high",
+    "mean_neighbour": "both",
+    "coordination": "low",
+    "pieces": "high",
+    "extent": "high",
+}
 
 
 @dataclass(frozen=True)
@@ -151,8 +164,10 @@ class Domain:
         return cls(limits, np.empty((0, N_NEIGHBOURS)))
 
     @classmethod
-    def fit(cls, structures: Sequence[Atoms]) -> Domain:
-        """Boundaries from the training ``structures`` widened by the module's margins."""
+    def fit(cls, structures: Sequence[Atoms], frames: Sequence[Atoms] = ()) -> Domain:
+        """Boundaries from the training ``structures`` (isomers: every one inside) and the
+        central share of the training ``frames`` (corpus frames, see ``central_frames``),
+        widened by the module's margins."""
         from ase_au20.models.krr.kernels import farthest_point_sample
 
         if len(structures) < 2:
@@ -161,6 +176,9 @@ class Domain:
                 "calibrated leaving one out)"
             )
         geo = _quantities(structures)
+        if len(frames):
+            framed = _quantities(frames)
+            geo += [framed[i] for i in np.flatnonzero(central_frames(framed))]
 
         def column(key: str) -> np.ndarray:
             return np.array([g[key] for g in geo])
@@ -250,6 +268,19 @@ class Domain:
         return cls(dict(zip(CHECKS, limits.tolist(), strict=True)), envs)
 
 
+def central_frames(quantities: list[dict[str, Any]]) -> np.ndarray:
+    """Mask of the frames inside the FRAME_QUANTILE of every geometric quantity, on the
+    tail (or tails) its check bounds: the frames allowed to widen a domain."""
+    keep = np.ones(len(quantities), dtype=bool)
+    for key, tail in TAILS.items():
+        values = np.array([q[key] for q in quantities], dtype=float)
+        if tail in ("high", "both"):
+            keep &= values <= np.quantile(values, FRAME_QUANTILE)
+        if tail in ("low", "both"):
+            keep &= values >= np.quantile(values, 1.0 - FRAME_QUANTILE)
+    return keep
+
+
 def _geometric_limits(column: Any) -> dict[str, float]:
     """The geometric boundaries from ``column(key)``, the training values of each quantity,
     widened by the module's margins."""
@@ -283,14 +314,15 @@ def attach_domain(
     structures: Sequence[Atoms],
     model: Any = None,
     geometric_only: bool = False,
+    frames: Sequence[Atoms] = (),
 ) -> Domain:
-    """Fit the domain of the model in ``directory`` on its training ``structures`` (with
-    ``geometric_only``, without the descriptor check: ``Domain.fit_geometry``), write
-    ``domain.npz`` and list it in the card (which is sealed again); a ``model`` saved there
-    gets the new card and the domain."""
+    """Fit the domain of the model in ``directory`` on its training ``structures`` and
+    corpus ``frames`` (``Domain.fit``; with ``geometric_only``, the structures' geometric
+    checks alone: ``Domain.fit_geometry``), write ``domain.npz`` and list it in the card
+    (which is sealed again); a ``model`` saved there gets the new card and the domain."""
     from ase_au20.models.card import file_sha256, read_card, write_card
 
-    domain = Domain.fit_geometry(structures) if geometric_only else Domain.fit(structures)
+    domain = Domain.fit_geometry(structures) if geometric_only else Domain.fit(structures, frames)
     path = domain.save(directory)
     card = read_card(directory)
     card.setdefault("files", {})[DOMAIN_NAME] = file_sha256(path)
@@ -304,6 +336,8 @@ def attach_domain(
         "checks": list(CHECKS),
         "limits": domain.limits,
         "n_training_structures": len(structures),
+        "n_training_frames": len(frames),
+        "frames_quantile": FRAME_QUANTILE,
         "descriptor": descriptor,
         "n_environments": int(len(domain.environments)),
         "outside_uncertainty": f"half-width × score^{OUTSIDE_EXPONENT:g}",

@@ -46,10 +46,12 @@ def finish(
     parts: CardParts,
     domain_structures: Sequence[Atoms],
     extra: CalibrationRows | None = None,
+    domain_frames: Sequence[Atoms] = (),
 ) -> dict[str, Any]:
     """Calibrate ``model`` on calib (and ``extra`` rows), score test, write its card (kept
     entries such as ``training`` stay), save it to ``out`` and fit the domain on
-    ``domain_structures``; returns the card's metrics."""
+    ``domain_structures`` and the central share of ``domain_frames`` (corpus frames);
+    returns the card's metrics."""
     db = connect(os.fspath(db_path))
     meta = training_metadata(db, db_path)
     calibrator, pairs, metrics = calibrate_and_score(
@@ -73,5 +75,5 @@ def finish(
     model.card = {**(getattr(model, "card", None) or {}), **card}
     model.card["dataset_hash"] = meta.get("dataset_hash", "")
     model.save(Path(out))
-    attach_domain(out, domain_structures, model)
+    attach_domain(out, domain_structures, model, frames=domain_frames)
     return metrics

@@ -21,6 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
+from ase_au20.models.domain import OUTSIDE_EXPONENT
 from ase_au20.workflows.any_calculator import predict_batch
 from ase_au20.workflows.inputs import read_structures
 
@@ -38,6 +39,15 @@ class FamilyScore:
     half_width: np.ndarray
     in_domain: np.ndarray
     force_errors: list[np.ndarray] = field(default_factory=list)  # (atoms, 3) each
+    domain_score: np.ndarray | None = None  # > 1 outside; None: the calculator gives none
+
+    def calibrated_half_width(self) -> np.ndarray:
+        """The half-width before the growth outside the domain (score²): the interval the
+        structure would get were it inside, against which the verdict is judged."""
+        if self.domain_score is None:
+            return self.half_width
+        score = np.asarray(self.domain_score, dtype=float)
+        return self.half_width / np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
 
     def metrics(self) -> dict[str, float]:
         """MAE/RMSE/max of energies (eV), MAE/RMSE of force components (eV/Å), interval
@@ -88,11 +98,10 @@ def score_family(
 ) -> FamilyScore:
     """Evaluate ``structures`` with ``calc`` (energy, forces, interval, verdict) against
     their reference labels ``truth``."""
-    wanted = (
-        ("energy", "forces", "in_domain") if _gives(calc, "in_domain") else ("energy", "forces")
-    )
-    model = predict_batch(calc, structures, wanted)
+    verdicts = ("in_domain", "domain_score") if _gives(calc, "in_domain") else ()
+    model = predict_batch(calc, structures, ("energy", "forces", *verdicts))
     verdict = model.get("in_domain", np.full(len(structures), np.nan))
+    score = model.get("domain_score")
     return FamilyScore(
         name=name,
         model_energy=np.asarray(model["energy"], dtype=float),
@@ -103,6 +112,7 @@ def score_family(
             np.asarray(f, dtype=float) - g
             for f, g in zip(model["forces"], truth.forces, strict=True)
         ],
+        domain_score=None if score is None else np.asarray(score, dtype=float),
     )
 
 

@@ -44,13 +44,41 @@ def test_thermal_geometries_are_inside(shipped_domain: Domain) -> None:
     assert shipped_domain.verdict(rattled).in_domain.mean() >= 0.98
 
 
-def test_every_unphysical_cluster_is_outside(shipped_domain: Domain, real_db: Path) -> None:
+@pytest.mark.parametrize("name", ["krr", "schnet"])
+def test_every_unphysical_cluster_is_outside(name: str, shipped_model, real_db: Path) -> None:
+    # the SchNet's domain is fitted on corpus frames too: their outliers must not open it
+    domain = load_model(shipped_model(name)).domain
     bases = load_rows(real_db, "test").atoms[:10]
     corpus = unphysical_corpus(bases, per_kind=10, seed=2)
-    verdict = shipped_domain.verdict([a for _, a in corpus])
+    verdict = domain.verdict([a for _, a in corpus])
     assert {k for k, _ in corpus} == set(KINDS)
     missed = [k for (k, _), inside in zip(corpus, verdict.in_domain, strict=True) if inside]
     assert not missed
+
+
+@pytest.mark.data
+def test_schnet_domain_keeps_every_isomer_inside(shipped_model, real_db: Path) -> None:
+    verdict = load_model(shipped_model("schnet")).domain.verdict(load_rows(real_db).atoms)
+    assert verdict.in_domain.all(), verdict.score.max()
+
+
+def test_outlying_frames_do_not_widen_the_domain() -> None:
+    from ase_au20.geometry.unphysical_clusters import gas_like
+
+    isomers = thermal_snapshots(au20_ground_state(), EMT(), 40)[::4]
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(200):
+        atoms = au20_ground_state()
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+        frames.append(gas_like(atoms, rng) if k == 0 else atoms)  # one gas-like frame in 200
+    gas = gas_like(au20_ground_state(), np.random.default_rng(9))
+    fitted = Domain.fit(isomers, frames)
+    assert fitted.limits["pieces"] == 1.5
+    assert not fitted.verdict([gas]).in_domain[0]
+    assert fitted.verdict(frames[1:]).in_domain.mean() >= 0.95
+    # as plain training structures, the same frames open the domain to a gas
+    assert Domain.fit([*isomers, *frames]).verdict([gas]).in_domain[0]
 
 
 def test_calculator_flags_a_collapsed_cluster_and_widens_its_interval(shipped_model) -> None:

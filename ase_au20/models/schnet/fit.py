@@ -90,6 +90,6 @@ def calibrate_and_save(
         metrics={"val": {"mae": float(np.mean([m["val_mae"] for m in members]))}},
     )
     seen = balanced_by_family(load_corpus(db, "train"), DOMAIN_FRAMES)
-    structures = [*train.atoms, *val.atoms, *map(seen.atoms, range(len(seen)))]
-    finish(model, db_path, out, parts, structures, extra)
+    frames = [seen.atoms(i) for i in range(len(seen))]
+    finish(model, db_path, out, parts, [*train.atoms, *val.atoms], extra, domain_frames=frames)
     return model
