@@ -125,7 +125,9 @@ def run_md(
 
     dyn.attach(record, interval=interval)
     try:
-        with intervals_for(calc, "md"):  # the interval calibrated on the corpus's MD frames
+        # the interval calibrated on the corpus's MD with the model (its own thermal
+        # geometries, not the reference's: a softer model wanders farther)
+        with intervals_for(calc, "active"):
             dyn.run(steps)
     finally:
         if writer is not None:
