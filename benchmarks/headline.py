@@ -28,8 +28,10 @@ def headline_text(report: dict[str, Any]) -> str:
     """A few sentences of the shipped SchNet's figures against the reference, from ``report``
     (the content of truth.json)."""
     scores = report["families"][HEADLINE_MODEL]
-    families = [n for n in scores if n != "domain verdict"]
+    # the families the workflows visit: not the verdict, not the unphysical clusters
+    families = [n for n in scores if n != "domain verdict" and not n.startswith("unphysical")]
     off = [n for n in families if n != "test isomers"]
+    unphysical = [n for n in scores if n.startswith("unphysical")]
     td = report["td"]
     k_ratio = td[HEADLINE_MODEL]["global_k"] / td["dftb"]["global_k"]
     energy_off = _span([scores[n]["energy_mae"] for n in off], 2)
@@ -42,6 +44,11 @@ def headline_text(report: dict[str, Any]) -> str:
         f"eV on rattled isomers, MD frames and search minima; force MAE {forces} eV/Å; 90 % "
         f"intervals cover {coverage} per family; global K at Td {k_ratio:.2f} of the "
         "reference's."
+        + "".join(
+            f" Its domain verdict flags {100 * (1 - scores[n]['in_domain']):.0f} % of the "
+            f"{n.split()[0]} clusters."
+            for n in unphysical
+        )
     )
 
 

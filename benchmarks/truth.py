@@ -39,7 +39,8 @@ from ase_au20.calculators.base import intervals_for
 from ase_au20.database import load_rows
 from ase_au20.geometry.unphysical_clusters import KINDS, unphysical_corpus
 from ase_au20.paths import PRETRAINED_DIR, data_dir
-from ase_au20.workflows.reference_check import ReferenceLabels, score_family
+from ase_au20.workflows.any_calculator import predict_batch
+from ase_au20.workflows.reference_check import FamilyScore, ReferenceLabels, score_family
 from ase_au20.workflows.search import SearchSettings, global_search
 from ase_au20.workflows.sensitivity import SensitivityConfig, run_sensitivity
 
@@ -169,6 +170,27 @@ def domain_precision_recall(families: list[Any]) -> dict[str, float]:
     }
 
 
+def score_evaluable(
+    calc: Calculator, name: str, structures: list[Atoms], truth: ReferenceLabels
+) -> tuple[FamilyScore, int]:
+    """``score_family`` on the structures ``calc`` gives a number for, and how many it
+    refused: a model whose physical baseline fails on a structure (xtb-delta's GFN1-xTB
+    SCF on a collapsed cluster) raises a ValueError for it, a verdict of its own."""
+    try:
+        return score_family(calc, name, structures, truth), 0
+    except ValueError:
+        keep = []
+        for k, atoms in enumerate(structures):
+            try:
+                predict_batch(calc, [atoms], ("energy",))
+            except ValueError:
+                continue
+            keep.append(k)
+        part = ReferenceLabels(truth.energy[keep], [truth.forces[k] for k in keep])
+        scored = score_family(calc, name, [structures[k] for k in keep], part)
+        return scored, len(structures) - len(keep)
+
+
 def misordered_close_pairs(predicted: np.ndarray, true: np.ndarray, gap: float = 0.5) -> float:
     """The share of isomer pairs closer than ``gap`` eV in the reference that a model orders
     the other way round."""
@@ -218,10 +240,16 @@ def main() -> None:
         table: dict[str, dict[str, Any]] = {}
         for model, calc in calcs.items():
             scored = {}
+            refused = {}
             for name, structures in families.items():
                 with intervals_for(calc, calibration_family(name)):
-                    scored[name] = score_family(calc, name, structures, truth[name])
-            scores = {name: family.metrics() for name, family in scored.items()}
+                    scored[name], refused[name] = score_evaluable(
+                        calc, name, structures, truth[name]
+                    )
+            scores = {
+                name: {**family.metrics(), "refused": refused[name]}
+                for name, family in scored.items()
+            }
             scores["domain verdict"] = domain_precision_recall(list(scored.values()))
             first = scored["test isomers"]
             scores["test isomers"]["misordered_close_pairs"] = misordered_close_pairs(
@@ -294,6 +322,12 @@ def write_markdown(report: dict[str, Any], folder: Path) -> None:
             f"{verdict['n']}; precision {verdict['precision']:.2f}, recall "
             f"{verdict['recall']:.2f}.",
         ]
+        lines += [
+            f"\nRefused (an error instead of a number): {m['refused']} of "
+            f"{m['n'] + m['refused']} {name}."
+            for name, m in scores.items()
+            if m.get("refused")
+        ]
         wrong = scores["test isomers"].get("misordered_close_pairs", float("nan"))
         lines += ["", f"Test isomer pairs closer than 0.5 eV, ordered wrongly: {wrong:.1%}.", ""]
     td = report["td"]
@@ -325,7 +359,7 @@ def print_report(report: dict[str, Any]) -> None:
     print("mean interval width (eV), in-domain share")
     for model, scores in report["families"].items():
         print(f"\n{model}")
-        head = f"  {'family':<20}{'n':>5}{'E MAE':>8}{'F MAE':>8}{'cover':>7}{'width':>7}"
+        head = f"  {'family':<20}{'n':>5}{'E MAE':>8}{'F MAE':>8}{'cover':>7}{'width':>9}"
         print(head + f"{'in dom.':>8}")
         for name, m in scores.items():
             if name == "domain verdict":
@@ -337,8 +371,11 @@ def print_report(report: dict[str, Any]) -> None:
                 continue
             print(
                 f"  {name:<20}{m['n']:>5}{m['energy_mae']:>8.3f}{m['force_mae']:>8.3f}"
-                f"{m['coverage']:>7.2f}{m['mean_width']:>7.2f}{m['in_domain']:>8.2f}"
+                f"{m['coverage']:>7.2f}{m['mean_width']:>9.2f}{m['in_domain']:>8.2f}"
             )
+        for name, m in scores.items():
+            if m.get("refused"):
+                print(f"  refused (an error instead of a number): {m['refused']} {name}")
         wrong = scores["test isomers"].get("misordered_close_pairs", float("nan"))
         print(f"  test isomer pairs closer than 0.5 eV, ordered wrongly: {wrong:.1%}")
     td = report["td"]
