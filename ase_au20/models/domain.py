@@ -309,6 +309,14 @@ def outside_uncertainty(half_width: np.ndarray, score: np.ndarray) -> np.ndarray
     return np.asarray(half_width, dtype=float) * grow
 
 
+def inside_uncertainty(half_width: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The calibrated half-width behind ``outside_uncertainty``'s: the interval a structure
+    would get were it inside, against which the verdict itself is judged."""
+    score = np.asarray(score, dtype=float)
+    grow = np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
+    return np.asarray(half_width, dtype=float) / grow
+
+
 def attach_domain(
     directory: str | os.PathLike[str],
     structures: Sequence[Atoms],

@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm.auto import tqdm
 
-from ase_au20.models.domain import OUTSIDE_EXPONENT
+from ase_au20.models.domain import inside_uncertainty
 from ase_au20.workflows.any_calculator import predict_batch
 from ase_au20.workflows.inputs import read_structures
 
@@ -46,8 +46,7 @@ class FamilyScore:
         structure would get were it inside, against which the verdict is judged."""
         if self.domain_score is None:
             return self.half_width
-        score = np.asarray(self.domain_score, dtype=float)
-        return self.half_width / np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
+        return inside_uncertainty(self.half_width, self.domain_score)
 
     def metrics(self) -> dict[str, float]:
         """MAE/RMSE/max of energies (eV), MAE/RMSE of force components (eV/Å), interval

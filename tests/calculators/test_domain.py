@@ -163,3 +163,12 @@ def test_charges_and_magnetic_moments_are_not_ignored_silently(shipped_model):
     atoms.calc = KRRAu20(shipped_model("krr"))
     with pytest.warns(UserWarning, match="charges or magnetic moments are ignored"):
         atoms.get_potential_energy()
+
+
+def test_the_calibrated_interval_is_recovered_from_the_grown_one() -> None:
+    from ase_au20.models.domain import inside_uncertainty, outside_uncertainty
+
+    half, score = np.array([0.4, 0.4, 0.4]), np.array([0.5, 1.0, 3.0])
+    grown = outside_uncertainty(half, score)
+    np.testing.assert_allclose(grown, [0.4, 0.4, 3.6])
+    np.testing.assert_allclose(inside_uncertainty(grown, score), half)
