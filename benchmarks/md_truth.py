@@ -47,15 +47,15 @@ def thermal_audit(calc: Any, reference: Any, starts: list[Atoms], args: argparse
             )
             audits.append(audit_frames(path, reference, 1))
             outside.append(result.trust.arrays()["in_domain"] == 0.0)
-        covered = [np.abs(a["error"]) <= a["energy_uncertainty"] for a in audits]
+        covered = [a["covered"] for a in audits]
         error = np.abs(np.concatenate([a["error"] for a in audits]))
         half = np.concatenate([a["energy_uncertainty"] for a in audits])
         flagged = np.concatenate(outside)
         large = error > 3 * (2 * half)  # three interval widths
         low, high = trajectory_range(covered)
-        rows[f"{temperature} K"] = {
+        row = rows[f"{temperature} K"] = {
             "frames": int(len(error)),
-            "coverage": float(np.mean(error <= half)),
+            "coverage": float(np.concatenate(covered).mean()),
             "coverage_range": [low, high],
             "mean_width": float(np.mean(2 * half)),
             "energy_mae": float(error.mean()),
@@ -66,10 +66,10 @@ def thermal_audit(calc: Any, reference: Any, starts: list[Atoms], args: argparse
             "recall": float(flagged[large].mean()) if large.any() else float("nan"),
         }
         print(
-            f"{temperature:>5} K  {len(error)} frames  coverage {np.mean(error <= half):.2f}"
+            f"{temperature:>5} K  {row['frames']} frames  coverage {row['coverage']:.2f}"
             f" ({low:.2f}–{high:.2f} over resampled runs)"
-            f"  width {np.mean(2 * half):.2f} eV  energy MAE {error.mean():.3f} eV  "
-            f"flagged {int(flagged.sum())}, large errors {int(large.sum())}",
+            f"  width {row['mean_width']:.2f} eV  energy MAE {row['energy_mae']:.3f} eV  "
+            f"flagged {row['flagged']}, large errors {row['large_errors']}",
             flush=True,
         )
     return rows

@@ -302,19 +302,21 @@ def with_domain(model: Any, directory: str | os.PathLike[str]) -> Any:
     return model
 
 
+def _growth(score: np.ndarray) -> np.ndarray:
+    """The factor an interval grows by: score² outside the domain, 1 inside."""
+    score = np.asarray(score, dtype=float)
+    return np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
+
+
 def outside_uncertainty(half_width: np.ndarray, score: np.ndarray) -> np.ndarray:
     """The interval half-width, grown by score² where the structure is outside the domain."""
-    score = np.asarray(score, dtype=float)
-    grow = np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
-    return np.asarray(half_width, dtype=float) * grow
+    return np.asarray(half_width, dtype=float) * _growth(score)
 
 
 def inside_uncertainty(half_width: np.ndarray, score: np.ndarray) -> np.ndarray:
     """The calibrated half-width behind ``outside_uncertainty``'s: the interval a structure
     would get were it inside, against which the verdict itself is judged."""
-    score = np.asarray(score, dtype=float)
-    grow = np.where(score > 1.0, score**OUTSIDE_EXPONENT, 1.0)
-    return np.asarray(half_width, dtype=float) / grow
+    return np.asarray(half_width, dtype=float) / _growth(score)
 
 
 def attach_domain(
